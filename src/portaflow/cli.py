@@ -1,0 +1,252 @@
+"""The `portaflow` command: run, render, plan, validate, sites, schema.
+
+Exit codes: 0 done, 1 a step failed, 2 bad input (nothing submitted), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import traceback
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from portaflow import __version__
+from portaflow.errors import InputError, PortaflowError
+from portaflow.spec.loading import (
+    LoadedSite, load_any, load_site, load_workflow, parse_assignments, parse_value, site_search_path,
+)
+
+console = Console(highlight=False, soft_wrap=True)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+site_option = click.option("--site", "-s", default="local", show_default=True, help="site profile: a name or a YAML file")
+site_set_option = click.option("--site-set", multiple=True, metavar="KEY=VALUE", help="override a site value (e.g. account=abc123); repeatable")
+engine_option = click.option("--engine", "-e", type=click.Choice(["parsl", "snakemake"]), default="parsl", show_default=True)
+param_option = click.option("--param", "-p", "params", multiple=True, metavar="KEY=VALUE", help="set a workflow parameter; repeatable")
+params_file_option = click.option("--params-file", type=click.Path(dir_okay=False), help="YAML file of parameter values")
+
+
+class PortaflowGroup(click.Group):
+    """Turns portaflow's errors into messages and exit codes instead of tracebacks."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        debug = "--debug" in sys.argv
+        try:
+            return super().invoke(ctx)
+        except PortaflowError as exc:
+            if debug:
+                traceback.print_exc()
+            err_console.print(f"[bold red]error:[/bold red] {exc}", markup=True, soft_wrap=True) if "[" not in str(exc) else err_console.print("error: " + str(exc), markup=False, soft_wrap=True)
+            ctx.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            err_console.print("interrupted: jobs cancelled, partial outputs removed")
+            ctx.exit(130)
+
+
+@click.group(cls=PortaflowGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="portaflow")
+@click.option("--debug", is_flag=True, help="show tracebacks")
+def cli(debug: bool) -> None:
+    """portaflow: one workflow description, compiled to Parsl or Snakemake, for any site."""
+
+
+def _params(params: tuple[str, ...], params_file: str | None) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    if params_file:
+        from portaflow.spec.yamlfile import read_yaml, to_plain
+
+        values.update(to_plain(read_yaml(params_file).data))
+    values.update({k: parse_value(v) for k, v in parse_assignments(params, "--param").items()})
+    return values
+
+
+def _load(workflow: str, site: str, site_set: tuple[str, ...], params: tuple[str, ...], params_file: str | None):
+    from portaflow.plan import make_plan
+    from portaflow.schedulers import scheduler_for
+
+    loaded_wf = load_workflow(workflow)
+    loaded_site = load_site(site, parse_assignments(site_set, "--site-set"))
+    scheduler_for(loaded_site.site.scheduler)(loaded_site).check()
+    plan = make_plan(loaded_wf.workflow, loaded_site.site, _params(params, params_file))
+    return loaded_wf, loaded_site, plan
+
+
+@cli.command()
+@click.argument("workflow", type=click.Path())
+@site_option
+@site_set_option
+@engine_option
+@param_option
+@params_file_option
+@click.option("--workdir", "-w", type=click.Path(file_okay=False), help="where outputs go (default: work/<workflow>)")
+@click.option("--dry-run", "-n", is_flag=True, help="show what would run; submit nothing")
+def run(workflow: str, site: str, site_set: tuple[str, ...], engine: str, params: tuple[str, ...], params_file: str | None, workdir: str | None, dry_run: bool) -> None:
+    """Run WORKFLOW on a site with an engine; only stale tasks run."""
+    from portaflow import driver
+    from portaflow.engines.state import StateStore, signatures, stale_tasks
+
+    _, loaded_site, plan = _load(workflow, site, site_set, params, params_file)
+    wd = Path(workdir) if workdir else driver.default_workdir(plan, loaded_site)
+    if dry_run:
+        from portaflow.preflight import preflight
+
+        preflight(plan, loaded_site.site, wd.resolve(), check_scheduler=False)
+        todo = stale_tasks(plan, StateStore(wd.resolve()), signatures(plan, wd.resolve(), driver._extra_signature(plan, loaded_site)))
+        _plan_table(plan, loaded_site, {t.id for t in todo})
+        console.print(f"dry run: {len(todo)} of {len(plan.tasks)} task(s) would run on {loaded_site.site.name} with {engine}")
+        return
+    err_console.print(f"portaflow {plan.workflow}: {len(plan.tasks)} task(s) on site {loaded_site.site.name} with {engine}; work directory {wd}")
+    result = driver.run(plan, loaded_site, engine, wd)
+    _summary(result)
+    if not result.ok:
+        sys.exit(1)
+
+
+def _summary(result: Any) -> None:
+    if not result.ran:
+        console.print("nothing to do: every output is up to date")
+    status = "[red]FAILED[/red]" if result.failed else "[green]succeeded[/green]"
+    console.print(f"run {result.run_id} {status}: {len(result.ran)} task(s) run, {len(result.skipped)} up to date, {len(result.failed)} failed")
+    for task_id, outcome in result.failed.items():
+        console.print(f"  [red]failed[/red] {task_id}: {outcome.message}  (log: {result.run_dir / 'logs' / (task_id + '.log')})")
+    console.print(f"outputs:  {result.workdir}")
+    console.print(f"manifest: {result.run_dir / 'manifest.json'}")
+
+
+@cli.command()
+@click.argument("workflow", type=click.Path())
+@site_option
+@site_set_option
+@engine_option
+@param_option
+@params_file_option
+@click.option("--output", "-o", "out", required=True, type=click.Path(file_okay=False), help="directory for the rendered files")
+@click.option("--workdir", "-w", type=click.Path(file_okay=False), help="work directory the rendered files refer to")
+def render(workflow: str, site: str, site_set: tuple[str, ...], engine: str, params: tuple[str, ...], params_file: str | None, out: str, workdir: str | None) -> None:
+    """Write exactly what would be submitted, without running anything."""
+    from portaflow import driver
+    from portaflow.engines import engine_for
+    from portaflow.engines.base import RunContext
+
+    _, loaded_site, plan = _load(workflow, site, site_set, params, params_file)
+    out_dir = Path(out)
+    wd = Path(workdir) if workdir else driver.default_workdir(plan, loaded_site)
+    ctx = RunContext(plan, loaded_site, wd.resolve(), out_dir.resolve(), plan.tasks, run_id="render")
+    files = engine_for(engine).render(ctx, out_dir)
+    for f in files:
+        console.print(str(f))
+
+
+@cli.command("plan")
+@click.argument("workflow", type=click.Path())
+@site_option
+@site_set_option
+@param_option
+@params_file_option
+@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+def plan_cmd(workflow: str, site: str, site_set: tuple[str, ...], params: tuple[str, ...], params_file: str | None, as_json: bool) -> None:
+    """Show the tasks: step -> partition, resources, container, job options."""
+    _, loaded_site, plan = _load(workflow, site, site_set, params, params_file)
+    if as_json:
+        console.print_json(json.dumps([_task_json(t) for t in plan.tasks]))
+        return
+    _plan_table(plan, loaded_site, None)
+
+
+def _task_json(task: Any) -> dict[str, Any]:
+    r = task.resources
+    return {"id": task.id, "step": task.step, "partition": task.partition, "cores": r.cores, "memory_mib": r.memory_mib,
+            "walltime_s": r.walltime_s, "gpus": r.gpus, "container": task.container, "depends": list(task.depends)}
+
+
+def _plan_table(plan: Any, loaded: LoadedSite, to_run: set[str] | None) -> None:
+    from portaflow.schedulers import scheduler_for
+    from portaflow.units import format_walltime
+
+    scheduler = scheduler_for(loaded.site.scheduler)(loaded)
+    table = Table(title=f"{plan.workflow} on {loaded.site.name} ({loaded.site.scheduler}): {len(plan.tasks)} task(s)")
+    for col in ("task", "partition", "cores", "memory", "walltime", "gpus", "container", "job options"):
+        table.add_column(col)
+    if to_run is not None:
+        table.add_column("will run")
+    for t in plan.tasks:
+        r = t.resources
+        row = [t.display, t.partition, str(r.cores), f"{r.memory_mib} MiB", format_walltime(r.walltime_s),
+               str(r.gpus) + (f" ({r.gpu_model})" if r.gpu_model else ""), t.container or "-",
+               " ".join(scheduler.directives(r, t.partition)) or "-"]
+        if to_run is not None:
+            row.append("yes" if t.id in to_run else "up to date")
+        table.add_row(*row)
+    console.print(table)
+
+
+@cli.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path())
+def validate(files: tuple[str, ...]) -> None:
+    """Check workflow and site profile files; report every problem with its location."""
+    from portaflow.errors import SpecError
+    from portaflow.schedulers import scheduler_for
+
+    problems: list[str] = []
+    for name in files:
+        try:
+            loaded = load_any(name)
+            if isinstance(loaded, LoadedSite):
+                scheduler_for(loaded.site.scheduler)(loaded).check()
+                console.print(f"{name}: ok (site profile {loaded.site.name}, scheduler {loaded.site.scheduler})")
+            else:
+                from portaflow.plan.planner import _scatter_values
+
+                _scatter_values(loaded.workflow, dict(loaded.workflow.parameters))
+                console.print(f"{name}: ok (workflow {loaded.workflow.name}, {len(loaded.workflow.steps)} steps)")
+        except SpecError as exc:
+            problems.extend(str(p) for p in exc.problems)
+        except InputError as exc:
+            problems.append(f"{name}: {exc}")
+    if problems:
+        raise InputError(f"{len(problems)} problem(s):\n" + "\n".join(problems))
+
+
+@cli.command()
+def sites() -> None:
+    """List shipped and user site profiles."""
+    table = Table(title="site profiles")
+    for col in ("name", "scheduler", "description", "file"):
+        table.add_column(col)
+    seen: set[str] = set()
+    for directory in site_search_path():
+        if not directory.is_dir():
+            continue
+        for path in sorted(directory.glob("*.y*ml")):
+            if path.stem in seen:
+                continue
+            seen.add(path.stem)
+            try:
+                site = load_site(str(path), environ={}).site
+                table.add_row(site.name, site.scheduler, (site.description + (" [example]" if site.example else "")).strip(), str(path))
+            except PortaflowError as exc:
+                table.add_row(path.stem, "?", f"invalid: {str(exc).splitlines()[0]}", str(path))
+    console.print(table)
+
+
+@cli.command()
+@click.argument("kind", type=click.Choice(["workflow", "site"]))
+def schema(kind: str) -> None:
+    """Print the JSON Schema of workflow or site files (for editors)."""
+    from portaflow.spec import SiteProfile, Workflow
+
+    model = Workflow if kind == "workflow" else SiteProfile
+    click.echo(json.dumps(model.model_json_schema(), indent=2))
+
+
+def main() -> None:
+    cli(prog_name="portaflow")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,178 @@
+"""A whole run: preflight, choose stale tasks, hand them to an engine, record, write the manifest.
+
+Both engines share this, so staleness, failure clean-up, the run directory and the manifest are
+the same whichever engine runs the tasks.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import platform
+import secrets
+import signal
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from portaflow.containers import container_call
+from portaflow.engines import engine_for
+from portaflow.engines.base import RunContext, TaskOutcome
+from portaflow.engines.parsl_engine import remove_outputs
+from portaflow.engines.state import StateStore, signatures, stale_tasks
+from portaflow.plan.model import Plan, Task
+from portaflow.preflight import preflight
+from portaflow.progress import Progress
+from portaflow.spec.loading import LoadedSite
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    run_dir: Path
+    workdir: Path
+    ran: list[str]
+    skipped: list[str]
+    failed: dict[str, TaskOutcome] = field(default_factory=dict)
+    manifest: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+
+def default_workdir(plan: Plan, loaded: LoadedSite) -> Path:
+    base = loaded.site.storage.work_dir
+    return Path(os.path.expandvars(base)) / plan.workflow if base else Path("work") / plan.workflow
+
+
+def new_run_dir(workdir: Path, engine: str) -> tuple[str, Path]:
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    run_id = f"{stamp}-{engine}-{secrets.token_hex(2)}"
+    run_dir = workdir / ".portaflow" / "runs" / run_id
+    run_dir.mkdir(parents=True)
+    latest = run_dir.parent / "latest"
+    if latest.is_symlink() or latest.exists():
+        latest.unlink()
+    latest.symlink_to(run_id)
+    return run_id, run_dir
+
+
+def _extra_signature(plan: Plan, loaded: LoadedSite) -> dict[str, str]:
+    """What else decides a task's outputs besides its command: the image, the site's environment."""
+    site = loaded.site
+    out = {}
+    for task in plan.tasks:
+        call = container_call(site, task.container)
+        out[task.id] = json.dumps({"image": call.image if call else None, "env": site.environment.env}, sort_keys=True)
+    return out
+
+
+def run(plan: Plan, loaded: LoadedSite, engine_name: str, workdir: Path | None = None, quiet: bool = False) -> RunResult:
+    """Run the plan's stale tasks on one engine. KeyboardInterrupt propagates after clean-up."""
+    workdir = (workdir or default_workdir(plan, loaded)).resolve()
+    workdir.mkdir(parents=True, exist_ok=True)
+    preflight(plan, loaded.site, workdir)
+    store = StateStore(workdir)
+    sigs = signatures(plan, workdir, _extra_signature(plan, loaded))
+    todo = stale_tasks(plan, store, sigs)
+    todo_ids = {t.id for t in todo}
+    engine = engine_for(engine_name)
+    run_id, run_dir = new_run_dir(workdir, engine_name)
+    _write_run_inputs(run_dir, plan, loaded)
+    progress = Progress(len(todo))
+    ctx = RunContext(plan, loaded, workdir, run_dir, todo, run_id=run_id, on_event=progress.event if not quiet else (lambda *a: None))
+    for task in todo:  # a rerun starts from nothing: no stale file may pass for a fresh one
+        store.forget(task.id)
+        remove_outputs(workdir, task)
+        for out in task.outputs.values():
+            (workdir / out.path).parent.mkdir(parents=True, exist_ok=True)
+    outcomes: dict[str, TaskOutcome] = {}
+    if todo:
+        engine.render(ctx, run_dir / "rendered")
+        previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+        try:
+            outcomes = engine.execute(ctx)
+        except KeyboardInterrupt:
+            _clean_unfinished(ctx, todo, outcomes)
+            _write_manifest(run_dir, plan, loaded, engine_name, run_id, workdir, store, todo_ids, outcomes, status="interrupted")
+            raise
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+    failed = {}
+    for task in todo:
+        outcome = outcomes.get(task.id) or TaskOutcome(task.id, False, message="no outcome reported")
+        if outcome.ok and all((workdir / p).exists() for p in task.output_paths()):
+            store.write(task, sigs[task.id])
+        else:
+            remove_outputs(workdir, task)
+            failed[task.id] = outcome
+    manifest = _write_manifest(run_dir, plan, loaded, engine_name, run_id, workdir, store, todo_ids, outcomes,
+                               status="failed" if failed else "succeeded")
+    return RunResult(run_id, run_dir, workdir, [t.id for t in todo], [t.id for t in plan.tasks if t.id not in todo_ids], failed, manifest)
+
+
+def _raise_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def _clean_unfinished(ctx: RunContext, todo: list[Task], outcomes: dict[str, TaskOutcome]) -> None:
+    for task in todo:
+        outcome = outcomes.get(task.id)
+        if outcome is None or not outcome.ok:
+            remove_outputs(ctx.workdir, task)
+
+
+def _write_run_inputs(run_dir: Path, plan: Plan, loaded: LoadedSite) -> None:
+    site_data = loaded.site.model_dump(mode="json")
+    (run_dir / "site.yaml").write_text(
+        f"# effective site profile (from {loaded.path}" + (f", user overrides {loaded.overrides}" if loaded.overrides else "") + ")\n"
+        + yaml.safe_dump(site_data, sort_keys=False)
+    )
+    (run_dir / "parameters.json").write_text(json.dumps(plan.parameters, indent=2, sort_keys=True) + "\n")
+
+
+def tool_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for name in ("portaflow", "parsl", "snakemake", "snakemake-executor-plugin-slurm", "dask", "distributed"):
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return versions
+
+
+def _write_manifest(run_dir: Path, plan: Plan, loaded: LoadedSite, engine: str, run_id: str, workdir: Path,
+                    store: StateStore, todo_ids: set[str], outcomes: dict[str, TaskOutcome], status: str) -> dict[str, Any]:
+    """manifest.json: every output with its sha256, how each task ended, versions and images."""
+    tasks = {}
+    outputs = {}
+    for task in plan.tasks:
+        record = store.read(task.id)
+        if task.id in todo_ids:
+            outcome = outcomes.get(task.id)
+            state = "ran" if outcome and outcome.ok else ("failed" if outcome else "not run")
+        else:
+            state = "up to date"
+        tasks[task.id] = {"step": task.step, "display": task.display, "status": state}
+        if outcomes.get(task.id) and not outcomes[task.id].ok:
+            tasks[task.id]["error"] = outcomes[task.id].message
+        if record and state in ("ran", "up to date"):
+            for path, info in record["outputs"].items():
+                outputs[path] = {"sha256": info["sha256"], "task": task.id}
+    images = {}
+    for task in plan.tasks:
+        call = container_call(loaded.site, task.container)
+        if call:
+            images[task.container] = {"runtime": call.runtime, "image": call.image}
+    manifest = {
+        "run_id": run_id, "status": status, "workflow": plan.workflow, "site": plan.site, "scheduler": plan.scheduler,
+        "engine": engine, "workdir": str(workdir), "finished": dt.datetime.now().isoformat(timespec="seconds"),
+        "parameters": plan.parameters, "tasks": tasks, "outputs": outputs, "tools": tool_versions(), "containers": images,
+    }
+    (run_dir / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    return manifest

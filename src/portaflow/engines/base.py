@@ -1,0 +1,87 @@
+"""What every engine gets (a RunContext) and returns (one TaskOutcome per task)."""
+
+from __future__ import annotations
+
+import json
+import shlex
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from portaflow.containers import container_call, wrap
+from portaflow.plan.model import Plan, Task
+from portaflow.runtime.dask_cluster import ENV_VAR as DASK_ENV_VAR
+from portaflow.schedulers import Scheduler, scheduler_for
+from portaflow.spec.loading import LoadedSite
+
+
+@dataclass
+class TaskOutcome:
+    task_id: str
+    ok: bool
+    exit_code: int | None = None
+    job_id: str | None = None
+    message: str = ""
+
+
+@dataclass
+class RunContext:
+    """One run: the plan, the site, where things go, and which tasks the engine must run."""
+
+    plan: Plan
+    loaded_site: LoadedSite
+    workdir: Path
+    run_dir: Path
+    tasks: list[Task]
+    run_id: str = "render"
+    on_event: Callable[[str, Task, TaskOutcome | None], None] = field(default=lambda kind, task, outcome: None)
+
+    @property
+    def site(self):
+        return self.loaded_site.site
+
+    @property
+    def scheduler(self) -> Scheduler:
+        return scheduler_for(self.site.scheduler)(self.loaded_site)
+
+    def log_path(self, task: Task) -> Path:
+        return self.run_dir / "logs" / f"{task.id}.log"
+
+    def marker_path(self, task: Task) -> Path:
+        return self.run_dir / "done" / task.id
+
+    def shell_line(self, task: Task) -> str:
+        """The complete shell text that runs one task the same way under every engine.
+
+        Strict mode (-e, pipefail) for both engines; then the site's modules and worker_init;
+        environment variables (site's, step's, the Dask plan); the command, in a container if asked.
+        """
+        site = self.site
+        lines = ["set -eo pipefail", f"cd {shlex.quote(str(self.workdir))}"]
+        lines += [f"module load {shlex.quote(m)}" for m in site.environment.modules]
+        lines += list(site.environment.worker_init)
+        env = {**site.environment.env, **task.env}
+        if task.dask is not None:
+            env[DASK_ENV_VAR] = json.dumps(task.dask.__dict__ | {
+                "cpu_worker": task.dask.cpu_worker.__dict__ if task.dask.cpu_worker else None,
+                "gpu_worker": task.dask.gpu_worker.__dict__ if task.dask.gpu_worker else None,
+            }, sort_keys=True, separators=(",", ":"))
+        lines += [f"export {name}={shlex.quote(value)}" for name, value in env.items()]
+        call = container_call(site, task.container)
+        lines.append(wrap(task.command, call, site, str(self.workdir), task.resources.gpus, list(env)))
+        return "\n".join(lines)
+
+
+class Engine(ABC):
+    """Compile the chosen tasks into an engine's program; render it, or run it."""
+
+    name: str
+
+    @abstractmethod
+    def render(self, ctx: RunContext, out_dir: Path) -> list[Path]:
+        """Write what would be handed to the engine and the scheduler; return the files written."""
+
+    @abstractmethod
+    def execute(self, ctx: RunContext) -> dict[str, TaskOutcome]:
+        """Run ctx.tasks; every task gets an outcome. KeyboardInterrupt cancels everything."""

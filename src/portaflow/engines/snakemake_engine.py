@@ -1,0 +1,226 @@
+"""Snakemake: the plan becomes a Snakefile (one rule per task) plus a profile, run by Snakemake's CLI.
+
+Why one rule per task: portaflow has already decided which tasks are stale and filled every value
+(quoted) into each command, so the Snakefile holds exactly those jobs and `--forceall` runs them;
+Snakemake's dry-run job list is the plan's task list. Per-rule resources carry the site's request
+(for SLURM: slurm_partition, slurm_account, runtime, mem_mb or mem_mb_per_cpu, gres...).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from portaflow.engines.base import Engine, RunContext, TaskOutcome
+from portaflow.plan.model import Task
+
+_PROGRESS = re.compile(r"(\d+) of (\d+) steps \(\d+%\) done")
+
+
+def _escape_braces(text: str) -> str:
+    """Snakemake formats shell strings with str.format: double every brace so none is a field."""
+    return text.replace("{", "{{").replace("}", "}}")
+
+
+class SnakemakeEngine(Engine):
+    name = "snakemake"
+
+    # -- compiling -----------------------------------------------------------------------------
+    def snakefile(self, ctx: RunContext) -> str:
+        lines = [
+            "# Snakefile compiled by portaflow: one rule per task; do not edit (re-render instead).",
+            f"# workflow: {ctx.plan.workflow}   site: {ctx.site.name} ({ctx.site.scheduler})",
+            'shell.executable("/bin/bash")',
+            'shell.prefix("")  # portaflow writes its own strict-mode line into every rule',
+            "",
+            "localrules: portaflow_all",
+            "",
+            "rule portaflow_all:",
+            "    input:",
+        ]
+        lines += [f"        {p!r}," for t in ctx.tasks for p in t.output_paths()]
+        lines.append("")
+        for task in ctx.tasks:
+            lines += self._rule(ctx, task)
+        return "\n".join(lines) + "\n"
+
+    def _rule(self, ctx: RunContext, task: Task) -> list[str]:
+        out = [f"rule {task.id}:", f"    # {task.display}"]
+        if task.input_paths():
+            out.append("    input:")
+            out += [f"        {p!r}," for p in task.input_paths()]
+        out.append("    output:")
+        for o in task.outputs.values():
+            out.append(f"        directory({o.path!r})," if o.directory else f"        {o.path!r},")
+        out.append(f"    log: {str(ctx.log_path(task))!r}")
+        out.append(f"    threads: {task.resources.cores}")
+        resources = self.rule_resources(ctx, task)
+        if resources:
+            out.append("    resources:")
+            out += [f"        {k}={v!r}," for k, v in resources.items()]
+        if task.retries:
+            out.append(f"    retries: {task.retries}")
+        script = "\n".join([
+            f"exec >>{_q(str(ctx.log_path(task)))} 2>&1",
+            ctx.shell_line(task),
+            f"touch {_q(str(ctx.marker_path(task)))}",
+        ])
+        out.append(f"    shell: {_escape_braces(script)!r}")
+        out.append("")
+        return out
+
+    def rule_resources(self, ctx: RunContext, task: Task) -> dict[str, Any]:
+        """Per-rule resources in the names Snakemake and its executor plugins read."""
+        r = task.resources
+        res: dict[str, Any] = {"mem_mb": r.memory_mib, "runtime": max(1, -(-r.walltime_s // 60))}
+        if r.gpus:
+            res["gpu"] = r.gpus
+            if r.gpu_model:
+                res["gpu_model"] = r.gpu_model
+        if ctx.site.scheduler == "slurm":
+            res.update(self._slurm_resources(ctx, task))
+        return res
+
+    def _slurm_resources(self, ctx: RunContext, task: Task) -> dict[str, Any]:
+        """The SLURM plugin's resource names; anything it has no name for goes into slurm_extra."""
+        site = ctx.site
+        r = task.resources
+        res: dict[str, Any] = {"slurm_partition": task.partition, "cpus_per_task": r.cores, "nodes": r.nodes, "tasks": 1}
+        if site.account:
+            res["slurm_account"] = site.account
+        if site.memory_rule == "per_cpu":
+            res.pop("mem_mb", None)
+            res["mem_mb_per_cpu"] = -(-r.memory_mib // r.cores)
+        part_constraint = site.partitions[task.partition].constraint
+        constraints = [c for c in (site.constraint, part_constraint) if c]
+        if constraints:
+            res["constraint"] = "&".join(constraints)
+        extra = [d for d in ctx.scheduler.gpu_directives(r)]
+        if extra:
+            res.pop("gpu", None)
+            res.pop("gpu_model", None)
+        if site.qos:
+            extra.append(f"--qos={site.qos}")
+        if site.reservation:
+            extra.append(f"--reservation={site.reservation}")
+        extra += site.extra_directives
+        extra.append(f"--comment=portaflow:{ctx.run_id}")
+        res["slurm_extra"] = " ".join(extra)
+        return res
+
+    def profile(self, ctx: RunContext) -> dict[str, Any]:
+        """The Snakemake profile (config.yaml): executor, limits and polling etiquette from the site."""
+        site = ctx.site
+        cfg: dict[str, Any] = {
+            "keep-going": True,
+            "rerun-incomplete": True,
+            "latency-wait": site.snakemake.latency_wait,
+            "printshellcmds": False,
+            "show-failed-logs": False,
+        }
+        if site.scheduler == "local":
+            part = site.partitions[site.default_partition]
+            cfg["cores"] = part.cores_per_node
+            cfg["resources"] = [f"mem_mb={part.memory_per_node}"]
+        elif site.scheduler == "slurm":
+            cfg["executor"] = "slurm"
+            cfg["jobs"] = min(site.snakemake.jobs, site.polling.max_queued_jobs)
+            cfg["seconds-between-status-checks"] = site.polling.interval
+            if not site.account:
+                cfg["slurm-no-account"] = True
+            if site.polling.status_command != "auto":
+                cfg["slurm-status-command"] = site.polling.status_command
+        else:
+            raise NotImplementedError(f"Snakemake engine: scheduler {site.scheduler} is not supported yet")
+        return cfg
+
+    # -- rendering and running -----------------------------------------------------------------
+    def render(self, ctx: RunContext, out_dir: Path) -> list[Path]:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        snakefile = out_dir / "Snakefile"
+        snakefile.write_text(self.snakefile(ctx))
+        profile_dir = out_dir / "profile"
+        profile_dir.mkdir(exist_ok=True)
+        config = profile_dir / "config.yaml"
+        config.write_text(yaml.safe_dump(self.profile(ctx), sort_keys=True))
+        return [snakefile, config]
+
+    def command(self, ctx: RunContext, out_dir: Path, extra: list[str] | None = None) -> list[str]:
+        return [
+            sys.executable, "-m", "snakemake", "--snakefile", str(out_dir / "Snakefile"),
+            "--profile", str(out_dir / "profile"), "--directory", str(ctx.workdir), "--forceall", *(extra or []),
+        ]
+
+    def dry_run_jobs(self, ctx: RunContext, out_dir: Path) -> dict[str, int]:
+        """Snakemake's own dry-run job counts per rule (a test compares them with the plan)."""
+        self.render(ctx, out_dir)
+        result = subprocess.run(self.command(ctx, out_dir, ["--dry-run", "--quiet", "rules"]), capture_output=True, text=True, env=_env())
+        if result.returncode != 0:
+            raise RuntimeError(f"snakemake dry-run failed:\n{result.stdout}\n{result.stderr}")
+        counts: dict[str, int] = {}
+        for line in result.stdout.splitlines():
+            parts = line.split()
+            if len(parts) == 2 and parts[1].isdigit() and parts[0] not in ("job", "total"):
+                counts[parts[0]] = int(parts[1])
+        return counts
+
+    def execute(self, ctx: RunContext) -> dict[str, TaskOutcome]:
+        out_dir = ctx.run_dir / "snakemake"
+        self.render(ctx, out_dir)
+        (ctx.run_dir / "done").mkdir(parents=True, exist_ok=True)
+        (ctx.run_dir / "logs").mkdir(parents=True, exist_ok=True)
+        log_path = ctx.run_dir / "snakemake.log"
+        by_id = {t.id: t for t in ctx.tasks}
+        reported: set[str] = set()
+        with open(log_path, "w") as log:
+            proc = subprocess.Popen(self.command(ctx, out_dir), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_env(), start_new_session=True)
+            try:
+                assert proc.stdout is not None
+                for line in proc.stdout:
+                    log.write(line)
+                    log.flush()
+                    if _PROGRESS.search(line):
+                        self._report_new(ctx, by_id, reported)
+                proc.wait()
+            except KeyboardInterrupt:
+                # The SLURM plugin ignores SIGTERM; SIGINT makes Snakemake cancel its jobs and stop.
+                os.killpg(proc.pid, signal.SIGINT)
+                try:
+                    proc.wait(timeout=60)
+                except subprocess.TimeoutExpired:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                raise
+        self._report_new(ctx, by_id, reported)
+        outcomes = {}
+        for task in ctx.tasks:
+            if ctx.marker_path(task).exists():
+                outcomes[task.id] = TaskOutcome(task.id, True, 0)
+            else:
+                outcomes[task.id] = TaskOutcome(task.id, False, None, message=f"did not complete (see {log_path})")
+                ctx.on_event("finished", task, outcomes[task.id])
+        return outcomes
+
+    def _report_new(self, ctx: RunContext, by_id: dict[str, Task], reported: set[str]) -> None:
+        for task_id, task in by_id.items():
+            if task_id not in reported and ctx.marker_path(task).exists():
+                reported.add(task_id)
+                ctx.on_event("finished", task, TaskOutcome(task_id, True, 0))
+
+
+def _q(text: str) -> str:
+    import shlex
+
+    return shlex.quote(text)
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    return env

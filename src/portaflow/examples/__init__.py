@@ -1,0 +1,1 @@
+"""Callables for the small example workflows in workflows/examples/."""

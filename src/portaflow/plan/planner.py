@@ -1,0 +1,311 @@
+"""Make a plan: expand scatter, fill templates, derive the DAG, pick partitions."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+from collections import deque
+from typing import Any, Iterable, Mapping
+
+from portaflow.errors import InputError, PlanError
+from portaflow.plan.model import DaskPlan, OutputPlan, Plan, Task, TaskResources
+from portaflow.plan.partitions import choose_partition
+from portaflow.plan.templates import TemplateError, fields, render_arg, render_command, render_path
+from portaflow.spec.site import SiteProfile
+from portaflow.spec.workflow import Step, Workflow
+from portaflow.spec.yamlfile import did_you_mean
+
+CALL_ENTRY = "python3 -m portaflow.runtime.call"
+"""How python and dask steps run: a small entry point, so both engines run a plain shell command."""
+
+
+def resolve_parameters(workflow: Workflow, overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """Defaults with overrides applied; an override takes the type of the default it replaces."""
+    params = dict(workflow.parameters)
+    for key, value in overrides.items():
+        if key not in params:
+            hint = did_you_mean(key, list(params))
+            known = ", ".join(params) or "none"
+            raise InputError(f"unknown parameter {key!r} for workflow {workflow.name}" + (f"; {hint}" if hint else f" (parameters: {known})"))
+        params[key] = _coerce(key, value, params[key])
+    return params
+
+
+def _coerce(key: str, value: Any, default: Any) -> Any:
+    kind = type(default)
+    if isinstance(value, str) and kind is not str:
+        from portaflow.spec.loading import parse_value
+
+        value = parse_value(value)
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if kind is str and not isinstance(value, str):
+        return str(value)
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise InputError(f"parameter {key!r} expects {kind.__name__} (like its default {default!r}), found {value!r}")
+    return value
+
+
+def make_plan(workflow: Workflow, site: SiteProfile, parameters: Mapping[str, Any] | None = None) -> Plan:
+    """Workflow x site -> concrete tasks in dependency order. Raises PlanError/InputError, never does I/O."""
+    params = resolve_parameters(workflow, parameters or {})
+    scatter_values = _scatter_values(workflow, params)
+    tasks: list[Task] = []
+    for step_name, step in workflow.steps.items():
+        tasks.extend(_expand_step(step_name, step, params, scatter_values, site))
+    tasks, external = _wire(tasks)
+    return Plan(workflow.name, site.name, site.scheduler, params, tasks, external)
+
+
+def _scatter_values(workflow: Workflow, params: Mapping[str, Any]) -> dict[str, list[Any]]:
+    """Each scatter variable's values, fixed now (data-dependent fan-out is refused)."""
+    out: dict[str, list[Any]] = {}
+    owner: dict[str, str] = {}
+    for step_name, step in workflow.steps.items():
+        for var, spec in step.scatter.items():
+            where = f"steps.{step_name}.scatter.{var}"
+            if var in params:
+                raise PlanError(f"{where}: scatter variable {var!r} has the name of a parameter; choose another name")
+            values = _scatter_list(spec, params, where)
+            if var in out and out[var] != values:
+                raise PlanError(f"{where}: scatter variable {var!r} has other values in step {owner[var]}; use one list per variable")
+            out[var], owner[var] = values, step_name
+    return out
+
+
+def _scatter_list(spec: Any, params: Mapping[str, Any], where: str) -> list[Any]:
+    if isinstance(spec, list):
+        values = spec
+    elif isinstance(spec, str):
+        match = re.fullmatch(r"\{(\w+)\}", spec.strip())
+        if not match:
+            raise PlanError(
+                f"{where}: expected a list, '{{parameter}}' naming a list parameter, or {{range: N}}, found {spec!r}. "
+                "Fan-out lists are fixed when the plan is made: fan-out that depends on data (globs, files listing files) is not supported"
+            )
+        name = match.group(1)
+        if name not in params:
+            raise PlanError(f"{where}: unknown parameter {name!r}")
+        values = params[name]
+        if not isinstance(values, list):
+            raise PlanError(f"{where}: parameter {name!r} must be a list to scatter over, found {values!r}")
+    elif isinstance(spec, dict) and set(spec) == {"range"}:
+        bound = spec["range"]
+        if isinstance(bound, str):
+            bound = render_arg(bound, params)
+        bounds = bound if isinstance(bound, list) else [bound]
+        if not bounds or not all(isinstance(b, int) and not isinstance(b, bool) for b in bounds) or len(bounds) > 3:
+            raise PlanError(f"{where}: range expects N, [start, stop] or [start, stop, step] of integers, found {spec['range']!r}")
+        values = list(range(*bounds))
+    else:
+        raise PlanError(f"{where}: expected a list, '{{parameter}}' or {{range: N}}, found {spec!r}")
+    if not values:
+        raise PlanError(f"{where}: the fan-out is empty")
+    if len(set(map(json.dumps, values))) != len(values):
+        raise PlanError(f"{where}: the fan-out has repeated values")
+    return list(values)
+
+
+_SAFE = re.compile(r"[^A-Za-z0-9_]")
+
+
+def _task_ids(step_name: str, combo: Mapping[str, Any]) -> tuple[str, str]:
+    if not combo:
+        return step_name, step_name
+    display = step_name + "[" + ",".join(f"{k}={v}" for k, v in combo.items()) + "]"
+    safe = step_name + "__" + "__".join(f"{k}_{_SAFE.sub('_', str(v))}" for k, v in combo.items())
+    return safe, display
+
+
+def _expand_step(name: str, step: Step, params: Mapping[str, Any], scatter: Mapping[str, list[Any]], site: SiteProfile) -> Iterable[Task]:
+    own = list(step.scatter)
+    combos = [dict(zip(own, values)) for values in itertools.product(*(scatter[v] for v in own))] or [{}]
+    request = TaskResources(
+        cores=step.resources.cores,
+        memory_mib=step.resources.memory,
+        walltime_s=step.resources.walltime,
+        gpus=step.resources.gpus,
+        gpu_model=step.resources.gpu_model,
+        nodes=step.resources.nodes,
+    )
+    dask_plan = _dask_plan(name, step, site) if step.kind == "dask" else None
+    if dask_plan and dask_plan.mode in ("local", "in_allocation"):
+        request = _with_in_allocation_workers(request, dask_plan)
+    partition = choose_partition(site, request, f"step {name}")
+    seen_ids: set[str] = set()
+    for combo in combos:
+        values = {**params, **combo}
+        where = f"steps.{name}"
+        try:
+            inputs = {k: _expand_input(v, values, scatter, own) for k, v in step.inputs.items()}
+            outputs = {}
+            for key, spec in step.output_specs().items():
+                missing = [f for f in fields(spec.path) if f in scatter and f not in own]
+                if missing:
+                    raise PlanError(f"{where}.outputs.{key}: uses scatter variable {missing[0]!r}, which step {name} does not scatter over")
+                outputs[key] = OutputPlan(key, _normal(render_path(spec.path, values)), spec.directory, spec.compare)
+            command = _command(step, values, inputs, outputs)
+            env = {k: render_path(v, values) for k, v in step.env.items()}
+        except TemplateError as exc:
+            known = sorted([*params, *scatter])
+            unknown = re.search(r"\{(.+?)\}", str(exc))
+            hint = did_you_mean(unknown.group(1), known) if unknown else None
+            raise PlanError(f"{where}: {exc}" + (f"; {hint}" if hint else f" (known: parameters {', '.join(params) or 'none'}; scatter variables {', '.join(scatter) or 'none'})")) from None
+        task_id, display = _task_ids(name, combo)
+        if task_id in seen_ids:
+            task_id = f"{task_id}_{len(seen_ids)}"
+        seen_ids.add(task_id)
+        yield Task(
+            id=task_id, display=display, step=name, kind=step.kind, scatter=tuple(combo.items()),
+            inputs=inputs, outputs=outputs, command=command, resources=request, partition=partition,
+            container=step.container, env=env, retries=step.retries, depends=(), dask=dask_plan,
+        )
+
+
+def _normal(path: str) -> str:
+    """A path as it is compared for DAG edges: no './' prefix, no doubled or trailing slashes."""
+    if "\n" in path or "\0" in path:
+        raise PlanError(f"path {path!r} contains a newline or NUL")
+    parts = [p for p in path.split("/") if p not in ("", ".")]
+    normal = "/".join(parts)
+    return "/" + normal if path.startswith("/") else normal
+
+
+def _expand_input(template: str | list[str], values: Mapping[str, Any], scatter: Mapping[str, list[Any]], own: list[str]) -> str | tuple[str, ...]:
+    """A path, or a tuple of paths when the template gathers over another step's scatter variable."""
+    templates = [template] if isinstance(template, str) else template
+    out: list[str] = []
+    gathered = not isinstance(template, str)
+    for text in templates:
+        gather = [f for f in dict.fromkeys(fields(text)) if f in scatter and f not in own]
+        if not gather:
+            out.append(_normal(render_path(text, values)))
+            continue
+        gathered = True
+        for combo in itertools.product(*(scatter[g] for g in gather)):
+            out.append(_normal(render_path(text, {**values, **dict(zip(gather, combo))})))
+    return tuple(out) if gathered else out[0]
+
+
+def _command(step: Step, values: Mapping[str, Any], inputs: Mapping[str, Any], outputs: Mapping[str, OutputPlan]) -> str:
+    if step.command is not None:
+        fields_for_command: dict[str, Any] = dict(values)
+        fields_for_command.update({f"inputs.{k}": v for k, v in inputs.items()})
+        fields_for_command.update({f"outputs.{k}": o.path for k, o in outputs.items()})
+        fields_for_command.update({
+            "resources.cores": step.resources.cores, "resources.gpus": step.resources.gpus,
+            "resources.memory_mib": step.resources.memory, "resources.walltime_s": step.resources.walltime,
+        })
+        return render_command(step.command.strip(), fields_for_command)
+    payload = {
+        "target": step.python or step.dask,
+        "dask": step.kind == "dask",
+        "inputs": {k: (list(v) if isinstance(v, tuple) else v) for k, v in inputs.items()},
+        "outputs": {k: o.path for k, o in outputs.items()},
+        "args": render_arg(step.args, values),
+    }
+    return f"{CALL_ENTRY} {render_command('{p}', {'p': json.dumps(payload, sort_keys=True, separators=(',', ':'))})}"
+
+
+def _dask_plan(name: str, step: Step, site: SiteProfile) -> DaskPlan:
+    workers = step.resources.dask_workers
+    cpu = workers.cpu if workers else 1
+    gpu = workers.gpu if workers else 0
+    threads = workers.threads if workers else site.dask.worker_cores
+    memory = (workers.memory if workers and workers.memory else None) or site.dask.worker_memory
+    mode = "local" if site.scheduler == "local" else site.dask.mode
+    if cpu + gpu == 0:
+        raise PlanError(f"step {name}: a dask step needs at least one worker (resources.dask_workers)")
+    if mode != "jobs":
+        return DaskPlan(mode, cpu, gpu, threads, memory, site.dask.gpu_resource)
+    walltime = step.resources.walltime
+    cpu_req = TaskResources(threads, memory, walltime)
+    gpu_req = TaskResources(threads, memory, walltime, gpus=1, gpu_model=step.resources.gpu_model)
+    cpu_part = site.dask.worker_partition or (choose_partition(site, cpu_req, f"step {name} (CPU Dask worker)") if cpu else None)
+    gpu_part = site.dask.gpu_worker_partition or (choose_partition(site, gpu_req, f"step {name} (GPU Dask worker)") if gpu else None)
+    return DaskPlan(
+        mode, cpu, gpu, threads, memory, site.dask.gpu_resource,
+        cpu_worker=cpu_req if cpu else None, cpu_worker_partition=cpu_part,
+        gpu_worker=gpu_req if gpu else None, gpu_worker_partition=gpu_part,
+    )
+
+
+def _with_in_allocation_workers(request: TaskResources, dask: DaskPlan) -> TaskResources:
+    """Workers inside the step's own job: the job must hold them all (plus the driver's core)."""
+    workers = dask.cpu_workers + dask.gpu_workers
+    return TaskResources(
+        cores=max(request.cores, workers * dask.threads),
+        memory_mib=max(request.memory_mib, workers * dask.worker_memory_mib),
+        walltime_s=request.walltime_s,
+        gpus=max(request.gpus, dask.gpu_workers),
+        gpu_model=request.gpu_model,
+        nodes=request.nodes,
+    )
+
+
+def _wire(tasks: list[Task]) -> tuple[list[Task], dict[str, list[str]]]:
+    """Derive edges from paths, refuse clashes and cycles, and order tasks topologically."""
+    producer: dict[str, str] = {}
+    by_id = {t.id: t for t in tasks}
+    for task in tasks:
+        for path in task.output_paths():
+            if path in producer:
+                other = by_id[producer[path]]
+                if other.step == task.step:
+                    raise PlanError(
+                        f"step {task.step}: tasks {other.display} and {task.display} both write {path}; "
+                        "put the scatter variable in the output path"
+                    )
+                raise PlanError(f"steps {other.step} and {task.step} both write {path}")
+            producer[path] = task.id
+    external: dict[str, list[str]] = {}
+    wired: dict[str, Task] = {}
+    for task in tasks:
+        deps = []
+        for path in task.input_paths():
+            if path in producer:
+                if producer[path] == task.id:
+                    raise PlanError(f"step {task.step}: {path} is both an input and an output of {task.display}")
+                deps.append(producer[path])
+            else:
+                external.setdefault(path, []).append(task.id)
+        wired[task.id] = Task(**{**task.__dict__, "depends": tuple(dict.fromkeys(deps))})
+    return _topological(wired), external
+
+
+def _topological(tasks: dict[str, Task]) -> list[Task]:
+    """Kahn's algorithm, stable in declaration order; a leftover means a cycle, which is named by step."""
+    indegree = {tid: len(t.depends) for tid, t in tasks.items()}
+    children: dict[str, list[str]] = {}
+    for tid, task in tasks.items():
+        for dep in task.depends:
+            children.setdefault(dep, []).append(tid)
+    ready = deque(tid for tid, n in indegree.items() if n == 0)
+    order: list[str] = []
+    while ready:
+        tid = ready.popleft()
+        order.append(tid)
+        for child in children.get(tid, []):
+            indegree[child] -= 1
+            if indegree[child] == 0:
+                ready.append(child)
+    if len(order) < len(tasks):
+        raise PlanError(f"the workflow has a cycle: {' -> '.join(_find_cycle(tasks, set(tasks) - set(order)))}")
+    return [tasks[tid] for tid in order]
+
+
+def _find_cycle(tasks: dict[str, Task], remaining: set[str]) -> list[str]:
+    """Steps along one cycle among the tasks that could not be ordered ('a -> b -> a')."""
+    start = next(iter(sorted(remaining)))
+    path, index = [start], {start: 0}
+    node = start
+    while True:
+        node = next(d for d in tasks[node].depends if d in remaining)
+        if node in index:
+            cycle = path[index[node]:] + [node]
+            steps = [tasks[t].step for t in cycle]
+            steps.reverse()  # data-flow order: producer -> consumer
+            return [s for i, s in enumerate(steps) if i == 0 or s != steps[i - 1]]
+        index[node] = len(path)
+        path.append(node)

@@ -1,0 +1,74 @@
+"""`python -m portaflow.runtime.call '<json>'`: run a workflow step's Python or Dask callable.
+
+Why an entry point: both engines then run every step as a plain shell command (a Parsl bash app, a
+Snakemake `shell:` rule), inside a container or not, and the callable sees the same arguments.
+On failure the step's outputs are removed, so nothing half-written looks complete.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import shutil
+import sys
+import traceback
+from pathlib import Path
+from typing import Any, Callable
+
+
+def load_target(target: str) -> Callable[..., Any]:
+    """Import 'module:function'."""
+    module_name, _, func_name = target.partition(":")
+    module = importlib.import_module(module_name)
+    try:
+        return getattr(module, func_name)
+    except AttributeError:
+        raise SystemExit(f"portaflow: {module_name} has no function {func_name!r}") from None
+
+
+def remove_outputs(outputs: dict[str, str]) -> None:
+    """Delete whatever a failed step left at its output paths."""
+    for path in outputs.values():
+        p = Path(path)
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p, ignore_errors=True)
+        elif p.exists() or p.is_symlink():
+            p.unlink()
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 1:
+        print("usage: python -m portaflow.runtime.call '<json payload>'", file=sys.stderr)
+        return 2
+    payload = json.loads(argv[0])
+    outputs: dict[str, str] = payload["outputs"]
+    for path in outputs.values():
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    try:
+        func = load_target(payload["target"])
+        kwargs: dict[str, Any] = {"inputs": payload["inputs"], "outputs": outputs, "args": payload["args"]}
+        if payload.get("dask"):
+            from portaflow.runtime.dask_cluster import dask_client
+
+            with dask_client() as client:
+                func(client=client, **kwargs)
+        else:
+            func(**kwargs)
+    except BaseException as exc:
+        remove_outputs(outputs)
+        if isinstance(exc, KeyboardInterrupt):
+            return 130
+        traceback.print_exc()
+        print(f"portaflow: step {payload['target']} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    missing = [p for p in outputs.values() if not Path(p).exists()]
+    if missing:
+        remove_outputs(outputs)
+        print(f"portaflow: step {payload['target']} finished without writing: {', '.join(missing)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

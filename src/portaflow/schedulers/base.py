@@ -1,0 +1,53 @@
+"""The shared shape of a scheduler module (after dask-jobqueue's Job base class)."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from portaflow.errors import Problem, SpecError
+from portaflow.plan.model import TaskResources
+from portaflow.spec.loading import LoadedSite
+
+
+class Scheduler:
+    """Translate requests into scheduler directives; check a profile's escape hatch.
+
+    `managed_flags` are the options portaflow itself sets from the plan: an admin's
+    `extra_directives` may not repeat them, or a job would silently get the wrong partition,
+    time or memory (the last flag wins in sbatch).
+    """
+
+    name: ClassVar[str]
+    managed_flags: ClassVar[frozenset[str]] = frozenset()
+
+    def __init__(self, loaded: LoadedSite):
+        self.loaded = loaded
+        self.site = loaded.site
+
+    def directives(self, request: TaskResources, partition: str) -> list[str]:
+        """The scheduler options for one job of this size on this partition."""
+        return []
+
+    @classmethod
+    def flag_name(cls, directive: str) -> str:
+        """'--mem=4G' -> '--mem'; '-p gpu' -> '-p'."""
+        text = directive.strip()
+        for prefix in ("#SBATCH", "#PBS"):
+            if text.startswith(prefix):
+                text = text[len(prefix):].strip()
+        return text.split("=", 1)[0].split(None, 1)[0] if text else text
+
+    def check(self) -> None:
+        """Refuse extra directives that override a managed flag (SpecError pointing at the line)."""
+        problems = []
+        for index, directive in enumerate(self.site.extra_directives):
+            flag = self.flag_name(directive)
+            if flag in self.managed_flags:
+                doc = next((d for d in self.loaded.documents if "extra_directives" in d.data), self.loaded.documents[0])
+                problems.append(Problem(
+                    doc.locate(("extra_directives", index)), f"extra_directives[{index}]",
+                    f"{directive!r} sets {flag}, which portaflow manages from the plan",
+                    "set it through the profile's own key (partition limits, account, qos, memory_rule, gpu_syntax) or the step's resources",
+                ))
+        if problems:
+            raise SpecError(problems)

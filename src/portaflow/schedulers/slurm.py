@@ -1,0 +1,58 @@
+"""SLURM: a task's request as sbatch options, following the profile's memory and GPU rules."""
+
+from __future__ import annotations
+
+import math
+
+from portaflow.plan.model import TaskResources
+from portaflow.schedulers.base import Scheduler
+from portaflow.units import format_walltime
+
+
+class SlurmScheduler(Scheduler):
+    name = "slurm"
+    managed_flags = frozenset({
+        "--partition", "-p", "--account", "-A", "--qos", "-q", "--time", "-t", "--mem", "--mem-per-cpu",
+        "--mem-per-gpu", "--gres", "--gpus", "-G", "--gpus-per-node", "--gpus-per-task", "--cpus-per-task", "-c",
+        "--nodes", "-N", "--ntasks", "-n", "--job-name", "-J", "--output", "-o", "--error", "-e",
+        "--constraint", "-C", "--reservation", "--comment",
+    })
+
+    def directives(self, request: TaskResources, partition: str) -> list[str]:
+        """sbatch options in a stable order: where, who, how long, how big, then the admin's extras."""
+        site = self.site
+        part = site.partitions[partition]
+        out = [f"--partition={partition}"]
+        if site.account:
+            out.append(f"--account={site.account}")
+        if site.qos:
+            out.append(f"--qos={site.qos}")
+        if site.reservation:
+            out.append(f"--reservation={site.reservation}")
+        constraints = [c for c in (site.constraint, part.constraint) if c]
+        if constraints:
+            out.append("--constraint=" + "&".join(f"({c})" if "|" in c else c for c in constraints))
+        out.append(f"--time={format_walltime(request.walltime_s)}")
+        out.append(f"--nodes={request.nodes}")
+        out.append("--ntasks=1")
+        out.append(f"--cpus-per-task={request.cores}")
+        out.extend(self.memory_directives(request))
+        out.extend(self.gpu_directives(request))
+        out.extend(site.extra_directives)
+        return out
+
+    def memory_directives(self, request: TaskResources) -> list[str]:
+        """--mem (per node) or --mem-per-cpu, rounded up so the job never gets less than asked."""
+        rule = self.site.memory_rule
+        if rule == "per_node":
+            return [f"--mem={request.memory_mib}M"]
+        if rule == "per_cpu":
+            return [f"--mem-per-cpu={math.ceil(request.memory_mib / request.cores)}M"]
+        return []
+
+    def gpu_directives(self, request: TaskResources) -> list[str]:
+        if not request.gpus:
+            return []
+        if request.gpu_model:
+            return [self.site.gpu_model_syntax.format(n=request.gpus, model=request.gpu_model)]
+        return [self.site.gpu_syntax.format(n=request.gpus)]

@@ -1,0 +1,195 @@
+"""Load workflows and site profiles from YAML into validated models.
+
+Site profiles may `extend` another profile, and users may set their own values (an account, say)
+with `--site-set key=value` or `PORTAFLOW_SITE_<KEY>` environment variables, without editing the
+admin's file. The merged, validated result is what a run records as its effective profile.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from pydantic import ValidationError
+from ruamel.yaml import YAML
+
+from portaflow.errors import InputError, Location, Problem, SpecError
+from portaflow.spec.site import SiteProfile
+from portaflow.spec.validation import problems_from_validation
+from portaflow.spec.workflow import Workflow
+from portaflow.spec.yamlfile import YamlDocument, did_you_mean, read_yaml, to_plain
+
+PROJECT_ROOT = Path(__file__).resolve().parents[3]
+SHIPPED_SITES = PROJECT_ROOT / "site_profiles"
+SHIPPED_WORKFLOWS = PROJECT_ROOT / "workflows"
+ENV_PREFIX = "PORTAFLOW_SITE_"
+
+
+@dataclass
+class LoadedWorkflow:
+    workflow: Workflow
+    document: YamlDocument
+
+    @property
+    def path(self) -> str:
+        return self.document.path
+
+
+@dataclass
+class LoadedSite:
+    site: SiteProfile
+    documents: list[YamlDocument]
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def path(self) -> str:
+        return self.documents[0].path
+
+
+def load_workflow(path: str | Path) -> LoadedWorkflow:
+    """Read and validate a workflow file (SpecError with locations on any problem)."""
+    doc = read_yaml(path)
+    try:
+        workflow = Workflow.model_validate(to_plain(doc.data))
+    except ValidationError as exc:
+        raise SpecError(problems_from_validation(exc, [doc], Workflow)) from None
+    return LoadedWorkflow(workflow, doc)
+
+
+def site_search_path() -> list[Path]:
+    """Where site names are looked up: $PORTAFLOW_SITE_PATH, the user's config, then shipped profiles."""
+    dirs = [Path(p) for p in os.environ.get("PORTAFLOW_SITE_PATH", "").split(os.pathsep) if p]
+    dirs.append(Path(os.environ.get("XDG_CONFIG_HOME", Path.home() / ".config")) / "portaflow" / "sites")
+    dirs.append(SHIPPED_SITES)
+    return dirs
+
+
+def find_site_file(name_or_path: str, relative_to: Path | None = None) -> Path:
+    """A site profile's file from a name ('slurm-local') or a path."""
+    candidate = Path(name_or_path)
+    if relative_to is not None and not candidate.is_absolute():
+        near = relative_to / candidate
+        if near.is_file():
+            return near
+    if candidate.suffix in (".yaml", ".yml") or os.sep in name_or_path:
+        if candidate.is_file():
+            return candidate
+        raise InputError(f"site profile file not found: {name_or_path}")
+    for directory in site_search_path():
+        for suffix in (".yaml", ".yml"):
+            path = directory / f"{name_or_path}{suffix}"
+            if path.is_file():
+                return path
+    known = sorted({p.stem for d in site_search_path() if d.is_dir() for p in d.glob("*.y*ml")})
+    hint = did_you_mean(name_or_path, known)
+    raise InputError(
+        f"unknown site {name_or_path!r}" + (f"; {hint}" if hint else "") + f" (known sites: {', '.join(known) or 'none'})"
+    )
+
+
+def load_site(
+    name_or_path: str | Path = "local",
+    overrides: Mapping[str, str] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> LoadedSite:
+    """Read a site profile, apply `extends`, then user overrides (command line wins over environment)."""
+    path = find_site_file(str(name_or_path))
+    docs = _extends_chain(path, seen=[])
+    merged: dict[str, Any] = {}
+    for doc in reversed(docs):
+        merged = _deep_merge(merged, to_plain(doc.data))
+    merged.pop("extends", None)
+    user = _env_overrides(environ if environ is not None else os.environ)
+    user.update({k: _parse_scalar(v) for k, v in (overrides or {}).items()})
+    for dotted, value in user.items():
+        _set_dotted(merged, dotted, value)
+    try:
+        site = SiteProfile.model_validate(merged)
+    except ValidationError as exc:
+        problems = problems_from_validation(exc, docs, SiteProfile)
+        if user:
+            problems.append(Problem(Location("(user overrides)"), "", f"set from --site-set or {ENV_PREFIX}*: {user}"))
+        raise SpecError(problems) from None
+    return LoadedSite(site, docs, user)
+
+
+def _extends_chain(path: Path, seen: list[Path]) -> list[YamlDocument]:
+    resolved = path.resolve()
+    if resolved in seen:
+        chain = " -> ".join(str(p) for p in [*seen, resolved])
+        raise SpecError([Problem(Location(str(path)), "extends", f"profiles extend each other in a cycle: {chain}")])
+    doc = read_yaml(path)
+    parent = doc.data.get("extends")
+    if not parent:
+        return [doc]
+    try:
+        parent_path = find_site_file(str(parent), relative_to=path.parent)
+    except InputError as exc:
+        raise SpecError([Problem(doc.value_location(("extends",)), "extends", str(exc))]) from None
+    return [doc, *_extends_chain(parent_path, [*seen, resolved])]
+
+
+def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """Mappings merge key by key; everything else (lists included) is replaced by the child's value."""
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
+    """PORTAFLOW_SITE_ACCOUNT=x -> account; PORTAFLOW_SITE_DASK__MODE=jobs -> dask.mode."""
+    out = {}
+    for key, value in environ.items():
+        if key.startswith(ENV_PREFIX) and key != "PORTAFLOW_SITE_PATH":
+            dotted = key[len(ENV_PREFIX):].lower().replace("__", ".")
+            out[dotted] = _parse_scalar(value)
+    return out
+
+
+def _parse_scalar(text: str) -> Any:
+    """A command-line value read as YAML would read it ('4' -> 4, 'true' -> True, 'a b' -> 'a b')."""
+    try:
+        value = YAML(typ="safe").load(text)
+    except Exception:
+        return text
+    return text if value is None and text.strip() not in ("null", "~") else value
+
+
+def _set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
+    keys = dotted.split(".")
+    node = data
+    for key in keys[:-1]:
+        node = node.setdefault(key, {})
+        if not isinstance(node, dict):
+            raise InputError(f"cannot set {dotted}: {key} is not a mapping")
+    node[keys[-1]] = value
+
+
+def load_any(path: str | Path) -> LoadedWorkflow | LoadedSite:
+    """Load a file as a site profile (it has `scheduler`) or a workflow (it has `steps`)."""
+    doc = read_yaml(path)
+    if "scheduler" in doc.data and "steps" not in doc.data:
+        return load_site(str(path), environ={})
+    return load_workflow(path)
+
+
+def parse_assignments(pairs: list[str] | tuple[str, ...], flag: str) -> dict[str, str]:
+    """'k=v' strings from the command line as a dict; a malformed one is an input error."""
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise InputError(f"{flag} expects key=value, found {pair!r}")
+        out[key.strip()] = value
+    return out
+
+
+def parse_value(text: str) -> Any:
+    """Public alias used for --param values."""
+    return _parse_scalar(text)

@@ -1,0 +1,153 @@
+"""The site profile: what a site admin writes once, for every workflow.
+
+Field names follow what admins already know from Snakemake, Parsl, dask-jobqueue and Nextflow
+(partition, account, qos, constraint, worker_init, scheduler_options...). See docs/site-profiles.md.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from portaflow.spec.types import CoresOrAuto, Identifier, MemoryMiB, MemoryOrAuto, WalltimeSeconds
+from portaflow.spec.workflow import Strict
+
+Scheduler = Literal["local", "slurm", "htcondor", "kubernetes"]
+ContainerRuntime = Literal["apptainer", "singularity", "podman", "docker", "none"]
+
+
+class Partition(Strict):
+    """A partition (queue) and its limits; the plan picks the smallest one that fits a step."""
+
+    max_walltime: WalltimeSeconds = Field(..., description="longest time limit a job may ask for")
+    cores_per_node: CoresOrAuto = Field(..., ge=1)
+    memory_per_node: MemoryOrAuto = Field(..., description="memory a job may ask for on one node")
+    gpus_per_node: int = Field(0, ge=0)
+    gpu_models: list[str] = Field(default_factory=list, description="GPU models offered, as the site names them")
+    max_nodes: int = Field(1, ge=1)
+    default: bool = Field(False, description="used for helper jobs (Parsl blocks, Dask workers) when nothing else decides")
+    constraint: str | None = Field(None, description="a --constraint always added for this partition")
+
+
+class ContainerSettings(Strict):
+    """How steps run in containers on this site."""
+
+    runtime: ContainerRuntime = "none"
+    executable: str | None = Field(None, description="path of the runtime binary, if not the runtime's name on PATH")
+    binds: list[str] = Field(default_factory=list, description="extra bind mounts, 'src[:dst[:opts]]'")
+    gpu_flag: str | None = Field(None, description="flag that exposes GPUs (default: --nv for apptainer, device options for podman/docker)")
+    cache_dir: str | None = Field(None, description="image cache (APPTAINER_CACHEDIR); keep it off home directories")
+    images: dict[str, str] = Field(default_factory=dict, description="container name -> image location (SIF path, docker://, oras://, local image, CVMFS directory)")
+    image_dir: str | None = Field(None, description="directory holding '<name>.sif' for names not listed in images")
+    run_options: list[str] = Field(default_factory=list, description="extra options for every container run")
+    env_passthrough: list[str] = Field(default_factory=list, description="host environment variables passed into containers")
+
+
+class Environment(Strict):
+    """How a job's shell is prepared before a step runs."""
+
+    modules: list[str] = Field(default_factory=list, description="environment modules to load")
+    worker_init: list[str] = Field(default_factory=list, description="shell lines run before each job (e.g. activate a venv)")
+    env: dict[str, str] = Field(default_factory=dict, description="environment variables for every step")
+
+
+class Network(Strict):
+    """How compute nodes reach the driver (Parsl interchange, Dask scheduler)."""
+
+    interface: str | None = Field(None, description="network interface whose address workers use (e.g. ib0)")
+    address: str | None = Field(None, description="explicit address (wins over interface)")
+    port_range: tuple[int, int] | None = Field(None, description="ports the driver may listen on")
+
+
+class Polling(Strict):
+    """Polling etiquette: how often and how the scheduler is asked about jobs."""
+
+    interval: WalltimeSeconds = Field(30, description="seconds between batched status queries")
+    status_command: Literal["auto", "sacct", "squeue"] = Field("auto", description="auto: sacct when accounting answers, else squeue")
+    max_queued_jobs: int = Field(100, ge=1, description="most jobs queued at once")
+
+
+class Storage(Strict):
+    """Filesystems as jobs see them."""
+
+    shared_filesystem: bool = True
+    work_dir: str | None = Field(None, description="default work directory for runs")
+    scratch_dir: str | None = Field(None, description="node-local scratch (e.g. $TMPDIR)")
+
+
+class DaskSettings(Strict):
+    """How Dask clusters for `dask` steps are made on this site."""
+
+    mode: Literal["local", "in_allocation", "jobs"] = Field(
+        "in_allocation",
+        description="local/in_allocation: workers inside the step's own job; jobs: workers as separate scheduler jobs (dask-jobqueue)",
+    )
+    worker_cores: int = Field(1, ge=1)
+    worker_memory: MemoryMiB = Field(2048)
+    gpu_resource: str = Field("GPU", description="Dask worker resource GPU workers advertise")
+    worker_partition: str | None = Field(None, description="partition for worker jobs (mode: jobs)")
+    gpu_worker_partition: str | None = None
+
+
+class Parsl(Strict):
+    """Parsl-specific tuning (the rest is derived from the profile)."""
+
+    launcher: Literal["single", "srun"] = "single"
+    max_blocks: int = Field(4, ge=1)
+    init_blocks: int = Field(0, ge=0)
+
+
+class Snakemake(Strict):
+    """Snakemake-specific tuning (the rest is derived from the profile)."""
+
+    jobs: int = Field(100, ge=1, description="most jobs submitted at once (--jobs)")
+    latency_wait: int = Field(5, ge=0)
+
+
+class SiteProfile(Strict):
+    """A whole site profile."""
+
+    name: Identifier
+    description: str = ""
+    contact: str | None = None
+    url: str | None = None
+    example: bool = Field(False, description="an example the site must confirm, not an official profile")
+    extends: str | None = Field(None, description="a profile (name or file) whose values this one overrides")
+    scheduler: Scheduler
+    partitions: dict[Identifier, Partition] = Field(..., min_length=1)
+    account: str | None = None
+    qos: str | None = None
+    reservation: str | None = None
+    constraint: str | None = None
+    memory_rule: Literal["per_node", "per_cpu", "none"] = Field("per_node", description="per_node: --mem; per_cpu: --mem-per-cpu; none: no memory flag")
+    gpu_syntax: str = Field("--gres=gpu:{n}", description="how N GPUs are requested, e.g. '--gres=gpu:{n}', '--gpus={n}', '--gpus-per-node={n}'")
+    gpu_model_syntax: str = Field("--gres=gpu:{model}:{n}", description="how N GPUs of a model are requested")
+    extra_directives: list[str] = Field(default_factory=list, description="escape hatch: scheduler flags added to every job (managed flags are refused)")
+    container: ContainerSettings = Field(default_factory=ContainerSettings)
+    environment: Environment = Field(default_factory=Environment)
+    network: Network = Field(default_factory=Network)
+    polling: Polling = Field(default_factory=Polling)
+    storage: Storage = Field(default_factory=Storage)
+    dask: DaskSettings = Field(default_factory=DaskSettings)
+    parsl: Parsl = Field(default_factory=Parsl)
+    snakemake: Snakemake = Field(default_factory=Snakemake)
+
+    @model_validator(mode="after")
+    def _one_default(self) -> "SiteProfile":
+        defaults = [n for n, p in self.partitions.items() if p.default]
+        if len(defaults) > 1:
+            raise ValueError(f"partitions: at most one default partition, found {', '.join(defaults)}")
+        for key in ("gpu_syntax", "gpu_model_syntax"):
+            text = getattr(self, key)
+            if "{n}" not in text:
+                raise ValueError(f"{key}: expected a template containing '{{n}}', found {text!r}")
+        return self
+
+    @property
+    def default_partition(self) -> str:
+        """The partition marked default, else the first one."""
+        for name, part in self.partitions.items():
+            if part.default:
+                return name
+        return next(iter(self.partitions))
