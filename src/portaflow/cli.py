@@ -21,7 +21,7 @@ from portaflow.spec.loading import (
     LoadedSite, load_any, load_site, load_workflow, parse_assignments, parse_value, site_search_path,
 )
 
-console = Console(highlight=False, soft_wrap=True)
+console = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 site_option = click.option("--site", "-s", default="local", show_default=True, help="site profile: a name or a YAML file")

@@ -128,7 +128,8 @@ def describe_walltime(seconds: int) -> str:
 
 
 def describe_memory(mib: int) -> str:
-    """Human words for messages: '4 GiB', '500 MiB'."""
-    if mib >= 1024 and mib % 1024 == 0:
-        return f"{mib // 1024} GiB"
+    """Human words for messages: '4 GiB', '1.5 TiB', '500 MiB'."""
+    for unit, size in (("TiB", 1024 * 1024), ("GiB", 1024)):
+        if mib >= size:
+            return f"{mib / size:.1f}".rstrip("0").rstrip(".") + f" {unit}"
     return f"{mib} MiB"

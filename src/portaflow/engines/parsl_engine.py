@@ -95,7 +95,8 @@ class ParslEngine(Engine):
         site = ctx.site
         lines = [f"module load {m}" for m in site.environment.modules]
         lines += list(site.environment.worker_init)
-        lines.append(f"export PATH={Path(os.sys.executable).parent}:$PATH")
+        if not site.environment.worker_init:  # no environment of the site's own: reuse the driver's
+            lines.append(f"export PATH={Path(os.sys.executable).parent}:$PATH")
         return "\n".join(lines)
 
     def _local_provider(self, ctx: RunContext) -> Any:
@@ -164,11 +165,13 @@ class ParslEngine(Engine):
                 return 0, "Submitted batch job 0", ""
 
             provider.execute_wait = record  # the one call that would reach SLURM
-            provider.submit("process_worker_pool.py --label " + label, tasks_per_node=1, job_name=f"parsl.{label}")
-            script = next(Path(jobs_dir).glob(f"parsl.{label}.*.submit"))
+            placeholder = f"process_worker_pool.py --label {label} ...  # Parsl adds the interchange address and ports when it starts"
+            provider.submit(placeholder, tasks_per_node=1, job_name=f"parsl.{label}")
+            script = next(p for p in Path(jobs_dir).glob(f"parsl.{label}.*") if p.suffix not in (".stdout", ".stderr"))
             final = jobs_dir / f"{label}.sbatch"
-            text = re.sub(r"parsl\.(\S+?)\.\d+\.\d+", r"parsl.\1", script.read_text())
-            final.write_text(text)
+            # The job name carries Parsl's submit timestamp: replaced so golden files stay stable.
+            text = re.sub(r"(parsl\.[A-Za-z0-9_]+)\.\d+\.\d+", r"\1.<time>", script.read_text())
+            final.write_text(text + f"\n# submitted with: {submitted[0]}\n".replace(str(script), str(final)))
             script.unlink()
             written.append(final)
         return written

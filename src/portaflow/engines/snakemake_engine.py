@@ -80,39 +80,52 @@ class SnakemakeEngine(Engine):
         """Per-rule resources in the names Snakemake and its executor plugins read."""
         r = task.resources
         res: dict[str, Any] = {"mem_mb": r.memory_mib, "runtime": max(1, -(-r.walltime_s // 60))}
-        if r.gpus:
-            res["gpu"] = r.gpus
-            if r.gpu_model:
-                res["gpu_model"] = r.gpu_model
         if ctx.site.scheduler == "slurm":
             res.update(self._slurm_resources(ctx, task))
+            if "mem_mb_per_cpu" in res:
+                del res["mem_mb"]
+        elif r.gpus:
+            res["gpu"] = r.gpus
         return res
 
     def _slurm_resources(self, ctx: RunContext, task: Task) -> dict[str, Any]:
-        """The SLURM plugin's resource names; anything it has no name for goes into slurm_extra."""
+        """The SLURM plugin's resource names; what it has no name for goes into slurm_extra.
+
+        The plugin refuses managed flags in slurm_extra (--gres, --gpus, --qos, --mem...), so each
+        of the site's rules maps onto the plugin's own resource where one exists.
+        """
         site = ctx.site
         r = task.resources
-        res: dict[str, Any] = {"slurm_partition": task.partition, "cpus_per_task": r.cores, "nodes": r.nodes, "tasks": 1}
+        res: dict[str, Any] = {"slurm_partition": task.partition, "cpus_per_task": r.cores, "nodes": r.nodes}
         if site.account:
             res["slurm_account"] = site.account
+        if site.qos:
+            res["qos"] = site.qos
         if site.memory_rule == "per_cpu":
-            res.pop("mem_mb", None)
             res["mem_mb_per_cpu"] = -(-r.memory_mib // r.cores)
         part_constraint = site.partitions[task.partition].constraint
         constraints = [c for c in (site.constraint, part_constraint) if c]
         if constraints:
             res["constraint"] = "&".join(constraints)
-        extra = [d for d in ctx.scheduler.gpu_directives(r)]
-        if extra:
-            res.pop("gpu", None)
-            res.pop("gpu_model", None)
-        if site.qos:
-            extra.append(f"--qos={site.qos}")
+        extra: list[str] = []
+        if r.gpus:
+            directive = ctx.scheduler.gpu_directives(r)[0]
+            flag, _, value = directive.partition("=")
+            if flag == "--gres":
+                res["gres"] = value
+            elif flag == "--gpus":
+                res["gpu"] = r.gpus
+                if r.gpu_model:
+                    res["gpu_model"] = r.gpu_model
+            else:
+                extra.append(directive)
+        else:
+            res["tasks"] = 1
         if site.reservation:
             extra.append(f"--reservation={site.reservation}")
         extra += site.extra_directives
-        extra.append(f"--comment=portaflow:{ctx.run_id}")
-        res["slurm_extra"] = " ".join(extra)
+        if extra:
+            res["slurm_extra"] = " ".join(extra)
         return res
 
     def profile(self, ctx: RunContext) -> dict[str, Any]:

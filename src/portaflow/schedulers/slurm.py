@@ -15,7 +15,7 @@ class SlurmScheduler(Scheduler):
         "--partition", "-p", "--account", "-A", "--qos", "-q", "--time", "-t", "--mem", "--mem-per-cpu",
         "--mem-per-gpu", "--gres", "--gpus", "-G", "--gpus-per-node", "--gpus-per-task", "--cpus-per-task", "-c",
         "--nodes", "-N", "--ntasks", "-n", "--job-name", "-J", "--output", "-o", "--error", "-e",
-        "--constraint", "-C", "--reservation", "--comment",
+        "--constraint", "-C", "--reservation", "--comment", "--export", "--parsable",
     })
 
     def directives(self, request: TaskResources, partition: str) -> list[str]:

@@ -44,7 +44,9 @@ class Resources(Strict):
 class Comparison(Strict):
     """How two runs' copies of an output are compared (used by tests and the portability matrix)."""
 
-    method: str = Field("sha256", description="a comparator name: sha256, json, fits, root, png, text, exists")
+    method: Literal["sha256", "json", "fits", "root", "png", "text", "exists"] = Field(
+        "sha256", description="sha256 (bytes), json/fits/root/png (numbers within rtol/atol), text, exists (presence only)"
+    )
     rtol: float = Field(0.0, ge=0.0, description="relative tolerance for numeric comparators")
     atol: float = Field(0.0, ge=0.0, description="absolute tolerance for numeric comparators")
     ignore: list[str] = Field(default_factory=list, description="keys or header cards that may differ (e.g. timestamps)")

@@ -1,0 +1,172 @@
+"""Compare two runs' copies of an output under the output's declared comparator.
+
+Why more than sha256: ROOT files written by uproot carry a random UUID and a timestamp, FITS headers
+carry dates, and multi-threaded floating point (ducc0 with >1 thread) is not bit-reproducible. Each
+output names how its copies must agree; the tests and the portability matrix both use this module.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from portaflow.engines.hashing import sha256_path
+from portaflow.spec.workflow import Comparison
+
+
+@dataclass(frozen=True)
+class Verdict:
+    same: bool
+    detail: str = ""
+
+
+def compare(a: str | Path, b: str | Path, how: Comparison) -> Verdict:
+    """Do `a` and `b` agree under `how`? A missing file never agrees."""
+    a, b = Path(a), Path(b)
+    for p in (a, b):
+        if not p.exists():
+            return Verdict(False, f"{p} does not exist")
+    try:
+        comparator = COMPARATORS[how.method]
+    except KeyError:
+        raise ValueError(f"unknown comparator {how.method!r} (known: {', '.join(sorted(COMPARATORS))})") from None
+    return comparator(a, b, how)
+
+
+def _sha256(a: Path, b: Path, how: Comparison) -> Verdict:
+    da, db = sha256_path(a), sha256_path(b)
+    return Verdict(da == db, "" if da == db else f"sha256 differs: {da[:12]} vs {db[:12]}")
+
+
+def _exists(a: Path, b: Path, how: Comparison) -> Verdict:
+    return Verdict(True, "both exist (content not compared)")
+
+
+def _text(a: Path, b: Path, how: Comparison) -> Verdict:
+    la, lb = a.read_text().splitlines(), b.read_text().splitlines()
+    ignore = tuple(how.ignore)
+    la = [l for l in la if not l.startswith(ignore)] if ignore else la
+    lb = [l for l in lb if not l.startswith(ignore)] if ignore else lb
+    for i, (x, y) in enumerate(zip(la, lb)):
+        if x != y:
+            return Verdict(False, f"line {i + 1} differs: {x!r} vs {y!r}")
+    return Verdict(len(la) == len(lb), "" if len(la) == len(lb) else f"{len(la)} vs {len(lb)} lines")
+
+
+def close(x: float, y: float, how: Comparison) -> bool:
+    """numpy.isclose's rule (|x - y| <= atol + rtol * |y|), with NaN equal to NaN."""
+    if math.isnan(x) and math.isnan(y):
+        return True
+    return abs(x - y) <= how.atol + how.rtol * abs(y)
+
+
+def _json_diff(x: Any, y: Any, how: Comparison, path: str) -> str | None:
+    if isinstance(x, dict) and isinstance(y, dict):
+        keys = (set(x) | set(y)) - set(how.ignore)
+        for key in sorted(keys, key=str):
+            if key not in x or key not in y:
+                return f"{path}.{key}: present in only one"
+            diff = _json_diff(x[key], y[key], how, f"{path}.{key}")
+            if diff:
+                return diff
+        return None
+    if isinstance(x, list) and isinstance(y, list):
+        if len(x) != len(y):
+            return f"{path}: lengths {len(x)} vs {len(y)}"
+        for i, (u, v) in enumerate(zip(x, y)):
+            diff = _json_diff(u, v, how, f"{path}[{i}]")
+            if diff:
+                return diff
+        return None
+    numbers = (int, float)
+    if isinstance(x, numbers) and isinstance(y, numbers) and not isinstance(x, bool) and not isinstance(y, bool):
+        return None if close(float(x), float(y), how) else f"{path}: {x} vs {y}"
+    return None if x == y else f"{path}: {x!r} vs {y!r}"
+
+
+def _json(a: Path, b: Path, how: Comparison) -> Verdict:
+    diff = _json_diff(json.loads(a.read_text()), json.loads(b.read_text()), how, "$")
+    return Verdict(diff is None, diff or "")
+
+
+def _arrays_close(x: Any, y: Any, how: Comparison, what: str) -> Verdict:
+    import numpy as np
+
+    x, y = np.asarray(x), np.asarray(y)
+    if x.shape != y.shape:
+        return Verdict(False, f"{what}: shapes {x.shape} vs {y.shape}")
+    ok = np.allclose(x, y, rtol=how.rtol, atol=how.atol, equal_nan=True)
+    if ok:
+        return Verdict(True)
+    worst = float(np.nanmax(np.abs(x.astype(float) - y.astype(float))))
+    return Verdict(False, f"{what}: values differ (max abs difference {worst:g}, rtol {how.rtol}, atol {how.atol})")
+
+
+def _fits(a: Path, b: Path, how: Comparison) -> Verdict:
+    """Image data within tolerance; header cards equal except dates and those listed in `ignore`."""
+    from astropy.io import fits
+
+    skip = {"DATE", "DATE-OBS", "DATE-MAP", "ORIGIN", "CHECKSUM", "DATASUM", *how.ignore}
+    with fits.open(a) as ha, fits.open(b) as hb:
+        if len(ha) != len(hb):
+            return Verdict(False, f"{len(ha)} vs {len(hb)} HDUs")
+        for i, (x, y) in enumerate(zip(ha, hb)):
+            for card in set(x.header) | set(y.header):
+                if card in skip or card in ("", "COMMENT", "HISTORY"):
+                    continue
+                u, v = x.header.get(card), y.header.get(card)
+                if isinstance(u, float) and isinstance(v, float):
+                    if not close(u, v, how):
+                        return Verdict(False, f"HDU {i} header {card}: {u} vs {v}")
+                elif u != v:
+                    return Verdict(False, f"HDU {i} header {card}: {u!r} vs {v!r}")
+            if (x.data is None) != (y.data is None):
+                return Verdict(False, f"HDU {i}: data in only one")
+            if x.data is not None:
+                verdict = _arrays_close(x.data, y.data, how, f"HDU {i} data")
+                if not verdict.same:
+                    return verdict
+    return Verdict(True)
+
+
+def _root(a: Path, b: Path, how: Comparison) -> Verdict:
+    """Same objects; histograms' contents and edges within tolerance; trees' branches equal (ignores UUID and time)."""
+    import uproot
+
+    with uproot.open(a) as fa, uproot.open(b) as fb:
+        ka, kb = sorted(fa.keys(cycle=False)), sorted(fb.keys(cycle=False))
+        if ka != kb:
+            return Verdict(False, f"keys differ: {ka} vs {kb}")
+        for key in ka:
+            x, y = fa[key], fb[key]
+            if hasattr(x, "values") and hasattr(x, "axes"):
+                for what, u, v in (("values", x.values(flow=True), y.values(flow=True)),
+                                   ("variances", x.variances(flow=True), y.variances(flow=True)),
+                                   ("edges", x.axis().edges(), y.axis().edges())):
+                    verdict = _arrays_close(u, v, how, f"{key} {what}")
+                    if not verdict.same:
+                        return verdict
+            elif hasattr(x, "arrays"):
+                if x.num_entries != y.num_entries:
+                    return Verdict(False, f"{key}: {x.num_entries} vs {y.num_entries} entries")
+                import awkward as ak
+
+                for branch in x.keys():
+                    if not ak.all(ak.ravel(x[branch].array() == y[branch].array())):
+                        return Verdict(False, f"{key}/{branch} differs")
+    return Verdict(True)
+
+
+def _png(a: Path, b: Path, how: Comparison) -> Verdict:
+    """Decoded pixels within tolerance (PNG bytes differ with metadata and compression)."""
+    from matplotlib import image
+
+    return _arrays_close(image.imread(a), image.imread(b), how, "pixels")
+
+
+COMPARATORS: dict[str, Callable[[Path, Path, Comparison], Verdict]] = {
+    "sha256": _sha256, "exists": _exists, "text": _text, "json": _json, "fits": _fits, "root": _root, "png": _png,
+}

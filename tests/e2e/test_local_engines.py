@@ -1,0 +1,151 @@
+"""End to end on the local site, through the real `portaflow` command, with both engines."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, WORKFLOWS, run_portaflow
+from portaflow.compare import compare
+from portaflow.spec.loading import load_workflow
+
+ENGINES = ["parsl", "snakemake"]
+WORDFREQ = WORKFLOWS / "examples" / "wordfreq.yaml"
+DATA = ROOT / "tests" / "data" / "workflows"
+
+
+def run(workflow: Path, workdir: Path, engine: str, *extra: str):
+    result = run_portaflow("run", str(workflow), "--engine", engine, "--workdir", str(workdir), *extra)
+    return result
+
+
+def manifest(workdir: Path) -> dict:
+    return json.loads((workdir / ".portaflow" / "runs" / "latest" / "manifest.json").read_text())
+
+
+def ran(workdir: Path) -> set[str]:
+    return {t for t, info in manifest(workdir)["tasks"].items() if info["status"] == "ran"}
+
+
+@pytest.fixture(scope="module")
+def wordfreq_runs(tmp_path_factory):
+    """wordfreq run once with each engine (module-scoped: the runs are the slow part)."""
+    out = {}
+    for engine in ENGINES:
+        workdir = tmp_path_factory.mktemp(engine)
+        result = run(WORDFREQ, workdir, engine)
+        assert result.returncode == 0, result.stdout + result.stderr
+        out[engine] = workdir
+    return out
+
+
+def test_both_engines_give_identical_outputs(wordfreq_runs):
+    workflow = load_workflow(WORDFREQ).workflow
+    parsl_dir, smk_dir = wordfreq_runs["parsl"], wordfreq_runs["snakemake"]
+    m_parsl, m_smk = manifest(parsl_dir), manifest(smk_dir)
+    assert set(m_parsl["outputs"]) == set(m_smk["outputs"]) and len(m_parsl["outputs"]) == 7
+    for step in workflow.steps.values():
+        for spec in step.output_specs().values():
+            for path in m_parsl["outputs"]:
+                if Path(path).parent == Path(spec.path).parent:
+                    verdict = compare(parsl_dir / path, smk_dir / path, spec.compare)
+                    assert verdict.same, f"{path}: {verdict.detail}"
+    # Outputs here are deterministic, so even the digests agree.
+    assert {p: o["sha256"] for p, o in m_parsl["outputs"].items()} == {p: o["sha256"] for p, o in m_smk["outputs"].items()}
+    table = json.loads((parsl_dir / "results" / "top_words.json").read_text())
+    assert table["shards"] == 3 and table["total_words"] == 3 * 2000
+
+
+def test_run_directory_holds_manifest_logs_profile(wordfreq_runs):
+    for engine, workdir in wordfreq_runs.items():
+        run_dir = (workdir / ".portaflow" / "runs" / "latest").resolve()
+        m = manifest(workdir)
+        assert m["engine"] == engine and m["site"] == "local" and m["status"] == "succeeded"
+        assert {"python", "portaflow", "parsl", "snakemake", "dask"} <= set(m["tools"])
+        assert (run_dir / "site.yaml").read_text().count("scheduler: local") == 1
+        assert len(list((run_dir / "logs").glob("*.log"))) == 7
+        rendered = run_dir / "rendered"
+        assert (rendered / "Snakefile").exists() if engine == "snakemake" else (rendered / "parsl_config.txt").exists()
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_rerun_recomputes_nothing_and_param_change_only_downstream(wordfreq_runs, engine):
+    workdir = wordfreq_runs[engine]
+    result = run(WORDFREQ, workdir, engine)
+    assert result.returncode == 0, result.stderr
+    assert "nothing to do" in result.stdout and ran(workdir) == set()
+    # `top` only enters the merge step.
+    result = run(WORDFREQ, workdir, engine, "--param", "top=3")
+    assert result.returncode == 0, result.stderr
+    assert ran(workdir) == {"merge"}
+    assert len(json.loads((workdir / "results" / "top_words.json").read_text())["top"]) == 3
+    # A file edited by hand is stale: its task and everything downstream reruns.
+    (workdir / "counts" / "shard_1.tsv").write_text("tampered\t1\n")
+    result = run(WORDFREQ, workdir, engine, "--param", "top=3")
+    assert result.returncode == 0, result.stderr
+    assert ran(workdir) == {"count__shard_1", "merge"}
+    # `words_per_shard` enters the first step: everything downstream of it reruns.
+    result = run(WORDFREQ, workdir, engine, "--param", "top=3", "--param", "words_per_shard=100")
+    assert ran(workdir) == {f"{s}__shard_{i}" for s in ("make_text", "count") for i in range(3)} | {"merge"}
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_failed_step_leaves_no_output_and_reports(tmp_path, engine):
+    result = run(DATA / "failing.yaml", tmp_path, engine)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    assert (tmp_path / "one.txt").exists() and (tmp_path / "independent.txt").exists()
+    assert not (tmp_path / "two.txt").exists(), "a failed step's partial output survived"
+    assert not (tmp_path / "three.txt").exists()
+    tasks = manifest(tmp_path)["tasks"]
+    assert tasks["broken"]["status"] == "failed" and tasks["last"]["status"] != "ran"
+    log = (tmp_path / ".portaflow" / "runs" / "latest" / "logs" / "broken.log").read_text()
+    assert "something went wrong" in log
+    assert "failed broken" in result.stdout
+    # The next run retries only what did not finish.
+    result = run(DATA / "failing.yaml", tmp_path, engine)
+    assert result.returncode == 1
+    assert ran(tmp_path) == set()
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_retries_recover_a_step_that_fails_once(tmp_path, engine):
+    result = run(DATA / "flaky.yaml", tmp_path, engine)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (tmp_path / "result.txt").read_text() == "hello\n"
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_hostile_values_are_data_not_code(tmp_path, engine):
+    evil = "$(touch pwned); touch pwned2 `touch pwned3`"
+    result = run(DATA / "quoting.yaml", tmp_path, engine, "--param", f"text={evil}", "--param", "name=a b;c")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (tmp_path / "out-a b;c.txt").read_text() == evil
+    assert (tmp_path / "callable-a b;c.txt").exists()
+    for name in ("pwned", "pwned2", "pwned3"):
+        assert not list(tmp_path.rglob(name)) and not (Path.cwd() / name).exists()
+
+
+def test_missing_input_fails_before_anything_runs(tmp_path):
+    result = run(DATA / "needs_input.yaml", tmp_path, "parsl")
+    assert result.returncode == 2
+    assert "raw/measurements.csv does not exist and no step produces it" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / ".portaflow" / "runs").exists(), "a run directory was made for a run that never started"
+
+
+def test_snakemake_dry_run_jobs_equal_plan_tasks(tmp_path):
+    from portaflow.engines.base import RunContext
+    from portaflow.engines.snakemake_engine import SnakemakeEngine
+    from portaflow.plan import make_plan
+    from portaflow.spec.loading import load_site
+
+    loaded = load_site("local", environ={})
+    plan = make_plan(load_workflow(WORDFREQ).workflow, loaded.site, {"shards": 5})
+    ctx = RunContext(plan, loaded, tmp_path / "work", tmp_path / "run", plan.tasks)
+    jobs = SnakemakeEngine().dry_run_jobs(ctx, tmp_path / "smk")
+    jobs.pop("portaflow_all")
+    assert jobs == {t.id: 1 for t in plan.tasks}
+    assert len(jobs) == 11
