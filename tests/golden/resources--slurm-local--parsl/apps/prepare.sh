@@ -1,0 +1,3 @@
+set -eo pipefail
+cd /work/portaflow-golden
+echo prepared > prepared.txt
