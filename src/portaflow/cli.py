@@ -13,6 +13,7 @@ from typing import Any
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from portaflow import __version__
@@ -176,9 +177,9 @@ def _plan_table(plan: Any, loaded: LoadedSite, to_run: set[str] | None) -> None:
         table.add_column("will run")
     for t in plan.tasks:
         r = t.resources
-        row = [t.display, t.partition, str(r.cores), f"{r.memory_mib} MiB", format_walltime(r.walltime_s),
+        row = [escape(t.display), t.partition, str(r.cores), f"{r.memory_mib} MiB", format_walltime(r.walltime_s),
                str(r.gpus) + (f" ({r.gpu_model})" if r.gpu_model else ""), t.container or "-",
-               " ".join(scheduler.directives(r, t.partition)) or "-"]
+               escape(" ".join(scheduler.directives(r, t.partition))) or "-"]
         if to_run is not None:
             row.append("yes" if t.id in to_run else "up to date")
         table.add_row(*row)

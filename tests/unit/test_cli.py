@@ -1,0 +1,73 @@
+"""The command line as a user meets it: messages, exit codes, no tracebacks."""
+
+from __future__ import annotations
+
+import json
+
+from conftest import ROOT, WORKFLOWS, run_portaflow
+
+WORDFREQ = str(WORKFLOWS / "examples" / "wordfreq.yaml")
+
+
+def test_validate_reports_location_and_exits_2(write, tmp_path):
+    bad = write("bad.yaml", "name: demo\nsteps:\n  a:\n    comand: echo\n")
+    result = run_portaflow("validate", str(bad), WORDFREQ)
+    assert result.returncode == 2
+    assert f"{bad}:4:5: steps.a.comand: unknown key (did you mean 'command'?)" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert "wordfreq.yaml: ok" in result.stdout
+
+
+def test_debug_shows_traceback(write):
+    bad = write("bad.yaml", "name: demo\nsteps: {a: {comand: echo}}\n")
+    result = run_portaflow("--debug", "run", str(bad))
+    assert result.returncode == 2 and "Traceback" in result.stderr
+
+
+def test_run_bad_input_submits_nothing(tmp_path):
+    result = run_portaflow("run", WORDFREQ, "--workdir", str(tmp_path / "w"), "--param", "shards=many")
+    assert result.returncode == 2
+    assert "parameter 'shards' expects int" in result.stderr
+    assert not (tmp_path / "w").exists()
+
+
+def test_plan_rejection_exit_2(tmp_path):
+    result = run_portaflow("plan", str(ROOT / "tests/data/workflows/resources.yaml"), "--site", "local",
+                           "--site-set", "partitions.local.gpus_per_node=0")
+    assert result.returncode == 2
+    assert "step train needs 2 GPUs; partition local has no GPUs" in result.stderr
+
+
+def test_plan_table_and_json():
+    result = run_portaflow("plan", WORDFREQ, "--site", "slurm-local", "--param", "shards=2")
+    assert result.returncode == 0, result.stderr
+    assert "make_text[shard=1]" in result.stdout and "--partition=cpu" in result.stdout
+    result = run_portaflow("plan", WORDFREQ, "--site", "slurm-local", "--json")
+    tasks = json.loads(result.stdout)
+    assert [t["id"] for t in tasks][-1] == "merge" and tasks[-1]["depends"] == ["count__shard_0", "count__shard_1", "count__shard_2"]
+
+
+def test_dry_run_lists_tasks_and_runs_nothing(tmp_path):
+    result = run_portaflow("run", WORDFREQ, "--dry-run", "--workdir", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert "dry run: 7 of 7 task(s) would run" in result.stdout
+    assert not (tmp_path / "results").exists()
+
+
+def test_sites_lists_shipped_profiles():
+    result = run_portaflow("sites")
+    assert result.returncode == 0
+    for name in ("local", "slurm-local", "example-hpc-mem-per-cpu"):
+        assert name in result.stdout
+
+
+def test_schema_is_json_schema():
+    for kind, field in (("workflow", "steps"), ("site", "partitions")):
+        result = run_portaflow("schema", kind)
+        schema = json.loads(result.stdout)
+        assert field in schema["properties"]
+
+
+def test_unknown_site(tmp_path):
+    result = run_portaflow("plan", WORDFREQ, "--site", "slurm-locl")
+    assert result.returncode == 2 and "did you mean 'slurm-local'" in result.stderr
