@@ -42,7 +42,7 @@ class PortaflowGroup(click.Group):
         except PortaflowError as exc:
             if debug:
                 traceback.print_exc()
-            err_console.print(f"[bold red]error:[/bold red] {exc}", markup=True, soft_wrap=True) if "[" not in str(exc) else err_console.print("error: " + str(exc), markup=False, soft_wrap=True)
+            err_console.print(f"error: {exc}", markup=False)
             ctx.exit(exc.exit_code)
         except KeyboardInterrupt:
             err_console.print("interrupted: jobs cancelled, partial outputs removed")

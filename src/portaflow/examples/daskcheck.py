@@ -1,0 +1,36 @@
+"""A Dask step for tests and demos: where did each task run?
+
+It records, for CPU tasks and GPU-tagged tasks, which workers ran them, so a test can show that
+GPU-tagged tasks ran only on workers advertising the site's GPU resource.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Mapping
+
+
+def _where(i: int) -> tuple[int, str]:
+    from distributed import get_worker
+
+    return i * i, get_worker().address
+
+
+def survey(*, inputs: Mapping[str, Any], outputs: Mapping[str, str], args: Mapping[str, Any], client: Any) -> None:
+    """Run `n` CPU tasks and `n` GPU-tagged tasks; write who ran what and the sum of squares."""
+    n = int(args["n"])
+    resource = os.environ.get("PORTAFLOW_DASK_GPU_RESOURCE", "GPU")
+    info = client.scheduler_info()["workers"]
+    gpu_workers = sorted(a for a, w in info.items() if w.get("resources", {}).get(resource))
+    cpu_workers = sorted(a for a in info if a not in gpu_workers)
+    cpu = client.gather(client.map(_where, range(n), key=[f"cpu-{i}" for i in range(n)], workers=cpu_workers or None))
+    gpu = client.gather(client.map(_where, range(n), key=[f"gpu-{i}" for i in range(n)], resources={resource: 1})) if gpu_workers else []
+    result = {
+        "workers": {"cpu": len(cpu_workers), "gpu": len(gpu_workers)},
+        "sum_of_squares": sum(v for v, _ in cpu),
+        "gpu_tasks_on_gpu_workers": all(w in gpu_workers for _, w in gpu),
+        "gpu_tasks": len(gpu),
+    }
+    Path(outputs["report"]).write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
