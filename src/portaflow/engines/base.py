@@ -6,6 +6,7 @@ import json
 import shlex
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Callable
 
@@ -41,7 +42,7 @@ class RunContext:
     def site(self):
         return self.loaded_site.site
 
-    @property
+    @cached_property
     def scheduler(self) -> Scheduler:
         return scheduler_for(self.site.scheduler)(self.loaded_site)
 

@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from portaflow.engines.base import Engine, RunContext, TaskOutcome
+from portaflow.gctools import paused_gc
 from portaflow.plan.model import Task
 
 _PROGRESS = re.compile(r"(\d+) of (\d+) steps \(\d+%\) done")
@@ -47,8 +48,9 @@ class SnakemakeEngine(Engine):
         ]
         lines += [f"        {p!r}," for t in ctx.tasks for p in t.output_paths()]
         lines.append("")
-        for task in ctx.tasks:
-            lines += self._rule(ctx, task)
+        with paused_gc():
+            for task in ctx.tasks:
+                lines += self._rule(ctx, task)
         return "\n".join(lines) + "\n"
 
     def _rule(self, ctx: RunContext, task: Task) -> list[str]:

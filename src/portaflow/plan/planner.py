@@ -9,6 +9,7 @@ from collections import deque
 from typing import Any, Iterable, Mapping
 
 from portaflow.errors import InputError, PlanError
+from portaflow.gctools import paused_gc
 from portaflow.plan.model import DaskPlan, OutputPlan, Plan, Task, TaskResources
 from portaflow.plan.partitions import choose_partition
 from portaflow.plan.templates import TemplateError, fields, render_arg, render_command, render_path
@@ -49,6 +50,11 @@ def _coerce(key: str, value: Any, default: Any) -> Any:
 
 def make_plan(workflow: Workflow, site: SiteProfile, parameters: Mapping[str, Any] | None = None) -> Plan:
     """Workflow x site -> concrete tasks in dependency order. Raises PlanError/InputError, never does I/O."""
+    with paused_gc():
+        return _make_plan(workflow, site, parameters)
+
+
+def _make_plan(workflow: Workflow, site: SiteProfile, parameters: Mapping[str, Any] | None) -> Plan:
     params = resolve_parameters(workflow, parameters or {})
     scatter_values = _scatter_values(workflow, params)
     tasks: list[Task] = []
@@ -133,18 +139,24 @@ def _expand_step(name: str, step: Step, params: Mapping[str, Any], scatter: Mapp
     if dask_plan and dask_plan.mode in ("local", "in_allocation"):
         request = _with_in_allocation_workers(request, dask_plan)
     partition = choose_partition(site, request, f"step {name}")
+    where = f"steps.{name}"
+    output_specs = step.output_specs()
+    for key, spec in output_specs.items():
+        try:
+            missing = [f for f in fields(spec.path) if f in scatter and f not in own]
+        except TemplateError as exc:
+            raise PlanError(f"{where}.outputs.{key}: {exc}") from None
+        if missing:
+            raise PlanError(f"{where}.outputs.{key}: uses scatter variable {missing[0]!r}, which step {name} does not scatter over")
     seen_ids: set[str] = set()
     for combo in combos:
         values = {**params, **combo}
-        where = f"steps.{name}"
         try:
             inputs = {k: _expand_input(v, values, scatter, own) for k, v in step.inputs.items()}
-            outputs = {}
-            for key, spec in step.output_specs().items():
-                missing = [f for f in fields(spec.path) if f in scatter and f not in own]
-                if missing:
-                    raise PlanError(f"{where}.outputs.{key}: uses scatter variable {missing[0]!r}, which step {name} does not scatter over")
-                outputs[key] = OutputPlan(key, _normal(render_path(spec.path, values)), spec.directory, spec.compare)
+            outputs = {
+                key: OutputPlan(key, _normal(render_path(spec.path, values)), spec.directory, spec.compare)
+                for key, spec in output_specs.items()
+            }
             command = _command(step, values, inputs, outputs)
             env = {k: render_path(v, values) for k, v in step.env.items()}
         except TemplateError as exc:
