@@ -61,7 +61,8 @@ class SnakemakeEngine(Engine):
         out.append("    output:")
         for o in task.outputs.values():
             out.append(f"        directory({o.path!r})," if o.directory else f"        {o.path!r},")
-        out.append(f"    log: {str(ctx.log_path(task))!r}")
+        # No `log:` directive: the rule redirects its own output (below), and Snakemake's log handling
+        # cost ~20 ms per job here (benchmarks/overhead.py).
         out.append(f"    threads: {task.resources.cores}")
         resources = self.rule_resources(ctx, task)
         if resources:
