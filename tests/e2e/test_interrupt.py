@@ -1,0 +1,40 @@
+"""Ctrl-C or SIGTERM on `portaflow run`: exit 130, running steps stopped, no partial outputs."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import ROOT
+
+SLOW = ROOT / "tests" / "data" / "workflows" / "slow.yaml"
+
+
+@pytest.mark.parametrize("engine, sig", [("parsl", signal.SIGTERM), ("snakemake", signal.SIGINT), ("snakemake", signal.SIGTERM)])
+def test_interrupt_cleans_up(tmp_path, engine, sig):
+    proc = subprocess.Popen([sys.executable, "-m", "portaflow", "run", str(SLOW), "--engine", engine, "--workdir", str(tmp_path)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    partial = tmp_path / "slow.txt"
+    deadline = time.time() + 90
+    while not partial.exists() and time.time() < deadline:
+        time.sleep(0.2)
+    assert partial.exists(), "the step never started"
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, out + err
+    assert "Traceback" not in err
+    assert not partial.exists(), "a partial output survived the interrupt"
+    # No step process is left behind.
+    time.sleep(1)
+    leftover = subprocess.run(["pgrep", "-f", "sleep 120"], capture_output=True, text=True).stdout.split()
+    for pid in leftover:  # only sleeps whose working directory is this test's
+        try:
+            cwd = os.readlink(f"/proc/{pid}/cwd")
+        except OSError:
+            continue
+        assert not cwd.startswith(str(tmp_path)), f"step process {pid} still runs in {cwd}"
