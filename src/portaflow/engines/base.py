@@ -64,14 +64,27 @@ class RunContext:
         lines += list(site.environment.worker_init)
         env = {**site.environment.env, **task.env}
         if task.dask is not None:
-            env[DASK_ENV_VAR] = json.dumps(task.dask.__dict__ | {
-                "cpu_worker": task.dask.cpu_worker.__dict__ if task.dask.cpu_worker else None,
-                "gpu_worker": task.dask.gpu_worker.__dict__ if task.dask.gpu_worker else None,
-            }, sort_keys=True, separators=(",", ":"))
+            env[DASK_ENV_VAR] = json.dumps(self.dask_settings(task), sort_keys=True, separators=(",", ":"))
         lines += [f"export {name}={shlex.quote(value)}" for name, value in env.items()]
         call = container_call(site, task.container)
         lines.append(wrap(task.command, call, site, str(self.workdir), task.resources.gpus, list(env)))
         return "\n".join(lines)
+
+
+    def dask_settings(self, task: Task) -> dict:
+        """What `runtime.dask_cluster` needs inside the job: the DaskPlan, plus worker-job options."""
+        dask = task.dask
+        assert dask is not None
+        settings = {k: v for k, v in dask.__dict__.items() if not k.endswith(("_worker", "_partition"))}
+        settings["scheduler"] = self.site.scheduler
+        if dask.mode == "jobs":
+            settings["address"] = self.site.network.address
+            for kind in ("cpu", "gpu"):
+                request, partition = getattr(dask, f"{kind}_worker"), getattr(dask, f"{kind}_worker_partition")
+                settings[f"{kind}_worker"] = request.__dict__ if request else None
+                settings[f"{kind}_worker_directives"] = self.scheduler.directives(request, partition) + [
+                    f"--comment=portaflow:{self.run_id}"] if request else []
+        return settings
 
 
 class Engine(ABC):

@@ -1,0 +1,52 @@
+"""Dask workers as separate batch jobs (the site's `dask.mode: jobs`), through dask-jobqueue.
+
+One Dask scheduler runs in the step's own job; CPU workers and GPU workers are jobs of their own
+(dask-jobqueue's `SLURMJob`, as its clusters use them), all joined to that scheduler. The engine
+has already turned each worker kind's request into the scheduler's options (the same `schedulers`
+module that sizes every other job), so they are passed verbatim and dask-jobqueue's own resource
+directives are skipped: one source of truth for what a job asks for.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any, Iterator
+
+SLURM_SKIP = ["-n 1", "--cpus-per-task", "--mem", "-t", "-p", "-A", "-q"]
+"""dask-jobqueue's own SLURM directives, replaced by portaflow's."""
+
+
+def worker_specs(settings: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """SpecCluster worker specs: one SLURM job per worker, GPU workers tagged with the GPU resource."""
+    from dask_jobqueue.slurm import SLURMJob
+
+    host = settings.get("address") or "127.0.0.1"
+    specs: dict[str, dict[str, Any]] = {}
+    for kind in ("cpu", "gpu"):
+        for i in range(int(settings[f"{kind}_workers"])):
+            extra = ["--host", host] if host.startswith("127.") else []
+            if kind == "gpu":
+                extra += ["--resources", f"{settings['gpu_resource']}=1"]
+            specs[f"{kind}-{i}"] = {"cls": SLURMJob, "options": {
+                "cores": int(settings["threads"]), "processes": 1,
+                "memory": f"{settings[f'{kind}_worker']['memory_mib']}MiB",
+                "job_name": f"portaflow-dask-{kind}", "job_directives_skip": SLURM_SKIP,
+                "job_extra_directives": list(settings[f"{kind}_worker_directives"]),
+                "worker_extra_args": extra, "python": settings.get("python"),
+            }}
+    return specs
+
+
+@contextlib.contextmanager
+def job_cluster(settings: dict[str, Any]) -> Iterator[Any]:
+    """A scheduler here, workers as jobs; every worker job is cancelled when the block ends."""
+    from distributed import Scheduler, SpecCluster
+
+    if settings.get("scheduler") != "slurm":
+        raise NotImplementedError(f"Dask worker jobs are supported on SLURM sites only, not {settings.get('scheduler')!r}")
+    host = settings.get("address") or "127.0.0.1"
+    specs = worker_specs(settings)
+    scheduler = {"cls": Scheduler, "options": {"host": host, "dashboard": False}}
+    with SpecCluster(workers=specs, scheduler=scheduler, name="portaflow-dask") as cluster:
+        cluster.wait_for_workers(len(specs), timeout=int(settings.get("start_timeout_s", 600)))
+        yield cluster
