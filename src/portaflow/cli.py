@@ -114,9 +114,26 @@ def _summary(result: Any) -> None:
     status = "[red]FAILED[/red]" if result.failed else "[green]succeeded[/green]"
     console.print(f"run {result.run_id} {status}: {len(result.ran)} task(s) run, {len(result.skipped)} up to date, {len(result.failed)} failed")
     for task_id, outcome in result.failed.items():
-        console.print(f"  [red]failed[/red] {task_id}: {outcome.message}  (log: {result.run_dir / 'logs' / (task_id + '.log')})")
+        log = result.run_dir / "logs" / f"{task_id}.log"
+        where = f" job {outcome.job_id}" if outcome.job_id else ""
+        code = f" exit code {outcome.exit_code}" if outcome.exit_code is not None else ""
+        console.print(f"  [red]failed[/red] {escape(task_id)}{where}{code}: {escape(outcome.message)}")
+        tail = _tail(log)
+        if tail:
+            console.print("    " + "\n    ".join(escape(line) for line in tail), style="dim")
+        console.print(f"    log: {log}")
     console.print(f"outputs:  {result.workdir}")
     console.print(f"manifest: {result.run_dir / 'manifest.json'}")
+
+
+def _tail(path: Path, lines: int = 6) -> list[str]:
+    """The last lines of a step's log: usually the error a user needs first."""
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return []
+    text = text.rpartition("--> end executable <--")[2]  # Parsl echoes the script before its output
+    return text.rstrip().splitlines()[-lines:]
 
 
 @cli.command()

@@ -103,7 +103,8 @@ def test_failed_step_leaves_no_output_and_reports(tmp_path, engine):
     assert tasks["broken"]["status"] == "failed" and tasks["last"]["status"] != "ran"
     log = (tmp_path / ".portaflow" / "runs" / "latest" / "logs" / "broken.log").read_text()
     assert "something went wrong" in log
-    assert "failed broken" in result.stdout
+    assert "failed broken exit code 7" in result.stdout
+    assert "something went wrong" in result.stdout  # the tail of the log is shown
     # The next run retries only what did not finish.
     result = run(DATA / "failing.yaml", tmp_path, engine)
     assert result.returncode == 1

@@ -213,7 +213,12 @@ class ParslEngine(Engine):
             remove_outputs(ctx.workdir, task)
             code = getattr(exc, "exitcode", None)
             name = type(exc).__name__
-            message = "an input task failed" if name == "DependencyError" else f"{name}: {exc}"
+            if name == "DependencyError":
+                message = "not run: a task it depends on failed"
+            elif name == "BashExitFailure":
+                message = "the command failed"
+            else:
+                message = f"{name}: {exc}"
             outcome = TaskOutcome(task.id, False, code, message=message)
         outcomes[task.id] = outcome
         ctx.on_event("finished", task, outcome)

@@ -23,6 +23,9 @@ from portaflow.gctools import paused_gc
 from portaflow.plan.model import Task
 
 _PROGRESS = re.compile(r"(\d+) of (\d+) steps \(\d+%\) done")
+_EXIT_STATUS = re.compile(r"returned non-zero exit status (\d+)")
+_ERROR_IN_RULE = re.compile(r"^Error in rule (\w+):")
+_SLURM_JOBID = re.compile(r"Job \d+ has been submitted with SLURM jobid (\d+)")
 
 
 def _escape_braces(text: str) -> str:
@@ -214,13 +217,18 @@ class SnakemakeEngine(Engine):
                     os.killpg(proc.pid, signal.SIGKILL)
                 raise
         self._report_new(ctx, by_id, reported)
+        failures = _failures(log_path.read_text(errors="replace"))
         outcomes = {}
         for task in ctx.tasks:
             if ctx.marker_path(task).exists():
                 outcomes[task.id] = TaskOutcome(task.id, True, 0)
+                continue
+            if task.id in failures:
+                outcome = TaskOutcome(task.id, False, failures[task.id], message="the command failed")
             else:
-                outcomes[task.id] = TaskOutcome(task.id, False, None, message=f"did not complete (see {log_path})")
-                ctx.on_event("finished", task, outcomes[task.id])
+                outcome = TaskOutcome(task.id, False, None, message=f"not run: a task it depends on failed (see {log_path})")
+            outcomes[task.id] = outcome
+            ctx.on_event("finished", task, outcome)
         return outcomes
 
     def _report_new(self, ctx: RunContext, by_id: dict[str, Task], reported: set[str]) -> None:
@@ -228,6 +236,21 @@ class SnakemakeEngine(Engine):
             if task_id not in reported and ctx.marker_path(task).exists():
                 reported.add(task_id)
                 ctx.on_event("finished", task, TaskOutcome(task_id, True, 0))
+
+
+def _failures(log: str) -> dict[str, int | None]:
+    """Rules Snakemake reports as failed, with the exit status of their command when it says."""
+    failures: dict[str, int | None] = {}
+    status: int | None = None
+    for line in log.splitlines():
+        found = _EXIT_STATUS.search(line)
+        if found:
+            status = int(found.group(1))
+        rule = _ERROR_IN_RULE.match(line)
+        if rule:
+            failures[rule.group(1)] = status
+            status = None
+    return failures
 
 
 def _q(text: str) -> str:
