@@ -11,10 +11,13 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from portaflow.engines.hashing import sha256_path
 from portaflow.spec.workflow import Comparison
+
+if TYPE_CHECKING:
+    from portaflow.plan.model import Plan
 
 
 @dataclass(frozen=True)
@@ -170,3 +173,9 @@ def _png(a: Path, b: Path, how: Comparison) -> Verdict:
 COMPARATORS: dict[str, Callable[[Path, Path, Comparison], Verdict]] = {
     "sha256": _sha256, "exists": _exists, "text": _text, "json": _json, "fits": _fits, "root": _root, "png": _png,
 }
+
+
+def compare_workdirs(plan: "Plan", a: str | Path, b: str | Path) -> list[tuple[str, Verdict]]:
+    """Every output of `plan` in work directory `a` against `b`, each under its own comparator."""
+    return [(out.path, compare(Path(a) / out.path, Path(b) / out.path, out.compare))
+            for task in plan.tasks for out in task.outputs.values()]
