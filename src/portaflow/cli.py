@@ -262,6 +262,23 @@ def schema(kind: str) -> None:
     click.echo(json.dumps(model.model_json_schema(), indent=2))
 
 
+@cli.group()
+def containers() -> None:
+    """Container images for the workflows' steps."""
+
+
+@containers.command("render")
+@click.option("--directory", "-d", type=click.Path(file_okay=False), default=None, help="recipes directory (default: the shipped containers/)")
+def containers_render(directory: str | None) -> None:
+    """Write NAME.def (Apptainer) and NAME.Containerfile (podman/docker) from each NAME.yaml recipe."""
+    from portaflow.containers.recipes import render_all
+    from portaflow.spec.loading import PROJECT_ROOT
+
+    for path, text in render_all(Path(directory) if directory else PROJECT_ROOT / "containers").items():
+        path.write_text(text)
+        console.print(str(path))
+
+
 def main() -> None:
     cli(prog_name="portaflow")
 
