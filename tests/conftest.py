@@ -1,18 +1,11 @@
-"""Shared helpers for portaflow's tests."""
+"""Fixtures shared by portaflow's tests (importable helpers live in testlib.py)."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parents[1]
-WORKFLOWS = ROOT / "workflows"
-SITES = ROOT / "site_profiles"
 
 
 @pytest.fixture
@@ -26,9 +19,3 @@ def write(tmp_path: Path):
         return path
 
     return _write
-
-
-def run_portaflow(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
-    """Run the real `portaflow` command in a subprocess (exit codes and stderr as a user sees them)."""
-    full_env = {**os.environ, **(env or {})}
-    return subprocess.run([sys.executable, "-m", "portaflow", *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout)

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from conftest import ROOT, run_portaflow
+from testlib import ROOT, run_portaflow
 
 DATA = ROOT / "tests" / "data" / "workflows"
 

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from conftest import ROOT
+from testlib import ROOT
 
 SLOW = ROOT / "tests" / "data" / "workflows" / "slow.yaml"
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, WORKFLOWS, run_portaflow
+from testlib import ROOT, WORKFLOWS, run_portaflow
 from portaflow.compare import compare
 from portaflow.spec.loading import load_workflow
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from conftest import ROOT, WORKFLOWS, run_portaflow
+from testlib import ROOT, WORKFLOWS, run_portaflow
 
 WORDFREQ = str(WORKFLOWS / "examples" / "wordfreq.yaml")
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import ROOT
+from testlib import ROOT
 from portaflow.containers.recipes import render_all
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
-from conftest import ROOT
+from testlib import ROOT
 from portaflow.spec.site import SiteProfile
 from portaflow.spec.workflow import Output, Resources, Step, Workflow
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, WORKFLOWS, run_portaflow
+from testlib import ROOT, WORKFLOWS, run_portaflow
 
 GOLDEN = ROOT / "tests" / "golden"
 WORKDIR = "/work/portaflow-golden"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import SITES, WORKFLOWS
+from testlib import SITES, WORKFLOWS
 from portaflow.errors import InputError, SpecError
 from portaflow.schedulers import scheduler_for
 from portaflow.spec.loading import load_site, load_workflow
