@@ -1,0 +1,22 @@
+"""Radio interferometric imaging core.
+
+A plain library (no portaflow imports): simulate an interferometer observation, store it as a
+Measurement Set or zarr, grid/degrid with ducc0 (CPU) or CuPy (GPU), image it on a Dask cluster
+partitioned by w range and channel, deconvolve with Hogbom/Cotton-Schwab CLEAN, and write FITS, PNG
+and JSON products.  Workflow steps live in :mod:`portaflow.cores.radio.steps`.
+
+Conventions used throughout (and checked by the tests against independent formulas):
+
+* Measurement equation (Thompson, Moran & Swenson): ``V(u,v,w) = sum_s F_s exp(-2 pi i (u l + v m + w (n-1)))``
+  with uvw in wavelengths, ``l`` towards east (increasing RA), ``m`` towards north, ``n = sqrt(1-l^2-m^2)``.
+* Image arrays in memory follow ducc0: ``img[i, j]`` is at ``l = (i - N/2) cell``, ``m = (j - N/2) cell``.
+  FITS files are transposed/flipped to the usual RA-left, Dec-up orientation (see ``products``).
+* Images are not divided by ``n``: a model pixel holds a flux in Jy, so degridding a model that holds the
+  simulated fluxes reproduces the simulated visibilities.
+"""
+
+from __future__ import annotations
+
+C_LIGHT = 299_792_458.0  # m/s
+
+__all__ = ["C_LIGHT"]

@@ -1,0 +1,221 @@
+"""Workflow steps of the radio core: the callables a portaflow workflow names (``module:function``).
+
+Contract (see the project docs): ``function(inputs, outputs, args[, client])`` with ``inputs``/``outputs``
+dicts of paths and ``args`` plain YAML values; write every output completely or raise.  The steps
+only translate args into the library calls; all arguments are documented in docs/cores/radio.md.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from typing import Any, Mapping
+
+import numpy as np
+
+from .clean import cotton_schwab, find_sources
+from .gridding import ImageGeometry, get_backend
+from .imaging import VisibilityImager, summarize_partitions
+from .msio import read_observation, write_ms, write_zarr
+from .observation import Observation
+from .products import fits_pixel, robust_rms, source_table, write_fits, write_json, write_png
+from .simulate import SimulationConfig, simulate_observation
+
+IMAGE_OUTPUTS = ("restored", "model", "residual", "dirty", "psf", "preview", "summary")
+
+
+def _log(msg: str) -> None:
+    print(f"[radio] {msg}", flush=True)
+
+
+def _arg(args: Mapping[str, Any], name: str, default: Any, kind: type) -> Any:
+    value = args.get(name, default)
+    if value is None:
+        return None
+    if kind is bool:
+        if isinstance(value, str):
+            return value.strip().lower() in {"1", "true", "yes", "on"}
+        return bool(value)
+    try:
+        return kind(value)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"arg {name!r} must be {kind.__name__}, got {value!r}") from exc
+
+
+def _single_input(inputs: Mapping[str, Any], preferred: tuple[str, ...]) -> str:
+    for name in preferred:
+        if name in inputs:
+            value = inputs[name]
+            break
+    else:
+        if len(inputs) != 1:
+            raise ValueError(f"expected an input named one of {preferred}, got {sorted(inputs)}")
+        value = next(iter(inputs.values()))
+    if isinstance(value, (list, tuple)):
+        if len(value) != 1:
+            raise ValueError(f"expected one path, got {len(value)}")
+        value = value[0]
+    return str(value)
+
+
+def simulation_config(args: Mapping[str, Any]) -> SimulationConfig:
+    """SimulationConfig from step args (unknown args are rejected so typos do not pass silently)."""
+    fields = SimulationConfig.__dataclass_fields__
+    known = set(fields) | {"precision", "row_chunks"}
+    unknown = set(args) - known
+    if unknown:
+        raise ValueError(f"unknown simulate args: {sorted(unknown)}")
+    values = {}
+    for name, f in fields.items():
+        if name in args:
+            values[name] = _arg(args, name, None, type(f.default))
+    return SimulationConfig(**values)
+
+
+def simulate(inputs: Mapping[str, Any], outputs: Mapping[str, str], args: Mapping[str, Any]) -> None:
+    """Simulate an observation and write it: ``outputs['ms']`` (MS directory), optionally ``'zarr'``
+    (zarr copy) and ``'sky'`` (JSON truth).  ``inputs['layout']`` (optional): text file of antenna
+    east/north/up metres, one antenna per line."""
+    if not any(k in outputs for k in ("ms", "zarr")):
+        raise ValueError("simulate needs an output named 'ms' or 'zarr'")
+    config = simulation_config(args)
+    layout = np.loadtxt(str(inputs["layout"]), ndmin=2)[:, :3] if inputs and "layout" in inputs else None
+    t0 = time.perf_counter()
+    obs = simulate_observation(config, antenna_enu=layout)
+    precision = str(args.get("precision", "single"))
+    if precision not in {"single", "double"}:
+        raise ValueError("precision must be 'single' (standard complex DATA) or 'double'")
+    if precision == "single":
+        obs.vis = obs.vis.astype(np.complex64)
+    _log(f"simulated {obs.nvis} visibilities ({obs.nrow} rows x {obs.nchan} channels) in "
+         f"{time.perf_counter() - t0:.2f} s")
+    if "ms" in outputs:
+        write_ms(obs, outputs["ms"])
+    if "zarr" in outputs:
+        write_zarr(obs, outputs["zarr"], row_chunks=_arg(args, "row_chunks", 65_536, int))
+    if "sky" in outputs:
+        write_json(outputs["sky"], {"phase_centre_deg": [config.ra_deg, config.dec_deg], **obs.meta["sky"]})
+
+
+def to_zarr(inputs: Mapping[str, Any], outputs: Mapping[str, str], args: Mapping[str, Any]) -> None:
+    """Convert an MS (``inputs['ms']``) to a zarr store (``outputs['zarr']``)."""
+    obs = read_observation(_single_input(inputs, ("ms", "vis")))
+    write_zarr(obs, outputs["zarr"], row_chunks=_arg(args, "row_chunks", 65_536, int))
+
+
+def _geometry(obs: Observation, args: Mapping[str, Any]) -> ImageGeometry:
+    hints = obs.meta.get("image", {})
+    npix = _arg(args, "npix", hints.get("npix"), int)
+    cell_arcsec = _arg(args, "cell_arcsec", hints.get("cell_arcsec"), float)
+    if cell_arcsec is None:  # ~3 pixels across the synthesised beam of the longest baseline
+        umax = float(np.abs(obs.uvw[:, :2]).max() * obs.freq.max() / 299_792_458.0)
+        cell_arcsec = math.degrees(1.0 / (3.0 * umax)) * 3600.0
+    if npix is None:
+        npix = 1024
+    return ImageGeometry(npix=npix, cell=math.radians(cell_arcsec / 3600.0),
+                         epsilon=_arg(args, "epsilon", 1e-5, float), do_wgridding=_arg(args, "wgridding", True, bool))
+
+
+def _sig(x: float, digits: int = 7) -> float:
+    """Round to significant digits so JSON does not flip with last-bit (thread-order) differences."""
+    return float(f"{float(x):.{digits}g}")
+
+
+def image(inputs: Mapping[str, Any], outputs: Mapping[str, str], args: Mapping[str, Any], client: Any = None) -> None:
+    """Image an MS or zarr store: partition -> grid on Dask -> Cotton-Schwab CLEAN -> FITS/PNG/JSON.
+
+    Outputs (any subset, at least one): ``restored``, ``model``, ``residual``, ``dirty``, ``psf`` (FITS),
+    ``preview`` (PNG of the restored image), ``summary`` (JSON).  ``client`` is a distributed.Client; without
+    one the imaging runs in this process (one gridder call per image)."""
+    unknown = set(outputs) - set(IMAGE_OUTPUTS)
+    if not outputs or unknown:
+        raise ValueError(f"image outputs must be a non-empty subset of {IMAGE_OUTPUTS} (unknown: {sorted(unknown)})")
+    device = str(args.get("device", "cpu"))
+    if device not in {"cpu", "gpu"}:
+        raise ValueError("device must be 'cpu' or 'gpu'")
+    if client is None:
+        get_backend(device)  # check the GPU before reading anything
+    t0 = time.perf_counter()
+    obs = read_observation(_single_input(inputs, ("ms", "zarr", "vis")))
+    geom = _geometry(obs, args)
+    _log(f"read {obs.nvis} visibilities in {time.perf_counter() - t0:.2f} s; image {geom.npix}^2, "
+         f"cell {math.degrees(geom.cell) * 3600:.3f} arcsec, epsilon {geom.epsilon}, device {device}")
+    chan_groups = _arg(args, "chan_groups", 0, int) or None
+    nparts = _arg(args, "nparts", 0, int) or None
+    imager = VisibilityImager(obs, geom, client=client, device=device, nthreads=_arg(args, "nthreads", None, int),
+                              nparts=nparts, chan_groups=chan_groups)
+    try:
+        if imager.partitions:
+            _log(f"{len(imager.partitions)} partitions: {summarize_partitions(imager.partitions)}")
+        t1 = time.perf_counter()
+        patch = _arg(args, "patch_half", geom.npix // 4, int) or None  # 0: the whole PSF
+        result = cotton_schwab(imager, niter=_arg(args, "niter", 1000, int), gain=_arg(args, "gain", 0.1, float),
+                               threshold=_arg(args, "threshold", 0.0, float),
+                               threshold_rel=_arg(args, "threshold_rel", 1e-3, float),
+                               mgain=_arg(args, "mgain", 0.8, float), max_major=_arg(args, "max_major", 10, int),
+                               patch_half=patch, log=_log)
+        _log(f"CLEAN: {result.iterations} iterations, {result.major_cycles} major cycles "
+             f"({result.stop_reason}) in {time.perf_counter() - t1:.2f} s")
+    finally:
+        imager.close()
+    _write_image_products(obs, geom, result, outputs, args, device, len(imager.partitions) or 1)
+
+
+def _write_image_products(obs: Observation, geom: ImageGeometry, result: Any, outputs: Mapping[str, str],
+                          args: Mapping[str, Any], device: str, nparts: int) -> None:
+    freq = float(np.mean(obs.freq))
+    rms = robust_rms(result.residual)
+    min_flux = max(_arg(args, "min_source_flux", 0.0, float), 5.0 * rms)
+    found = find_sources(result.model, result.beam, min_flux)
+    sources = source_table(found, geom.npix, geom.cell, obs.phase_centre)
+    images = {"restored": (result.restored, "JY/BEAM"), "model": (result.model, "JY/PIXEL"),
+              "residual": (result.residual, "JY/BEAM"), "dirty": (result.dirty, "JY/BEAM"),
+              "psf": (result.psf, "")}
+    for name, (img, unit) in images.items():
+        if name in outputs:
+            write_fits(outputs[name], img, geom.cell, obs.phase_centre, unit, beam=result.beam, freq_hz=freq)
+    if "preview" in outputs:
+        write_png(outputs["preview"], result.restored, geom.cell, obs.phase_centre,
+                  title=f"restored image ({result.iterations} CLEAN iterations)", sources=sources)
+    if "summary" in outputs:
+        peak_i, peak_j = np.unravel_index(int(np.argmax(result.restored)), result.restored.shape)
+        px, py = fits_pixel(peak_i, peak_j, geom.npix)
+        bmaj, bmin, bpa = result.beam.in_degrees(geom.cell)
+        summary = {
+            "image": {"npix": geom.npix, "cell_arcsec": _sig(math.degrees(geom.cell) * 3600),
+                      "epsilon": geom.epsilon, "wgridding": geom.do_wgridding, "device": device,
+                      "phase_centre_deg": [_sig(math.degrees(x), 12) for x in obs.phase_centre],
+                      "freq_mean_hz": _sig(freq, 12), "nvis": obs.nvis, "partitions": nparts},
+            "peak_jy_per_beam": _sig(result.restored.max()),
+            "peak_pixel": {"x": px, "y": py},
+            "rms_jy_per_beam": _sig(rms, 4),
+            "residual_peak_jy_per_beam": _sig(np.abs(result.residual).max(), 4),
+            "beam": {"bmaj_arcsec": _sig(bmaj * 3600, 6), "bmin_arcsec": _sig(bmin * 3600, 6), "bpa_deg": _sig(bpa, 5)},
+            "clean": {"iterations": result.iterations, "major_cycles": result.major_cycles,
+                      "stop_reason": result.stop_reason},
+            "sources": [{k: (_sig(v) if isinstance(v, float) and k == "flux_jy" else v) for k, v in s.items()}
+                        for s in sources],
+        }
+        truth = obs.meta.get("sky")
+        if truth:
+            summary["truth"] = _match_truth(truth, sources, geom.npix)
+        write_json(outputs["summary"], summary)
+    for name, path in outputs.items():
+        if not os.path.exists(path):
+            raise RuntimeError(f"output {name} was not written to {path}")
+
+
+def _match_truth(truth: Mapping[str, Any], sources: list[dict[str, Any]], npix: int) -> list[dict[str, Any]]:
+    """For each simulated source, the nearest found source (pixel distance, flux ratio)."""
+    out = []
+    for f, i, j in zip(truth["flux"], truth["pix_i"], truth["pix_j"]):
+        x, y = fits_pixel(i, j, npix)
+        if sources:
+            d = [math.hypot(s["x"] - x, s["y"] - y) for s in sources]
+            k = int(np.argmin(d))
+            out.append({"true_flux_jy": _sig(f), "x": x, "y": y, "found_flux_jy": sources[k]["flux_jy"],
+                        "flux_ratio": _sig(sources[k]["flux_jy"] / f, 6), "offset_pix": _sig(d[k], 4)})
+        else:
+            out.append({"true_flux_jy": _sig(f), "x": x, "y": y, "found_flux_jy": None})
+    return out
