@@ -1,0 +1,562 @@
+#!/usr/bin/env bash
+# portaflow's real single-node SLURM test cluster (Debian 12, slurm-wlm 22.05), run as root without systemd.
+#
+#   tests/slurm/cluster.sh up [--no-accounting]   install packages if missing, write configs, start daemons, wait
+#   tests/slurm/cluster.sh down                   cancel all jobs, stop exactly the daemons this script started
+#   tests/slurm/cluster.sh status                 show daemons, node and accounting; exit 0 when jobs can run
+#   tests/slurm/cluster.sh accounting on|off      start/stop slurmdbd only (sacct then fails: polling fallbacks)
+#
+# Why a script and not a container: the point is to test against the genuine SLURM daemons with limits that
+# bite (two partitions with different MaxTime, enforced accounts and QOS, fake GRES GPUs), so that a wrong
+# directive fails here the way it fails on a real site. See tests/slurm/README.md for the verified behaviours.
+#
+# Every daemon this script starts has its pid recorded under $RUN_DIR/pids/; `down` stops those pids (checked
+# against /proc/PID/comm, so a reused pid is never signalled) and nothing else. Daemons that were already
+# running when `up` was called (a system munged or mariadbd) are used but never stopped.
+set -euo pipefail
+export LC_ALL=C
+
+CLUSTER=portaflow
+NODE="$(hostname -s)"
+RUN_DIR=/run/portaflow-slurm              # pid files and the current mode (lost on reboot: that is right)
+LIB_DIR=/var/lib/portaflow-slurm          # slurmctld/slurmd state (kept: job ids keep increasing) and logs
+LOG_DIR="$LIB_DIR/log"
+ETC=/etc/slurm
+DB_SOCKET=/run/mysqld/mysqld.sock
+DB_NAME=slurm_acct_db
+DB_USER=slurm
+DB_PASS=portaflow-slurmdbd                 # local socket-only database of a throw-away test cluster
+PACKAGES=(munge slurmctld slurmd slurm-client slurmdbd mariadb-server)
+NUM_FAKE_GPUS=2
+READY_TIMEOUT=60                           # seconds to wait for a daemon or the node
+
+say() { printf 'cluster.sh: %s\n' "$*" >&2; }
+die() { say "ERROR: $*"; exit 1; }
+
+# ---------------------------------------------------------------------------------------------- processes
+# comm of a live pid; empty if the process does not exist or is a zombie (a daemonising parent that init has
+# not reaped yet still has the daemon's comm, and must count neither as running nor as someone else's daemon).
+# Bash builtins only (no cat): `up` scans all of /proc and must stay fast.
+comm_of() {
+    local stat comm
+    { read -r stat <"/proc/$1/stat"; } 2>/dev/null || return 0
+    stat=${stat##*) }
+    [[ ${stat:0:1} == [ZX] ]] && return 0
+    { read -r comm <"/proc/$1/comm"; } 2>/dev/null || return 0
+    echo "$comm"
+}
+
+# pid recorded for NAME if that process is alive and still is NAME, else empty (a stale record is removed).
+recorded_pid() {
+    local name=$1 file="$RUN_DIR/pids/$1" pid
+    [[ -f $file ]] || return 0
+    pid=$(<"$file")
+    if [[ $pid =~ ^[0-9]+$ && "$(comm_of "$pid")" == "$name" ]]; then
+        echo "$pid"
+    else
+        rm -f "$file"
+    fi
+}
+
+# pids of every process whose comm is exactly NAME (read from /proc; used to detect, never to signal).
+pids_named() {
+    local d comm
+    for d in /proc/[0-9]*; do
+        comm=
+        { read -r comm <"$d/comm"; } 2>/dev/null || continue
+        [[ $comm == "$1" && -n "$(comm_of "${d#/proc/}")" ]] && echo "${d#/proc/}"
+    done
+    return 0
+}
+
+# A NAME process not started by us: reusing it would leave the cluster half ours (wrong config, pid files).
+foreign_pid() {
+    local ours pid
+    ours=$(recorded_pid "$1")
+    for pid in $(pids_named "$1"); do
+        [[ $pid != "$ours" ]] && { echo "$pid"; return 0; }
+    done
+    return 0
+}
+
+# Wait until the daemon's own pid file names a live NAME process, then record that pid as ours.
+record_daemon() {
+    local name=$1 pidfile=$2 i pid
+    for ((i = 0; i < READY_TIMEOUT * 10; i++)); do
+        if [[ -s $pidfile ]]; then
+            pid=$(tr -dc 0-9 <"$pidfile")
+            if [[ -n $pid && "$(comm_of "$pid")" == "$name" ]]; then
+                echo "$pid" >"$RUN_DIR/pids/$name"
+                return 0
+            fi
+        fi
+        sleep 0.1
+    done
+    die "$name did not start (no live pid in $pidfile); see $LOG_DIR/$name.log"
+}
+
+# SIGTERM our recorded NAME, wait for it to exit (SIGKILL after 30 s), forget it.
+stop_daemon() {
+    local name=$1 pid i
+    pid=$(recorded_pid "$name")
+    [[ -n $pid ]] || return 0
+    say "stopping $name (pid $pid)"
+    kill -TERM "$pid" 2>/dev/null || true
+    for ((i = 0; i < 300; i++)); do
+        [[ "$(comm_of "$pid")" == "$name" ]] || break
+        sleep 0.1
+    done
+    if [[ "$(comm_of "$pid")" == "$name" ]]; then
+        say "$name (pid $pid) ignored SIGTERM for 30 s; sending SIGKILL"
+        kill -KILL "$pid" 2>/dev/null || true
+        while [[ "$(comm_of "$pid")" == "$name" ]]; do sleep 0.1; done
+    fi
+    rm -f "$RUN_DIR/pids/$name"
+}
+
+# detached [--background] LOG COMMAND...: run COMMAND with stdin /dev/null, output appended to LOG, and no other
+# inherited file descriptor (our lock on fd 9, a CI runner's pipes): a daemon holding them would block the next
+# `up` or keep the caller's `cluster.sh up | tee` from ever ending. --background for a daemon that does not fork
+# itself: the subshell that closes the descriptors is the one sent to the background and exec'd, so no shell
+# holding them lingers.
+detached() {
+    local background=no log
+    [[ $1 == --background ]] && { background=yes; shift; }
+    log=$1
+    shift
+    if [[ $background == yes ]]; then
+        (_close_fds_and_exec "$@") </dev/null >>"$log" 2>&1 &
+    else
+        (_close_fds_and_exec "$@") </dev/null >>"$log" 2>&1
+    fi
+}
+
+_close_fds_and_exec() {
+    local fd
+    for fd in /proc/self/fd/*; do
+        fd=${fd##*/}
+        if ((fd > 2)); then eval "exec $fd>&-" 2>/dev/null || true; fi
+    done
+    exec "$@"
+}
+
+wait_for() {  # COMMAND...: retry COMMAND (quietly) every 0.2 s for READY_TIMEOUT seconds
+    local i
+    for ((i = 0; i < READY_TIMEOUT * 5; i++)); do
+        "$@" >/dev/null 2>&1 && return 0
+        sleep 0.2
+    done
+    return 1
+}
+
+# ---------------------------------------------------------------------------------------------- packages
+ensure_packages() {
+    local missing=() p
+    for p in "${PACKAGES[@]}"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+    done
+    ((${#missing[@]})) || return 0
+    say "installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    local apt=(apt-get install -y -q --no-install-recommends -o Dpkg::Options::=--force-confdef
+        -o Dpkg::Options::=--force-confold "${missing[@]}")
+    # The packages' maintainer scripts would start the daemons through /etc/init.d with Debian's config, where
+    # an init system runs; this script starts them itself. A policy-rc.d answering 101 forbids those starts.
+    local policy=/usr/sbin/policy-rc.d made_policy=no
+    if [[ ! -e $policy ]]; then
+        printf '#!/bin/sh\n# temporary, from tests/slurm/cluster.sh\nexit 101\n' >"$policy"
+        chmod 755 "$policy"
+        made_policy=yes
+    fi
+    # apt-get update only when the install cannot find the packages (empty or stale lists).
+    local ok=yes
+    if ! "${apt[@]}" </dev/null >"$LOG_DIR/apt.log" 2>&1; then
+        if ! apt-get update -q </dev/null >>"$LOG_DIR/apt.log" 2>&1 || ! "${apt[@]}" </dev/null >>"$LOG_DIR/apt.log" 2>&1; then
+            ok=no
+        fi
+    fi
+    [[ $made_policy == no ]] || rm -f "$policy"
+    [[ $ok == yes ]] || die "apt-get failed; see $LOG_DIR/apt.log"
+}
+
+# ---------------------------------------------------------------------------------------------- configs
+CONFIG_CHANGED=()
+# write_config PATH MODE OWNER: stdin -> PATH, only when the content differs (so `up` twice changes nothing).
+write_config() {
+    local path=$1 mode=$2 owner=$3 tmp
+    tmp=$(mktemp)
+    cat >"$tmp"
+    if [[ -f $path ]] && cmp -s "$tmp" "$path"; then
+        rm -f "$tmp"
+    else
+        install -m "$mode" -o "${owner%:*}" -g "${owner#*:}" "$tmp" "$path"
+        rm -f "$tmp"
+        CONFIG_CHANGED+=("$(basename "$path")")
+    fi
+    chmod "$mode" "$path"
+    chown "$owner" "$path"
+}
+
+config_changed() { [[ " ${CONFIG_CHANGED[*]-} " == *" $1 "* ]]; }
+
+write_configs() {
+    local accounting=$1 mem_kib real_mem i
+    mem_kib=$(awk '/^MemTotal:/ {print $2}' /proc/meminfo)
+    real_mem=$((mem_kib * 8 / 10 / 1024))   # MiB; ~80 % of RAM so the OS and the test runner keep the rest
+
+    install -d -m 755 "$ETC"
+    # Process substitution, not a pipe: write_config must run in this shell to record CONFIG_CHANGED.
+    write_config "$ETC/slurm.conf" 644 root:root < <(
+        cat <<EOF
+# Written by tests/slurm/cluster.sh: portaflow's single-node SLURM test cluster. Do not edit here.
+ClusterName=$CLUSTER
+SlurmctldHost=$NODE(127.0.0.1)
+SlurmUser=root
+SlurmdUser=root
+AuthType=auth/munge
+CredType=cred/munge
+MpiDefault=none
+SlurmctldPort=6817
+SlurmdPort=6818
+StateSaveLocation=$LIB_DIR/state/slurmctld
+SlurmdSpoolDir=$LIB_DIR/state/slurmd
+SlurmctldPidFile=$RUN_DIR/daemon/slurmctld.pid
+SlurmdPidFile=$RUN_DIR/daemon/slurmd.pid
+SlurmctldLogFile=$LOG_DIR/slurmctld.log
+SlurmdLogFile=$LOG_DIR/slurmd.log
+SlurmctldDebug=info
+SlurmdDebug=info
+# No cgroups here: track job processes by parent pid, no CPU binding.
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+JobAcctGatherType=jobacct_gather/linux
+# Cores and memory are consumable, so jobs share the node; without DefMemPerCPU a job takes all memory.
+SelectType=select/cons_tres
+SelectTypeParameters=CR_Core_Memory
+DefMemPerCPU=500
+# The node claims 8 CPUs on a 2-core machine so several jobs (and Dask/Parsl workers) run at once.
+SlurmdParameters=config_overrides
+SchedulerType=sched/backfill
+SchedulerParameters=sched_interval=1,bf_interval=1
+# A job over its partition's MaxTime is rejected at submission (the default would leave it pending forever).
+EnforcePartLimits=ALL
+KillWait=5
+OverTimeLimit=0
+MinJobAge=300
+InactiveLimit=0
+ReturnToService=2
+MailProg=/bin/true
+JobCompType=jobcomp/none
+GresTypes=gpu
+EOF
+        if [[ $accounting == yes ]]; then
+            cat <<EOF
+AccountingStorageType=accounting_storage/slurmdbd
+AccountingStorageHost=127.0.0.1
+AccountingStoragePort=6819
+AccountingStorageEnforce=associations,limits,qos
+AccountingStorageTRES=gres/gpu
+EOF
+        else
+            echo "AccountingStorageType=accounting_storage/none"
+        fi
+        cat <<EOF
+NodeName=$NODE NodeAddr=127.0.0.1 CPUs=8 Boards=1 SocketsPerBoard=1 CoresPerSocket=8 ThreadsPerCore=1 RealMemory=$real_mem Gres=gpu:$NUM_FAKE_GPUS Features=intel,avx2 State=UNKNOWN
+PartitionName=cpu Nodes=$NODE Default=YES MaxTime=01:00:00 State=UP
+PartitionName=gpu Nodes=$NODE Default=NO MaxTime=00:30:00 State=UP
+EOF
+    )
+
+    write_config "$ETC/gres.conf" 644 root:root < <(
+        echo "# Written by tests/slurm/cluster.sh: fake GPUs (character devices like /dev/null; nothing computes on them)."
+        echo "AutoDetect=off"
+        for ((i = 0; i < NUM_FAKE_GPUS; i++)); do
+            echo "NodeName=$NODE Name=gpu File=/dev/fakegpu$i"
+        done
+    )
+
+    write_config "$ETC/slurmdbd.conf" 600 root:root <<EOF
+# Written by tests/slurm/cluster.sh. Must be mode 600 and owned by SlurmUser, or slurmdbd refuses to start.
+AuthType=auth/munge
+DbdAddr=127.0.0.1
+DbdHost=localhost
+DbdPort=6819
+SlurmUser=root
+LogFile=$LOG_DIR/slurmdbd.log
+PidFile=$RUN_DIR/daemon/slurmdbd.pid
+StorageType=accounting_storage/mysql
+StorageHost=localhost
+StorageUser=$DB_USER
+StoragePass=$DB_PASS
+StorageLoc=$DB_NAME
+EOF
+
+    for ((i = 0; i < NUM_FAKE_GPUS; i++)); do
+        [[ -c /dev/fakegpu$i ]] || mknod -m 666 "/dev/fakegpu$i" c 1 3
+    done
+}
+
+# ---------------------------------------------------------------------------------------------- daemons
+start_munged() {
+    [[ -n $(recorded_pid munged) ]] && return 0
+    if [[ -n $(foreign_pid munged) ]]; then
+        say "using the munged that is already running (not ours; \`down\` leaves it)"
+        return 0
+    fi
+    if [[ ! -s /etc/munge/munge.key ]]; then
+        say "creating /etc/munge/munge.key"
+        install -d -m 700 -o munge -g munge /etc/munge
+        dd if=/dev/urandom of=/etc/munge/munge.key bs=1024 count=1 status=none
+    fi
+    chown munge:munge /etc/munge/munge.key
+    chmod 400 /etc/munge/munge.key
+    install -d -m 755 -o munge -g munge /run/munge
+    install -d -m 700 -o munge -g munge /var/log/munge /var/lib/munge
+    rm -f /run/munge/munged.pid
+    detached "$LOG_DIR/munged.log" runuser -u munge -- /usr/sbin/munged --pid-file=/run/munge/munged.pid \
+        || die "munged failed to start; see /var/log/munge/munged.log"
+    record_daemon munged /run/munge/munged.pid
+}
+
+db_answers() { mariadb-admin --socket="$DB_SOCKET" -u root ping; }
+
+start_mariadbd() {
+    [[ -n $(recorded_pid mariadbd) ]] && return 0
+    if [[ -n $(foreign_pid mariadbd) ]]; then
+        wait_for db_answers || die "a mariadbd not started by this script runs but does not answer on $DB_SOCKET"
+        say "using the mariadbd that is already running (not ours; \`down\` leaves it)"
+        return 0
+    fi
+    install -d -m 755 -o mysql -g mysql /run/mysqld
+    if [[ ! -d /var/lib/mysql/mysql ]]; then
+        say "initialising /var/lib/mysql"
+        detached "$LOG_DIR/mariadbd.log" mariadb-install-db --user=mysql --datadir=/var/lib/mysql
+    fi
+    rm -f /run/mysqld/mysqld.pid
+    # mariadbd does not daemonise itself: setsid detaches it from our session, so a Ctrl-C or a CI job's
+    # process-group kill after `up` returns does not take the database down.
+    detached --background "$LOG_DIR/mariadbd.log" setsid /usr/sbin/mariadbd --user=mysql --skip-networking \
+        --socket="$DB_SOCKET" --pid-file=/run/mysqld/mysqld.pid
+    record_daemon mariadbd /run/mysqld/mysqld.pid
+    wait_for db_answers || die "mariadbd does not answer; see $LOG_DIR/mariadbd.log"
+}
+
+setup_database() {
+    mariadb --socket="$DB_SOCKET" -u root <<EOF || die "could not create the slurmdbd database"
+CREATE DATABASE IF NOT EXISTS $DB_NAME;
+CREATE USER IF NOT EXISTS '$DB_USER'@'localhost' IDENTIFIED BY '$DB_PASS';
+GRANT ALL ON $DB_NAME.* TO '$DB_USER'@'localhost';
+EOF
+}
+
+dbd_answers() { sacctmgr -n -P show cluster format=cluster; }
+
+start_slurmdbd() {
+    [[ -n $(recorded_pid slurmdbd) ]] && return 0
+    rm -f "$RUN_DIR/daemon/slurmdbd.pid"
+    detached "$LOG_DIR/slurmdbd.stdout" /usr/sbin/slurmdbd || die "slurmdbd failed; see $LOG_DIR/slurmdbd.log"
+    record_daemon slurmdbd "$RUN_DIR/daemon/slurmdbd.pid"
+    wait_for dbd_answers || die "slurmdbd does not answer sacctmgr; see $LOG_DIR/slurmdbd.log"
+}
+
+# sacctmgr prints to stdout and exits 1 when there is "Nothing new" to add: check first, add only what lacks.
+sacct_has() { [[ -n $(sacctmgr -n -P "$@" 2>/dev/null) ]]; }
+
+setup_associations() {
+    # Each sacctmgr call costs ~0.2 s: compare with the wanted state in 3 queries, change things only on a difference.
+    # portaflow-test may use both QOS; `other` only normal, so `--account=other --qos=short` is a mistake SLURM reports.
+    local want have acct
+    want=$'other|normal|normal\nportaflow-test|normal,short|normal\ndefault=portaflow-test\nshort=00:10:00'
+    have="$(sacctmgr -n -P show assoc where cluster=$CLUSTER user=root account=other,portaflow-test \
+                format=account,qos,defaultqos 2>/dev/null | sort)
+default=$(sacctmgr -n -P show user root format=defaultaccount 2>/dev/null)
+short=$(sacctmgr -n -P show qos where name=short format=maxwall 2>/dev/null)"
+    [[ $have == "$want" ]] && return 0
+
+    say "creating the accounting associations (cluster $CLUSTER, accounts portaflow-test and other, QOS short)"
+    sacct_has show cluster where cluster=$CLUSTER format=cluster || sacctmgr -i add cluster $CLUSTER >/dev/null
+    sacct_has show qos where name=normal format=name || sacctmgr -i add qos normal >/dev/null
+    sacct_has show qos where name=short format=name || sacctmgr -i add qos short MaxWall=00:10:00 >/dev/null
+    sacctmgr -i modify qos where name=short set MaxWall=00:10:00 >/dev/null 2>&1 || true
+    for acct in portaflow-test other; do
+        sacct_has show account where name=$acct format=account \
+            || sacctmgr -i add account $acct Cluster=$CLUSTER Description="portaflow $acct" Organization=portaflow >/dev/null
+        sacct_has show assoc where cluster=$CLUSTER account=$acct user=root format=user \
+            || sacctmgr -i add user root Cluster=$CLUSTER Account=$acct >/dev/null
+    done
+    sacctmgr -i modify user root where cluster=$CLUSTER account=portaflow-test set QOS=normal,short DefaultQOS=normal >/dev/null 2>&1 || true
+    sacctmgr -i modify user root where cluster=$CLUSTER account=other set QOS=normal DefaultQOS=normal >/dev/null 2>&1 || true
+    sacctmgr -i modify user root set DefaultAccount=portaflow-test >/dev/null 2>&1 || true
+    sacct_has show user root where defaultaccount=portaflow-test format=user \
+        || die "could not make portaflow-test root's default account"
+}
+
+ctld_answers() { scontrol ping | grep -q 'is UP'; }
+
+start_slurmctld() {
+    [[ -n $(recorded_pid slurmctld) ]] && return 0
+    rm -f "$RUN_DIR/daemon/slurmctld.pid"
+    detached "$LOG_DIR/slurmctld.stdout" /usr/sbin/slurmctld || die "slurmctld failed; see $LOG_DIR/slurmctld.log"
+    record_daemon slurmctld "$RUN_DIR/daemon/slurmctld.pid"
+    wait_for ctld_answers || die "slurmctld does not answer; see $LOG_DIR/slurmctld.log"
+}
+
+start_slurmd() {
+    [[ -n $(recorded_pid slurmd) ]] && return 0
+    rm -f "$RUN_DIR/daemon/slurmd.pid"
+    detached "$LOG_DIR/slurmd.stdout" /usr/sbin/slurmd -N "$NODE" || die "slurmd failed; see $LOG_DIR/slurmd.log"
+    record_daemon slurmd "$RUN_DIR/daemon/slurmd.pid"
+}
+
+node_state() { sinfo -h -n "$NODE" -o %T 2>/dev/null | head -n1; }
+node_usable() { [[ "$(node_state)" =~ ^(idle|mixed|allocated|completing)$ ]]; }
+
+check_no_foreign_slurm() {
+    local name pid
+    for name in slurmctld slurmd slurmdbd; do
+        pid=$(foreign_pid "$name")
+        [[ -z $pid ]] || die "a $name (pid $pid) not started by this script is running; stop it first"
+    done
+}
+
+# ---------------------------------------------------------------------------------------------- commands
+cmd_up() {
+    local accounting=yes
+    case "${1-}" in
+        "") ;;
+        --no-accounting) accounting=no ;;
+        *) die "usage: cluster.sh up [--no-accounting]" ;;
+    esac
+    [[ $(id -u) == 0 ]] || die "must run as root"
+    install -d -m 755 "$RUN_DIR" "$RUN_DIR/pids" "$RUN_DIR/daemon" "$LIB_DIR" "$LOG_DIR" \
+        "$LIB_DIR/state/slurmctld" "$LIB_DIR/state/slurmd"
+    check_no_foreign_slurm
+    ensure_packages
+    check_no_foreign_slurm
+    write_configs "$accounting"
+
+    # A changed config (first run, other mode, edited script) needs a restart: running jobs survive it.
+    if config_changed slurm.conf || config_changed gres.conf; then
+        stop_daemon slurmd
+        stop_daemon slurmctld
+    fi
+    config_changed slurmdbd.conf && stop_daemon slurmdbd
+
+    start_munged
+    if [[ $accounting == yes ]]; then
+        start_mariadbd
+        setup_database
+        start_slurmdbd
+        setup_associations
+    else
+        stop_daemon slurmdbd
+        stop_daemon mariadbd
+    fi
+    echo "$accounting" >"$RUN_DIR/accounting-configured"
+    start_slurmctld
+    start_slurmd
+
+    if ! wait_for node_usable; then
+        sinfo -R >&2 || true
+        die "node $NODE is '$(node_state)', not idle; see $LOG_DIR/slurmd.log and $LOG_DIR/slurmctld.log"
+    fi
+    say "up: cluster $CLUSTER, node $NODE ($(node_state)), partitions cpu (default) and gpu, accounting=$accounting"
+}
+
+cmd_down() {
+    # Cancel every job first: slurmstepd and the job's processes outlive slurmd by design, and a test cluster
+    # that is "down" must not leave sleeping jobs behind.
+    if [[ -n $(recorded_pid slurmctld) ]] && ctld_answers >/dev/null 2>&1; then
+        local jobs i
+        jobs=$(squeue -h -o %i 2>/dev/null | tr '\n' ' ')
+        if [[ -n ${jobs// /} ]]; then
+            say "cancelling jobs: $jobs"
+            # shellcheck disable=SC2086
+            scancel $jobs 2>/dev/null || true
+            for ((i = 0; i < 150; i++)); do
+                [[ -z $(squeue -h -o %i 2>/dev/null) ]] && break
+                sleep 0.2
+            done
+        fi
+    fi
+    stop_daemon slurmd
+    stop_daemon slurmctld
+    stop_daemon slurmdbd
+    stop_daemon mariadbd
+    stop_daemon munged
+    rm -f "$RUN_DIR/accounting-configured"
+    say "down"
+}
+
+cmd_status() {
+    local name pid ok=0 configured
+    configured=$(cat "$RUN_DIR/accounting-configured" 2>/dev/null || echo "not up")
+    echo "cluster: $CLUSTER  node: $NODE  accounting configured: $configured"
+    for name in munged mariadbd slurmdbd slurmctld slurmd; do
+        pid=$(recorded_pid "$name")
+        if [[ -n $pid ]]; then
+            echo "  $name: running (pid $pid, started by cluster.sh)"
+        elif [[ -n $(foreign_pid "$name") ]]; then
+            echo "  $name: running (pid $(foreign_pid "$name"), not started by cluster.sh)"
+        else
+            echo "  $name: stopped"
+        fi
+    done
+    if ctld_answers >/dev/null 2>&1; then
+        echo "slurmctld answers; node $NODE is '$(node_state)'"
+        sinfo -o '  %P %a %l %D %T %G %f' 2>/dev/null || true
+        node_usable || ok=1
+        # slurmctld notices a dead slurmd only after SlurmdTimeout (300 s) and keeps showing the node idle.
+        [[ -n $(recorded_pid slurmd) || -n $(foreign_pid slurmd) ]] || { echo "slurmd is not running"; ok=1; }
+    else
+        echo "slurmctld does not answer"
+        ok=1
+    fi
+    if dbd_answers >/dev/null 2>&1; then
+        echo "accounting: slurmdbd answers (sacct works)"
+    else
+        echo "accounting: not available (sacct fails)"
+    fi
+    return $ok
+}
+
+cmd_accounting() {
+    local configured
+    configured=$(cat "$RUN_DIR/accounting-configured" 2>/dev/null || echo "")
+    case "${1-}" in
+        on)
+            [[ $configured == yes ]] || die "the cluster is not up with accounting; run \`cluster.sh up\`"
+            start_munged
+            start_mariadbd
+            start_slurmdbd
+            say "accounting on: slurmdbd answers"
+            ;;
+        off)
+            [[ -n $(recorded_pid slurmdbd) ]] || { say "slurmdbd is not running"; return 0; }
+            stop_daemon slurmdbd
+            say "accounting off: slurmdbd stopped (slurmctld keeps running and queues accounting records)"
+            ;;
+        *) die "usage: cluster.sh accounting on|off" ;;
+    esac
+}
+
+main() {
+    local cmd=${1-}
+    shift || true
+    install -d -m 755 "$LOG_DIR" 2>/dev/null || true
+    if [[ $cmd == up || $cmd == down || $cmd == accounting ]]; then
+        # One change at a time: two `up`s at once (parallel CI steps) would start every daemon twice.
+        install -d -m 755 "$RUN_DIR"
+        exec 9>"$RUN_DIR/lock"
+        flock -w 300 9 || die "another cluster.sh is still running after 300 s"
+    fi
+    case "$cmd" in
+        up) cmd_up "$@" ;;
+        down) cmd_down ;;
+        status) cmd_status ;;
+        accounting) cmd_accounting "$@" ;;
+        *) die "usage: cluster.sh up [--no-accounting] | down | status | accounting on|off" ;;
+    esac
+}
+
+main "$@"
