@@ -98,8 +98,9 @@ def run(plan: Plan, loaded: LoadedSite, engine_name: str, workdir: Path | None =
         try:
             outcomes = engine.execute(ctx)
         except KeyboardInterrupt:
+            ctx.scheduler.cancel_run(run_id, ctx.jobs)
             _clean_unfinished(ctx, todo, outcomes)
-            _write_manifest(run_dir, plan, loaded, engine_name, run_id, workdir, store, todo_ids, outcomes, status="interrupted")
+            _write_manifest(run_dir, plan, loaded, engine_name, run_id, workdir, store, todo_ids, outcomes, ctx.jobs, status="interrupted")
             raise
         finally:
             signal.signal(signal.SIGTERM, previous)
@@ -111,7 +112,7 @@ def run(plan: Plan, loaded: LoadedSite, engine_name: str, workdir: Path | None =
         else:
             remove_outputs(workdir, task)
             failed[task.id] = outcome
-    manifest = _write_manifest(run_dir, plan, loaded, engine_name, run_id, workdir, store, todo_ids, outcomes,
+    manifest = _write_manifest(run_dir, plan, loaded, engine_name, run_id, workdir, store, todo_ids, outcomes, ctx.jobs,
                                status="failed" if failed else "succeeded")
     return RunResult(run_id, run_dir, workdir, [t.id for t in todo], [t.id for t in plan.tasks if t.id not in todo_ids], failed, manifest)
 
@@ -147,7 +148,8 @@ def tool_versions() -> dict[str, str]:
 
 
 def _write_manifest(run_dir: Path, plan: Plan, loaded: LoadedSite, engine: str, run_id: str, workdir: Path,
-                    store: StateStore, todo_ids: set[str], outcomes: dict[str, TaskOutcome], status: str) -> dict[str, Any]:
+                    store: StateStore, todo_ids: set[str], outcomes: dict[str, TaskOutcome], jobs: list[str],
+                    status: str) -> dict[str, Any]:
     """manifest.json: every output with its sha256, how each task ended, versions and images."""
     tasks = {}
     outputs = {}
@@ -173,6 +175,7 @@ def _write_manifest(run_dir: Path, plan: Plan, loaded: LoadedSite, engine: str, 
         "run_id": run_id, "status": status, "workflow": plan.workflow, "site": plan.site, "scheduler": plan.scheduler,
         "engine": engine, "workdir": str(workdir), "finished": dt.datetime.now().isoformat(timespec="seconds"),
         "parameters": plan.parameters, "tasks": tasks, "outputs": outputs, "tools": tool_versions(), "containers": images,
+        "scheduler_jobs": jobs,
     }
     (run_dir / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     return manifest

@@ -36,6 +36,8 @@ class RunContext:
     run_dir: Path
     tasks: list[Task]
     run_id: str = "render"
+    jobs: list[str] = field(default_factory=list)
+    """Scheduler job ids the engine submitted (recorded in the manifest; used to cancel)."""
     on_event: Callable[[str, Task, TaskOutcome | None], None] = field(default=lambda kind, task, outcome: None)
 
     @property

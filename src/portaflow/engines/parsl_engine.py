@@ -201,6 +201,10 @@ class ParslEngine(Engine):
                 futures[task.id] = future
             wait(list(futures.values()))
         finally:
+            if ctx.site.scheduler != "local":
+                for executor in dfk.executors.values():
+                    provider = getattr(executor, "provider", None)
+                    ctx.jobs.extend(str(j) for j in getattr(provider, "resources", {}) if str(j) not in ctx.jobs)
             dfk.cleanup()
             parsl.clear()
         return outcomes

@@ -207,6 +207,9 @@ class SnakemakeEngine(Engine):
                     log.flush()
                     if _PROGRESS.search(line):
                         self._report_new(ctx, by_id, reported)
+                    job = _SLURM_JOBID.search(line)
+                    if job:
+                        ctx.jobs.append(job.group(1))
                 proc.wait()
             except KeyboardInterrupt:
                 # The SLURM plugin ignores SIGTERM; SIGINT makes Snakemake cancel its jobs and stop.

@@ -28,6 +28,10 @@ class Scheduler:
         """The scheduler options for one job of this size on this partition."""
         return []
 
+    def cancel_run(self, run_id: str, known_jobs: list[str]) -> list[str]:
+        """Cancel every job of a run still queued or running; return the ids cancelled."""
+        return []
+
     @classmethod
     def flag_name(cls, directive: str) -> str:
         """'--mem=4G' -> '--mem'; '-p gpu' -> '-p'."""

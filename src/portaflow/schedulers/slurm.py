@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import subprocess
 
 from portaflow.plan.model import TaskResources
 from portaflow.schedulers.base import Scheduler
@@ -56,3 +57,22 @@ class SlurmScheduler(Scheduler):
         if request.gpu_model:
             return [self.site.gpu_model_syntax.format(n=request.gpus, model=request.gpu_model)]
         return [self.site.gpu_syntax.format(n=request.gpus)]
+
+    def cancel_run(self, run_id: str, known_jobs: list[str]) -> list[str]:
+        """scancel the run's jobs: those portaflow recorded, and those carrying the run's comment.
+
+        Why both: Snakemake's SLURM plugin sets its own --comment (so its job ids come from its log),
+        and Parsl may have a block queued that it has not reported yet (found by the comment).
+        One squeue call lists the queue; one scancel call cancels.
+        """
+        queue = subprocess.run(["squeue", "--noheader", "--format=%i|%k"], capture_output=True, text=True, timeout=60)
+        if queue.returncode != 0:
+            return []
+        mine = []
+        for line in queue.stdout.splitlines():
+            job_id, _, comment = line.partition("|")
+            if job_id in known_jobs or comment == f"portaflow:{run_id}":
+                mine.append(job_id)
+        if mine:
+            subprocess.run(["scancel", *mine], capture_output=True, timeout=60)
+        return mine

@@ -3,4 +3,4 @@ cd /work/portaflow-golden
 module load apptainer/1.3
 source $HOME/portaflow-venv/bin/activate
 export OMP_NUM_THREADS=4
-nvidia-smi -L > gpu.txt || echo no-gpu > gpu.txt
+echo "${CUDA_VISIBLE_DEVICES:-none}" > gpu.txt
