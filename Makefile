@@ -3,7 +3,7 @@
 #   make test   install everything, then run the test suite
 .PHONY: setup run test slurm-up slurm-down
 
-MAIN_WORKFLOW ?= workflows/examples/wordfreq.yaml
+MAIN_WORKFLOW ?= workflows/hep/zmumu.yaml
 ENGINE ?= parsl
 
 setup:

@@ -1,0 +1,284 @@
+"""Chunked reading and the distributed reduction: files -> work items -> per-item counts -> one merged result.
+
+Why this shape:
+- A work item is a file and a range of entries cut at basket boundaries, so no basket is decompressed
+  twice, and it is read chunk by chunk: a task never holds more than one chunk of events (plus its
+  small histograms), so memory is bounded by `chunk_entries`, never by the dataset.
+- Tasks return plain int64 count arrays (flow bins included); merging is integer addition, exact and
+  independent of the order in which tasks finish, so 1 process and N workers give identical results.
+- The GPU path runs the very same array kernel with CuPy (selections.select), on workers advertising
+  the GPU resource; a GPU that is asked for but unusable raises GPUUnavailableError.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Sequence
+
+import awkward as ak
+import numpy as np
+import uproot
+
+from portaflow.cores.hep.generate import TREE, read_truth
+from portaflow.cores.hep.gpu import GPUUnavailableError, array_module, check_device, gpu_resource_name, to_host
+from portaflow.cores.hep.selections import COUNT_NAMES, HISTOGRAMS, FlatChunk, Muons, fill, select_jets, select_muons
+
+MUON_BRANCHES = ("Muon_pt", "Muon_eta", "Muon_phi", "Muon_mass", "Muon_charge")
+BRANCHES = (*MUON_BRANCHES, "Jet_pt", "MET_pt")
+DEFAULT_CHUNK = 100_000
+
+
+@dataclass(frozen=True)
+class WorkItem:
+    """Entries [boundaries[0], boundaries[-1]) of one file, read as chunks [boundaries[k], boundaries[k+1])."""
+
+    path: str
+    boundaries: tuple[int, ...]
+
+    @property
+    def entries(self) -> int:
+        return self.boundaries[-1] - self.boundaries[0]
+
+    def chunks(self) -> Iterator[tuple[int, int]]:
+        return zip(self.boundaries[:-1], self.boundaries[1:])
+
+
+def chunk_boundaries(basket_offsets: Sequence[int], chunk_entries: int) -> list[int]:
+    """Entry boundaries of chunks of at most `chunk_entries`, on basket boundaries where baskets allow.
+
+    Consecutive baskets are merged while they fit; a basket larger than a chunk is cut into pieces (its
+    bytes are then decompressed more than once, but memory stays bounded, which matters more).
+    """
+    if chunk_entries < 1:
+        raise ValueError(f"chunk_entries must be >= 1, got {chunk_entries}")
+    offsets = [int(o) for o in basket_offsets]
+    bounds = [offsets[0]]
+    for previous, stop in zip(offsets[:-1], offsets[1:]):
+        if stop - bounds[-1] > chunk_entries and previous > bounds[-1]:
+            bounds.append(previous)  # close the chunk at the last basket boundary that fits
+        while stop - bounds[-1] > chunk_entries:
+            bounds.append(bounds[-1] + chunk_entries)  # a basket larger than a chunk
+    if bounds[-1] != offsets[-1]:
+        bounds.append(offsets[-1])
+    return bounds
+
+
+def plan_work(paths: Iterable[str | Path], chunk_entries: int = DEFAULT_CHUNK,
+              partition_entries: int | None = None) -> list[WorkItem]:
+    """Work items over all files: each file's chunks grouped into items of about `partition_entries`."""
+    items: list[WorkItem] = []
+    for path in paths:
+        with uproot.open(path) as file:
+            tree = file[TREE]
+            if tree.classname != "TTree":
+                raise TypeError(f"{path}: {TREE} is a {tree.classname}, expected a TTree")
+            offsets = [int(x) for x in tree.common_entry_offsets()] if tree.num_entries else [0]
+        bounds = chunk_boundaries(offsets, chunk_entries)
+        per_item = max(1, (partition_entries or chunk_entries * 5) // chunk_entries)
+        for k in range(0, max(len(bounds) - 1, 1), per_item):
+            items.append(WorkItem(str(path), tuple(bounds[k:k + per_item + 1])))
+    return items
+
+
+def _flat(array: ak.Array) -> tuple[np.ndarray, np.ndarray]:
+    """(offsets starting at 0, content) of a jagged array of numbers, without copies where possible."""
+    layout = ak.to_layout(array)
+    if isinstance(layout, ak.contents.ListOffsetArray) and isinstance(layout.content, ak.contents.NumpyArray):
+        offsets = np.asarray(layout.offsets.data).astype(np.int64, copy=False)
+        content = np.asarray(layout.content.data)[offsets[0]:offsets[-1]]
+        return (offsets - offsets[0] if offsets[0] else offsets), content
+    counts = ak.to_numpy(ak.num(array, axis=1)).astype(np.int64)
+    return np.concatenate([[0], np.cumsum(counts)]), ak.to_numpy(ak.flatten(array, axis=1))
+
+
+def _read(tree: Any, names: Sequence[str], start: int, stop: int) -> dict[str, ak.Array]:
+    return tree.arrays(list(names), entry_start=start, entry_stop=stop, library="ak", how=dict)
+
+
+def read_muons(tree: Any, start: int, stop: int, xp: Any = np) -> Muons:
+    arrays = _read(tree, MUON_BRANCHES, start, stop)
+    offsets, pt = _flat(arrays.pop("Muon_pt"))
+    rest = [_flat(arrays.pop(name))[1] for name in MUON_BRANCHES[1:]]
+    return Muons(*(xp.asarray(x) for x in (offsets, pt, *rest)))
+
+
+def read_jets(tree: Any, start: int, stop: int, xp: Any = np) -> tuple[Any, Any]:
+    offsets, pt = _flat(_read(tree, ["Jet_pt"], start, stop)["Jet_pt"])
+    return xp.asarray(offsets), xp.asarray(pt)
+
+
+def read_met(tree: Any, start: int, stop: int, xp: Any = np) -> Any:
+    return xp.asarray(ak.to_numpy(_read(tree, ["MET_pt"], start, stop)["MET_pt"]))
+
+
+def read_chunk(tree: Any, start: int, stop: int, xp: Any = np) -> FlatChunk:
+    """One chunk of every branch the selection needs, as flat columns (numpy, or CuPy with xp=cupy)."""
+    return FlatChunk(read_muons(tree, start, stop, xp), *read_jets(tree, start, stop, xp), read_met(tree, start, stop, xp))
+
+
+def reduce_chunk(tree: Any, start: int, stop: int, xp: Any = np) -> dict[str, Any]:
+    """`select` on one chunk, reading one branch at a time (muon columns are reduced to their values at
+    the pair ends as they come), so only one branch of one chunk is alive at once, plus per-pair and
+    per-event arrays: the peak memory is a fraction of the chunk's."""
+    offsets, charge = _flat(_read(tree, ["Muon_charge"], start, stop)["Muon_charge"])
+    first = {"charge": xp.asarray(charge)}
+
+    def column(name: str) -> Any:
+        if name in first:
+            return first.pop(name)
+        return xp.asarray(_flat(_read(tree, [f"Muon_{name}"], start, stop)[f"Muon_{name}"])[1])
+
+    muons = select_muons(column, xp.asarray(offsets), stop - start, xp)
+    two_jets = select_jets(*read_jets(tree, start, stop, xp), xp)
+    return fill(muons, two_jets, read_met(tree, start, stop, xp), xp)
+
+
+def empty_counts() -> dict[str, np.ndarray]:
+    """The zero result: every histogram (flow bins included) and every selected count."""
+    counts = {spec.name: np.zeros(spec.bins + 2, dtype=np.int64) for spec in HISTOGRAMS}
+    counts.update({name: np.zeros(1, dtype=np.int64) for name in COUNT_NAMES})
+    return counts
+
+
+def merge_counts(total: dict[str, np.ndarray], part: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Add `part` into `total` in place (integer sums: exact, order-independent)."""
+    for name, values in part.items():
+        total[name] += values
+    return total
+
+
+_ALLOCATOR_TUNED = False
+MMAP_THRESHOLD = 32 << 20  # glibc's maximum
+TRIM_THRESHOLD = 64 << 20
+
+
+def tune_allocator() -> None:
+    """Undo the effect of MALLOC_TRIM_THRESHOLD_ (which Dask's nanny sets to 64 KiB for its workers).
+
+    Why: with that variable glibc stops adapting its mmap threshold, so every temporary array above 128 KiB
+    is a fresh mmap that is page-faulted in and unmapped again; this kernel makes dozens per chunk and ran
+    2-3x slower in Dask workers than in a plain process. Serving them from the heap and returning memory
+    to the system only beyond 64 MiB of free space restores plain-process speed; memory stays bounded (the
+    free space kept is at most what the previous chunk used). Only when the variable is set, only on glibc.
+    """
+    global _ALLOCATOR_TUNED
+    if _ALLOCATOR_TUNED or "MALLOC_TRIM_THRESHOLD_" not in os.environ:
+        return
+    _ALLOCATOR_TUNED = True
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(-3, MMAP_THRESHOLD)  # M_MMAP_THRESHOLD
+        libc.mallopt(-1, TRIM_THRESHOLD)  # M_TRIM_THRESHOLD
+    except (OSError, AttributeError):
+        pass  # not glibc: nothing to undo
+
+
+def reduce_item(item: WorkItem, device: str = "cpu") -> dict[str, np.ndarray]:
+    """Counts of one work item, reading one chunk at a time; runs in a Dask task or in-process."""
+    tune_allocator()
+    xp = array_module(device)
+    total = {name: xp.asarray(values) for name, values in empty_counts().items()}
+    with uproot.open(item.path, array_cache=None) as file:  # no cache: each chunk is read once
+        tree = file[TREE]
+        for start, stop in item.chunks():
+            part = reduce_chunk(tree, start, stop, xp)
+            for name, values in part.items():
+                total[name] += values
+    return {name: to_host(values).astype(np.int64) for name, values in total.items()}
+
+
+@dataclass
+class Reduction:
+    """The merged result of a reduction, plus how it was obtained (for the summary)."""
+
+    counts: dict[str, np.ndarray]
+    files: list[str]
+    work_items: int
+    chunk_entries: int
+    device: str
+    truth: dict[str, int] = field(default_factory=dict)
+
+    def selected(self) -> dict[str, int]:
+        return {name: int(self.counts[name][0]) for name in COUNT_NAMES}
+
+
+def _gpu_workers(client: Any, resource: str) -> list[str]:
+    """Addresses of the workers that advertise `resource` (all workers, not only the first few)."""
+    try:
+        workers = client.scheduler_info(n_workers=-1)["workers"]
+    except TypeError:  # distributed before 2025.4 lists every worker by default
+        workers = client.scheduler_info()["workers"]
+    return [address for address, info in workers.items() if info.get("resources", {}).get(resource, 0) > 0]
+
+
+def _threads(client: Any) -> int:
+    return max(1, sum(client.nthreads().values()))
+
+
+def auto_partition(total_entries: int, chunk_entries: int, slots: int) -> int:
+    """About four work items per worker thread (load balance), each 1 to 10 chunks long."""
+    target = math.ceil(total_entries / max(1, 4 * slots))
+    return min(10 * chunk_entries, max(chunk_entries, math.ceil(target / chunk_entries) * chunk_entries))
+
+
+def _file_entries(paths: Sequence[str]) -> int:
+    total = 0
+    for path in paths:
+        with uproot.open(path) as file:
+            total += file[TREE].num_entries
+    return total
+
+
+def reduce_files(paths: Sequence[str | Path], *, chunk_entries: int = DEFAULT_CHUNK,
+                 partition_entries: int | None = None, device: str = "cpu", client: Any = None) -> Reduction:
+    """Reduce NanoAOD-like files to histograms and counts, in this process (client=None) or over Dask.
+
+    With device="gpu" every task runs with CuPy, on workers advertising the GPU resource
+    (PORTAFLOW_DASK_GPU_RESOURCE); if no worker does, or CuPy/CUDA fails there, GPUUnavailableError.
+    """
+    check_device(device)
+    paths = [str(p) for p in ([paths] if isinstance(paths, (str, Path)) else paths)]
+    if not paths:
+        raise ValueError("no input files to reduce")
+    slots = _threads(client) if client is not None else 1
+    if partition_entries is None:
+        partition_entries = auto_partition(_file_entries(paths), chunk_entries, slots)
+    items = plan_work(paths, chunk_entries, partition_entries)
+    total = empty_counts()
+    if client is None:
+        if device == "gpu":
+            array_module("gpu")  # fail before reading anything
+        for item in items:
+            merge_counts(total, reduce_item(item, device))
+    else:
+        from distributed import as_completed
+
+        options: dict[str, Any] = {"pure": False}
+        if device == "gpu":
+            resource = gpu_resource_name()
+            if not _gpu_workers(client, resource):
+                raise GPUUnavailableError(f"device='gpu' was requested but no Dask worker advertises the resource "
+                                          f"{resource!r} (PORTAFLOW_DASK_GPU_RESOURCE); ask the site profile for GPU workers")
+            options["resources"] = {resource: 1}
+        futures = [client.submit(reduce_item, item, device, **options) for item in items]
+        try:
+            for future in as_completed(futures):
+                merge_counts(total, future.result())
+                future.release()
+        except BaseException:
+            client.cancel(futures)  # one failed task fails the reduction; stop the others now
+            raise
+    truth: dict[str, int] = {}
+    for path in paths:
+        try:
+            file_truth = read_truth(path)
+        except (KeyError, OSError, ValueError):
+            truth = {}
+            break
+        for name in ("events", "signal_events", "signal_in_window", "muons", "jets"):
+            truth[name] = truth.get(name, 0) + int(file_truth[name])
+    return Reduction(total, paths, len(items), chunk_entries, device, truth)

@@ -1,0 +1,115 @@
+"""Workflow entry points (portaflow's step contract): generate -> reduce (Dask) -> fit_and_plot.
+
+Each function takes `inputs`/`outputs` (paths) and `args` (plain YAML values), writes every output
+completely or raises. Unknown `args` keys raise, so a typo in a workflow fails loudly instead of being
+ignored. The args are documented in docs/cores/hep.md.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from portaflow.cores.hep.fit import fit_z_peak
+from portaflow.cores.hep.generate import GeneratorConfig, Z_MASS, Z_WIDTH, write_events_file
+from portaflow.cores.hep.plots import plot_mass, plot_met
+from portaflow.cores.hep.products import histograms_document, read_histograms, write_json, write_root
+from portaflow.cores.hep.reduce import DEFAULT_CHUNK, reduce_files
+
+GENERATE_ARGS = {"events", "seed", "file_index", "signal_fraction", "compression", "background", "pt_resolution",
+                 "basket_entries"}
+REDUCE_ARGS = {"chunk_entries", "partition_entries", "device"}
+FIT_ARGS = {"fit_range"}
+MET_HISTOGRAMS = ("met_all", "met_2jets40", "met_zmumu")
+
+
+def _check_args(args: Mapping[str, Any], allowed: set[str], step: str) -> None:
+    unknown = sorted(set(args) - allowed)
+    if unknown:
+        raise ValueError(f"hep.{step}: unknown args {unknown}; allowed: {sorted(allowed)}")
+
+
+def _flag(value: Any) -> bool:
+    """A YAML boolean, also accepting the strings a command line would give."""
+    if isinstance(value, str):
+        if value.lower() in ("true", "yes", "on", "1"):
+            return True
+        if value.lower() in ("false", "no", "off", "0"):
+            return False
+        raise ValueError(f"not a boolean: {value!r}")
+    return bool(value)
+
+
+def _paths(value: Any) -> list[str]:
+    return [value] if isinstance(value, str) else [str(v) for v in value]
+
+
+def generate(*, inputs: Mapping[str, Any], outputs: Mapping[str, str], args: Mapping[str, Any]) -> None:
+    """Write one synthetic NanoAOD-like ROOT file to outputs["events"] (and its truth to outputs["truth"] if asked)."""
+    _check_args(args, GENERATE_ARGS, "generate")
+    config = GeneratorConfig(
+        events=int(args.get("events", 200_000)), seed=int(args.get("seed", 1)),
+        file_index=int(args.get("file_index", 0)), signal_fraction=float(args.get("signal_fraction", 0.15)),
+        background=_flag(args.get("background", True)), pt_resolution=float(args.get("pt_resolution", 0.01)),
+    )
+    if config.events < 0 or not 0.0 <= config.signal_fraction <= 1.0:
+        raise ValueError(f"hep.generate: need events >= 0 and 0 <= signal_fraction <= 1, got {config}")
+    truth = write_events_file(outputs["events"], config, compression=str(args.get("compression", "zlib:1")),
+                              basket_entries=int(args.get("basket_entries", 100_000)))
+    if "truth" in outputs:
+        Path(outputs["truth"]).write_text(json.dumps(json.loads(truth.to_json()), indent=1, sort_keys=True) + "\n")
+
+
+def reduce(*, inputs: Mapping[str, Any], outputs: Mapping[str, str], args: Mapping[str, Any], client: Any) -> None:
+    """Reduce inputs["events"] (one path or a list) over the Dask client to outputs["histograms"] (ROOT)
+    and outputs["histograms_json"] (JSON with edges, counts, variances, selected counts and summed truth)."""
+    _check_args(args, REDUCE_ARGS, "reduce")
+    paths = _paths(inputs["events"])
+    partition = args.get("partition_entries")
+    result = reduce_files(paths, chunk_entries=int(args.get("chunk_entries", DEFAULT_CHUNK)),
+                          partition_entries=int(partition) if partition is not None else None,
+                          device=str(args.get("device", "cpu")), client=client)
+    write_root(outputs["histograms"], result.counts)
+    document = histograms_document(result.counts, {"truth": result.truth, "files": [Path(p).name for p in paths]})
+    write_json(outputs["histograms_json"], document)
+
+
+def fit_and_plot(*, inputs: Mapping[str, Any], outputs: Mapping[str, str], args: Mapping[str, Any]) -> None:
+    """Fit the Z peak of inputs["histograms"] (the JSON product, or the ROOT one) and write outputs["fit"],
+    outputs["summary"] (JSON), outputs["mass_plot"] and, if asked, outputs["met_plot"] (PNG)."""
+    _check_args(args, FIT_ARGS, "fit_and_plot")
+    doc = read_histograms(inputs["histograms"])
+    hists = doc["histograms"]
+    fit_range = tuple(float(x) for x in args.get("fit_range", (70.0, 110.0)))
+    fine = hists["dimuon_mass_fine"]
+    try:
+        fit, model = fit_z_peak(fine["edges"], fine["counts"], fit_range)  # type: ignore[arg-type]
+        fit_doc: dict[str, Any] = {"status": "ok", **fit.as_dict()}
+    except ValueError as exc:  # too few entries: report it, still plot the data
+        fit, model, fit_doc = None, None, {"status": f"not fitted: {exc}", "valid": False}
+    fit_doc["generated"] = {"mass": Z_MASS, "width": Z_WIDTH}
+    fit_doc["model"] = "extended binned Poisson likelihood: n_signal * Voigt(mass, width=FWHM of the Breit-Wigner, sigma) + n_background * exp(slope * m)"
+    write_json(outputs["fit"], fit_doc)
+
+    plot_mass(outputs["mass_plot"], hists["dimuon_mass"], fine, fit, model)
+    if "met_plot" in outputs:
+        plot_met(outputs["met_plot"], hists, MET_HISTOGRAMS)
+
+    spectrum = hists["dimuon_mass"]
+    peak = int(np.argmax(spectrum["counts"])) if sum(spectrum["counts"]) else None
+    summary = {
+        "counts": doc.get("counts", {}),
+        "truth": doc.get("truth", {}),
+        "files": doc.get("files", []),
+        "dimuon_peak_bin": None if peak is None else [spectrum["edges"][peak], spectrum["edges"][peak + 1]],
+        "fit": {"status": fit_doc["status"], "valid": fit_doc.get("valid", False)},
+    }
+    if fit is not None:
+        for name in ("mass", "width", "sigma", "n_signal", "n_background"):
+            summary["fit"][name] = {"value": fit.values[name], "error": fit.errors[name]}
+        summary["fit"]["mass_pull"] = (fit.values["mass"] - Z_MASS) / fit.errors["mass"]
+        summary["fit"]["chi2_ndof"] = [fit.chi2, fit.ndof]
+    write_json(outputs["summary"], summary)
