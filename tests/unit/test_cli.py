@@ -71,3 +71,23 @@ def test_schema_is_json_schema():
 def test_unknown_site(tmp_path):
     result = run_portaflow("plan", WORDFREQ, "--site", "slurm-locl")
     assert result.returncode == 2 and "did you mean 'slurm-local'" in result.stderr
+
+
+def test_params_file_and_param_precedence(write):
+    params = write("params.yaml", "shards: 5\ntop: 4\n")
+    result = run_portaflow("plan", WORDFREQ, "--params-file", str(params), "--param", "top=2", "--json")
+    assert result.returncode == 0, result.stderr
+    tasks = json.loads(result.stdout)
+    assert len(tasks) == 5 + 5 + 1
+    bad = write("bad.yaml", "shardz: 5\n")
+    result = run_portaflow("plan", WORDFREQ, "--params-file", str(bad))
+    assert result.returncode == 2 and "unknown parameter 'shardz'" in result.stderr and "did you mean 'shards'" in result.stderr
+
+
+def test_site_requiring_an_account_says_how_to_set_one():
+    result = run_portaflow("plan", WORDFREQ, "--site", "example-lumi-g")
+    assert result.returncode == 2
+    assert "requires an account" in result.stderr and "--site-set account=" in result.stderr
+    result = run_portaflow("plan", WORDFREQ, "--site", "example-lumi-g", env={"PORTAFLOW_SITE_ACCOUNT": "project_465000000"})
+    assert result.returncode == 0, result.stderr
+    assert "--account=project_465000000" in result.stdout and "--partition=small " in result.stdout

@@ -21,6 +21,8 @@ CASES = [
     (WORKFLOWS / "examples" / "wordfreq.yaml", "example-hpc-mem-per-cpu"),
     (ROOT / "tests" / "data" / "workflows" / "resources.yaml", "slurm-local"),
     (ROOT / "tests" / "data" / "workflows" / "resources.yaml", "example-hpc-mem-per-cpu"),
+    (ROOT / "tests" / "data" / "workflows" / "resources.yaml", "example-lumi-g"),
+    (ROOT / "tests" / "data" / "workflows" / "resources.yaml", "example-juwels-booster"),
 ]
 
 
@@ -33,7 +35,8 @@ def normalise(text: str, out_dir: Path) -> str:
 def test_rendered_files_match_golden(tmp_path, workflow, site, engine):
     out_dir = tmp_path / "render"
     result = run_portaflow("render", str(workflow), "--site", site, "--engine", engine, "-o", str(out_dir),
-                           "--workdir", WORKDIR, *(["--param", "shards=2"] if workflow.stem == "wordfreq" else []), cwd=ROOT)
+                           "--workdir", WORKDIR, *(["--param", "shards=2"] if workflow.stem == "wordfreq" else []),
+                           *(["--site-set", "account=proj123"] if "example-" in site and "mem-per-cpu" not in site else []), cwd=ROOT)
     assert result.returncode == 0, result.stderr
     golden_dir = GOLDEN / f"{workflow.stem}--{Path(site).stem}--{engine}"
     rendered = {p.relative_to(out_dir): normalise(p.read_text(), out_dir) for p in sorted(out_dir.rglob("*")) if p.is_file()}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from portaflow.errors import Problem, SpecError
+from portaflow.errors import InputError, Problem, SpecError
 from portaflow.plan.model import TaskResources
 from portaflow.spec.loading import LoadedSite
 
@@ -55,3 +55,8 @@ class Scheduler:
                 ))
         if problems:
             raise SpecError(problems)
+        if self.site.account_required and not self.site.account:
+            raise InputError(
+                f"site {self.site.name} requires an account and none is set: add --site-set account=YOUR_PROJECT "
+                "or export PORTAFLOW_SITE_ACCOUNT=YOUR_PROJECT (your project or budget name, as the site's docs say)"
+            )

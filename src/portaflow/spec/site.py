@@ -117,6 +117,7 @@ class SiteProfile(Strict):
     scheduler: Scheduler
     partitions: dict[Identifier, Partition] = Field(..., min_length=1)
     account: str | None = None
+    account_required: bool = Field(False, description="jobs without an account are refused here: portaflow asks the user for one before submitting")
     qos: str | None = None
     reservation: str | None = None
     constraint: str | None = None

@@ -1,0 +1,6 @@
+set -eo pipefail
+cd /work/portaflow-golden
+module load Stages/2025
+module load Apptainer-Tools
+source $PROJECT/portaflow-venv/bin/activate
+echo prepared > prepared.txt
