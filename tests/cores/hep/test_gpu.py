@@ -6,25 +6,18 @@ import numpy as np
 import pytest
 
 from portaflow.cores.hep import steps
-from portaflow.cores.hep.gpu import GPUUnavailableError, require_cupy
+from portaflow.cores.gpu import GPUUnavailableError
+from testlib import gpu_unavailable_reason
 from portaflow.cores.hep.reduce import reduce_files
 
 
-def _gpu_reason() -> str | None:
-    try:
-        require_cupy()
-    except GPUUnavailableError as exc:
-        return str(exc)
-    return None
-
-
-GPU_REASON = _gpu_reason()
+GPU_REASON = gpu_unavailable_reason()
 needs_gpu = pytest.mark.skipif(GPU_REASON is not None, reason=f"no usable GPU: {GPU_REASON}")
 
 
 @pytest.mark.skipif(GPU_REASON is None, reason="a usable GPU is present; the no-GPU error cannot be provoked")
 def test_gpu_requested_without_gpu_raises_in_process(mixed_dataset):
-    with pytest.raises(GPUUnavailableError, match="device='gpu' was requested"):
+    with pytest.raises(GPUUnavailableError, match="device 'gpu' was requested"):
         reduce_files(mixed_dataset[0], device="gpu")
 
 
@@ -43,7 +36,7 @@ def test_gpu_worker_without_usable_gpu_raises_through_the_step(mixed_dataset, tm
     outputs = {"histograms": str(tmp_path / "h.root"), "histograms_json": str(tmp_path / "h.json")}
     with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, resources={"TESTGPU": 1},
                       dashboard_address=":0") as cluster, Client(cluster) as client:
-        with pytest.raises(GPUUnavailableError, match="device='gpu' was requested"):
+        with pytest.raises(GPUUnavailableError, match="device 'gpu' was requested"):
             steps.reduce(inputs={"events": mixed_dataset[0]}, outputs=outputs, args={"device": "gpu"}, client=client)
     assert not (tmp_path / "h.json").exists()
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from portaflow.cores.radio.gpu import numpy_es_backend, require_cupy
+from portaflow.cores.radio.gpu import numpy_es_backend
+from testlib import gpu_unavailable_reason
 from portaflow.cores.radio.gridding import CPU_BACKEND, GPUUnavailableError, ImageGeometry, get_backend
 
 C = 299_792_458.0
@@ -114,15 +115,7 @@ def test_weights_multiply_visibilities(wide_obs):
         assert rel(weighted, premultiplied) < 1e-12
 
 
-def _gpu_reason() -> str | None:
-    try:
-        require_cupy()
-    except GPUUnavailableError as exc:
-        return str(exc)
-    return None
-
-
-GPU_REASON = _gpu_reason()
+GPU_REASON = gpu_unavailable_reason()
 needs_gpu = pytest.mark.skipif(GPU_REASON is not None, reason=f"no usable GPU: {GPU_REASON}")
 
 

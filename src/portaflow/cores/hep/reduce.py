@@ -24,7 +24,7 @@ import numpy as np
 import uproot
 
 from portaflow.cores.hep.generate import TREE, read_truth
-from portaflow.cores.hep.gpu import GPUUnavailableError, array_module, check_device, gpu_resource_name, to_host
+from portaflow.cores.gpu import GPUUnavailableError, array_module, check_device, gpu_resource_name, to_host
 from portaflow.cores.hep.selections import COUNT_NAMES, HISTOGRAMS, FlatChunk, Muons, fill, select_jets, select_muons
 
 MUON_BRANCHES = ("Muon_pt", "Muon_eta", "Muon_phi", "Muon_mass", "Muon_charge")
@@ -261,7 +261,7 @@ def reduce_files(paths: Sequence[str | Path], *, chunk_entries: int = DEFAULT_CH
         if device == "gpu":
             resource = gpu_resource_name()
             if not _gpu_workers(client, resource):
-                raise GPUUnavailableError(f"device='gpu' was requested but no Dask worker advertises the resource "
+                raise GPUUnavailableError(f"device 'gpu' was requested but no Dask worker advertises the resource "
                                           f"{resource!r} (PORTAFLOW_DASK_GPU_RESOURCE); ask the site profile for GPU workers")
             options["resources"] = {resource: 1}
         futures = [client.submit(reduce_item, item, device, **options) for item in items]

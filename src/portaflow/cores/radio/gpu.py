@@ -1,8 +1,7 @@
 """GPU gridding backend: the ES w-gridder of :mod:`.esgridder` run with CuPy arrays.
 
-The GPU path is opt-in and must never degrade silently: :func:`require_cupy` imports CuPy, counts the
-CUDA devices and runs a tiny kernel, and turns any failure into :class:`GPUUnavailableError` with the
-reason.  Note: this backend has not been run on a GPU yet; its algorithm is tested on the CPU with
+The GPU path is opt-in and must never degrade silently: :func:`portaflow.cores.gpu.require_cupy` proves a
+CUDA device works or raises GPUUnavailableError with the reason.  Note: this backend has not been run on a GPU yet; its algorithm is tested on the CPU with
 numpy (same code, ``xp = numpy``) against a direct DFT.
 """
 
@@ -14,31 +13,9 @@ from typing import Any
 import numpy as np
 
 from . import esgridder
-from .gridding import Backend, GPUUnavailableError, ImageGeometry
+from portaflow.cores.gpu import require_cupy
 
-
-def require_cupy() -> Any:
-    """Return the ``cupy`` module if a CUDA device really works, else raise GPUUnavailableError."""
-    try:
-        import cupy
-    except Exception as exc:  # ImportError, or a CUDA library failing to load
-        raise GPUUnavailableError(
-            f"device 'gpu' was requested but CuPy cannot be imported ({type(exc).__name__}: {exc}); "
-            "install cupy-cuda12x on a machine with an NVIDIA GPU, or use device 'cpu'") from exc
-    try:
-        count = int(cupy.cuda.runtime.getDeviceCount())
-    except Exception as exc:
-        raise GPUUnavailableError(f"device 'gpu' was requested but no CUDA device is usable "
-                                  f"({type(exc).__name__}: {exc})") from exc
-    if count < 1:
-        raise GPUUnavailableError("device 'gpu' was requested but CuPy sees no CUDA device")
-    try:
-        if int((cupy.arange(4) ** 2).sum().item()) != 14:
-            raise RuntimeError("wrong result from a test kernel")
-    except Exception as exc:
-        raise GPUUnavailableError(f"device 'gpu' was requested but a CuPy test kernel failed "
-                                  f"({type(exc).__name__}: {exc})") from exc
-    return cupy
+from .gridding import Backend, ImageGeometry
 
 
 def _gpu_vis2dirty(uvw: np.ndarray, freq: np.ndarray, vis: np.ndarray, wgt: np.ndarray | None,

@@ -19,8 +19,7 @@ from typing import Callable
 import numpy as np
 
 
-class GPUUnavailableError(RuntimeError):
-    """Raised when the GPU path was requested but CuPy or a CUDA device cannot be used."""
+from portaflow.cores.gpu import GPUUnavailableError  # noqa: E402  (re-exported: the radio API raises it)
 
 
 @dataclass(frozen=True)

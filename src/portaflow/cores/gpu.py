@@ -1,8 +1,8 @@
-"""Finding a usable GPU (CuPy) or saying clearly why there is none.
+"""Finding a usable GPU (CuPy) for the science cores, or saying clearly why there is none.
 
-Why a module of its own: the rule is that `device="gpu"` never silently runs on the CPU, so every place
-that wants the GPU goes through `require_cupy`, which either returns a CuPy that has just run a kernel on
-a device or raises GPUUnavailableError with the reason.
+Why one module for both cores: the rule is that `device="gpu"` never silently runs on the CPU, so every
+place that wants the GPU goes through `require_cupy`, which either returns a CuPy that has just run a
+kernel on a device or raises GPUUnavailableError with the reason.
 """
 
 from __future__ import annotations
@@ -34,19 +34,19 @@ def require_cupy() -> Any:
     try:
         import cupy
     except Exception as exc:  # ImportError, or a CUDA library that fails to load
-        raise GPUUnavailableError(f"device='gpu' was requested but CuPy cannot be imported ({exc}); "
-                                  "install cupy-cuda12x on a machine with an NVIDIA GPU, or use device='cpu'") from exc
+        raise GPUUnavailableError(f"device 'gpu' was requested but CuPy cannot be imported ({type(exc).__name__}: {exc}); "
+                                  "install cupy-cuda12x on a machine with an NVIDIA GPU, or use device 'cpu'") from exc
     try:
-        count = cupy.cuda.runtime.getDeviceCount()
+        count = int(cupy.cuda.runtime.getDeviceCount())
         if count < 1:
-            raise GPUUnavailableError("device='gpu' was requested but CUDA reports no device")
-        probe = cupy.arange(4, dtype=cupy.int64)
-        if int((probe * probe).sum()) != 14:
-            raise GPUUnavailableError("device='gpu' was requested but a test kernel gave a wrong result")
+            raise GPUUnavailableError("device 'gpu' was requested but CUDA reports no device")
+        if int((cupy.arange(4, dtype=cupy.int64) ** 2).sum().item()) != 14:
+            raise GPUUnavailableError("device 'gpu' was requested but a test kernel gave a wrong result")
     except GPUUnavailableError:
         raise
     except Exception as exc:  # CUDARuntimeError, driver too old, no device visible, ...
-        raise GPUUnavailableError(f"device='gpu' was requested but no usable CUDA device was found ({exc})") from exc
+        raise GPUUnavailableError(f"device 'gpu' was requested but no usable CUDA device was found "
+                                  f"({type(exc).__name__}: {exc})") from exc
     return cupy
 
 
