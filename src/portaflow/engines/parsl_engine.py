@@ -36,13 +36,13 @@ class ParslEngine(Engine):
     name = "parsl"
 
     # -- configuration -------------------------------------------------------------------------
-    def config(self, ctx: RunContext) -> Any:
-        """A Parsl Config for the chosen tasks."""
+    def config(self, ctx: RunContext, resolve_address: bool = True) -> Any:
+        """A Parsl Config for the chosen tasks (rendering elsewhere leaves an interface's address unresolved)."""
         from parsl.config import Config
 
         groups = resource_classes(ctx.tasks)
         max_retries = max((t.retries for t in ctx.tasks), default=0)
-        executors = [self._executor(ctx, label, tasks) for label, tasks in groups.items()]
+        executors = [self._executor(ctx, label, tasks, resolve_address) for label, tasks in groups.items()]
         return Config(
             executors=executors,
             run_dir=str(ctx.run_dir / "parsl"),
@@ -53,7 +53,7 @@ class ParslEngine(Engine):
             initialize_logging=True,
         )
 
-    def _executor(self, ctx: RunContext, label: str, tasks: list[Task]) -> Any:
+    def _executor(self, ctx: RunContext, label: str, tasks: list[Task], resolve_address: bool) -> Any:
         from parsl.executors import HighThroughputExecutor
 
         request = tasks[0].resources
@@ -73,17 +73,22 @@ class ParslEngine(Engine):
             provider=provider,
             max_workers_per_node=workers,
             cores_per_worker=request.cores if site.scheduler == "local" else 1,
-            address=self._address(ctx),
+            address=self._address(ctx, resolve_address),
             worker_logdir_root=str(ctx.run_dir / "parsl" / "workers"),
             available_accelerators=accelerators,
             heartbeat_period=5,
             heartbeat_threshold=60,
+            **({"worker_port_range": site.network.port_range, "interchange_port_range": site.network.port_range}
+               if site.network.port_range else {}),
         )
 
-    def _address(self, ctx: RunContext) -> str:
+    def _address(self, ctx: RunContext, resolve: bool) -> str:
+        """Where workers reach the interchange: the profile's address, or its interface's (read on the driver)."""
         network = ctx.site.network
         if network.address:
             return network.address
+        if network.interface and not resolve:
+            return f"<address of {network.interface} on the driver>"
         if network.interface:
             from parsl.addresses import address_by_interface
 
@@ -135,11 +140,13 @@ class ParslEngine(Engine):
         """
         out_dir.mkdir(parents=True, exist_ok=True)
         written = []
-        config_text = ["# Parsl configuration compiled by portaflow", f"# site: {ctx.site.name} ({ctx.site.scheduler})", ""]
+        header = [f"# The Parsl Config portaflow hands to parsl.load() (Parsl's own repr), for site {ctx.site.name}.",
+                  "# Executors, one per resource class:"]
         for label, tasks in resource_classes(ctx.tasks).items():
-            config_text.append(f"executor {label}: {len(tasks)} task(s); partition {tasks[0].partition}; " + _describe(tasks[0].resources))
+            header.append(f"#   {label}: {len(tasks)} task(s); partition {tasks[0].partition}; " + _describe(tasks[0].resources))
+        config_repr = re.sub(r" at 0x[0-9a-f]+", "", repr(self.config(ctx, resolve_address=False)))  # object addresses vary run to run
         path = out_dir / "parsl_config.txt"
-        path.write_text("\n".join(config_text) + "\n")
+        path.write_text("\n".join(header) + "\n" + config_repr + "\n")
         written.append(path)
         apps = out_dir / "apps"
         apps.mkdir(exist_ok=True)
