@@ -72,7 +72,9 @@ def _load(workflow: str, site: str, site_set: tuple[str, ...], params: tuple[str
 
     loaded_wf = load_workflow(workflow)
     loaded_site = load_site(site, parse_assignments(site_set, "--site-set"))
-    scheduler_for(loaded_site.site.scheduler)(loaded_site).check()
+    scheduler = scheduler_for(loaded_site.site.scheduler)(loaded_site)
+    scheduler.check()
+    scheduler.check_user_values()
     plan = make_plan(loaded_wf.workflow, loaded_site.site, _params(params, params_file))
     return loaded_wf, loaded_site, plan
 

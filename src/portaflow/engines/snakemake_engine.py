@@ -161,15 +161,24 @@ class SnakemakeEngine(Engine):
         return cfg
 
     # -- rendering and running -----------------------------------------------------------------
-    def render(self, ctx: RunContext, out_dir: Path) -> list[Path]:
+    def render(self, ctx: RunContext, out_dir: Path, profile: dict[str, Any] | None = None) -> list[Path]:
         out_dir.mkdir(parents=True, exist_ok=True)
         snakefile = out_dir / "Snakefile"
         snakefile.write_text(self.snakefile(ctx))
         profile_dir = out_dir / "profile"
         profile_dir.mkdir(exist_ok=True)
         config = profile_dir / "config.yaml"
-        config.write_text(yaml.safe_dump(self.profile(ctx), sort_keys=True))
+        config.write_text(yaml.safe_dump(profile or self.profile(ctx), sort_keys=True))
         return [snakefile, config]
+
+    def run_profile(self, ctx: RunContext) -> dict[str, Any]:
+        """The profile, with `status_command: auto` decided against this cluster: squeue when sacct
+        does not answer (the plugin would otherwise wait forever for accounting records)."""
+        profile = self.profile(ctx)
+        site = ctx.site
+        if site.scheduler == "slurm" and site.polling.status_command == "auto" and not ctx.scheduler.accounting_available():
+            profile["slurm-status-command"] = "squeue"
+        return profile
 
     def command(self, ctx: RunContext, out_dir: Path, extra: list[str] | None = None) -> list[str]:
         return [
@@ -192,7 +201,7 @@ class SnakemakeEngine(Engine):
 
     def execute(self, ctx: RunContext) -> dict[str, TaskOutcome]:
         out_dir = ctx.run_dir / "snakemake"
-        self.render(ctx, out_dir)
+        self.render(ctx, out_dir, self.run_profile(ctx))
         (ctx.run_dir / "done").mkdir(parents=True, exist_ok=True)
         (ctx.run_dir / "logs").mkdir(parents=True, exist_ok=True)
         log_path = ctx.run_dir / "snakemake.log"

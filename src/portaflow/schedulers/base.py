@@ -55,6 +55,9 @@ class Scheduler:
                 ))
         if problems:
             raise SpecError(problems)
+
+    def check_user_values(self) -> None:
+        """Before planning a run: values each user must supply (an account where the site requires one)."""
         if self.site.account_required and not self.site.account:
             raise InputError(
                 f"site {self.site.name} requires an account and none is set: add --site-set account=YOUR_PROJECT "

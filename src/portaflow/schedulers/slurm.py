@@ -76,3 +76,12 @@ class SlurmScheduler(Scheduler):
         if mine:
             subprocess.run(["scancel", *mine], capture_output=True, timeout=60)
         return mine
+
+    def accounting_available(self) -> bool:
+        """Whether sacct answers here. Why ask: without accounting, tools that poll with sacct wait
+        forever (Snakemake's SLURM plugin does); squeue works either way."""
+        try:
+            probe = subprocess.run(["sacct", "--noheader", "-X", "--format=JobID", "-j", "1"], capture_output=True, timeout=30)
+        except (OSError, subprocess.TimeoutExpired):
+            return False
+        return probe.returncode == 0
