@@ -99,7 +99,7 @@ def run(workflow: str, site: str, site_set: tuple[str, ...], engine: str, params
         from portaflow.preflight import preflight
 
         preflight(plan, loaded_site.site, wd.resolve(), check_scheduler=False)
-        todo = stale_tasks(plan, StateStore(wd.resolve()), signatures(plan, wd.resolve(), driver._extra_signature(plan, loaded_site)))
+        todo = stale_tasks(plan, StateStore(wd.resolve()), signatures(plan, wd.resolve(), driver.extra_signatures(plan, loaded_site)))
         _plan_table(plan, loaded_site, {t.id for t in todo})
         console.print(f"dry run: {len(todo)} of {len(plan.tasks)} task(s) would run on {loaded_site.site.name} with {engine}")
         return
@@ -220,9 +220,9 @@ def validate(files: tuple[str, ...]) -> None:
                 scheduler_for(loaded.site.scheduler)(loaded).check()
                 console.print(f"{name}: ok (site profile {loaded.site.name}, scheduler {loaded.site.scheduler})")
             else:
-                from portaflow.plan.planner import _scatter_values
+                from portaflow.plan.planner import scatter_values
 
-                _scatter_values(loaded.workflow, dict(loaded.workflow.parameters))
+                scatter_values(loaded.workflow, dict(loaded.workflow.parameters))
                 console.print(f"{name}: ok (workflow {loaded.workflow.name}, {len(loaded.workflow.steps)} steps)")
         except SpecError as exc:
             problems.extend(str(p) for p in exc.problems)

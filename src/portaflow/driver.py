@@ -62,7 +62,7 @@ def new_run_dir(workdir: Path, engine: str) -> tuple[str, Path]:
     return run_id, run_dir
 
 
-def _extra_signature(plan: Plan, loaded: LoadedSite) -> dict[str, str]:
+def extra_signatures(plan: Plan, loaded: LoadedSite) -> dict[str, str]:
     """What else decides a task's outputs besides its command: the image, the site's environment."""
     site = loaded.site
     out = {}
@@ -78,7 +78,7 @@ def run(plan: Plan, loaded: LoadedSite, engine_name: str, workdir: Path | None =
     workdir.mkdir(parents=True, exist_ok=True)
     preflight(plan, loaded.site, workdir)
     store = StateStore(workdir)
-    sigs = signatures(plan, workdir, _extra_signature(plan, loaded))
+    sigs = signatures(plan, workdir, extra_signatures(plan, loaded))
     todo = stale_tasks(plan, store, sigs)
     todo_ids = {t.id for t in todo}
     engine = engine_for(engine_name)

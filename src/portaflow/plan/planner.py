@@ -56,15 +56,15 @@ def make_plan(workflow: Workflow, site: SiteProfile, parameters: Mapping[str, An
 
 def _make_plan(workflow: Workflow, site: SiteProfile, parameters: Mapping[str, Any] | None) -> Plan:
     params = resolve_parameters(workflow, parameters or {})
-    scatter_values = _scatter_values(workflow, params)
+    scatter = scatter_values(workflow, params)
     tasks: list[Task] = []
     for step_name, step in workflow.steps.items():
-        tasks.extend(_expand_step(step_name, step, params, scatter_values, site))
+        tasks.extend(_expand_step(step_name, step, params, scatter, site))
     tasks, external = _wire(tasks)
     return Plan(workflow.name, site.name, site.scheduler, params, tasks, external)
 
 
-def _scatter_values(workflow: Workflow, params: Mapping[str, Any]) -> dict[str, list[Any]]:
+def scatter_values(workflow: Workflow, params: Mapping[str, Any]) -> dict[str, list[Any]]:
     """Each scatter variable's values, fixed now (data-dependent fan-out is refused)."""
     out: dict[str, list[Any]] = {}
     owner: dict[str, str] = {}
