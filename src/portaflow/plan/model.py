@@ -92,9 +92,6 @@ class Plan:
     def __post_init__(self) -> None:
         self.by_id = {t.id: t for t in self.tasks}
 
-    def steps(self) -> list[str]:
-        return list(dict.fromkeys(t.step for t in self.tasks))
-
     def downstream(self, task_ids: set[str]) -> set[str]:
         """Every task that depends, directly or not, on one of `task_ids` (the ids included)."""
         children: dict[str, list[str]] = {}

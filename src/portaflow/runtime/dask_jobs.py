@@ -32,7 +32,7 @@ def worker_specs(settings: dict[str, Any]) -> dict[str, dict[str, Any]]:
                 "memory": f"{settings[f'{kind}_worker']['memory_mib']}MiB",
                 "job_name": f"portaflow-dask-{kind}", "job_directives_skip": SLURM_SKIP,
                 "job_extra_directives": list(settings[f"{kind}_worker_directives"]),
-                "worker_extra_args": extra, "python": settings.get("python"),
+                "worker_extra_args": extra,
             }}
     return specs
 
