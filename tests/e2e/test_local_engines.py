@@ -150,3 +150,11 @@ def test_snakemake_dry_run_jobs_equal_plan_tasks(tmp_path):
     jobs.pop("portaflow_all")
     assert jobs == {t.id: 1 for t in plan.tasks}
     assert len(jobs) == 11
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_walltime_overrun_is_reported_as_timeout(tmp_path, engine):
+    result = run(DATA / "overrun.yaml", tmp_path, engine)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "TIMEOUT: ran past its walltime of 00:00:03" in result.stdout
+    assert not (tmp_path / "long.txt").exists()

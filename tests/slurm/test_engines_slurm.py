@@ -64,3 +64,15 @@ def test_resources_reach_slurm_as_the_profile_says(slurm_cluster, slurm_accounti
     if slurm_accounting:
         [row] = slurm_cluster.sacct(gpu["JobId"], "JobID,AllocTRES")
         assert "gres/gpu=2" in row["AllocTRES"], row
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_failure_on_slurm_reports_timeout_and_job(slurm_cluster, tmp_path, engine):
+    result = run_portaflow("run", str(ROOT / "tests" / "data" / "workflows" / "overrun.yaml"), "--site", "slurm-local",
+                           "--engine", engine, "--workdir", str(tmp_path))
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "TIMEOUT: ran past its walltime of 00:00:03" in result.stdout
+    assert not (tmp_path / "long.txt").exists()
+    jobs = manifest(tmp_path)["scheduler_jobs"]
+    if engine == "snakemake":  # the failed step's own SLURM job is named
+        assert f"failed long job {jobs[0]} exit code 124" in result.stdout, result.stdout

@@ -17,6 +17,10 @@ from portaflow.schedulers import Scheduler, scheduler_for
 from portaflow.spec.loading import LoadedSite
 
 
+TIMEOUT_EXIT = 124
+"""What `timeout` exits with when a step runs past its walltime."""
+
+
 @dataclass
 class TaskOutcome:
     task_id: str
@@ -24,6 +28,15 @@ class TaskOutcome:
     exit_code: int | None = None
     job_id: str | None = None
     message: str = ""
+
+
+def failure_message(exit_code: int | None, task: Task) -> str:
+    """The words for a failed command: TIMEOUT when it ran past its walltime."""
+    if exit_code == TIMEOUT_EXIT:
+        from portaflow.units import format_walltime
+
+        return f"TIMEOUT: ran past its walltime of {format_walltime(task.resources.walltime_s)}"
+    return "the command failed"
 
 
 @dataclass
@@ -54,6 +67,9 @@ class RunContext:
     def marker_path(self, task: Task) -> Path:
         return self.run_dir / "done" / task.id
 
+    def exit_code_path(self, task: Task) -> Path:
+        return self.run_dir / "exit" / task.id
+
     def shell_line(self, task: Task) -> str:
         """The complete shell text that runs one task the same way under every engine.
 
@@ -69,7 +85,10 @@ class RunContext:
             env[DASK_ENV_VAR] = json.dumps(self.dask_settings(task), sort_keys=True, separators=(",", ":"))
         lines += [f"export {name}={shlex.quote(value)}" for name, value in env.items()]
         call = container_call(site, task.container)
-        lines.append(wrap(task.command, call, site, str(self.workdir), task.resources.gpus, list(env)))
+        command = wrap(task.command, call, site, str(self.workdir), task.resources.gpus, list(env))
+        # The step's own walltime, enforced the same way on every site and engine (a Parsl block may run
+        # several tasks; SLURM checks limits only every ~30 s): exit 124 means it ran out of time.
+        lines.append(f"timeout --kill-after=10 {task.resources.walltime_s} bash -c {shlex.quote(command)}")
         return "\n".join(lines)
 
 

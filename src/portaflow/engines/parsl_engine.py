@@ -13,7 +13,7 @@ from concurrent.futures import Future, wait
 from pathlib import Path
 from typing import Any
 
-from portaflow.engines.base import Engine, RunContext, TaskOutcome
+from portaflow.engines.base import Engine, RunContext, TaskOutcome, failure_message
 from portaflow.plan.model import Task, TaskResources
 from portaflow.runtime.call import remove_outputs as remove_paths
 from portaflow.units import format_walltime
@@ -123,7 +123,7 @@ class ParslEngine(Engine):
             init_blocks=site.parsl.init_blocks,
             min_blocks=0,
             max_blocks=min(site.parsl.max_blocks, site.polling.max_queued_jobs),
-            walltime=format_walltime(walltime_s),
+            walltime=format_walltime(-(-walltime_s // 60) * 60),  # Parsl writes whole minutes; never 0
             scheduler_options="\n".join(f"#SBATCH {d}" for d in directives),
             worker_init=self._worker_init(ctx),
             exclusive=False,
@@ -227,7 +227,7 @@ class ParslEngine(Engine):
             if name == "DependencyError":
                 message = "not run: a task it depends on failed"
             elif name == "BashExitFailure":
-                message = "the command failed"
+                message = failure_message(code, task)
             else:
                 message = f"{name}: {exc}"
             outcome = TaskOutcome(task.id, False, code, message=message)

@@ -18,13 +18,14 @@ from typing import Any
 
 import yaml
 
-from portaflow.engines.base import Engine, RunContext, TaskOutcome
+from portaflow.engines.base import Engine, RunContext, TaskOutcome, failure_message
 from portaflow.gctools import paused_gc
 from portaflow.plan.model import Task
 
 _PROGRESS = re.compile(r"(\d+) of (\d+) steps \(\d+%\) done")
 _EXIT_STATUS = re.compile(r"returned non-zero exit status (\d+)")
 _ERROR_IN_RULE = re.compile(r"^Error in rule (\w+):")
+_RULE_START = re.compile(r"^(?:local)?rule (\w+):")
 _SLURM_JOBID = re.compile(r"Job \d+ has been submitted with SLURM jobid (\d+)")
 
 
@@ -75,6 +76,8 @@ class SnakemakeEngine(Engine):
             out.append(f"    retries: {task.retries}")
         script = "\n".join([
             f"exec >>{_q(str(ctx.log_path(task)))} 2>&1",
+            # The exit status survives wherever the job ran (on SLURM, Snakemake's log does not carry it).
+            f"trap 'echo $? > {_q(str(ctx.exit_code_path(task)))}' EXIT",
             ctx.shell_line(task),
             f"touch {_q(str(ctx.marker_path(task)))}",
         ])
@@ -203,6 +206,7 @@ class SnakemakeEngine(Engine):
         out_dir = ctx.run_dir / "snakemake"
         self.render(ctx, out_dir, self.run_profile(ctx))
         (ctx.run_dir / "done").mkdir(parents=True, exist_ok=True)
+        (ctx.run_dir / "exit").mkdir(parents=True, exist_ok=True)
         (ctx.run_dir / "logs").mkdir(parents=True, exist_ok=True)
         log_path = ctx.run_dir / "snakemake.log"
         by_id = {t.id: t for t in ctx.tasks}
@@ -229,14 +233,17 @@ class SnakemakeEngine(Engine):
                     os.killpg(proc.pid, signal.SIGKILL)
                 raise
         self._report_new(ctx, by_id, reported)
-        failures = _failures(log_path.read_text(errors="replace"))
+        log_text = log_path.read_text(errors="replace")
+        failures = _failures(log_text)
+        job_of_rule = _slurm_jobs_by_rule(log_text)
         outcomes = {}
         for task in ctx.tasks:
             if ctx.marker_path(task).exists():
                 outcomes[task.id] = TaskOutcome(task.id, True, 0)
                 continue
             if task.id in failures:
-                outcome = TaskOutcome(task.id, False, failures[task.id], message="the command failed")
+                code = _read_exit_code(ctx.exit_code_path(task), failures[task.id])
+                outcome = TaskOutcome(task.id, False, code, job_id=job_of_rule.get(task.id), message=failure_message(code, task))
             else:
                 outcome = TaskOutcome(task.id, False, None, message=f"not run: a task it depends on failed (see {log_path})")
             outcomes[task.id] = outcome
@@ -263,6 +270,27 @@ def _failures(log: str) -> dict[str, int | None]:
             failures[rule.group(1)] = status
             status = None
     return failures
+
+
+def _read_exit_code(path: Path, fallback: int | None) -> int | None:
+    try:
+        return int(path.read_text().strip())
+    except (OSError, ValueError):
+        return fallback
+
+
+def _slurm_jobs_by_rule(log: str) -> dict[str, str]:
+    """Rule -> the SLURM job id the plugin submitted it as (from its 'rule X:' ... 'SLURM jobid N' lines)."""
+    out: dict[str, str] = {}
+    rule: str | None = None
+    for line in log.splitlines():
+        found = _RULE_START.match(line)
+        if found:
+            rule = found.group(1)
+        job = _SLURM_JOBID.search(line)
+        if job and rule:
+            out[rule] = job.group(1)
+    return out
 
 
 def _q(text: str) -> str:

@@ -3,4 +3,4 @@ cd /work/portaflow-golden
 module load Stages/2025
 module load Apptainer-Tools
 source $PROJECT/portaflow-venv/bin/activate
-echo prepared > prepared.txt
+timeout --kill-after=10 1200 bash -c 'echo prepared > prepared.txt'

@@ -4,4 +4,4 @@ module load Stages/2025
 module load Apptainer-Tools
 source $PROJECT/portaflow-venv/bin/activate
 export OMP_NUM_THREADS=4
-echo "${CUDA_VISIBLE_DEVICES:-none}" > gpu.txt
+timeout --kill-after=10 1500 bash -c 'echo "${CUDA_VISIBLE_DEVICES:-none}" > gpu.txt'

@@ -1,4 +1,4 @@
 set -eo pipefail
 cd /work/portaflow-golden
 source /project/portaflow-venv/bin/activate
-echo prepared > prepared.txt
+timeout --kill-after=10 1200 bash -c 'echo prepared > prepared.txt'

@@ -1,3 +1,3 @@
 set -eo pipefail
 cd /work/portaflow-golden
-echo prepared > prepared.txt
+timeout --kill-after=10 1200 bash -c 'echo prepared > prepared.txt'

@@ -1,4 +1,4 @@
 set -eo pipefail
 cd /work/portaflow-golden
 export OMP_NUM_THREADS=4
-echo "${CUDA_VISIBLE_DEVICES:-none}" > gpu.txt
+timeout --kill-after=10 1500 bash -c 'echo "${CUDA_VISIBLE_DEVICES:-none}" > gpu.txt'

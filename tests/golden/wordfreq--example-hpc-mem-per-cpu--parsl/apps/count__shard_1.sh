@@ -2,4 +2,4 @@ set -eo pipefail
 cd /work/portaflow-golden
 module load apptainer/1.3
 source $HOME/portaflow-venv/bin/activate
-tr -s ' ' '\n' < text/shard_1.txt | sort | uniq -c | sort -k2 | awk '{print $2"\t"$1}' > counts/shard_1.tsv
+timeout --kill-after=10 300 bash -c 'tr -s '"'"' '"'"' '"'"'\n'"'"' < text/shard_1.txt | sort | uniq -c | sort -k2 | awk '"'"'{print $2"\t"$1}'"'"' > counts/shard_1.tsv'

@@ -1,3 +1,3 @@
 set -eo pipefail
 cd /work/portaflow-golden
-python3 -m portaflow.runtime.call '{"args":{"seed":7,"shard":0,"words":2000},"dask":false,"inputs":{},"outputs":{"text":"text/shard_0.txt"},"target":"portaflow.examples.wordfreq:make_text"}'
+timeout --kill-after=10 300 bash -c 'python3 -m portaflow.runtime.call '"'"'{"args":{"seed":7,"shard":0,"words":2000},"dask":false,"inputs":{},"outputs":{"text":"text/shard_0.txt"},"target":"portaflow.examples.wordfreq:make_text"}'"'"''
