@@ -49,6 +49,7 @@ class ParslEngine(Engine):
             retries=max_retries,
             retry_handler=_retry_cost(max_retries),
             strategy="simple",
+            strategy_period=float(ctx.site.polling.interval),  # how often block status is polled (one batched query)
             max_idletime=5.0,
             initialize_logging=True,
         )
