@@ -88,7 +88,16 @@ class RunContext:
         command = wrap(task.command, call, site, str(self.workdir), task.resources.gpus, list(env))
         # The step's own walltime, enforced the same way on every site and engine (a Parsl block may run
         # several tasks; SLURM checks limits only every ~30 s): exit 124 means it ran out of time.
-        lines.append(f"timeout --kill-after=10 {task.resources.walltime_s} bash -c {shlex.quote(command)}")
+        # `timeout` runs the step in a process group of its own (so a timeout stops all of it); signals
+        # sent to this shell (an engine cancelling, Ctrl-C) are passed on to it, and so reach the step.
+        lines += [
+            f"timeout --kill-after=10 {task.resources.walltime_s} bash -c {shlex.quote(command)} &",
+            "pf_step=$!",
+            "trap 'kill -TERM \"$pf_step\" 2>/dev/null' TERM INT HUP",
+            "pf_status=0",
+            "while kill -0 \"$pf_step\" 2>/dev/null; do wait \"$pf_step\" && pf_status=0 || pf_status=$?; done",
+            'test "$pf_status" -eq 0 || exit "$pf_status"',
+        ]
         return "\n".join(lines)
 
 
