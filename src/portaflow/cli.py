@@ -91,7 +91,6 @@ def _load(workflow: str, site: str, site_set: tuple[str, ...], params: tuple[str
 def run(workflow: str, site: str, site_set: tuple[str, ...], engine: str, params: tuple[str, ...], params_file: str | None, workdir: str | None, dry_run: bool) -> None:
     """Run WORKFLOW on a site with an engine; only stale tasks run."""
     from portaflow import driver
-    from portaflow.engines.state import StateStore, signatures, stale_tasks
 
     _, loaded_site, plan = _load(workflow, site, site_set, params, params_file)
     wd = Path(workdir) if workdir else driver.default_workdir(plan, loaded_site)
@@ -99,7 +98,7 @@ def run(workflow: str, site: str, site_set: tuple[str, ...], engine: str, params
         from portaflow.preflight import preflight
 
         preflight(plan, loaded_site.site, wd.resolve(), check_scheduler=False)
-        todo = stale_tasks(plan, StateStore(wd.resolve()), signatures(plan, wd.resolve(), driver.extra_signatures(plan, loaded_site)))
+        _, _, todo = driver.tasks_to_run(plan, loaded_site, wd.resolve())
         _plan_table(plan, loaded_site, {t.id for t in todo})
         console.print(f"dry run: {len(todo)} of {len(plan.tasks)} task(s) would run on {loaded_site.site.name} with {engine}")
         return

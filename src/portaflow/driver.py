@@ -21,8 +21,7 @@ import yaml
 
 from portaflow.containers import container_call
 from portaflow.engines import engine_for
-from portaflow.engines.base import RunContext, TaskOutcome
-from portaflow.engines.parsl_engine import remove_outputs
+from portaflow.engines.base import RunContext, TaskOutcome, remove_outputs
 from portaflow.engines.state import StateStore, signatures, stale_tasks
 from portaflow.plan.model import Plan, Task
 from portaflow.preflight import preflight
@@ -72,14 +71,19 @@ def extra_signatures(plan: Plan, loaded: LoadedSite) -> dict[str, str]:
     return out
 
 
+def tasks_to_run(plan: Plan, loaded: LoadedSite, workdir: Path) -> tuple[StateStore, dict[str, str], list[Task]]:
+    """The run's records, every task's signature, and the stale tasks (what a run or a dry run would do)."""
+    store = StateStore(workdir)
+    sigs = signatures(plan, workdir, extra_signatures(plan, loaded))
+    return store, sigs, stale_tasks(plan, store, sigs)
+
+
 def run(plan: Plan, loaded: LoadedSite, engine_name: str, workdir: Path | None = None, quiet: bool = False) -> RunResult:
     """Run the plan's stale tasks on one engine. KeyboardInterrupt propagates after clean-up."""
     workdir = (workdir or default_workdir(plan, loaded)).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     preflight(plan, loaded.site, workdir)
-    store = StateStore(workdir)
-    sigs = signatures(plan, workdir, extra_signatures(plan, loaded))
-    todo = stale_tasks(plan, store, sigs)
+    store, sigs, todo = tasks_to_run(plan, loaded, workdir)
     todo_ids = {t.id for t in todo}
     engine = engine_for(engine_name)
     run_id, run_dir = new_run_dir(workdir, engine_name)

@@ -18,13 +18,9 @@ class Progress:
     console: Console = field(default_factory=lambda: Console(stderr=True, highlight=False, soft_wrap=True))
     done: int = 0
     failed: int = 0
-    submitted: int = 0
 
     def event(self, kind: str, task: Task, outcome: TaskOutcome | None) -> None:
-        if kind == "submitted":
-            self.submitted += 1
-            return
-        if outcome is None:
+        if outcome is None:  # "submitted" events carry no outcome
             return
         if outcome.ok:
             self.done += 1

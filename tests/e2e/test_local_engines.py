@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from testlib import ROOT, WORKFLOWS, run_portaflow
-from portaflow.compare import compare
-from portaflow.spec.loading import load_workflow
+from portaflow.compare import compare_workdirs
+from portaflow.plan import make_plan
+from portaflow.spec.loading import load_site, load_workflow
 
 ENGINES = ["parsl", "snakemake"]
 WORDFREQ = WORKFLOWS / "examples" / "wordfreq.yaml"
@@ -42,16 +43,12 @@ def wordfreq_runs(tmp_path_factory):
 
 
 def test_both_engines_give_identical_outputs(wordfreq_runs):
-    workflow = load_workflow(WORDFREQ).workflow
     parsl_dir, smk_dir = wordfreq_runs["parsl"], wordfreq_runs["snakemake"]
     m_parsl, m_smk = manifest(parsl_dir), manifest(smk_dir)
     assert set(m_parsl["outputs"]) == set(m_smk["outputs"]) and len(m_parsl["outputs"]) == 7
-    for step in workflow.steps.values():
-        for spec in step.output_specs().values():
-            for path in m_parsl["outputs"]:
-                if Path(path).parent == Path(spec.path).parent:
-                    verdict = compare(parsl_dir / path, smk_dir / path, spec.compare)
-                    assert verdict.same, f"{path}: {verdict.detail}"
+    plan = make_plan(load_workflow(WORDFREQ).workflow, load_site("local", environ={}).site)
+    verdicts = compare_workdirs(plan, parsl_dir, smk_dir)
+    assert len(verdicts) == 7 and all(v.same for _, v in verdicts), [(p, v.detail) for p, v in verdicts if not v.same]
     # Outputs here are deterministic, so even the digests agree.
     assert {p: o["sha256"] for p, o in m_parsl["outputs"].items()} == {p: o["sha256"] for p, o in m_smk["outputs"].items()}
     table = json.loads((parsl_dir / "results" / "top_words.json").read_text())
@@ -140,8 +137,6 @@ def test_missing_input_fails_before_anything_runs(tmp_path):
 def test_snakemake_dry_run_jobs_equal_plan_tasks(tmp_path):
     from portaflow.engines.base import RunContext
     from portaflow.engines.snakemake_engine import SnakemakeEngine
-    from portaflow.plan import make_plan
-    from portaflow.spec.loading import load_site
 
     loaded = load_site("local", environ={})
     plan = make_plan(load_workflow(WORDFREQ).workflow, loaded.site, {"shards": 5})

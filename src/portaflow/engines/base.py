@@ -12,9 +12,11 @@ from typing import Callable
 
 from portaflow.containers import container_call, wrap
 from portaflow.plan.model import Plan, Task
+from portaflow.runtime.call import remove_outputs as remove_paths
 from portaflow.runtime.dask_cluster import ENV_VAR as DASK_ENV_VAR
 from portaflow.schedulers import Scheduler, scheduler_for
 from portaflow.spec.loading import LoadedSite
+from portaflow.units import format_walltime
 
 
 TIMEOUT_EXIT = 124
@@ -33,10 +35,13 @@ class TaskOutcome:
 def failure_message(exit_code: int | None, task: Task) -> str:
     """The words for a failed command: TIMEOUT when it ran past its walltime."""
     if exit_code == TIMEOUT_EXIT:
-        from portaflow.units import format_walltime
-
         return f"TIMEOUT: ran past its walltime of {format_walltime(task.resources.walltime_s)}"
     return "the command failed"
+
+
+def remove_outputs(workdir: Path, task: Task) -> None:
+    """A failed or cancelled task leaves nothing a later run could take for complete."""
+    remove_paths({k: str(workdir / o.path) for k, o in task.outputs.items()})
 
 
 @dataclass

@@ -13,9 +13,8 @@ from concurrent.futures import Future, wait
 from pathlib import Path
 from typing import Any
 
-from portaflow.engines.base import Engine, RunContext, TaskOutcome, failure_message
+from portaflow.engines.base import Engine, RunContext, TaskOutcome, failure_message, remove_outputs
 from portaflow.plan.model import Task, TaskResources
-from portaflow.runtime.call import remove_outputs as remove_paths
 from portaflow.units import format_walltime
 
 _STRIP_FOR_PARSL = ("--time", "--nodes", "--ntasks", "--job-name", "--output", "--error")
@@ -249,11 +248,6 @@ def _retry_cost(max_retries: int):
         return max_retries / allowed if allowed else max_retries + 1
 
     return handler
-
-
-def remove_outputs(workdir: Path, task: Task) -> None:
-    """A failed or cancelled task leaves nothing a later run could take for complete."""
-    remove_paths({k: str(workdir / o.path) for k, o in task.outputs.items()})
 
 
 def _describe(r: TaskResources) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -75,11 +76,11 @@ class SnakemakeEngine(Engine):
         if task.retries:
             out.append(f"    retries: {task.retries}")
         script = "\n".join([
-            f"exec >>{_q(str(ctx.log_path(task)))} 2>&1",
+            f"exec >>{shlex.quote(str(ctx.log_path(task)))} 2>&1",
             # The exit status survives wherever the job ran (on SLURM, Snakemake's log does not carry it).
-            f"trap 'echo $? > {_q(str(ctx.exit_code_path(task)))}' EXIT",
+            f"trap 'echo $? > {shlex.quote(str(ctx.exit_code_path(task)))}' EXIT",
             ctx.shell_line(task),
-            f"touch {_q(str(ctx.marker_path(task)))}",
+            f"touch {shlex.quote(str(ctx.marker_path(task)))}",
         ])
         out.append(f"    shell: {_escape_braces(script)!r}")
         out.append("")
@@ -291,12 +292,6 @@ def _slurm_jobs_by_rule(log: str) -> dict[str, str]:
         if job and rule:
             out[rule] = job.group(1)
     return out
-
-
-def _q(text: str) -> str:
-    import shlex
-
-    return shlex.quote(text)
 
 
 def _env() -> dict[str, str]:

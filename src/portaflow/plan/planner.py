@@ -13,6 +13,7 @@ from portaflow.gctools import paused_gc
 from portaflow.plan.model import DaskPlan, OutputPlan, Plan, Task, TaskResources
 from portaflow.plan.partitions import choose_partition
 from portaflow.plan.templates import TemplateError, fields, render_arg, render_command, render_path
+from portaflow.spec.loading import parse_value
 from portaflow.spec.site import SiteProfile
 from portaflow.spec.workflow import Step, Workflow
 from portaflow.spec.yamlfile import did_you_mean
@@ -36,8 +37,6 @@ def resolve_parameters(workflow: Workflow, overrides: Mapping[str, Any]) -> dict
 def _coerce(key: str, value: Any, default: Any) -> Any:
     kind = type(default)
     if isinstance(value, str) and kind is not str:
-        from portaflow.spec.loading import parse_value
-
         value = parse_value(value)
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)

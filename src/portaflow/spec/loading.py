@@ -102,7 +102,7 @@ def load_site(
         merged = _deep_merge(merged, to_plain(doc.data))
     merged.pop("extends", None)
     user = _env_overrides(environ if environ is not None else os.environ)
-    user.update({k: _parse_scalar(v) for k, v in (overrides or {}).items()})
+    user.update({k: parse_value(v) for k, v in (overrides or {}).items()})
     for dotted, value in user.items():
         _set_dotted(merged, dotted, value)
     try:
@@ -148,12 +148,13 @@ def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
     for key, value in environ.items():
         if key.startswith(ENV_PREFIX) and key != "PORTAFLOW_SITE_PATH":
             dotted = key[len(ENV_PREFIX):].lower().replace("__", ".")
-            out[dotted] = _parse_scalar(value)
+            out[dotted] = parse_value(value)
     return out
 
 
-def _parse_scalar(text: str) -> Any:
-    """A command-line value read as YAML would read it ('4' -> 4, 'true' -> True, 'a b' -> 'a b')."""
+def parse_value(text: str) -> Any:
+    """A command-line value (--param, --site-set, environment) read as YAML would read it:
+    '4' -> 4, 'true' -> True, 'a b' -> 'a b'."""
     try:
         value = YAML(typ="safe").load(text)
     except Exception:
@@ -188,8 +189,3 @@ def parse_assignments(pairs: list[str] | tuple[str, ...], flag: str) -> dict[str
             raise InputError(f"{flag} expects key=value, found {pair!r}")
         out[key.strip()] = value
     return out
-
-
-def parse_value(text: str) -> Any:
-    """Public alias used for --param values."""
-    return _parse_scalar(text)
