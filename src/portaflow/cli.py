@@ -30,6 +30,7 @@ site_set_option = click.option("--site-set", multiple=True, metavar="KEY=VALUE",
 engine_option = click.option("--engine", "-e", type=click.Choice(["parsl", "snakemake"]), default="parsl", show_default=True)
 param_option = click.option("--param", "-p", "params", multiple=True, metavar="KEY=VALUE", help="set a workflow parameter; repeatable")
 params_file_option = click.option("--params-file", type=click.Path(dir_okay=False), help="YAML file of parameter values")
+preset_option = click.option("--preset", default=None, metavar="NAME", help="start from the workflow's named parameter set (e.g. small); --param and --params-file win over it")
 
 
 class PortaflowGroup(click.Group):
@@ -56,8 +57,14 @@ def cli(debug: bool) -> None:
     """portaflow: one workflow description, compiled to Parsl or Snakemake, for any site."""
 
 
-def _params(params: tuple[str, ...], params_file: str | None) -> dict[str, Any]:
+def _params(workflow: Any, preset: str | None, params: tuple[str, ...], params_file: str | None) -> dict[str, Any]:
+    """Parameter values: the preset's, then the file's, then each --param (later wins)."""
     values: dict[str, Any] = {}
+    if preset:
+        try:
+            values.update(workflow.preset(preset))
+        except KeyError as exc:
+            raise InputError(f"--preset: {exc.args[0]}") from None
     if params_file:
         from portaflow.spec.yamlfile import read_yaml, to_plain
 
@@ -66,17 +73,11 @@ def _params(params: tuple[str, ...], params_file: str | None) -> dict[str, Any]:
     return values
 
 
-def _load(workflow: str, site: str, site_set: tuple[str, ...], params: tuple[str, ...], params_file: str | None):
-    from portaflow.plan import make_plan
-    from portaflow.schedulers import scheduler_for
+def _load(workflow: str, site: str, site_set: tuple[str, ...], params: tuple[str, ...], params_file: str | None, preset: str | None = None):
+    from portaflow.driver import load_plan
 
     loaded_wf = load_workflow(workflow)
-    loaded_site = load_site(site, parse_assignments(site_set, "--site-set"))
-    scheduler = scheduler_for(loaded_site.site.scheduler)(loaded_site)
-    scheduler.check()
-    scheduler.check_user_values()
-    plan = make_plan(loaded_wf.workflow, loaded_site.site, _params(params, params_file))
-    return loaded_wf, loaded_site, plan
+    return load_plan(loaded_wf, site, parse_assignments(site_set, "--site-set"), _params(loaded_wf.workflow, preset, params, params_file))
 
 
 @cli.command()
@@ -86,18 +87,19 @@ def _load(workflow: str, site: str, site_set: tuple[str, ...], params: tuple[str
 @engine_option
 @param_option
 @params_file_option
+@preset_option
 @click.option("--workdir", "-w", type=click.Path(file_okay=False), help="where outputs go (default: work/<workflow>)")
 @click.option("--dry-run", "-n", is_flag=True, help="show what would run; submit nothing")
-def run(workflow: str, site: str, site_set: tuple[str, ...], engine: str, params: tuple[str, ...], params_file: str | None, workdir: str | None, dry_run: bool) -> None:
+def run(workflow: str, site: str, site_set: tuple[str, ...], engine: str, params: tuple[str, ...], params_file: str | None, preset: str | None, workdir: str | None, dry_run: bool) -> None:
     """Run WORKFLOW on a site with an engine; only stale tasks run."""
     from portaflow import driver
 
-    _, loaded_site, plan = _load(workflow, site, site_set, params, params_file)
+    _, loaded_site, plan = _load(workflow, site, site_set, params, params_file, preset)
     wd = Path(workdir) if workdir else driver.default_workdir(plan, loaded_site)
     if dry_run:
         from portaflow.preflight import preflight
 
-        preflight(plan, loaded_site.site, wd.resolve(), check_scheduler=False)
+        preflight(plan, loaded_site, wd.resolve(), check_scheduler=False)
         _, _, todo = driver.tasks_to_run(plan, loaded_site, wd.resolve())
         _plan_table(plan, loaded_site, {t.id for t in todo})
         console.print(f"dry run: {len(todo)} of {len(plan.tasks)} task(s) would run on {loaded_site.site.name} with {engine}")
@@ -144,20 +146,15 @@ def _tail(path: Path, lines: int = 6) -> list[str]:
 @engine_option
 @param_option
 @params_file_option
+@preset_option
 @click.option("--output", "-o", "out", required=True, type=click.Path(file_okay=False), help="directory for the rendered files")
 @click.option("--workdir", "-w", type=click.Path(file_okay=False), help="work directory the rendered files refer to")
-def render(workflow: str, site: str, site_set: tuple[str, ...], engine: str, params: tuple[str, ...], params_file: str | None, out: str, workdir: str | None) -> None:
+def render(workflow: str, site: str, site_set: tuple[str, ...], engine: str, params: tuple[str, ...], params_file: str | None, preset: str | None, out: str, workdir: str | None) -> None:
     """Write exactly what would be submitted, without running anything."""
     from portaflow import driver
-    from portaflow.engines import engine_for
-    from portaflow.engines.base import RunContext
 
-    _, loaded_site, plan = _load(workflow, site, site_set, params, params_file)
-    out_dir = Path(out)
-    wd = Path(workdir) if workdir else driver.default_workdir(plan, loaded_site)
-    ctx = RunContext(plan, loaded_site, wd.resolve(), out_dir.resolve(), plan.tasks, run_id="render")
-    files = engine_for(engine).render(ctx, out_dir)
-    for f in files:
+    _, loaded_site, plan = _load(workflow, site, site_set, params, params_file, preset)
+    for f in driver.render(plan, loaded_site, engine, Path(out), Path(workdir) if workdir else None):
         console.print(str(f))
 
 
@@ -167,10 +164,11 @@ def render(workflow: str, site: str, site_set: tuple[str, ...], engine: str, par
 @site_set_option
 @param_option
 @params_file_option
+@preset_option
 @click.option("--json", "as_json", is_flag=True, help="machine-readable output")
-def plan_cmd(workflow: str, site: str, site_set: tuple[str, ...], params: tuple[str, ...], params_file: str | None, as_json: bool) -> None:
+def plan_cmd(workflow: str, site: str, site_set: tuple[str, ...], params: tuple[str, ...], params_file: str | None, preset: str | None, as_json: bool) -> None:
     """Show the tasks: step -> partition, resources, container, job options."""
-    _, loaded_site, plan = _load(workflow, site, site_set, params, params_file)
+    _, loaded_site, plan = _load(workflow, site, site_set, params, params_file, preset)
     if as_json:
         console.print_json(json.dumps([_task_json(t) for t in plan.tasks]))
         return
@@ -278,6 +276,36 @@ def containers_render(directory: str | None) -> None:
     for path, text in render_all(Path(directory) if directory else PROJECT_ROOT / "containers").items():
         path.write_text(text)
         console.print(str(path))
+
+
+@containers.command("build")
+@click.argument("name")
+@click.option("--runtime", "-r", type=click.Choice(["podman", "docker", "apptainer", "singularity"]), default="podman", show_default=True)
+@click.option("--base", default=None, help="base image instead of the recipe's: a local image (podman/docker) or a local SIF/sandbox (apptainer)")
+@click.option("--image", default=None, help="tag (podman/docker) or SIF path (apptainer); default: what sites resolve by default")
+@click.option("--executable", default=None, help="the runtime's binary, if not its name on PATH")
+@click.option("--directory", "-d", type=click.Path(file_okay=False), default=None, help="recipes directory (default: the shipped containers/)")
+def containers_build(name: str, runtime: str, base: str | None, image: str | None, executable: str | None, directory: str | None) -> None:
+    """Build container NAME (containers/NAME.yaml) on this machine, with no registry when --base is local."""
+    from portaflow.containers.build import build_image
+    from portaflow.spec.loading import PROJECT_ROOT
+
+    built = build_image(name, runtime, Path(directory) if directory else PROJECT_ROOT / "containers", PROJECT_ROOT,
+                        base=base, image=image, executable=executable, log=lambda text: err_console.print(text, markup=False))
+    console.print(f"built {built.image} ({built.runtime}) digest {built.digest or 'unknown'}", markup=False)
+
+
+@containers.command("base")
+@click.option("--tag", default=None, help="image name (default: localhost/portaflow-base:bookworm)")
+@click.option("--suite", default="bookworm", show_default=True, help="Debian release (its python3 must be >= 3.11)")
+@click.option("--mirror", default="http://deb.debian.org/debian", show_default=True)
+@click.option("--executable", default="podman", show_default=True, help="podman or docker")
+def containers_base(tag: str | None, suite: str, mirror: str, executable: str) -> None:
+    """Make a local Debian base image with Python (debootstrap + import): builds then need no registry."""
+    from portaflow.containers.build import BASE_TAG, bootstrap_base
+
+    built = bootstrap_base(tag or BASE_TAG, suite, mirror, executable, log=lambda text: err_console.print(text, markup=False))
+    console.print(f"built {built.image} digest {built.digest or 'unknown'}", markup=False)
 
 
 def main() -> None:

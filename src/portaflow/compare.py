@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from portaflow.engines.hashing import sha256_path
+from portaflow.hashing import sha256_path
 from portaflow.spec.workflow import Comparison
 
 if TYPE_CHECKING:

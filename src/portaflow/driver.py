@@ -20,13 +20,16 @@ from typing import Any
 import yaml
 
 from portaflow.containers import container_call
+from portaflow.containers.images import image_digest
 from portaflow.engines import engine_for
 from portaflow.engines.base import RunContext, TaskOutcome, remove_outputs
 from portaflow.engines.state import StateStore, signatures, stale_tasks
 from portaflow.plan.model import Plan, Task
 from portaflow.preflight import preflight
 from portaflow.progress import Progress
-from portaflow.spec.loading import LoadedSite
+from portaflow.plan import make_plan
+from portaflow.schedulers import scheduler_for
+from portaflow.spec.loading import LoadedSite, LoadedWorkflow, load_site
 
 
 @dataclass
@@ -42,6 +45,22 @@ class RunResult:
     @property
     def ok(self) -> bool:
         return not self.failed
+
+
+def load_plan(loaded_wf: LoadedWorkflow, site: str, site_overrides: dict[str, Any], params: dict[str, Any]) -> tuple[LoadedWorkflow, LoadedSite, Plan]:
+    """A workflow on a site: load the profile, apply its scheduler's checks, plan (InputError on any problem)."""
+    loaded_site = load_site(site, site_overrides)
+    scheduler = scheduler_for(loaded_site.site.scheduler)(loaded_site)
+    scheduler.check()
+    scheduler.check_user_values()
+    return loaded_wf, loaded_site, make_plan(loaded_wf.workflow, loaded_site.site, params)
+
+
+def render(plan: Plan, loaded: LoadedSite, engine_name: str, out_dir: Path, workdir: Path | None = None) -> list[Path]:
+    """Write what the engine would hand to the scheduler, running nothing; return the files."""
+    workdir = (workdir or default_workdir(plan, loaded)).resolve()
+    ctx = RunContext(plan, loaded, workdir, out_dir.resolve(), plan.tasks, run_id="render")
+    return engine_for(engine_name).render(ctx, out_dir)
 
 
 def default_workdir(plan: Plan, loaded: LoadedSite) -> Path:
@@ -61,20 +80,28 @@ def new_run_dir(workdir: Path, engine: str) -> tuple[str, Path]:
     return run_id, run_dir
 
 
-def extra_signatures(plan: Plan, loaded: LoadedSite) -> dict[str, str]:
-    """What else decides a task's outputs besides its command: the image, the site's environment."""
-    site = loaded.site
-    out = {}
+def container_images(plan: Plan, loaded: LoadedSite) -> dict[str, dict[str, str | None]]:
+    """Each container the plan's tasks use on this site: runtime, image location and digest (looked up once)."""
+    images: dict[str, dict[str, str | None]] = {}
     for task in plan.tasks:
-        call = container_call(site, task.container)
-        out[task.id] = json.dumps({"image": call.image if call else None, "env": site.environment.env}, sort_keys=True)
-    return out
+        call = container_call(loaded.site, task.container)
+        if call and task.container not in images:
+            images[task.container] = {"runtime": call.runtime, "image": call.image, "digest": image_digest(call)}
+    return images
 
 
-def tasks_to_run(plan: Plan, loaded: LoadedSite, workdir: Path) -> tuple[StateStore, dict[str, str], list[Task]]:
+def extra_signatures(plan: Plan, loaded: LoadedSite, images: dict[str, dict[str, str | None]]) -> dict[str, str]:
+    """What else decides a task's outputs besides its command: the image (location and digest), the site's environment."""
+    env = loaded.site.environment.env
+    return {task.id: json.dumps({"image": images.get(task.container or ""), "env": env}, sort_keys=True) for task in plan.tasks}
+
+
+def tasks_to_run(plan: Plan, loaded: LoadedSite, workdir: Path,
+                 images: dict[str, dict[str, str | None]] | None = None) -> tuple[StateStore, dict[str, str], list[Task]]:
     """The run's records, every task's signature, and the stale tasks (what a run or a dry run would do)."""
     store = StateStore(workdir)
-    sigs = signatures(plan, workdir, extra_signatures(plan, loaded))
+    images = container_images(plan, loaded) if images is None else images
+    sigs = signatures(plan, workdir, extra_signatures(plan, loaded, images))
     return store, sigs, stale_tasks(plan, store, sigs)
 
 
@@ -82,8 +109,9 @@ def run(plan: Plan, loaded: LoadedSite, engine_name: str, workdir: Path | None =
     """Run the plan's stale tasks on one engine. KeyboardInterrupt propagates after clean-up."""
     workdir = (workdir or default_workdir(plan, loaded)).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
-    preflight(plan, loaded.site, workdir)
-    store, sigs, todo = tasks_to_run(plan, loaded, workdir)
+    preflight(plan, loaded, workdir)
+    images = container_images(plan, loaded)
+    store, sigs, todo = tasks_to_run(plan, loaded, workdir, images)
     todo_ids = {t.id for t in todo}
     engine = engine_for(engine_name)
     run_id, run_dir = new_run_dir(workdir, engine_name)
@@ -104,7 +132,7 @@ def run(plan: Plan, loaded: LoadedSite, engine_name: str, workdir: Path | None =
         except KeyboardInterrupt:
             ctx.scheduler.cancel_run(run_id, ctx.jobs)
             _clean_unfinished(ctx, todo, outcomes)
-            _write_manifest(run_dir, plan, loaded, engine_name, run_id, workdir, store, todo_ids, outcomes, ctx.jobs, status="interrupted")
+            _write_manifest(run_dir, plan, loaded, engine_name, run_id, workdir, store, todo_ids, outcomes, ctx.jobs, images, status="interrupted")
             raise
         finally:
             signal.signal(signal.SIGTERM, previous)
@@ -117,7 +145,7 @@ def run(plan: Plan, loaded: LoadedSite, engine_name: str, workdir: Path | None =
             remove_outputs(workdir, task)
             failed[task.id] = outcome
     manifest = _write_manifest(run_dir, plan, loaded, engine_name, run_id, workdir, store, todo_ids, outcomes, ctx.jobs,
-                               status="failed" if failed else "succeeded")
+                               images, status="failed" if failed else "succeeded")
     return RunResult(run_id, run_dir, workdir, [t.id for t in todo], [t.id for t in plan.tasks if t.id not in todo_ids], failed, manifest)
 
 
@@ -153,7 +181,7 @@ def tool_versions() -> dict[str, str]:
 
 def _write_manifest(run_dir: Path, plan: Plan, loaded: LoadedSite, engine: str, run_id: str, workdir: Path,
                     store: StateStore, todo_ids: set[str], outcomes: dict[str, TaskOutcome], jobs: list[str],
-                    status: str) -> dict[str, Any]:
+                    images: dict[str, dict[str, str | None]], status: str) -> dict[str, Any]:
     """manifest.json: every output with its sha256, how each task ended, versions and images."""
     tasks = {}
     outputs = {}
@@ -170,11 +198,6 @@ def _write_manifest(run_dir: Path, plan: Plan, loaded: LoadedSite, engine: str, 
         if record and state in ("ran", "up to date"):
             for path, info in record["outputs"].items():
                 outputs[path] = {"sha256": info["sha256"], "task": task.id}
-    images = {}
-    for task in plan.tasks:
-        call = container_call(loaded.site, task.container)
-        if call:
-            images[task.container] = {"runtime": call.runtime, "image": call.image}
     manifest = {
         "run_id": run_id, "status": status, "workflow": plan.workflow, "site": plan.site, "scheduler": plan.scheduler,
         "engine": engine, "workdir": str(workdir), "finished": dt.datetime.now().isoformat(timespec="seconds"),

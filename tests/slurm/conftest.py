@@ -10,7 +10,6 @@ Every test collected under tests/slurm/ is marked `slurm` (select or deselect wi
 from __future__ import annotations
 
 import functools
-import os
 import re
 import shutil
 import subprocess
@@ -20,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+
+from testlib import unavailable
 
 HERE = Path(__file__).resolve().parent
 CLUSTER_SH = HERE / "cluster.sh"
@@ -126,10 +127,7 @@ class SlurmCluster:
 
 def _not_up(reason: str) -> None:
     """Skip, or fail under PORTAFLOW_CI=1 where the cluster is expected to be up."""
-    reason = f"local SLURM cluster not usable: {reason} (start it with `{CLUSTER_SH} up`)"
-    if os.environ.get("PORTAFLOW_CI") == "1":
-        pytest.fail(f"PORTAFLOW_CI=1 and {reason}", pytrace=False)
-    pytest.skip(reason)
+    unavailable(f"local SLURM cluster not usable: {reason} (start it with `{CLUSTER_SH} up`)")
 
 
 def _probe_accounting() -> tuple[bool, str]:

@@ -91,3 +91,41 @@ def test_site_requiring_an_account_says_how_to_set_one():
     result = run_portaflow("plan", WORDFREQ, "--site", "example-lumi-g", env={"PORTAFLOW_SITE_ACCOUNT": "project_465000000"})
     assert result.returncode == 0, result.stderr
     assert "--account=project_465000000" in result.stdout and "--partition=small " in result.stdout
+
+
+def test_preset_then_params_file_then_param(write):
+    # wordfreq's `small` preset: shards 2; the file and --param win over it, in that order
+    result = run_portaflow("plan", WORDFREQ, "--preset", "small", "--json")
+    assert result.returncode == 0, result.stderr
+    assert len(json.loads(result.stdout)) == 2 + 2 + 1
+    params = write("params.yaml", "shards: 4\n")
+    result = run_portaflow("plan", WORDFREQ, "--preset", "small", "--params-file", str(params), "--json")
+    assert len(json.loads(result.stdout)) == 4 + 4 + 1
+    result = run_portaflow("plan", WORDFREQ, "--preset", "small", "--params-file", str(params), "--param", "shards=3", "--json")
+    assert len(json.loads(result.stdout)) == 3 + 3 + 1
+    result = run_portaflow("plan", WORDFREQ, "--preset", "huge")
+    assert result.returncode == 2 and "no preset 'huge' (presets: small)" in result.stderr
+
+
+def test_preset_naming_an_unknown_parameter_is_a_spec_error(write):
+    bad = write("wf.yaml", "name: demo\nparameters: {n: 1}\npresets:\n  small: {m: 2}\nsteps: {a: {command: 'echo {n}'}}\n")
+    result = run_portaflow("validate", str(bad))
+    assert result.returncode == 2
+    assert "presets.small: sets m, which is not among the parameters (n)" in result.stderr
+
+
+def test_every_shipped_profile_validates():
+    profiles = sorted(str(p) for p in (ROOT / "site_profiles").glob("*.yaml"))
+    result = run_portaflow("validate", *profiles)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count(": ok (site profile") == len(profiles)
+
+
+def test_missing_container_runtime_stops_the_run_before_submission(tmp_path):
+    hep = str(WORKFLOWS / "hep" / "zmumu.yaml")
+    result = run_portaflow("run", hep, "--site", "local-podman", "--site-set", "container.executable=/nonexistent/podman",
+                           "--workdir", str(tmp_path))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert ("step generate: container 'hep' needs runtime podman (/nonexistent/podman), which site local-podman expects "
+            "but is not on PATH") in result.stderr
+    assert not (tmp_path / ".portaflow" / "runs").exists()

@@ -19,3 +19,40 @@ def test_both_runtimes_install_the_same_things():
         containerfile = (ROOT / "containers" / f"{name}.Containerfile").read_text()
         install = [l.strip() for l in definition.splitlines() if "pip install" in l]
         assert install and all(line in containerfile for line in install)
+
+
+def test_a_local_base_needs_no_registry():
+    from portaflow.containers.recipes import apptainer_def, load_recipe
+
+    recipe = load_recipe(ROOT / "containers" / "hep.yaml")
+    local = apptainer_def(recipe, "hep.yaml", base="/images/debian-python.sif")
+    assert "Bootstrap: localimage\nFrom: /images/debian-python.sif\n" in local
+    assert "Bootstrap: docker\nFrom: library/python:3.11-slim-bookworm\n" in apptainer_def(recipe, "hep.yaml")
+    # the install steps do not change with the base
+    assert local.split("%files", 1)[1] == apptainer_def(recipe, "hep.yaml").split("%files", 1)[1]
+
+
+def test_build_commands_for_each_runtime(tmp_path):
+    from portaflow.containers.build import build_command, default_image, wheelhouse_command
+    from portaflow.containers.recipes import load_recipe
+
+    podman = build_command("podman", "podman", tmp_path, "localhost/portaflow-hep:latest", "localhost/base:1")
+    assert podman == ["podman", "build", "--file", "Containerfile", "--tag", "localhost/portaflow-hep:latest",
+                      "--build-arg", "BASE=localhost/base:1", "--network", "none", "--layers=false", "."]
+    assert build_command("docker", "/usr/bin/docker", tmp_path, "x:1", None)[:2] == ["/usr/bin/docker", "build"]
+    apptainer = build_command("apptainer", "apptainer", tmp_path, "out/hep.sif", None)
+    assert apptainer[:3] == ["apptainer", "build", "--force"] and apptainer[3].endswith("/out/hep.sif") and apptainer[4] == "image.def"
+    assert default_image("hep", "apptainer") == "hep.sif" and default_image("hep", "podman") == "localhost/portaflow-hep:latest"
+    wheels = wheelhouse_command(load_recipe(ROOT / "containers" / "radio.yaml"), ROOT, tmp_path / "wh")
+    assert wheels[-1] == f"{ROOT}[radio]" and "--wheel-dir" in wheels
+
+
+def test_unknown_recipe_and_missing_runtime_are_input_errors(tmp_path):
+    import pytest
+    from portaflow.containers.build import build_image
+    from portaflow.errors import InputError
+
+    with pytest.raises(InputError, match=r"no container recipe 'hepp' .* recipes there: hep, radio"):
+        build_image("hepp", "podman", ROOT / "containers", ROOT, executable="true")
+    with pytest.raises(InputError, match="/nonexistent/podman is not on PATH"):
+        build_image("hep", "podman", ROOT / "containers", ROOT, executable="/nonexistent/podman")

@@ -89,7 +89,7 @@ class RunContext:
         if task.dask is not None:
             env[DASK_ENV_VAR] = json.dumps(self.dask_settings(task), sort_keys=True, separators=(",", ":"))
         lines += [f"export {name}={shlex.quote(value)}" for name, value in env.items()]
-        call = container_call(site, task.container)
+        call = None if self.scheduler.runs_containers() else container_call(site, task.container)
         command = wrap(task.command, call, site, str(self.workdir), task.resources.gpus, list(env))
         # The step's own walltime, enforced the same way on every site and engine (a Parsl block may run
         # several tasks; SLURM checks limits only every ~30 s): exit 124 means it ran out of time.

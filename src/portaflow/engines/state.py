@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 from typing import Mapping
 
-from portaflow.engines.hashing import sha256_path, stat_key
+from portaflow.hashing import sha256_path, stat_key
 from portaflow.plan.model import Plan, Task
 
 STATE_DIR = ".portaflow/state"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import platform
 import shutil
 import sys
 import traceback
@@ -36,6 +37,17 @@ def remove_outputs(outputs: dict[str, str]) -> None:
             p.unlink()
 
 
+def container_seen() -> str | None:
+    """Which container runtime this process runs under, from the marks each leaves (None on the host)."""
+    if Path("/run/.containerenv").exists():
+        return "podman"
+    if Path("/.dockerenv").exists():
+        return "docker"
+    if Path("/.singularity.d").is_dir():
+        return "apptainer"
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 1:
@@ -45,6 +57,10 @@ def main(argv: list[str] | None = None) -> int:
     outputs: dict[str, str] = payload["outputs"]
     for path in outputs.values():
         Path(path).parent.mkdir(parents=True, exist_ok=True)
+    # Where the step really ran, in its log: a container claimed by the site is proven, not assumed.
+    where = container_seen()
+    print(f"portaflow: {payload['target']} on {platform.node()}, Python {sys.executable}, "
+          + (f"in a container ({where})" if where else "on the host (no container)"), file=sys.stderr, flush=True)
     try:
         func = load_target(payload["target"])
         kwargs: dict[str, Any] = {"inputs": payload["inputs"], "outputs": outputs, "args": payload["args"]}

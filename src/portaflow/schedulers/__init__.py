@@ -8,10 +8,14 @@ what `portaflow render` shows is what the engine really hands to the scheduler.
 from __future__ import annotations
 
 from portaflow.schedulers.base import Scheduler
+from portaflow.schedulers.htcondor import HTCondorScheduler
+from portaflow.schedulers.kubernetes import KubernetesScheduler
 from portaflow.schedulers.local import LocalScheduler
 from portaflow.schedulers.slurm import SlurmScheduler
 
 SCHEDULERS: dict[str, type[Scheduler]] = {"local": LocalScheduler, "slurm": SlurmScheduler}
+SCHEDULERS["kubernetes"] = KubernetesScheduler
+SCHEDULERS["htcondor"] = HTCondorScheduler
 
 
 def scheduler_for(name: str) -> type[Scheduler]:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import ClassVar
 
-from portaflow.errors import InputError, Problem, SpecError
+from portaflow.errors import InputError, SpecError
 from portaflow.plan.model import TaskResources
 from portaflow.spec.loading import LoadedSite
 
@@ -32,6 +33,21 @@ class Scheduler:
         """Cancel every job of a run still queued or running; return the ids cancelled."""
         return []
 
+    def connection_problems(self) -> list[str]:
+        """Why jobs cannot be submitted from this machine now (empty: the scheduler answers). Asked before a
+        run submits anything, and by the matrix to decide between running and rendering a cell."""
+        return []
+
+    def check_rendered(self, files: list[Path]) -> list[str]:
+        """Problems the scheduler's own tools find in rendered files (job scripts, submit descriptions,
+        manifests). Why: a site that cannot be reached from here is still checked as far as offline
+        tools allow, e.g. in the portability matrix's rendered-only cells."""
+        return []
+
+    def runs_containers(self) -> bool:
+        """Whether the scheduler itself starts each job in its step's image (then the command is not wrapped again)."""
+        return False
+
     @classmethod
     def flag_name(cls, directive: str) -> str:
         """'--mem=4G' -> '--mem'; '-p gpu' -> '-p'."""
@@ -47,10 +63,8 @@ class Scheduler:
         for index, directive in enumerate(self.site.extra_directives):
             flag = self.flag_name(directive)
             if flag in self.managed_flags:
-                doc = next((d for d in self.loaded.documents if "extra_directives" in d.data), self.loaded.documents[0])
-                problems.append(Problem(
-                    doc.locate(("extra_directives", index)), f"extra_directives[{index}]",
-                    f"{directive!r} sets {flag}, which portaflow manages from the plan",
+                problems.append(self.loaded.problem(
+                    ("extra_directives", index), f"{directive!r} sets {flag}, which portaflow manages from the plan",
                     "set it through the profile's own key (partition limits, account, qos, memory_rule, gpu_syntax) or the step's resources",
                 ))
         if problems:

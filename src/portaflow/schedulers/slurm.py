@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import math
+import shlex
+import shutil
 import subprocess
+from pathlib import Path
 
 from portaflow.plan.model import TaskResources
 from portaflow.schedulers.base import Scheduler
@@ -77,6 +80,28 @@ class SlurmScheduler(Scheduler):
             subprocess.run(["scancel", *mine], capture_output=True, timeout=60)
         return mine
 
+    def connection_problems(self) -> list[str]:
+        if shutil.which("sbatch") is None:
+            return [f"site {self.site.name} uses SLURM but sbatch is not on PATH"]
+        result = subprocess.run(["sinfo", "--noheader", "--format=%P"], capture_output=True, text=True, timeout=30)
+        if result.returncode != 0:
+            return [f"site {self.site.name}: SLURM does not answer (sinfo: {result.stderr.strip()})"]
+        return []
+
+    def check_rendered(self, files: list[Path]) -> list[str]:
+        """Each job script's `#SBATCH` options, parsed by this machine's own sbatch (`sbatch OPTIONS --usage`
+        parses every option and value, then prints usage without submitting). Nothing to check without sbatch."""
+        if shutil.which("sbatch") is None:
+            return []
+        problems = []
+        for script in (f for f in files if f.suffix == ".sbatch"):
+            options = [word for line in script.read_text().splitlines() if line.startswith("#SBATCH")
+                       for word in shlex.split(line[len("#SBATCH"):])]
+            result = subprocess.run(["sbatch", *options, "--usage"], capture_output=True, text=True, timeout=30)
+            if result.returncode != 0:
+                problems.append(f"{script.name}: sbatch rejects its options: {result.stderr.strip().splitlines()[0]}")
+        return problems
+
     def accounting_available(self) -> bool:
         """Whether sacct answers here. Why ask: without accounting, tools that poll with sacct wait
         forever (Snakemake's SLURM plugin does); squeue works either way."""
@@ -85,3 +110,4 @@ class SlurmScheduler(Scheduler):
         except (OSError, subprocess.TimeoutExpired):
             return False
         return probe.returncode == 0
+

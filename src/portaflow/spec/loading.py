@@ -17,7 +17,7 @@ from ruamel.yaml import YAML
 
 from portaflow.errors import InputError, Location, Problem, SpecError
 from portaflow.spec.site import SiteProfile
-from portaflow.spec.validation import problems_from_validation
+from portaflow.spec.validation import depth_present, dotted, problems_from_validation
 from portaflow.spec.workflow import Workflow
 from portaflow.spec.yamlfile import YamlDocument, did_you_mean, read_yaml, to_plain
 
@@ -46,6 +46,12 @@ class LoadedSite:
     @property
     def path(self) -> str:
         return self.documents[0].path
+
+    def problem(self, keypath: tuple, message: str, hint: str | None = None) -> Problem:
+        """A Problem at `keypath`, located in the document of the `extends` chain that sets the most of it
+        (an admin fixes the file that says it, not the one that inherits it)."""
+        doc = max(self.documents, key=lambda d: depth_present(d.data, keypath))  # the first, on a tie
+        return Problem(doc.locate(keypath), dotted(keypath), message, hint)
 
 
 def load_workflow(path: str | Path) -> LoadedWorkflow:
@@ -103,8 +109,8 @@ def load_site(
     merged.pop("extends", None)
     user = _env_overrides(environ if environ is not None else os.environ)
     user.update({k: parse_value(v) for k, v in (overrides or {}).items()})
-    for dotted, value in user.items():
-        _set_dotted(merged, dotted, value)
+    for keypath, value in user.items():
+        _set_dotted(merged, keypath, value)
     try:
         site = SiteProfile.model_validate(merged)
     except ValidationError as exc:
@@ -173,9 +179,9 @@ def _set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
 
 
 def load_any(path: str | Path) -> LoadedWorkflow | LoadedSite:
-    """Load a file as a site profile (it has `scheduler`) or a workflow (it has `steps`)."""
+    """Load a file as a site profile (it has `scheduler`, or `extends` another) or a workflow (it has `steps`)."""
     doc = read_yaml(path)
-    if "scheduler" in doc.data and "steps" not in doc.data:
+    if ("scheduler" in doc.data or "extends" in doc.data) and "steps" not in doc.data:
         return load_site(str(path), environ={})
     return load_workflow(path)
 

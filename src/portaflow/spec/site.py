@@ -10,6 +10,8 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
+from portaflow.spec.htcondor import HTCondorSettings
+from portaflow.spec.kubernetes import KubernetesSettings
 from portaflow.spec.types import CoresOrAuto, Identifier, MemoryMiB, MemoryOrAuto, WalltimeSeconds
 from portaflow.spec.workflow import Strict
 
@@ -133,6 +135,8 @@ class SiteProfile(Strict):
     dask: DaskSettings = Field(default_factory=DaskSettings)
     parsl: Parsl = Field(default_factory=Parsl)
     snakemake: Snakemake = Field(default_factory=Snakemake)
+    htcondor: HTCondorSettings = Field(default_factory=HTCondorSettings, description="HTCondor pools: schedd, accounting group, runtime attribute or flavours, GPUs, containers, credentials (docs/site-profiles.md)")
+    kubernetes: KubernetesSettings = Field(default_factory=KubernetesSettings, description="Kubernetes sites: namespace, images, node pools, volumes (docs/site-profiles.md)")
 
     @model_validator(mode="after")
     def _one_default(self) -> "SiteProfile":

@@ -44,7 +44,7 @@ def problems_from_validation(error: ValidationError, docs: list[YamlDocument], m
             location = doc.locate(path)
         else:
             location = doc.value_location(path) if path else doc.locate(path)
-        problems.append(Problem(location, _dotted(path), *_describe(item, path, model)))
+        problems.append(Problem(location, dotted(path), *_describe(item, path, model)))
     return sorted(problems, key=lambda p: (p.location.file, p.location.line or 0, p.location.column or 0))
 
 
@@ -83,23 +83,29 @@ def _show(value: Any) -> str:
     return text if len(text) < 60 else text[:57] + "..."
 
 
-def _dotted(path: tuple) -> str:
+def dotted(path: tuple) -> str:
+    """('steps', 'a', 'outputs', 0) -> 'steps.a.outputs[0]'."""
     out = ""
     for part in path:
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
     return out
 
 
-def _has_path(data: Any, path: tuple) -> bool:
+def depth_present(data: Any, path: tuple) -> int:
+    """How many leading keys of `path` exist in `data` (len(path) when all of it does)."""
     node = data
-    for key in path:
+    for depth, key in enumerate(path):
         if isinstance(node, dict) and key in node:
             node = node[key]
         elif isinstance(node, list) and isinstance(key, int) and 0 <= key < len(node):
             node = node[key]
         else:
-            return False
-    return True
+            return depth
+    return len(path)
+
+
+def _has_path(data: Any, path: tuple) -> bool:
+    return depth_present(data, path) == len(path)
 
 
 def _clean_path(data: Any, loc: tuple) -> tuple:

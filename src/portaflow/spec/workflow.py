@@ -119,4 +119,23 @@ class Workflow(Strict):
     description: str = ""
     version: str | None = None
     parameters: dict[Identifier, Scalar | list[Scalar]] = Field(default_factory=dict)
+    presets: dict[Identifier, dict[Identifier, Scalar | list[Scalar]]] = Field(
+        default_factory=dict,
+        description="named sets of parameter values (e.g. 'small' for CI and the portability matrix), chosen with --preset",
+    )
     steps: dict[Identifier, Step] = Field(..., min_length=1)
+
+    @model_validator(mode="after")
+    def _presets_set_known_parameters(self) -> "Workflow":
+        for preset, values in self.presets.items():
+            unknown = sorted(set(values) - set(self.parameters))
+            if unknown:
+                raise ValueError(f"presets.{preset}: sets {', '.join(unknown)}, which is not among the parameters "
+                                 f"({', '.join(self.parameters) or 'none'})")
+        return self
+
+    def preset(self, name: str) -> dict[str, Any]:
+        """The parameter values of preset `name` (KeyError with the known names if there is none)."""
+        if name not in self.presets:
+            raise KeyError(f"workflow {self.name} has no preset {name!r} (presets: {', '.join(self.presets) or 'none'})")
+        return dict(self.presets[name])

@@ -1,0 +1,300 @@
+"""HTCondor: a task's request as submit-description commands, following the profile's `htcondor:` section.
+
+The engines put these commands into what they hand to HTCondor (Parsl: the CondorProvider's
+`scheduler_options`; Snakemake: the htcondor plugin's per-rule resources), so the submit
+descriptions come from the engines' own code. This module also checks, before anything is
+submitted, that the profile asks only for what a submit description can express.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from portaflow.errors import InputError, PlanError, Problem, SpecError
+from portaflow.plan.model import TaskResources
+from portaflow.schedulers.base import Scheduler
+from portaflow.schedulers.htcondor_commands import is_documented_command
+from portaflow.units import describe_walltime
+
+RUN_ATTRIBUTE = "PortaflowRun"
+"""Job attribute carrying the run id: an interrupted run removes its jobs by it (condor_rm -constraint)."""
+
+
+def classad_string(text: str) -> str:
+    """A ClassAd string literal: quotes and backslashes escaped."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def split_command(line: str) -> tuple[str, str]:
+    """'request_memory = 4GB' -> ('request_memory', '4GB'); 'MY.Foo = 1' -> ('+Foo', '1')."""
+    key, sep, value = line.partition("=")
+    key = key.strip()
+    if key[:3].lower() == "my.":
+        key = "+" + key[3:]
+    return key, value.strip() if sep else ""
+
+
+class HTCondorScheduler(Scheduler):
+    name = "htcondor"
+    managed_flags = frozenset({
+        "universe", "executable", "arguments", "transfer_executable", "input", "output", "error", "log",
+        "request_cpus", "request_memory", "request_disk", "request_gpus", "require_gpus", "requirements",
+        "accounting_group", "accounting_group_user", "should_transfer_files", "when_to_transfer_output",
+        "transfer_input_files", "transfer_output_files", "transfer_output_remaps", "container_image",
+        "environment", "getenv", "batch_name", "queue", "machine_count", "use_oauth_services",
+        "+acctgroup", "+acctgroupuser", "+accountinggroup", f"+{RUN_ATTRIBUTE.lower()}",
+    })
+    """Commands (lower case; attributes as '+name') set from the plan, the profile's own keys or the engines."""
+
+    @classmethod
+    def flag_name(cls, directive: str) -> str:
+        """'Request_Memory = 4GB' -> 'request_memory'; 'MY.JobFlavour = "x"' -> '+jobflavour'."""
+        return split_command(directive)[0].lower()
+
+    @property
+    def settings(self):
+        return self.site.htcondor
+
+    def managed_keys(self) -> frozenset[str]:
+        """The fixed managed commands plus the attributes this profile names (runtime, flavour, image)."""
+        h = self.settings
+        named = [h.runtime_attribute, h.flavour_attribute if h.flavours else None,
+                 h.image_attribute if h.container_mode == "attribute" else None]
+        return self.managed_flags | {f"+{a.lower()}" for a in named if a}
+
+    # -- what a job asks for -------------------------------------------------------------------
+    def commands(self, request: TaskResources, partition: str, run_id: str | None = None, image: str | None = None) -> dict[str, str]:
+        """Submit commands in a stable order: who pays, how big, how long, where, container, credentials, tags, extras.
+
+        Values are written as condor_submit reads them: sizes in MiB, attributes as ClassAd literals.
+        """
+        h = self.settings
+        out: dict[str, str] = {}
+        if h.accounting_group:
+            out["accounting_group"] = h.accounting_group
+        if h.accounting_group_user:
+            out["accounting_group_user"] = h.accounting_group_user
+        out["request_cpus"] = str(request.cores)
+        out["request_memory"] = str(request.memory_mib)
+        if h.request_disk:
+            out["request_disk"] = f"{h.request_disk}MB"
+        if request.gpus:
+            out["request_gpus"] = str(request.gpus)
+            if request.gpu_model:
+                out["require_gpus"] = self.gpu_requirement(request.gpu_model)
+        out.update(self.runtime_commands(request.walltime_s))
+        if h.requirements:
+            out["requirements"] = h.requirements
+        out.update(self.container_commands(image))
+        if h.credentials.oauth_services:
+            out["use_oauth_services"] = ", ".join(h.credentials.oauth_services)
+        if run_id is not None:
+            out[f"+{RUN_ATTRIBUTE}"] = classad_string(run_id)
+        for line in self.site.extra_directives:
+            key, value = split_command(line)
+            out[key] = value
+        return out
+
+    def directives(self, request: TaskResources, partition: str) -> list[str]:
+        """The commands as submit-description lines (what `portaflow plan` shows)."""
+        return [f"{key} = {value}" for key, value in self.commands(request, partition).items()]
+
+    def runtime_commands(self, walltime_s: int) -> dict[str, str]:
+        """The step's walltime as the pool reads it: a flavour from the profile's table and/or a runtime attribute."""
+        h = self.settings
+        out: dict[str, str] = {}
+        if h.flavours:
+            out[f"+{h.flavour_attribute}"] = classad_string(self.flavour_for(walltime_s))
+        if h.runtime_attribute:
+            out[f"+{h.runtime_attribute}"] = str(walltime_s)
+        return out
+
+    def flavour_for(self, walltime_s: int) -> str:
+        """The shortest flavour that allows `walltime_s` (the plan already keeps steps within the table)."""
+        fitting = sorted((limit, name) for name, limit in self.settings.flavours.items() if limit >= walltime_s)
+        if not fitting:
+            longest = max(self.settings.flavours.items(), key=lambda item: item[1])
+            raise PlanError(f"site {self.site.name}: a walltime of {describe_walltime(walltime_s)} is longer than the longest "
+                            f"flavour in htcondor.flavours ({longest[0]}: {describe_walltime(longest[1])})")
+        return fitting[0][1]
+
+    def gpu_requirement(self, model: str) -> str:
+        """The require_gpus expression for a GPU model (check() makes sure every offered model has one)."""
+        try:
+            return self.settings.gpu_requirements[model]
+        except KeyError:
+            raise PlanError(f"site {self.site.name}: no require_gpus expression for GPU model {model} in htcondor.gpu_requirements") from None
+
+    def container_commands(self, image: str | None) -> dict[str, str]:
+        """The image as the pool starts it: a job attribute (e.g. +SingularityImage) or the container universe."""
+        h = self.settings
+        if image is None or h.container_mode == "wrap":
+            return {}
+        if h.container_mode == "attribute":
+            return {f"+{h.image_attribute}": classad_string(image)}
+        return {"universe": "container", "container_image": image}
+
+    def runs_containers(self) -> bool:
+        return self.settings.container_mode != "wrap"
+
+    def transfers_files(self) -> bool:
+        """Without a shared filesystem, HTCondor moves each job's inputs and outputs (file transfer)."""
+        return not self.site.storage.shared_filesystem
+
+    # -- the submitting side -------------------------------------------------------------------
+    def client_environment(self, resolve: bool = True) -> dict[str, str]:
+        """Environment for condor_submit, condor_q, condor_rm and the bindings: which schedd, how to authenticate.
+
+        The token file is named by an environment variable of the user's; its path is read when a run
+        starts (`resolve`), never stored. Rendering shows the variable's name instead.
+        """
+        h = self.settings
+        env: dict[str, str] = {}
+        if h.schedd:
+            env["_CONDOR_SCHEDD_HOST"] = h.schedd
+        if h.collector:
+            env["_CONDOR_COLLECTOR_HOST"] = h.collector
+        creds = h.credentials
+        if creds.auth_methods:
+            env["_CONDOR_SEC_CLIENT_AUTHENTICATION_METHODS"] = ",".join(creds.auth_methods)
+        if creds.token_file_env:
+            if not resolve:
+                env["_CONDOR_SCITOKENS_FILE"] = f"${creds.token_file_env}"
+            elif os.environ.get(creds.token_file_env):
+                env["_CONDOR_SCITOKENS_FILE"] = os.environ[creds.token_file_env]
+            else:
+                raise InputError(f"site {self.site.name} authenticates with the token file named by ${creds.token_file_env}, "
+                                 f"which is not set: export {creds.token_file_env}=/path/to/your/token (as the site's docs say)")
+        return env
+
+    def connection_problems(self) -> list[str]:
+        """condor_submit and condor_q on PATH, and the schedule daemon answering condor_q (with the profile's
+        schedd, collector and credentials, as the engines will use them)."""
+        missing = [tool for tool in ("condor_submit", "condor_q") if shutil.which(tool) is None]
+        if missing:
+            return [f"site {self.site.name} uses HTCondor but {' and '.join(missing)} {'are' if len(missing) > 1 else 'is'} not on PATH"]
+        try:
+            env = {**os.environ, **self.client_environment()}
+            result = subprocess.run(["condor_q", "-totals"], capture_output=True, text=True, timeout=60, env=env)
+        except (InputError, OSError, subprocess.TimeoutExpired) as exc:
+            return [f"site {self.site.name}: HTCondor does not answer ({exc})"]
+        if result.returncode != 0:
+            return [f"site {self.site.name}: HTCondor does not answer (condor_q: {result.stderr.strip()[:300]})"]
+        return []
+
+    def check_rendered(self, files: list[Path]) -> list[str]:
+        """Each rendered submit description (`*.sub`) parsed by HTCondor's own parser (htcondor2.Submit), and
+        its keys checked against the documented submit commands (the parser accepts any key)."""
+        try:
+            import htcondor2
+        except ImportError:  # the `htcondor` extra is not installed: nothing to parse with
+            return []
+        problems = []
+        for path in (f for f in files if f.suffix == ".sub"):
+            try:
+                parsed = htcondor2.Submit(path.read_text())
+            except Exception as exc:  # the bindings raise their own error types
+                problems.append(f"{path.name}: HTCondor's parser rejects it: {exc}")
+                continue
+            unknown = sorted(key for key in parsed.keys() if not is_documented_command(key))
+            if unknown:
+                problems.append(f"{path.name}: not documented submit commands: {', '.join(unknown)}")
+        return problems
+
+    def cancel_run(self, run_id: str, known_jobs: list[str]) -> list[str]:
+        """condor_rm the run's jobs: those recorded and those carrying +PortaflowRun (one condor_q, one condor_rm).
+
+        Why both: a Parsl block may be queued before Parsl reports it; the Snakemake plugin's cluster
+        ids come from its log. Only runs where a pool answers; elsewhere there is nothing to remove.
+        """
+        client = {k: v for k, v in self.client_environment(resolve=False).items() if k != "_CONDOR_SCITOKENS_FILE"}
+        env = {**os.environ, **client, **_resolved_token(self)}
+        constraint = f"{RUN_ATTRIBUTE} == {classad_string(run_id)}"
+        try:
+            queue = subprocess.run(["condor_q", "-allusers", "-constraint", constraint, "-af", "ClusterId", "ProcId"],
+                                   capture_output=True, text=True, timeout=60, env=env)
+        except (OSError, subprocess.TimeoutExpired):
+            return []
+        mine = [".".join(line.split()) for line in queue.stdout.splitlines() if line.strip()] if queue.returncode == 0 else []
+        mine += [j for j in known_jobs if j not in mine and f"{j}.0" not in mine]  # the plugin records cluster ids
+        if mine:
+            subprocess.run(["condor_rm", *mine], capture_output=True, timeout=60, env=env)
+        return mine
+
+    # -- checks before anything is submitted ---------------------------------------------------
+    def check(self) -> None:
+        """Refuse what a submit description cannot express, each problem at its line in the profile."""
+        problems: list[Problem] = []
+        for index, line in enumerate(self.site.extra_directives):
+            problems += self._extra_directive_problems(index, line)
+        problems += self._partition_problems()
+        problems += self._gpu_model_problems()
+        h = self.settings
+        if h.container_mode != "wrap" and self.site.container.runtime == "none":
+            problems.append(self._problem(("htcondor", "container_mode"), f"container_mode {h.container_mode} needs images, but container.runtime is none",
+                                          "expected container.runtime: apptainer (or singularity) with images or image_dir, or container_mode: wrap"))
+        if self.site.dask.mode == "jobs":
+            problems.append(self._problem(("dask", "mode"), "Dask workers as jobs of their own (dask-jobqueue) are implemented for SLURM only",
+                                          "expected dask.mode: in_allocation (workers inside the step's own job)"))
+        if problems:
+            raise SpecError(problems)
+
+    def _extra_directive_problems(self, index: int, line: str) -> list[Problem]:
+        key, value = split_command(line)
+        where = ("extra_directives", index)
+        if "=" not in line or not key or not value:
+            return [self._problem(where, f"{line!r} is not a submit command", "expected 'command = value', e.g. '+WantOS = \"el9\"'")]
+        if key.lower() in self.managed_keys():
+            return [self._problem(where, f"{line!r} sets {key}, which portaflow manages from the plan",
+                                  "set it through the profile's own key (partitions, htcondor.*, storage.shared_filesystem) or the step's resources")]
+        if not is_documented_command(key):
+            return [self._problem(where, f"{key} is not a documented HTCondor submit command",
+                                  "expected a command from condor_submit's manual, or a job attribute written +Name")]
+        return []
+
+    def _partition_problems(self) -> list[Problem]:
+        h = self.settings
+        problems = []
+        longest = max(h.flavours.items(), key=lambda item: item[1]) if h.flavours else None
+        for name, part in self.site.partitions.items():
+            if longest and part.max_walltime > longest[1]:
+                problems.append(self._problem(
+                    ("partitions", name, "max_walltime"),
+                    f"partition {name} allows {describe_walltime(part.max_walltime)}, longer than the longest flavour in htcondor.flavours ({longest[0]}: {describe_walltime(longest[1])})",
+                    f"expected at most {describe_walltime(longest[1])}, or a longer flavour"))
+            if part.max_nodes > 1:
+                problems.append(self._problem(("partitions", name, "max_nodes"), f"an HTCondor job runs in one slot, found max_nodes {part.max_nodes}", "expected max_nodes: 1"))
+        return problems
+
+    def _gpu_model_problems(self) -> list[Problem]:
+        """A GPU model HTCondor cannot select: offered where there are no GPUs, or with no require_gpus expression."""
+        h = self.settings
+        problems = []
+        offered: set[str] = set()
+        for name, part in self.site.partitions.items():
+            offered |= set(part.gpu_models)
+            if part.gpu_models and not part.gpus_per_node:
+                problems.append(self._problem(("partitions", name, "gpu_models"), f"partition {name} offers GPU models but has no GPUs",
+                                              "expected gpus_per_node of 1 or more, or no gpu_models"))
+            for index, model in enumerate(part.gpu_models):
+                if model not in h.gpu_requirements:
+                    problems.append(self._problem(("partitions", name, "gpu_models", index), f"HTCondor cannot select GPU model {model}: htcondor.gpu_requirements has no require_gpus expression for it",
+                                                  f"expected htcondor.gpu_requirements.{model}, e.g. 'Capability >= 8.0' or 'DeviceName == \"NVIDIA A100-SXM4-40GB\"'"))
+        for model in h.gpu_requirements:
+            if model not in offered:
+                problems.append(self._problem(("htcondor", "gpu_requirements", model), f"no partition offers GPU model {model}",
+                                              f"expected {model} in the gpu_models of a partition with GPUs, or no entry"))
+        return problems
+
+    def _problem(self, path: tuple[Any, ...], message: str, hint: str) -> Problem:
+        return self.loaded.problem(path, message, hint)
+
+
+def _resolved_token(scheduler: HTCondorScheduler) -> dict[str, str]:
+    """The token file for cancelling, when its variable is set (a cancel never fails for want of it)."""
+    name = scheduler.settings.credentials.token_file_env
+    return {"_CONDOR_SCITOKENS_FILE": os.environ[name]} if name and os.environ.get(name) else {}

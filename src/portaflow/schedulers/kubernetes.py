@@ -1,0 +1,464 @@
+"""Kubernetes: a task's request as pod resources, node selection and the profile's pod settings.
+
+The engines build the pods themselves (Parsl's KubernetesProvider creates Pods, Snakemake's kubernetes
+plugin creates Jobs), each with fewer settings than a site needs. `complete` adds what they have no
+parameter for (node selectors and tolerations of the node pool, all pull secrets, pull policy, labels
+that mark the run, deadline, TTL and backoff limit), and `check_manifest` then applies the API server's
+rules that the OpenAPI schema does not hold, at the one call that would reach the server: a manifest
+that would be refused is refused here, before anything is submitted. Every object is an official
+`kubernetes.client` model; `manifest` serialises it as the client would send it.
+"""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Callable
+
+from portaflow.containers import resolve_image
+from portaflow.errors import InputError, Problem, SpecError
+from portaflow.plan.model import TaskResources
+from portaflow.schedulers.base import Scheduler
+from portaflow.spec.kubernetes import DNS1123_LABEL, DNS1123_SUBDOMAIN, label_key, label_value
+
+KUBERNETES_VERSION = "1.32"
+"""The API version manifests are built for (the `kubernetes` client 32.x models) and validated against."""
+MANAGED_BY = "app.kubernetes.io/managed-by"
+RUN_LABEL = "portaflow/run-id"
+"""Every pod and job of a run carries it: one label selector finds them all (to cancel, to inspect)."""
+TASK_LABEL = "portaflow/task"
+STANDARD_RESOURCES = ("cpu", "memory", "ephemeral-storage")
+_QUANTITY = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)(Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E|[eE][+-]?\d+)?$")
+_SUFFIX = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60, "n": Decimal("1e-9"),
+           "u": Decimal("1e-6"), "m": Decimal("1e-3"), "": 1, "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12,
+           "P": 10**15, "E": 10**18}
+
+
+class ManifestError(InputError):
+    """A manifest the API server would refuse (exit 2: nothing was submitted)."""
+
+
+def manifest(obj: Any) -> dict[str, Any]:
+    """The JSON body the kubernetes client sends for a model (camelCase keys, no None values)."""
+    from kubernetes.client import ApiClient
+
+    return ApiClient().sanitize_for_serialization(obj)
+
+
+def parse_quantity(text: str) -> Decimal:
+    """A Kubernetes quantity ('500m', '4Gi', '1e3') as a number; ValueError if the server would refuse it."""
+    found = _QUANTITY.match(str(text))
+    if not found:
+        raise ValueError(f"{text!r} is not a Kubernetes quantity (e.g. '2', '500m', '4Gi', '4G')")
+    number, suffix = found.group(1), found.group(3) or ""
+    if suffix[:1] in ("e", "E"):
+        return Decimal(number) * Decimal(10) ** int(suffix[1:])
+    return Decimal(number) * Decimal(_SUFFIX[suffix])
+
+
+def image_reference(site: Any, container: str) -> str:
+    """The registry reference a pod pulls for a container name, from `container.images`.
+
+    Why no fallback: a local image name or a SIF path means nothing to a cluster's nodes, so a
+    container the profile does not list is bad input, said before submission.
+    """
+    if container not in site.container.images:
+        raise InputError(f"site {site.name}: container {container!r} has no image for Kubernetes pods; "
+                         f"add container.images.{container}: REGISTRY/IMAGE:TAG to the profile")
+    return re.sub(r"^docker://", "", resolve_image(site, container))
+
+
+class KubernetesScheduler(Scheduler):
+    name = "kubernetes"
+
+    # -- a request in Kubernetes terms ---------------------------------------------------------
+    def quantities(self, request: TaskResources) -> dict[str, str]:
+        """Requests (= limits: a step gets what the plan checked, no more, no less) as quantities."""
+        out = {"cpu": str(request.cores), "memory": f"{request.memory_mib}Mi"}
+        if request.gpus:
+            out[self.site.kubernetes.gpu_resource] = str(request.gpus)
+        return out
+
+    def resources(self, request: TaskResources) -> Any:
+        from kubernetes import client
+
+        quantities = self.quantities(request)
+        return client.V1ResourceRequirements(requests=dict(quantities), limits=dict(quantities))
+
+    def node_selector(self, partition: str, gpu_model: str | None) -> dict[str, str]:
+        """The node pool's labels, plus the GPU model's when a step names one."""
+        k8s = self.site.kubernetes
+        pool = k8s.node_pools.get(partition)
+        selector = dict(pool.node_selector) if pool else {}
+        if gpu_model:
+            if gpu_model not in k8s.gpu_model_selectors:
+                raise InputError(f"site {self.site.name}: GPU model {gpu_model!r} has no node selector "
+                                 f"(kubernetes.gpu_model_selectors.{gpu_model}: {{LABEL: VALUE}})")
+            selector.update(k8s.gpu_model_selectors[gpu_model])
+        return selector
+
+    def tolerations(self, partition: str) -> list[Any]:
+        from kubernetes import client
+
+        pool = self.site.kubernetes.node_pools.get(partition)
+        return [client.V1Toleration(key=t.key, operator=t.operator, value=t.value, effect=t.effect) for t in (pool.tolerations if pool else [])]
+
+    def labels(self, run_id: str, task_id: str | None = None) -> dict[str, str]:
+        out = {**self.site.kubernetes.labels, MANAGED_BY: "portaflow", RUN_LABEL: _label_safe(run_id)}
+        if task_id:
+            out[TASK_LABEL] = _label_safe(task_id)
+        return out
+
+    def directives(self, request: TaskResources, partition: str) -> list[str]:
+        """What `portaflow plan` shows: the pod's resources and where it may run."""
+        out = [f"{name}={value}" for name, value in self.quantities(request).items()]
+        out += [f"nodeSelector:{k}={v}" for k, v in self.node_selector(partition, request.gpu_model).items()]
+        out += [f"toleration:{t.key or '*'}" for t in self.tolerations(partition)]
+        return out
+
+    # -- completing what an engine built -------------------------------------------------------
+    def complete_pod_spec(self, spec: Any, request: TaskResources, partition: str, run_id: str, walltime_s: int | None) -> None:
+        """Add the profile's pod settings an engine has no parameter for (the engine's own values stay)."""
+        from kubernetes import client
+
+        k8s = self.site.kubernetes
+        spec.node_selector = {**(spec.node_selector or {}), **self.node_selector(partition, request.gpu_model)} or None
+        tolerations = list(spec.tolerations or [])
+        for toleration in self.tolerations(partition):
+            if toleration not in tolerations:
+                tolerations.append(toleration)
+        spec.tolerations = tolerations or None
+        secrets = [s.name for s in spec.image_pull_secrets or []]
+        secrets += [s for s in k8s.image_pull_secrets if s not in secrets]
+        spec.image_pull_secrets = [client.V1LocalObjectReference(name=s) for s in secrets] or None
+        if k8s.service_account:
+            spec.service_account_name = k8s.service_account
+        if spec.restart_policy in (None, "Always"):
+            spec.restart_policy = "Never"  # a worker that exits must not be restarted behind the engine's back
+        if walltime_s and spec.active_deadline_seconds is None:
+            spec.active_deadline_seconds = walltime_s + k8s.deadline_grace
+        read_only = {v.claim for v in k8s.volume_claims if v.read_only}
+        for container in spec.containers:
+            container.image_pull_policy = k8s.image_pull_policy
+            for mount in container.volume_mounts or []:
+                if mount.name in read_only:
+                    mount.read_only = True
+
+    def complete(self, body: Any, request: TaskResources, partition: str, run_id: str, walltime_s: int | None, task_id: str | None = None) -> Any:
+        """Complete a V1Pod or V1Job in place (labels, pod settings; for Jobs TTL, backoff, deadline)."""
+        from kubernetes import client
+
+        k8s = self.site.kubernetes
+        labels = self.labels(run_id, task_id)
+        is_job = isinstance(body, client.V1Job)
+        # The endpoint implies these; set in the body, the manifest says what it is wherever it is read.
+        body.api_version = body.api_version or ("batch/v1" if is_job else "v1")
+        body.kind = body.kind or ("Job" if is_job else "Pod")
+        body.metadata.namespace = body.metadata.namespace or k8s.namespace
+        body.metadata.labels = {**(body.metadata.labels or {}), **labels}
+        if is_job:
+            template = body.spec.template
+            template.metadata = template.metadata or client.V1ObjectMeta()
+            template.metadata.labels = {**(template.metadata.labels or {}), **labels}
+            body.spec.ttl_seconds_after_finished = k8s.ttl_after_finished
+            body.spec.backoff_limit = k8s.backoff_limit
+            if walltime_s:
+                body.spec.active_deadline_seconds = walltime_s + k8s.deadline_grace
+            self.complete_pod_spec(template.spec, request, partition, run_id, None)
+        else:
+            self.complete_pod_spec(body.spec, request, partition, run_id, walltime_s)
+        return body
+
+    def worker_pod_spec(self, request: TaskResources, partition: str, image: str, args: list[str], run_id: str) -> Any:
+        """A pod spec for a process portaflow starts itself (a Dask worker), completed like the engines' pods."""
+        from kubernetes import client
+
+        container = client.V1Container(
+            name="worker", image=image, args=args, resources=self.resources(request),
+            volume_mounts=[client.V1VolumeMount(name=v.claim, mount_path=v.mount_path) for v in self.site.kubernetes.volume_claims] or None,
+        )
+        volumes = [client.V1Volume(name=v.claim, persistent_volume_claim=client.V1PersistentVolumeClaimVolumeSource(claim_name=v.claim))
+                   for v in self.site.kubernetes.volume_claims]
+        spec = client.V1PodSpec(containers=[container], volumes=volumes or None)
+        self.complete_pod_spec(spec, request, partition, run_id, None)
+        return spec
+
+    # -- profile checks ------------------------------------------------------------------------
+    def check(self) -> None:
+        """Refuse what Kubernetes cannot express, with the file, key and what is expected."""
+        super().check()
+        site, k8s = self.site, self.site.kubernetes
+        problems: list[Problem] = []
+
+        def add(path: tuple, message: str, hint: str | None) -> None:
+            problems.append(self.loaded.problem(path, message, hint))
+
+        for name, part in site.partitions.items():
+            if part.max_nodes > 1:
+                add(("partitions", name, "max_nodes"), f"expected 1 on Kubernetes, found {part.max_nodes}", "a pod runs on one node")
+            for index, model in enumerate(part.gpu_models):
+                if model not in k8s.gpu_model_selectors:
+                    add(("partitions", name, "gpu_models", index), f"GPU model {model!r} has no node selector",
+                        f"expected kubernetes.gpu_model_selectors.{model}: {{NODE_LABEL: VALUE}}, e.g. nvidia.com/gpu.product: NVIDIA-A100-SXM4-80GB")
+        for name in k8s.node_pools:
+            if name not in site.partitions:
+                add(("kubernetes", "node_pools", name), "names no partition", "expected one of: " + ", ".join(site.partitions))
+        if site.container.runtime != "none":
+            add(("container", "runtime"), f"expected none on Kubernetes, found {site.container.runtime}",
+                "the pod is the container: list registry images in container.images")
+        if k8s.default_container not in site.container.images:
+            add(("kubernetes", "default_container"), f"container {k8s.default_container!r} is not in container.images",
+                "expected an image holding portaflow and the engine, e.g. container.images.portaflow: registry.example.org/portaflow:0.1")
+        if site.storage.shared_filesystem and not k8s.volume_claims:
+            add(("storage", "shared_filesystem"), "a shared filesystem on Kubernetes needs a volume claim",
+                "expected kubernetes.volume_claims: [{claim: NAME, mount_path: /data}], or storage.shared_filesystem: false with kubernetes.object_store")
+        if not site.storage.shared_filesystem and not k8s.object_store:
+            add(("storage", "shared_filesystem"), "no shared filesystem and no object store: step outputs could not reach the next step",
+                "expected kubernetes.object_store: {provider: s3, prefix: s3://BUCKET/PATH}")
+        if site.dask.mode == "jobs":
+            add(("dask", "mode"), "Dask workers as pods of their own are not implemented for Kubernetes yet",
+                "expected in_allocation: the step's pod is sized to hold its workers")
+        for key in ("qos", "reservation", "constraint"):
+            if getattr(site, key):
+                add((key,), f"{key} is a batch-scheduler setting with no Kubernetes equivalent", "use kubernetes.node_pools for placement")
+        if problems:
+            raise SpecError(problems)
+
+    def check_workdir(self, workdir: str) -> None:
+        """Engines that share files through the filesystem need the work directory on a mounted claim."""
+        mounts = [v.mount_path.rstrip("/") for v in self.site.kubernetes.volume_claims if not v.read_only]
+        if not any(workdir == m or workdir.startswith(m + "/") for m in mounts):
+            raise InputError(f"site {self.site.name}: work directory {workdir} is not on a volume claim the pods mount "
+                             f"(writable kubernetes.volume_claims mount paths: {', '.join(mounts) or 'none'}); "
+                             "choose a work directory under one (--workdir or storage.work_dir)")
+
+    # -- talking to the cluster ----------------------------------------------------------------
+    def connection_problems(self) -> list[str]:
+        """A Kubernetes configuration (kubeconfig or in-cluster) that both engines will use."""
+        try:
+            load_config()
+        except InputError as exc:
+            return [f"site {self.site.name}: {exc}"]
+        except ImportError:
+            return [f"site {self.site.name}: the kubernetes client is not installed (pip install 'portaflow[kubernetes]')"]
+        return []
+
+    def check_rendered(self, files: list[Path]) -> list[str]:
+        """Each rendered manifest (`*.yaml` streams) against the OpenAPI schema in strict mode and the
+        server-side rules the schema misses: what render already enforced, read back from the files."""
+        import yaml
+
+        problems = []
+        for path in (f for f in files if f.suffix == ".yaml" and f.name != "config.yaml"):
+            for body in yaml.safe_load_all(path.read_text()):
+                if isinstance(body, dict) and "kind" in body:
+                    problems += [f"{path.name}: {p}" for p in check_manifest(body) + schema_problems(body)]
+        return problems
+
+    def cancel_run(self, run_id: str, known_jobs: list[str]) -> list[str]:
+        """Delete the run's Jobs and Pods: those carrying its label, and jobs recorded by name.
+
+        Why both: Parsl's pods and portaflow-completed jobs carry the run label; a job the engine
+        created before it could be completed is found by the name the engine logged.
+        """
+        apis = self.apis()
+        if apis is None:
+            return []
+        batch, core = apis
+        namespace = self.site.kubernetes.namespace
+        selector = f"{RUN_LABEL}={_label_safe(run_id)}"
+        deleted: list[str] = []
+        for job in batch.list_namespaced_job(namespace, label_selector=selector).items:
+            deleted.append(job.metadata.name)
+        deleted += [name for name in known_jobs if name not in deleted]
+        for name in deleted:
+            _ignore_missing(lambda n=name: batch.delete_namespaced_job(n, namespace, propagation_policy="Background"))
+        for pod in core.list_namespaced_pod(namespace, label_selector=selector).items:
+            if pod.metadata.name not in deleted:
+                _ignore_missing(lambda n=pod.metadata.name: core.delete_namespaced_pod(n, namespace))
+                deleted.append(pod.metadata.name)
+        return deleted
+
+    def apis(self) -> tuple[Any, Any] | None:
+        """BatchV1Api and CoreV1Api on the configured cluster, or None where no configuration exists."""
+        from kubernetes import client
+
+        try:
+            load_config()
+        except InputError:
+            return None
+        return client.BatchV1Api(), client.CoreV1Api()
+
+
+def load_config() -> None:
+    """Load kubeconfig (or the in-cluster service account), as both engines do; InputError if neither exists."""
+    from kubernetes import config
+
+    try:
+        config.load_kube_config()
+    except Exception:  # kubeconfig missing or invalid: try the pod's service account
+        try:
+            config.load_incluster_config()
+        except Exception as exc:
+            raise InputError(f"no Kubernetes configuration: set KUBECONFIG or run inside the cluster ({exc})") from None
+
+
+def check_manifest(body: dict[str, Any], where: str = "") -> list[str]:
+    """The API server's rules that the OpenAPI schema does not hold: names, restart policy, quantities.
+
+    `body` is the JSON the client would send (see `manifest`). Returns one line per problem.
+    """
+    problems: list[str] = []
+    kind = body.get("kind", "")
+    meta = body.get("metadata") or {}
+    name = meta.get("name", "")
+    prefix = f"{where}{kind} {name}: " if where else f"{kind} {name}: "
+    limit = 63 if kind == "Job" else 253  # a Job's name becomes its pods' job-name label value
+    if not name or len(name) > limit or not DNS1123_SUBDOMAIN.match(name) or (kind == "Job" and not DNS1123_LABEL.match(name)):
+        problems.append(f"metadata.name {name!r}: expected a DNS-1123 {'label' if kind == 'Job' else 'name'} of at most {limit} characters")
+    if meta.get("namespace") and not DNS1123_LABEL.match(meta["namespace"]):
+        problems.append(f"metadata.namespace {meta['namespace']!r}: expected a DNS-1123 label")
+    problems += _label_problems(meta.get("labels"), "metadata.labels")
+    if kind == "Job":
+        spec = body.get("spec") or {}
+        for key in ("backoffLimit", "ttlSecondsAfterFinished"):
+            if spec.get(key) is not None and spec[key] < 0:
+                problems.append(f"spec.{key}: expected >= 0, found {spec[key]}")
+        if spec.get("activeDeadlineSeconds") is not None and spec["activeDeadlineSeconds"] <= 0:
+            problems.append(f"spec.activeDeadlineSeconds: expected > 0, found {spec['activeDeadlineSeconds']}")
+        template = spec.get("template") or {}
+        problems += _label_problems((template.get("metadata") or {}).get("labels"), "spec.template.metadata.labels")
+        pod_spec, path = template.get("spec") or {}, "spec.template.spec"
+        if pod_spec.get("restartPolicy") not in ("Never", "OnFailure"):
+            problems.append(f"{path}.restartPolicy: expected Never or OnFailure for a Job, found {pod_spec.get('restartPolicy')!r}")
+    else:
+        pod_spec, path = body.get("spec") or {}, "spec"
+    problems += pod_spec_problems(pod_spec, path)
+    return [prefix + p for p in problems]
+
+
+def pod_spec_problems(spec: dict[str, Any], path: str) -> list[str]:
+    """Server-side rules for a pod spec (also used for Dask worker pods inside a DaskCluster resource)."""
+    problems: list[str] = []
+    if spec.get("activeDeadlineSeconds") is not None and spec["activeDeadlineSeconds"] <= 0:
+        problems.append(f"{path}.activeDeadlineSeconds: expected > 0")
+    for key in ("serviceAccountName",):
+        if spec.get(key) and not DNS1123_SUBDOMAIN.match(spec[key]):
+            problems.append(f"{path}.{key} {spec[key]!r}: expected a DNS-1123 name")
+    for index, secret in enumerate(spec.get("imagePullSecrets") or []):
+        if not DNS1123_SUBDOMAIN.match(secret.get("name", "")):
+            problems.append(f"{path}.imagePullSecrets[{index}].name {secret.get('name')!r}: expected a DNS-1123 name")
+    problems += _label_problems(spec.get("nodeSelector"), f"{path}.nodeSelector")
+    for index, tol in enumerate(spec.get("tolerations") or []):
+        if tol.get("operator") == "Exists" and tol.get("value"):
+            problems.append(f"{path}.tolerations[{index}]: operator Exists takes no value")
+    volumes = set()
+    for index, volume in enumerate(spec.get("volumes") or []):
+        if not DNS1123_LABEL.match(volume.get("name", "")) or len(volume["name"]) > 63:
+            problems.append(f"{path}.volumes[{index}].name {volume.get('name')!r}: expected a DNS-1123 label")
+        volumes.add(volume.get("name"))
+    names: set[str] = set()
+    for index, container in enumerate(spec.get("containers") or []):
+        cpath = f"{path}.containers[{index}]"
+        cname = container.get("name", "")
+        if not DNS1123_LABEL.match(cname) or len(cname) > 63:
+            problems.append(f"{cpath}.name {cname!r}: expected a DNS-1123 label")
+        if cname in names:
+            problems.append(f"{cpath}.name {cname!r}: used twice")
+        names.add(cname)
+        image = container.get("image") or ""
+        if not image or image != image.strip() or " " in image:
+            problems.append(f"{cpath}.image {image!r}: expected an image reference")
+        for mount in container.get("volumeMounts") or []:
+            if mount.get("name") not in volumes:
+                problems.append(f"{cpath}.volumeMounts: {mount.get('name')!r} names no volume of the pod")
+        problems += _resource_problems(container.get("resources") or {}, f"{cpath}.resources")
+    if not names:
+        problems.append(f"{path}.containers: expected at least one container")
+    return problems
+
+
+def _resource_problems(resources: dict[str, Any], path: str) -> list[str]:
+    problems: list[str] = []
+    parsed: dict[str, dict[str, Decimal]] = {"requests": {}, "limits": {}}
+    for kind in ("requests", "limits"):
+        for name, value in (resources.get(kind) or {}).items():
+            try:
+                parsed[kind][name] = parse_quantity(value)
+            except ValueError as exc:
+                problems.append(f"{path}.{kind}.{name}: {exc}")
+                continue
+            if parsed[kind][name] < 0:
+                problems.append(f"{path}.{kind}.{name}: expected a quantity >= 0, found {value!r}")
+    for name, request in parsed["requests"].items():
+        limit = parsed["limits"].get(name)
+        extended = name not in STANDARD_RESOURCES and not name.startswith("hugepages-")
+        if extended:
+            if limit is None:
+                problems.append(f"{path}.limits.{name}: an extended resource needs a limit equal to its request")
+            elif limit != request:
+                problems.append(f"{path}: {name} request {resources['requests'][name]} must equal its limit {resources['limits'][name]}")
+            if request != request.to_integral_value():
+                problems.append(f"{path}.requests.{name}: an extended resource must be a whole number")
+        elif limit is not None and limit < request:
+            problems.append(f"{path}: {name} limit {resources['limits'][name]} is below its request {resources['requests'][name]}")
+    return problems
+
+
+def _label_problems(labels: dict[str, str] | None, path: str) -> list[str]:
+    problems = []
+    for key, value in (labels or {}).items():
+        for check, item in ((label_key, key), (label_value, value)):
+            try:
+                check(item)
+            except ValueError as exc:
+                problems.append(f"{path} {key!r}: {exc}")
+    return problems
+
+
+def raise_if_invalid(body: dict[str, Any], where: str = "") -> None:
+    """Refuse (ManifestError, exit 2) a manifest the API server would refuse; schema too when installed."""
+    problems = check_manifest(body, where) + schema_problems(body)
+    if problems:
+        raise ManifestError("Kubernetes would refuse this manifest; nothing was submitted:\n  " + "\n  ".join(problems))
+
+
+def schema_problems(body: dict[str, Any]) -> list[str]:
+    """kubernetes-validate in strict mode (unknown fields are errors) against KUBERNETES_VERSION's schema."""
+    try:
+        import kubernetes_validate
+    except ImportError:  # the `kubernetes` extra is not installed: own checks only
+        return []
+    try:
+        kubernetes_validate.validate(body, KUBERNETES_VERSION, strict=True)
+    except kubernetes_validate.ValidationError as exc:
+        where = ".".join(str(p) for p in exc.path)
+        return [f"{body.get('kind')} {body.get('metadata', {}).get('name')}: schema {KUBERNETES_VERSION} (strict): {where}: {exc.message}"]
+    return []
+
+
+def write_manifests(path: Any, bodies: list[dict[str, Any]], description: str) -> None:
+    """A YAML stream of manifests with a header saying where they were captured (kubectl reads it as is)."""
+    import yaml
+
+    header = "".join(f"# {line}\n" for line in description.splitlines())
+    path.write_text(header + yaml.safe_dump_all(bodies, sort_keys=False, width=1000))
+
+
+def _label_safe(text: str) -> str:
+    """A run or task id as a label value: disallowed characters become '-', at most 63, alphanumeric ends."""
+    value = re.sub(r"[^A-Za-z0-9_.-]", "-", text)[:63]
+    return value.strip("-_.") or "x"
+
+
+def _ignore_missing(call: Callable[[], Any]) -> None:
+    """Deleting something already gone is success (the engine may have cleaned up first)."""
+    from kubernetes.client.rest import ApiException
+
+    try:
+        call()
+    except ApiException as exc:
+        if exc.status != 404:
+            raise
+

@@ -1,0 +1,69 @@
+"""Fixtures for tests that run steps in real podman containers (set up by `tests/containers/podman.sh up`).
+
+The images are built here, by the product's own commands (`portaflow containers base`, then `build`), from a
+debootstrapped Debian base and a wheelhouse: no registry is reached. Building takes minutes, so it happens
+once per session. Every test collected here is marked `podman`. Without podman they skip (fail under
+PORTAFLOW_CI=1, where CI installs it on purpose).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+import subprocess
+
+import pytest
+
+from testlib import run_portaflow, unavailable
+from portaflow.containers import ContainerCall
+from portaflow.containers.images import image_digest
+
+BASE = "localhost/portaflow-base:bookworm"
+CORES = ("hep", "radio")
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if "tests/containers/" in str(item.fspath):
+            item.add_marker(pytest.mark.podman)
+
+
+@functools.cache
+def _podman_problem() -> str | None:
+    if shutil.which("podman") is None:
+        return "podman is not installed (run `bash tests/containers/podman.sh up` as root)"
+    info = subprocess.run(["podman", "info", "--format", "{{.Host.OCIRuntime.Name}}"], capture_output=True, text=True)
+    if info.returncode != 0:
+        return f"podman does not work here: {info.stderr.strip().splitlines()[-1:]}"
+    return None
+
+
+@pytest.fixture(scope="session")
+def podman() -> str:
+    problem = _podman_problem()
+    if problem:
+        unavailable(problem)
+    return "podman"
+
+
+@pytest.fixture(scope="session")
+def core_images(podman) -> dict[str, str]:
+    """Build the base (if absent) and both cores' images from this checkout; return name -> image id.
+
+    PORTAFLOW_REUSE_IMAGES=1 (for a developer re-running these tests; CI never sets it) keeps images that
+    exist: they then hold the portaflow of their last build, not necessarily this checkout's.
+    """
+    if subprocess.run(["podman", "image", "exists", BASE]).returncode != 0:
+        result = run_portaflow("containers", "base", "--tag", BASE, timeout=900)
+        assert result.returncode == 0, result.stderr
+    built = {}
+    for name in CORES:
+        image = f"localhost/portaflow-{name}:latest"
+        if os.environ.get("PORTAFLOW_REUSE_IMAGES") == "1" and subprocess.run(["podman", "image", "exists", image]).returncode == 0:
+            built[name] = image_digest(ContainerCall("podman", "podman", image))
+            continue
+        result = run_portaflow("containers", "build", name, "--runtime", "podman", "--base", BASE, timeout=1200)
+        assert result.returncode == 0, result.stderr
+        built[name] = result.stdout.split("digest ")[-1].strip()
+    return built

@@ -1,0 +1,9 @@
+set -eo pipefail
+cd /work/portaflow-golden
+source $HOME/portaflow-venv/bin/activate
+timeout --kill-after=10 300 bash -c 'python3 -m portaflow.runtime.call '"'"'{"args":{"seed":7,"shard":0,"words":2000},"dask":false,"inputs":{},"outputs":{"text":"text/shard_0.txt"},"target":"portaflow.examples.wordfreq:make_text"}'"'"'' &
+pf_step=$!
+trap 'kill -TERM "$pf_step" 2>/dev/null' TERM INT HUP
+pf_status=0
+while kill -0 "$pf_step" 2>/dev/null; do wait "$pf_step" && pf_status=0 || pf_status=$?; done
+test "$pf_status" -eq 0 || exit "$pf_status"

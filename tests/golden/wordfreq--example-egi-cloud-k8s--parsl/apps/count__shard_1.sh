@@ -1,0 +1,8 @@
+set -eo pipefail
+cd /data/portaflow/golden
+timeout --kill-after=10 300 bash -c 'tr -s '"'"' '"'"' '"'"'\n'"'"' < text/shard_1.txt | sort | uniq -c | sort -k2 | awk '"'"'{print $2"\t"$1}'"'"' > counts/shard_1.tsv' &
+pf_step=$!
+trap 'kill -TERM "$pf_step" 2>/dev/null' TERM INT HUP
+pf_status=0
+while kill -0 "$pf_step" 2>/dev/null; do wait "$pf_step" && pf_status=0 || pf_status=$?; done
+test "$pf_status" -eq 0 || exit "$pf_status"

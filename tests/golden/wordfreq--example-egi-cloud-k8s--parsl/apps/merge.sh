@@ -1,0 +1,8 @@
+set -eo pipefail
+cd /data/portaflow/golden
+timeout --kill-after=10 300 bash -c 'python3 -m portaflow.runtime.call '"'"'{"args":{"top":10},"dask":false,"inputs":{"counts":["counts/shard_0.tsv","counts/shard_1.tsv"]},"outputs":{"table":"results/top_words.json"},"target":"portaflow.examples.wordfreq:merge"}'"'"'' &
+pf_step=$!
+trap 'kill -TERM "$pf_step" 2>/dev/null' TERM INT HUP
+pf_status=0
+while kill -0 "$pf_step" 2>/dev/null; do wait "$pf_step" && pf_status=0 || pf_status=$?; done
+test "$pf_status" -eq 0 || exit "$pf_status"

@@ -1,0 +1,324 @@
+"""HTCondor pools: what both engines hand to HTCondor, checked with HTCondor's own parser, and bad profiles refused.
+
+No pool runs here (tests/../docs/architecture.md): every rendered submit description is parsed by
+`htcondor2.Submit` (HTCondor's parser), its keys are checked against the documented submit commands,
+and, where the version-1 bindings are installed (htcondor < 25, which the Snakemake plugin pins),
+each description is expanded into the job ClassAd condor_submit would send to the schedd
+(`htcondor.Submit.jobs()`), from which the expected values are read back.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from testlib import ROOT, SITES, WORKFLOWS, run_portaflow
+from test_golden_render import GOLDEN, WORKDIR, normalise
+
+os.environ.setdefault("CONDOR_CONFIG", "/dev/null")  # the bindings need no pool configuration to parse
+htcondor2 = pytest.importorskip("htcondor2")
+
+from portaflow.errors import InputError, PlanError  # noqa: E402
+from portaflow.plan import make_plan  # noqa: E402
+from portaflow.schedulers.htcondor import HTCondorScheduler  # noqa: E402
+from portaflow.schedulers.htcondor_commands import is_documented_command  # noqa: E402
+from portaflow.spec.loading import load_site, load_workflow  # noqa: E402
+
+RESOURCES = ROOT / "tests" / "data" / "workflows" / "resources.yaml"
+WORDFREQ = WORKFLOWS / "examples" / "wordfreq.yaml"
+CERN, INFN = "example-cern-htcondor", "example-infn-htcondor"
+CASES = [
+    (RESOURCES, CERN, "parsl"), (RESOURCES, CERN, "snakemake"), (WORDFREQ, CERN, "parsl"), (WORDFREQ, CERN, "snakemake"),
+    (RESOURCES, INFN, "snakemake"), (WORDFREQ, INFN, "snakemake"),
+]
+CASE_IDS = [f"{w.stem}--{s}--{e}" for w, s, e in CASES]
+
+
+def _job_ads_available() -> str | None:
+    """Why the job-ClassAd expansion cannot run (None when it can): it needs the version-1 bindings."""
+    try:
+        import htcondor  # noqa: F401
+    except ImportError as exc:
+        return f"htcondor version-1 bindings not importable ({exc}); htcondor2.Submit has no offline jobs()"
+    return None
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory) -> dict[str, Path]:
+    """Render every case once: case id -> render directory."""
+    out = {}
+    for (workflow, site, engine), case in zip(CASES, CASE_IDS):
+        out_dir = tmp_path_factory.mktemp(case) / "render"
+        args = ["render", str(workflow), "--site", site, "--engine", engine, "-o", str(out_dir), "--workdir", WORKDIR]
+        result = run_portaflow(*args, *(["--param", "shards=2"] if workflow == WORDFREQ else []), cwd=ROOT)
+        assert result.returncode == 0, result.stderr
+        out[case] = out_dir
+    return out
+
+
+def submit_files(out_dir: Path) -> list[Path]:
+    return sorted((out_dir / "jobs").glob("*.sub"))
+
+
+def plan_for(workflow: Path, site: str):
+    loaded = load_site(site)
+    params = {"shards": 2} if workflow == WORDFREQ else {}
+    return loaded, make_plan(load_workflow(workflow).workflow, loaded.site, params)
+
+
+def description_for(out_dir: Path, engine: str, task) -> Path:
+    """The submit description that runs `task`: one per rule (Snakemake), one per resource class (Parsl)."""
+    if engine == "snakemake":
+        return out_dir / "jobs" / f"{task.id}.sub"
+    r = task.resources
+    prefix = f"{task.partition}_c{r.cores}_m{r.memory_mib}_g{r.gpus}"
+    [path] = [p for p in submit_files(out_dir) if p.name.startswith(prefix)]
+    return path
+
+
+# -- golden files ------------------------------------------------------------------------------
+@pytest.mark.parametrize("case", CASE_IDS)
+def test_rendered_files_match_golden(rendered, case):
+    out_dir = rendered[case]
+    relative = os.path.relpath(out_dir, WORKDIR)  # no shared filesystem: Snakemake names the Snakefile from the work directory
+
+    def norm(text: str) -> str:
+        return normalise(text.replace(relative, "<RENDER_DIR_FROM_WORKDIR>"), out_dir).replace(str(Path.home()), "<HOME>")
+
+    files = {p.relative_to(out_dir): norm(p.read_text()) for p in sorted(out_dir.rglob("*")) if p.is_file()}
+    golden_dir = GOLDEN / case
+    if os.environ.get("PORTAFLOW_UPDATE_GOLDEN") == "1":
+        for rel, text in files.items():
+            (golden_dir / rel).parent.mkdir(parents=True, exist_ok=True)
+            (golden_dir / rel).write_text(text)
+    expected = {p.relative_to(golden_dir): p.read_text() for p in sorted(golden_dir.rglob("*")) if p.is_file()}
+    assert sorted(files) == sorted(expected), "rendered files differ from the golden set"
+    for rel, text in files.items():
+        assert text == expected[rel], f"{rel} differs from {golden_dir / rel}; rerun with PORTAFLOW_UPDATE_GOLDEN=1 if intended"
+
+
+# -- HTCondor's parser -------------------------------------------------------------------------
+@pytest.mark.parametrize("case", CASE_IDS)
+def test_every_description_parses_with_documented_commands(rendered, case):
+    workflow, site, engine = CASES[CASE_IDS.index(case)]
+    files = submit_files(rendered[case])
+    _, plan = plan_for(workflow, site)
+    expected = len(plan.tasks) if engine == "snakemake" else len({description_for(rendered[case], engine, t) for t in plan.tasks})
+    assert len(files) == expected and files, f"expected {expected} submit descriptions, found {[f.name for f in files]}"
+    for path in files:
+        parsed = htcondor2.Submit(path.read_text())  # raises on text HTCondor's parser rejects
+        unknown = [key for key in parsed.keys() if not is_documented_command(key)]
+        assert not unknown, f"{path.name}: not documented submit commands: {unknown}"
+        assert parsed.getQArgs() == "" or parsed.getQArgs().strip() in ("", "1")
+
+
+def test_parser_check_would_catch_a_misspelt_command():
+    """The documented-command check is what catches what the parser lets through."""
+    parsed = htcondor2.Submit("executable = /bin/true\ntransfer_input_file = a.txt\n+JobFlavour = \"espresso\"\n")
+    assert [k for k in parsed.keys() if not is_documented_command(k)] == ["transfer_input_file"]
+
+
+@pytest.mark.parametrize("case", CASE_IDS)
+def test_expected_values_read_back_from_the_parsed_descriptions(rendered, case):
+    workflow, site, engine = CASES[CASE_IDS.index(case)]
+    loaded, plan = plan_for(workflow, site)
+    scheduler = HTCondorScheduler(loaded)
+    for task in plan.tasks:
+        r = task.resources
+        parsed = htcondor2.Submit(description_for(rendered[case], engine, task).read_text())
+        assert int(parsed["request_cpus"]) == r.cores
+        assert int(parsed["request_memory"]) == r.memory_mib
+        assert int(parsed.get("request_gpus", 0)) == r.gpus
+        assert parsed["MY.PortaflowRun"] == '"render"'
+        if site == CERN:
+            assert parsed["MY.JobFlavour"] == f'"{scheduler.flavour_for(r.walltime_s)}"'
+            assert "MY.MaxRuntime" not in parsed
+            assert parsed["MY.WantOS"] == '"el9"'
+        else:
+            assert int(parsed["MY.MaxRuntime"]) == r.walltime_s
+            assert parsed["requirements"] == '(TARGET.OpSysAndVer =?= "AlmaLinux9")'
+            assert parsed["request_disk"] == "10240MB"
+            assert parsed["should_transfer_files"] == "YES"
+            outputs = sorted(p.strip() for p in parsed["transfer_output_files"].split(","))
+            assert outputs == sorted(task.output_paths())
+            inputs = {p.strip() for p in parsed.get("transfer_input_files", "").split(",")}
+            assert set(task.input_paths()) <= inputs
+
+
+@pytest.mark.skipif(_job_ads_available() is not None, reason=str(_job_ads_available()))
+@pytest.mark.parametrize("case", CASE_IDS)
+def test_job_ads_condor_submit_would_send(rendered, case, monkeypatch):
+    """Each description expanded by condor_submit's own code into the job ClassAd the schedd would get."""
+    import htcondor
+
+    monkeypatch.setenv("USER", "alice")
+    workflow, site, engine = CASES[CASE_IDS.index(case)]
+    loaded, plan = plan_for(workflow, site)
+    for task in plan.tasks:
+        r = task.resources
+        ad = next(iter(htcondor.Submit(description_for(rendered[case], engine, task).read_text()).jobs(count=1)))
+        assert (ad["RequestCpus"], ad["RequestMemory"]) == (r.cores, r.memory_mib)
+        assert ad.get("RequestGPUs", 0) == r.gpus
+        assert ad["PortaflowRun"] == "render"
+        if site == CERN:
+            # Parsl writes accounting_group (the user is the submitter); the Snakemake plugin the same attributes directly.
+            assert ad["AcctGroup"] == "group_u_CHANGEME.u_users"
+            assert ad["AccountingGroup"].startswith("group_u_CHANGEME.u_users.")
+            assert ad["JobFlavour"] in loaded.site.htcondor.flavours
+            assert loaded.site.htcondor.flavours[ad["JobFlavour"]] >= r.walltime_s
+        else:
+            assert ad["MaxRuntime"] == r.walltime_s
+            assert ad["RequestDisk"] == 10240 * 1024  # KiB
+            assert ad["ShouldTransferFiles"] == "YES"
+            assert sorted(ad["TransferOutput"].split(",")) == sorted(task.output_paths())
+            assert "OpSysAndVer" in str(ad["Requirements"])
+
+
+# -- the scheduler module ----------------------------------------------------------------------
+def test_flavour_is_the_shortest_that_covers_the_walltime():
+    scheduler = HTCondorScheduler(load_site(CERN))
+    assert scheduler.flavour_for(20 * 60) == "espresso"
+    assert scheduler.flavour_for(20 * 60 + 1) == "microcentury"
+    assert scheduler.flavour_for(7 * 86400) == "nextweek"
+    with pytest.raises(PlanError, match="longer than the longest flavour in htcondor.flavours \\(nextweek: 7 days\\)"):
+        scheduler.flavour_for(7 * 86400 + 1)
+
+
+def test_gpu_model_becomes_require_gpus():
+    from portaflow.plan.model import TaskResources
+
+    scheduler = HTCondorScheduler(load_site(CERN))
+    commands = scheduler.commands(TaskResources(4, 8000, 3600, gpus=1, gpu_model="a100"), "gpu")
+    assert commands["request_gpus"] == "1" and commands["require_gpus"] == "Capability == 8.0"
+    parsed = htcondor2.Submit("\n".join(f"{k} = {v}" for k, v in commands.items()))
+    assert parsed["require_gpus"] == "Capability == 8.0"
+
+
+def test_container_modes():
+    scheduler = HTCondorScheduler(load_site(CERN))
+    assert scheduler.runs_containers()
+    assert scheduler.container_commands("/cvmfs/x/hep.sif") == {"+SingularityImage": '"/cvmfs/x/hep.sif"'}
+    universe = HTCondorScheduler(load_site(CERN, {"htcondor.container_mode": "universe"}))
+    assert universe.container_commands("/cvmfs/x/hep.sif") == {"universe": "container", "container_image": "/cvmfs/x/hep.sif"}
+    wrap = HTCondorScheduler(load_site(CERN, {"htcondor.container_mode": "wrap"}))
+    assert not wrap.runs_containers() and wrap.container_commands("/cvmfs/x/hep.sif") == {}
+
+
+def test_pool_started_container_is_not_wrapped_again(tmp_path):
+    """container_mode attribute: the image goes into the description and the step's command runs unwrapped."""
+    from portaflow.engines.base import RunContext
+
+    workflow = tmp_path / "wf.yaml"
+    workflow.write_text("name: boxed\nsteps:\n  s:\n    command: echo hi > {outputs.o}\n    outputs: {o: o.txt}\n    container: hep\n")
+    for mode, wrapped in (("attribute", False), ("wrap", True)):
+        loaded = load_site(CERN, {"htcondor.container_mode": mode})
+        plan = make_plan(load_workflow(workflow).workflow, loaded.site, {})
+        ctx = RunContext(plan, loaded, tmp_path, tmp_path / "run", plan.tasks)
+        assert ("apptainer" in ctx.shell_line(plan.tasks[0])) is wrapped
+        out = tmp_path / f"render-{mode}"
+        result = run_portaflow("render", str(workflow), "--site", CERN, "--site-set", f"htcondor.container_mode={mode}",
+                               "--engine", "parsl", "-o", str(out), cwd=ROOT)
+        assert result.returncode == 0, result.stderr
+        [sub] = submit_files(out)
+        parsed = htcondor2.Submit(sub.read_text())
+        image = "/cvmfs/unpacked.cern.ch/gitlab-registry.cern.ch/CHANGEME/portaflow/hep.sif"
+        assert parsed.get("MY.SingularityImage") == (None if wrapped else f'"{image}"')
+
+
+def test_client_environment_names_the_token_variable_and_reads_it_only_at_run_time(monkeypatch):
+    scheduler = HTCondorScheduler(load_site(INFN))
+    monkeypatch.delenv("BEARER_TOKEN_FILE", raising=False)
+    shown = scheduler.client_environment(resolve=False)
+    assert shown == {"_CONDOR_SCHEDD_HOST": "CHANGEME-schedd.cr.cnaf.infn.it", "_CONDOR_COLLECTOR_HOST": "CHANGEME-collector.cr.cnaf.infn.it:9618",
+                     "_CONDOR_SEC_CLIENT_AUTHENTICATION_METHODS": "SCITOKENS", "_CONDOR_SCITOKENS_FILE": "$BEARER_TOKEN_FILE"}
+    with pytest.raises(InputError, match=r"\$BEARER_TOKEN_FILE, which is not set"):
+        scheduler.client_environment()
+    monkeypatch.setenv("BEARER_TOKEN_FILE", "/run/user/0/bt_u0")
+    assert scheduler.client_environment()["_CONDOR_SCITOKENS_FILE"] == "/run/user/0/bt_u0"
+
+
+def test_cancel_run_removes_the_runs_jobs(tmp_path, monkeypatch):
+    """The real cancel path, against stand-in condor_q/condor_rm that record how they were called."""
+    calls = tmp_path / "calls"
+    for name, output in (("condor_q", "41 0\n42 0\n"), ("condor_rm", "")):
+        tool = tmp_path / name
+        tool.write_text(f"#!/bin/sh\necho \"{name} $* schedd=$_CONDOR_SCHEDD_HOST\" >> {calls}\nprintf '{output}'\n")
+        tool.chmod(tool.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    removed = HTCondorScheduler(load_site(INFN)).cancel_run("20260101-000000-snakemake-abcd", ["43", "41"])
+    assert removed == ["41.0", "42.0", "43"]
+    lines = calls.read_text().splitlines()
+    assert lines[0] == ('condor_q -allusers -constraint PortaflowRun == "20260101-000000-snakemake-abcd" -af ClusterId ProcId '
+                        "schedd=CHANGEME-schedd.cr.cnaf.infn.it")
+    assert lines[1] == "condor_rm 41.0 42.0 43 schedd=CHANGEME-schedd.cr.cnaf.infn.it"
+
+
+# -- bad input: refused before anything is submitted ------------------------------------------
+def _profile(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "pool.yaml"
+    path.write_text(f"name: pool\nextends: {SITES / 'example-cern-htcondor.yaml'}\n{text}")
+    return path
+
+
+@pytest.mark.parametrize("text, where, message", [
+    ("partitions:\n  gpu: {max_walltime: 1d, cores_per_node: 16, memory_per_node: 64GB, gpus_per_node: 4, gpu_models: [v100, a100, h100]}\n",
+     "pool.yaml:4:", "partitions.gpu.gpu_models[2]: HTCondor cannot select GPU model h100: htcondor.gpu_requirements has no require_gpus expression for it (expected htcondor.gpu_requirements.h100"),
+    ("htcondor:\n  gpu_requirements: {h100: 'Capability == 9.0'}\n",
+     "pool.yaml:4:", "htcondor.gpu_requirements.h100: no partition offers GPU model h100 (expected h100 in the gpu_models of a partition with GPUs"),
+    ("partitions:\n  batch: {max_walltime: 1d, cores_per_node: 8, memory_per_node: 16GB, gpu_models: [v100]}\n",
+     "pool.yaml:4:", "partitions.batch.gpu_models: partition batch offers GPU models but has no GPUs (expected gpus_per_node of 1 or more"),
+    ("partitions:\n  batch: {max_walltime: 14d, cores_per_node: 8, memory_per_node: 16GB}\n",
+     "pool.yaml:4:", "partitions.batch.max_walltime: partition batch allows 14 days, longer than the longest flavour in htcondor.flavours (nextweek: 7 days) (expected at most 7 days"),
+    ("extra_directives: ['request_memory = 4GB']\n",
+     "pool.yaml:3:", "extra_directives[0]: 'request_memory = 4GB' sets request_memory, which portaflow manages from the plan"),
+    ("extra_directives: ['+JobFlavour = \"tomorrow\"']\n",
+     "pool.yaml:3:", "sets +JobFlavour, which portaflow manages"),
+    ("extra_directives: ['transfer_input_file = data.txt']\n",
+     "pool.yaml:3:", "extra_directives[0]: transfer_input_file is not a documented HTCondor submit command"),
+    ("dask: {mode: jobs}\n",
+     "pool.yaml:3:", "dask.mode: Dask workers as jobs of their own (dask-jobqueue) are implemented for SLURM only"),
+])
+def test_profile_asking_what_htcondor_cannot_express_is_refused(tmp_path, text, where, message):
+    profile = _profile(tmp_path, text)
+    for command in (["validate", str(profile)], ["plan", str(RESOURCES), "--site", str(profile)]):
+        result = run_portaflow(*command, cwd=ROOT)
+        assert result.returncode == 2, result.stdout + result.stderr
+        assert where in result.stdout + result.stderr and message in result.stdout + result.stderr, result.stdout + result.stderr
+        assert "Traceback" not in result.stderr
+
+
+def test_step_longer_than_every_flavour_is_refused(tmp_path):
+    workflow = tmp_path / "long.yaml"
+    workflow.write_text("name: long\nsteps:\n  s:\n    command: sleep 1 > {outputs.o}\n    outputs: {o: o.txt}\n    resources: {walltime: 8d}\n")
+    result = run_portaflow("render", str(workflow), "--site", CERN, "-o", str(tmp_path / "out"), cwd=ROOT)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "step s cannot run on site example-cern-htcondor" in result.stderr and "allows at most 7 days" in result.stderr
+
+
+def test_parsl_on_a_pool_without_shared_filesystem_is_refused(tmp_path):
+    result = run_portaflow("render", str(RESOURCES), "--site", INFN, "--engine", "parsl", "-o", str(tmp_path / "out"), cwd=ROOT)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "has no shared filesystem (storage.shared_filesystem: false), which the Parsl engine cannot use with HTCondor" in result.stderr
+
+
+def test_snakemake_refuses_what_its_plugin_would_quote_wrongly(tmp_path):
+    """The plugin quotes string values of raw commands: use_oauth_services would reach HTCondor as '"scitokens"'."""
+    result = run_portaflow("render", str(RESOURCES), "--site", INFN, "--site-set", "htcondor.credentials.oauth_services=[scitokens]",
+                           "--engine", "snakemake", "-o", str(tmp_path / "out"), cwd=ROOT)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "'use_oauth_services = scitokens' cannot be handed to Snakemake's htcondor plugin unchanged" in result.stderr
+    result = run_portaflow("render", str(RESOURCES), "--site", INFN, "--site-set", "htcondor.credentials.oauth_services=[scitokens]",
+                           "--engine", "parsl", "--site-set", "storage.shared_filesystem=true", "-o", str(tmp_path / "parsl"), cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    for sub in submit_files(tmp_path / "parsl"):
+        assert htcondor2.Submit(sub.read_text())["use_oauth_services"] == "scitokens"
+
+
+def test_examples_are_marked_and_valid():
+    for name in (CERN, INFN):
+        assert load_site(name).site.example
+    result = run_portaflow("validate", str(SITES / f"{CERN}.yaml"), str(SITES / f"{INFN}.yaml"), cwd=ROOT)
+    assert result.returncode == 0, result.stdout + result.stderr
