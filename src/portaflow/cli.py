@@ -261,6 +261,39 @@ def schema(kind: str) -> None:
     click.echo(json.dumps(model.model_json_schema(), indent=2))
 
 
+@cli.command()
+@click.option("--workflows", "workflow_args", multiple=True, metavar="FILE", help="workflow files (default: every shipped workflow); repeatable")
+@click.option("--sites", "site_args", multiple=True, metavar="SITE", help="site profiles, names or files (default: every shipped profile); repeatable")
+@click.option("--engines", "engine_args", multiple=True, type=click.Choice(["parsl", "snakemake"]), help="engines (default: both); repeatable")
+@click.option("--preset", default="small", show_default=True, help="each workflow's parameter preset, where it has one ('' for the defaults)")
+@click.option("--output", "-o", "out", default="matrix-results", show_default=True, type=click.Path(file_okay=False), help="where cells and reports go")
+@click.option("--must-run", multiple=True, metavar="SITE", help="a site whose cells must really run here (e.g. your CI's cluster); repeatable")
+def matrix(workflow_args: tuple[str, ...], site_args: tuple[str, ...], engine_args: tuple[str, ...], preset: str, out: str, must_run: tuple[str, ...]) -> None:
+    """Every workflow x site x engine: run what can run here, render and check the rest, compare all outputs.
+
+    Writes matrix.md, matrix.json and matrix.html; exits 1 when a cell failed or two cells' outputs disagree.
+    """
+    from portaflow.matrix import ENGINES, rows, run_matrix, write_reports
+    from portaflow.spec.loading import PROJECT_ROOT, SHIPPED_SITES
+
+    workflows = [Path(w) for w in workflow_args] or sorted((PROJECT_ROOT / "workflows").glob("*/*.yaml"))
+    sites = list(site_args) or sorted(p.stem for p in SHIPPED_SITES.glob("*.yaml"))
+    result = run_matrix(workflows, sites, list(engine_args) or list(ENGINES), Path(out), preset or None,
+                        must_run=must_run, log=lambda text: err_console.print(text, markup=False))
+    table = Table(title=f"portability matrix: {'passed' if result.ok else 'FAILED'}")
+    for column in ("workflow", "site", "engine", "status", "wall", "tasks", "jobs", "note"):
+        table.add_column(column, overflow="fold")
+    for row in rows(result):
+        table.add_row(*[escape(v) for v in (*row[:7], row[8])])
+    console.print(table)
+    for d in result.disagreements:
+        console.print(f"DISAGREEMENT {d.workflow}: {d.cell} vs {d.reference}: " + "; ".join(f"{p} ({w})" for p, w in d.files.items()), markup=False)
+    for kind, path in write_reports(result, Path(out)).items():
+        console.print(f"{kind}: {path}", markup=False)
+    if not result.ok:
+        sys.exit(1)
+
+
 @cli.group()
 def containers() -> None:
     """Container images for the workflows' steps."""

@@ -1,0 +1,276 @@
+"""The portability matrix: every workflow x every site x both engines, run where it can run, rendered and
+checked with the scheduler's own parser where it cannot, and the outputs of every run compared.
+
+Why runs go through the `portaflow run` command in a subprocess: a cell is then exactly what a user
+gets (exit code, manifest, logs), one cell's crash cannot take the others down, and wall times are
+real. Renders stay in-process: they are pure and there are many of them.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from portaflow.containers import container_call
+from portaflow.containers.images import image_present
+from portaflow.errors import PortaflowError
+from portaflow.plan.model import Plan
+from portaflow.spec.loading import LoadedSite, load_site, load_workflow
+
+PASSED, FAILED, RENDERED, UNSUPPORTED, SKIPPED = "passed", "failed", "rendered-only", "unsupported", "skipped"
+ENGINES = ("parsl", "snakemake")
+GPU_SKIP = "GPU steps, and GPUs here cannot compute"
+EXAMPLE_ACCOUNT = "matrix-example"
+"""The account set on example profiles that require one: their cells only render."""
+
+
+@dataclass
+class Cell:
+    workflow: str
+    site: str
+    engine: str
+    status: str = SKIPPED
+    reason: str = ""
+    wall_s: float | None = None
+    tasks: int | None = None
+    jobs: int | None = None
+    outputs: dict[str, str] = field(default_factory=dict)
+    """output path -> sha256 (from the run's manifest)"""
+    workdir: str | None = None
+    rendered: list[str] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return f"{self.workflow} @ {self.site} / {self.engine}"
+
+
+@dataclass
+class Disagreement:
+    workflow: str
+    reference: str
+    cell: str
+    files: dict[str, str]
+    """output path -> what differs"""
+
+
+@dataclass
+class MatrixResult:
+    cells: list[Cell]
+    disagreements: list[Disagreement]
+    parameters: dict[str, Any]
+
+    @property
+    def ok(self) -> bool:
+        return not self.disagreements and all(c.status != FAILED for c in self.cells)
+
+
+def gpu_reason() -> str | None:
+    """Why GPU steps cannot compute here (None when CuPy has a working device)."""
+    from portaflow.cores.gpu import GPUUnavailableError, require_cupy
+
+    try:
+        require_cupy()
+    except GPUUnavailableError as exc:
+        return str(exc)
+    return None
+
+
+def run_matrix(workflows: list[Path], sites: list[str], engines: list[str], out_dir: Path, preset: str | None = "small",
+               must_run: tuple[str, ...] = (), log: Callable[[str], None] = print) -> MatrixResult:
+    """Every (workflow, site, engine) cell; then the outputs of the cells that ran, compared per workflow.
+
+    `must_run` names sites whose cells must really run here (a CI's own cluster): on those, a cell that
+    could only be rendered, or was skipped for any reason but GPUs that cannot compute, fails.
+    """
+    out_dir.mkdir(parents=True, exist_ok=True)
+    cells: list[Cell] = []
+    plans: dict[str, Plan] = {}
+    gpu_problem = gpu_reason()
+    for wf_path in workflows:
+        loaded_wf = load_workflow(wf_path)
+        workflow = loaded_wf.workflow
+        params = workflow.preset(preset) if preset and preset in workflow.presets else {}
+        for site_name in sites:
+            for engine in engines:
+                cell = Cell(workflow.name, site_name, engine)
+                cells.append(cell)
+                cell_dir = out_dir / "cells" / f"{workflow.name}--{site_name}--{engine}"
+                _decide(cell, wf_path, loaded_wf, site_name, params, cell_dir, gpu_problem, plans)
+                if site_name in must_run and cell.status in (RENDERED, SKIPPED) and not cell.reason.startswith(GPU_SKIP):
+                    cell.status, cell.reason = FAILED, f"must run here (--must-run {site_name}) but: {cell.reason}"
+                log(f"{cell.name}: {cell.status}" + (f" ({cell.reason})" if cell.reason else "")
+                    + (f" in {cell.wall_s:.0f}s" if cell.wall_s is not None else ""))
+    disagreements = compare_cells(cells, plans)
+    return MatrixResult(cells, disagreements, {"preset": preset})
+
+
+def _decide(cell: Cell, wf_path: Path, loaded_wf: Any, site_name: str, params: dict[str, Any], cell_dir: Path,
+            gpu_problem: str | None, plans: dict[str, Plan]) -> None:
+    """Plan the cell, then run it, render it, or say why neither."""
+    from portaflow.driver import load_plan
+
+    try:
+        site = load_site(site_name, {}).site
+        overrides = {"account": EXAMPLE_ACCOUNT} if site.account_required and not site.account else {}
+        _, loaded_site, plan = load_plan(loaded_wf, site_name, overrides, params)
+    except PortaflowError as exc:
+        cell.status, cell.reason = UNSUPPORTED, _first_line(exc)
+        return
+    needs_gpu = any(t.resources.gpus or (t.dask and t.dask.gpu_workers) for t in plan.tasks)
+    why_not_here = _not_runnable_here(loaded_site, plan)
+    if why_not_here:
+        _render_cell(cell, plan, loaded_site, cell_dir, why_not_here)
+    elif needs_gpu and gpu_problem:
+        cell.status, cell.reason = SKIPPED, f"{GPU_SKIP}: {gpu_problem}"
+    elif (missing := _missing_container(plan, loaded_site)):
+        cell.status, cell.reason = SKIPPED, missing
+    else:
+        plans[cell.workflow] = plan
+        _run_cell(cell, wf_path, params, cell_dir)
+
+
+def _not_runnable_here(loaded: LoadedSite, plan: Plan) -> str | None:
+    """Why this site's jobs cannot be submitted from here (None: run the cell)."""
+    from portaflow.schedulers import scheduler_for
+
+    if loaded.site.example:
+        return "example profile of a site not reachable from here"
+    problems = scheduler_for(loaded.site.scheduler)(loaded).connection_problems()
+    return "; ".join(problems) if problems else None
+
+
+def _missing_container(plan: Plan, loaded: LoadedSite) -> str | None:
+    for name in sorted({t.container for t in plan.tasks if t.container}):
+        call = container_call(loaded.site, name)
+        if call is None:
+            continue
+        if shutil.which(call.executable) is None:
+            return f"container runtime {call.executable} is not on PATH"
+        if not image_present(call):
+            return f"image {call.image} not built (portaflow containers build {name} --runtime {call.runtime})"
+    return None
+
+
+def _render_cell(cell: Cell, plan: Plan, loaded: LoadedSite, cell_dir: Path, why: str) -> None:
+    """Render what the engine would submit and have the scheduler's own checks read it."""
+    from portaflow.driver import render
+    from portaflow.schedulers import scheduler_for
+
+    render_dir = cell_dir / "rendered"
+    shutil.rmtree(render_dir, ignore_errors=True)
+    started = time.perf_counter()
+    try:
+        files = render(plan, loaded, cell.engine, render_dir)
+        problems = scheduler_for(loaded.site.scheduler)(loaded).check_rendered(files)
+    except PortaflowError as exc:
+        cell.status, cell.reason = UNSUPPORTED, _first_line(exc)
+        return
+    cell.wall_s = time.perf_counter() - started
+    cell.rendered = [str(f) for f in files]
+    cell.tasks = len(plan.tasks)
+    if problems:
+        cell.status, cell.reason = FAILED, "rendered files rejected: " + "; ".join(problems[:3])
+    else:
+        cell.status, cell.reason = RENDERED, why
+
+
+def _run_cell(cell: Cell, wf_path: Path, params: dict[str, Any], cell_dir: Path) -> None:
+    workdir = cell_dir / "work"
+    shutil.rmtree(workdir, ignore_errors=True)
+    workdir.mkdir(parents=True)
+    argv = [sys.executable, "-m", "portaflow", "run", str(wf_path), "--site", cell.site, "--engine", cell.engine,
+            "--workdir", str(workdir)] + [w for k, v in params.items() for w in ("--param", f"{k}={v}")]
+    started = time.perf_counter()
+    result = subprocess.run(argv, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    cell.wall_s = time.perf_counter() - started
+    cell.workdir = str(workdir)
+    (cell_dir / "portaflow.log").write_text(result.stdout + result.stderr)
+    manifest_path = workdir / ".portaflow" / "runs" / "latest" / "manifest.json"
+    if manifest_path.exists():
+        manifest = json.loads(manifest_path.read_text())
+        cell.tasks = len(manifest["tasks"])
+        cell.jobs = len(manifest["scheduler_jobs"]) if manifest["scheduler"] != "local" else cell.tasks
+        cell.outputs = {path: info["sha256"] for path, info in sorted(manifest["outputs"].items())}
+    if result.returncode == 0:
+        cell.status = PASSED
+    else:
+        cell.status = FAILED
+        cell.reason = f"exit {result.returncode}: " + _first_line(result.stderr.strip().splitlines()[-1] if result.stderr.strip() else "no message")
+
+
+def compare_cells(cells: list[Cell], plans: dict[str, Plan]) -> list[Disagreement]:
+    """Each passed cell's outputs against the workflow's first passed cell, under each output's comparator."""
+    from portaflow.compare import compare_workdirs
+
+    out = []
+    for workflow, plan in plans.items():
+        ran = [c for c in cells if c.workflow == workflow and c.status == PASSED]
+        for cell in ran[1:]:
+            verdicts = compare_workdirs(plan, Path(ran[0].workdir), Path(cell.workdir))
+            differ = {path: v.detail for path, v in verdicts if not v.same}
+            if differ:
+                cell.status, cell.reason = FAILED, f"outputs differ from {ran[0].name}: {', '.join(sorted(differ))}"
+                out.append(Disagreement(workflow, ran[0].name, cell.name, differ))
+    return out
+
+
+def _first_line(value: Any) -> str:
+    text = str(value).strip()
+    return text.splitlines()[0] if text else ""
+
+
+# -- reports ---------------------------------------------------------------------------------------
+
+COLUMNS = ("workflow", "site", "engine", "status", "wall time", "tasks", "jobs", "outputs (sha256)", "note")
+
+
+def rows(result: MatrixResult) -> list[list[str]]:
+    out = []
+    for c in result.cells:
+        digests = ", ".join(f"{Path(p).name}:{d[:8]}" for p, d in c.outputs.items())
+        out.append([c.workflow, c.site, c.engine, c.status, f"{c.wall_s:.1f}s" if c.wall_s is not None else "",
+                    "" if c.tasks is None else str(c.tasks), "" if c.jobs is None else str(c.jobs), digests, c.reason])
+    return out
+
+
+def to_markdown(result: MatrixResult) -> str:
+    counts = {s: sum(c.status == s for c in result.cells) for s in (PASSED, FAILED, RENDERED, UNSUPPORTED, SKIPPED)}
+    lines = [f"Portability matrix: {'PASSED' if result.ok else 'FAILED'}; " + ", ".join(f"{n} {s}" for s, n in counts.items()), "",
+             "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows(result)]
+    for d in result.disagreements:
+        lines.append(f"\n**Disagreement** in {d.workflow}: {d.cell} vs {d.reference}: "
+                     + "; ".join(f"`{p}` ({why})" for p, why in d.files.items()))
+    return "\n".join(lines) + "\n"
+
+
+def to_json(result: MatrixResult) -> str:
+    return json.dumps({"ok": result.ok, "parameters": result.parameters, "cells": [asdict(c) for c in result.cells],
+                       "disagreements": [asdict(d) for d in result.disagreements]}, indent=2) + "\n"
+
+
+def to_html(result: MatrixResult) -> str:
+    colour = {PASSED: "#c8f7c5", FAILED: "#f7c5c5", RENDERED: "#dde8f7", UNSUPPORTED: "#eeeeee", SKIPPED: "#f7efc5"}
+    body = ["<tr>" + "".join(f"<th>{html.escape(c)}</th>" for c in COLUMNS) + "</tr>"]
+    for row in rows(result):
+        body.append(f'<tr style="background:{colour.get(row[3], "#fff")}">' + "".join(f"<td>{html.escape(v)}</td>" for v in row) + "</tr>")
+    issues = "".join(f"<p><b>Disagreement</b> in {html.escape(d.workflow)}: {html.escape(d.cell)} vs {html.escape(d.reference)}: "
+                     f"{html.escape(', '.join(d.files))}</p>" for d in result.disagreements)
+    return ("<!doctype html><meta charset=utf-8><title>portaflow portability matrix</title>"
+            "<style>body{font-family:sans-serif}td,th{border:1px solid #999;padding:2px 6px;font-size:90%}table{border-collapse:collapse}</style>"
+            f"<h1>portaflow portability matrix: {'passed' if result.ok else 'FAILED'}</h1>{issues}<table>{''.join(body)}</table>\n")
+
+
+def write_reports(result: MatrixResult, out_dir: Path) -> dict[str, Path]:
+    paths = {"markdown": out_dir / "matrix.md", "json": out_dir / "matrix.json", "html": out_dir / "matrix.html"}
+    paths["markdown"].write_text(to_markdown(result))
+    paths["json"].write_text(to_json(result))
+    paths["html"].write_text(to_html(result))
+    return paths
