@@ -240,10 +240,23 @@ def rows(result: MatrixResult) -> list[list[str]]:
     return out
 
 
+def overview(result: MatrixResult) -> list[str]:
+    """Sites x workflows, each entry `parsl status / snakemake status`: the table a README shows."""
+    workflows = list(dict.fromkeys(c.workflow for c in result.cells))
+    sites = list(dict.fromkeys(c.site for c in result.cells))
+    by_key = {(c.site, c.workflow, c.engine): c.status for c in result.cells}
+    engines = list(dict.fromkeys(c.engine for c in result.cells))
+    lines = ["| site | " + " | ".join(workflows) + " |", "|" + "---|" * (len(workflows) + 1)]
+    for site in sites:
+        entries = [" / ".join(by_key.get((site, w, e), "-") for e in engines) for w in workflows]
+        lines.append(f"| {site} | " + " | ".join(entries) + " |")
+    return lines + ["", f"Each entry: {' / '.join(engines)}."]
+
+
 def to_markdown(result: MatrixResult) -> str:
     counts = {s: sum(c.status == s for c in result.cells) for s in (PASSED, FAILED, RENDERED, UNSUPPORTED, SKIPPED)}
-    lines = [f"Portability matrix: {'PASSED' if result.ok else 'FAILED'}; " + ", ".join(f"{n} {s}" for s, n in counts.items()), "",
-             "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    lines = [f"Portability matrix: {'PASSED' if result.ok else 'FAILED'}; " + ", ".join(f"{n} {s}" for s, n in counts.items()), ""]
+    lines += overview(result) + ["", "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows(result)]
     for d in result.disagreements:
         lines.append(f"\n**Disagreement** in {d.workflow}: {d.cell} vs {d.reference}: "

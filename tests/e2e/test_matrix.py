@@ -43,6 +43,7 @@ def test_cells_run_render_or_say_why_not(tmp_path):
 
     markdown = (out / "matrix.md").read_text()
     assert markdown.startswith("Portability matrix: PASSED") and "| wordfreq | local | parsl | passed |" in markdown
+    assert "| site | wordfreq | hep-zmumu-gpu |" in markdown and "| local | passed | unsupported |" in markdown
     assert "<table>" in (out / "matrix.html").read_text() and "rendered-only" in result.stdout
 
 
