@@ -227,6 +227,9 @@ class SnakemakeEngine(Engine):
             cfg["executor"] = "slurm"
             cfg["jobs"] = min(site.snakemake.jobs, site.polling.max_queued_jobs)
             cfg["seconds-between-status-checks"] = site.polling.interval
+            # The plugin's own first wait and the interval it backs off from (+10 s each round in which no
+            # job ended), else a fixed 40 s: the profile's polling interval decides, as for Parsl.
+            cfg["slurm-init-seconds-before-status-checks"] = max(1, site.polling.interval)
             if not site.account:
                 cfg["slurm-no-account"] = True
             if site.polling.status_command != "auto":
