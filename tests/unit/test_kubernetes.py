@@ -204,13 +204,13 @@ def test_schema_strict_mode_catches_unknown_fields():
 
 def test_parsl_pod_is_checked_before_the_api_call():
     """The completing client refuses a bad pod and never calls the API behind it."""
-    from portaflow.engines.parsl_engine import _CompletingCoreApi
+    from portaflow.engines.parsl_providers import CompletingCoreApi
 
     calls = []
     api = type("Api", (), {"create_namespaced_pod": lambda self, namespace, body: calls.append(body)})()
     scheduler = scheduler_for("kubernetes")(load_site("example-egi-cloud-k8s"))
     request = TaskResources(cores=2, memory_mib=4096, walltime_s=600)
-    completing = _CompletingCoreApi(api, scheduler, request, "cpu", "run-1", 600)
+    completing = CompletingCoreApi(api, scheduler, request, "cpu", "run-1", 600)
     good = client.V1Pod(metadata=client.V1ObjectMeta(name="parsl.block.1"), spec=client.V1PodSpec(containers=[
         client.V1Container(name="w", image="registry.example.org/x:1", resources=scheduler.resources(request))]))
     completing.create_namespaced_pod(namespace="portaflow", body=good)
