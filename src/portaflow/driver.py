@@ -22,7 +22,7 @@ import yaml
 from portaflow.containers import container_call
 from portaflow.containers.images import image_digest
 from portaflow.engines import engine_for
-from portaflow.engines.base import RunContext, TaskOutcome, remove_outputs
+from portaflow.engines.base import RunContext, TaskOutcome, remove_outputs, render_dask_clusters
 from portaflow.engines.state import StateStore, signatures, stale_tasks
 from portaflow.plan.model import Plan, Task
 from portaflow.preflight import preflight
@@ -60,7 +60,7 @@ def render(plan: Plan, loaded: LoadedSite, engine_name: str, out_dir: Path, work
     """Write what the engine would hand to the scheduler, running nothing; return the files."""
     workdir = (workdir or default_workdir(plan, loaded)).resolve()
     ctx = RunContext(plan, loaded, workdir, out_dir.resolve(), plan.tasks, run_id="render")
-    return engine_for(engine_name).render(ctx, out_dir)
+    return engine_for(engine_name).render(ctx, out_dir) + render_dask_clusters(ctx, out_dir)
 
 
 def default_workdir(plan: Plan, loaded: LoadedSite) -> Path:
@@ -126,6 +126,7 @@ def run(plan: Plan, loaded: LoadedSite, engine_name: str, workdir: Path | None =
     outcomes: dict[str, TaskOutcome] = {}
     if todo:
         engine.render(ctx, run_dir / "rendered")
+        render_dask_clusters(ctx, run_dir / "rendered")
         previous = signal.signal(signal.SIGTERM, _raise_interrupt)
         try:
             outcomes = engine.execute(ctx)

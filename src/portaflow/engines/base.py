@@ -112,7 +112,11 @@ class RunContext:
         assert dask is not None
         settings = {k: v for k, v in dask.__dict__.items() if not k.endswith(("_worker", "_partition"))}
         settings["scheduler"] = self.site.scheduler
-        if dask.mode == "jobs":
+        if dask.mode == "jobs" and self.site.scheduler == "kubernetes":  # workers as pods, built from the profile
+            from portaflow.schedulers.kubernetes_dask import worker_settings
+
+            settings.update(worker_settings(self.scheduler, task, self.run_id))
+        elif dask.mode == "jobs":
             settings["address"] = self.site.network.address
             for kind in ("cpu", "gpu"):
                 request, partition = getattr(dask, f"{kind}_worker"), getattr(dask, f"{kind}_worker_partition")
@@ -120,6 +124,36 @@ class RunContext:
                 settings[f"{kind}_worker_directives"] = self.scheduler.directives(request, partition) + [
                     f"--comment=portaflow:{self.run_id}"] if request else []
         return settings
+
+
+def render_dask_clusters(ctx: RunContext, out_dir: Path) -> list[Path]:
+    """What a run's `dask` steps create on the site themselves, beside the engine's files: on Kubernetes with
+    `dask.mode: jobs`, `dask/<task>.yaml` (the worker pods, or the DaskCluster where the site runs the operator).
+    Written by the driver for every engine; nothing elsewhere (SLURM worker jobs are dask-jobqueue's to write)."""
+    tasks = [t for t in ctx.tasks if t.dask is not None and t.dask.mode == "jobs"]
+    if ctx.site.scheduler != "kubernetes" or not tasks:
+        return []
+    from portaflow.runtime.dask_pods import worker_pods
+    from portaflow.schedulers.kubernetes import write_manifests
+
+    k8s = ctx.site.kubernetes
+    written = []
+    (out_dir / "dask").mkdir(parents=True, exist_ok=True)
+    for task in tasks:
+        settings = ctx.dask_settings(task)
+        path = out_dir / "dask" / f"{task.id}.yaml"
+        if settings["operator"]:
+            bodies = settings["cluster_resources"]
+            what = (f"The DaskCluster the step {task.display} creates in namespace {k8s.namespace} (dask-kubernetes' KubeCluster; "
+                    "the Dask operator runs its scheduler and workers). At run time the name gains a random suffix.")
+        else:
+            address = f"tcp://STEP-POD-IP:{settings['port']}"
+            bodies = worker_pods(settings, address, "00000")
+            what = (f"The worker pods the step {task.display} creates in namespace {k8s.namespace} (runtime/dask_pods.py); "
+                    f"its own pod runs the Dask scheduler. At run time {address} is that pod's address and 00000 a random id.")
+        write_manifests(path, bodies, what + f"\nBuilt from site {ctx.site.name}.")
+        written.append(path)
+    return written
 
 
 class Engine(ABC):

@@ -42,8 +42,14 @@ def job_cluster(settings: dict[str, Any]) -> Iterator[Any]:
     """A scheduler here, workers as jobs; every worker job is cancelled when the block ends."""
     from distributed import Scheduler, SpecCluster
 
+    if settings.get("scheduler") == "kubernetes":  # workers as pods: runtime/dask_pods.py
+        from portaflow.runtime.dask_pods import kubernetes_cluster
+
+        with kubernetes_cluster(settings) as cluster:
+            yield cluster
+        return
     if settings.get("scheduler") != "slurm":
-        raise NotImplementedError(f"Dask worker jobs are supported on SLURM sites only, not {settings.get('scheduler')!r}")
+        raise NotImplementedError(f"Dask worker jobs are supported on SLURM and Kubernetes sites only, not {settings.get('scheduler')!r}")
     host = settings.get("address") or "127.0.0.1"
     specs = worker_specs(settings)
     scheduler = {"cls": Scheduler, "options": {"host": host, "dashboard": False}}

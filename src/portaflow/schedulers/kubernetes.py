@@ -170,12 +170,14 @@ class KubernetesScheduler(Scheduler):
             self.complete_pod_spec(body.spec, request, partition, run_id, walltime_s)
         return body
 
-    def worker_pod_spec(self, request: TaskResources, partition: str, image: str, args: list[str], run_id: str) -> Any:
+    def worker_pod_spec(self, request: TaskResources, partition: str, image: str, args: list[str], run_id: str,
+                        command: list[str] | None = None, env: dict[str, str] | None = None) -> Any:
         """A pod spec for a process portaflow starts itself (a Dask worker), completed like the engines' pods."""
         from kubernetes import client
 
         container = client.V1Container(
-            name="worker", image=image, args=args, resources=self.resources(request),
+            name="worker", image=image, command=command, args=args, resources=self.resources(request),
+            env=[client.V1EnvVar(name=k, value=v) for k, v in env.items()] if env else None,
             volume_mounts=[client.V1VolumeMount(name=v.claim, mount_path=v.mount_path) for v in self.site.kubernetes.volume_claims] or None,
         )
         volumes = [client.V1Volume(name=v.claim, persistent_volume_claim=client.V1PersistentVolumeClaimVolumeSource(claim_name=v.claim))
@@ -216,9 +218,6 @@ class KubernetesScheduler(Scheduler):
         if not site.storage.shared_filesystem and not k8s.object_store:
             add(("storage", "shared_filesystem"), "no shared filesystem and no object store: step outputs could not reach the next step",
                 "expected kubernetes.object_store: {provider: s3, prefix: s3://BUCKET/PATH}")
-        if site.dask.mode == "jobs":
-            add(("dask", "mode"), "Dask workers as pods of their own are not implemented for Kubernetes yet",
-                "expected in_allocation: the step's pod is sized to hold its workers")
         for key in ("qos", "reservation", "constraint"):
             if getattr(site, key):
                 add((key,), f"{key} is a batch-scheduler setting with no Kubernetes equivalent", "use kubernetes.node_pools for placement")
@@ -249,10 +248,14 @@ class KubernetesScheduler(Scheduler):
         server-side rules the schema misses: what render already enforced, read back from the files."""
         import yaml
 
+        from portaflow.schedulers.kubernetes_dask import DASK_KINDS, dask_resource_problems
+
         problems = []
         for path in (f for f in files if f.suffix == ".yaml" and f.name != "config.yaml"):
             for body in yaml.safe_load_all(path.read_text()):
-                if isinstance(body, dict) and "kind" in body:
+                if isinstance(body, dict) and body.get("kind") in DASK_KINDS:  # the operator's resources: not in the core schema
+                    problems += [f"{path.name}: {p}" for p in dask_resource_problems(body)]
+                elif isinstance(body, dict) and "kind" in body:
                     problems += [f"{path.name}: {p}" for p in check_manifest(body) + schema_problems(body)]
         return problems
 
@@ -274,11 +277,24 @@ class KubernetesScheduler(Scheduler):
         deleted += [name for name in known_jobs if name not in deleted]
         for name in deleted:
             _ignore_missing(lambda n=name: batch.delete_namespaced_job(n, namespace, propagation_policy="Background"))
+        if self.site.kubernetes.dask_operator:  # first: the operator would replace the worker pods deleted below
+            deleted += self._delete_dask_clusters(namespace, selector)
         for pod in core.list_namespaced_pod(namespace, label_selector=selector).items:
             if pod.metadata.name not in deleted:
                 _ignore_missing(lambda n=pod.metadata.name: core.delete_namespaced_pod(n, namespace))
                 deleted.append(pod.metadata.name)
         return deleted
+
+    def _delete_dask_clusters(self, namespace: str, selector: str) -> list[str]:
+        """Delete the run's DaskClusters (the operator then removes their scheduler and workers)."""
+        from kubernetes import client
+
+        custom = client.CustomObjectsApi()
+        found = custom.list_namespaced_custom_object("kubernetes.dask.org", "v1", namespace, "daskclusters", label_selector=selector)
+        names = [item["metadata"]["name"] for item in found.get("items", [])]
+        for name in names:
+            _ignore_missing(lambda n=name: custom.delete_namespaced_custom_object("kubernetes.dask.org", "v1", namespace, "daskclusters", n))
+        return names
 
     def apis(self) -> tuple[Any, Any] | None:
         """BatchV1Api and CoreV1Api on the configured cluster, or None where no configuration exists."""
@@ -341,6 +357,8 @@ def check_manifest(body: dict[str, Any], where: str = "") -> list[str]:
 def pod_spec_problems(spec: dict[str, Any], path: str) -> list[str]:
     """Server-side rules for a pod spec (also used for Dask worker pods inside a DaskCluster resource)."""
     problems: list[str] = []
+    if spec.get("restartPolicy") not in (None, "Always", "OnFailure", "Never"):
+        problems.append(f"{path}.restartPolicy: expected Always, OnFailure or Never, found {spec['restartPolicy']!r}")
     if spec.get("activeDeadlineSeconds") is not None and spec["activeDeadlineSeconds"] <= 0:
         problems.append(f"{path}.activeDeadlineSeconds: expected > 0")
     for key in ("serviceAccountName",):

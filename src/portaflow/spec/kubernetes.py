@@ -117,6 +117,7 @@ class KubernetesSettings(Strict):
     ttl_after_finished: WalltimeSeconds | None = Field(3600, description="finished Jobs are deleted after this long (ttlSecondsAfterFinished)")
     backoff_limit: int = Field(0, ge=0, description="pod retries of a Job (portaflow's own retries are per step)")
     deadline_grace: int = Field(60, ge=0, description="seconds past a step's walltime before Kubernetes stops its pod (activeDeadlineSeconds)")
+    dask_operator: bool = Field(False, description="the namespace runs the Dask Kubernetes operator: dask.mode jobs creates a DaskCluster resource instead of worker pods")
 
     @model_validator(mode="after")
     def _unique(self) -> "KubernetesSettings":
