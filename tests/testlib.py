@@ -38,13 +38,9 @@ def run_portaflow(*args: str, cwd: Path | None = None, env: dict | None = None, 
 
 def gpu_unavailable_reason() -> str | None:
     """Why the GPU paths cannot run here (None when CuPy has a working device): the reason GPU tests skip."""
-    from portaflow.cores.gpu import GPUUnavailableError, require_cupy
+    from portaflow.cores.gpu import unavailable_reason
 
-    try:
-        require_cupy()
-    except GPUUnavailableError as exc:
-        return str(exc)
-    return None
+    return unavailable_reason()
 
 
 def unavailable(reason: str) -> None:

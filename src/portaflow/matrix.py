@@ -20,6 +20,7 @@ from typing import Any, Callable
 
 from portaflow.containers import container_call
 from portaflow.containers.images import image_present
+from portaflow.cores.gpu import unavailable_reason
 from portaflow.errors import PortaflowError
 from portaflow.plan.model import Plan
 from portaflow.spec.loading import LoadedSite, load_site, load_workflow
@@ -71,17 +72,6 @@ class MatrixResult:
         return not self.disagreements and all(c.status != FAILED for c in self.cells)
 
 
-def gpu_reason() -> str | None:
-    """Why GPU steps cannot compute here (None when CuPy has a working device)."""
-    from portaflow.cores.gpu import GPUUnavailableError, require_cupy
-
-    try:
-        require_cupy()
-    except GPUUnavailableError as exc:
-        return str(exc)
-    return None
-
-
 def run_matrix(workflows: list[Path], sites: list[str], engines: list[str], out_dir: Path, preset: str | None = "small",
                must_run: tuple[str, ...] = (), log: Callable[[str], None] = print) -> MatrixResult:
     """Every (workflow, site, engine) cell; then the outputs of the cells that ran, compared per workflow.
@@ -92,7 +82,7 @@ def run_matrix(workflows: list[Path], sites: list[str], engines: list[str], out_
     out_dir.mkdir(parents=True, exist_ok=True)
     cells: list[Cell] = []
     plans: dict[str, Plan] = {}
-    gpu_problem = gpu_reason()
+    gpu_problem = unavailable_reason()
     for wf_path in workflows:
         loaded_wf = load_workflow(wf_path)
         workflow = loaded_wf.workflow

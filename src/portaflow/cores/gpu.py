@@ -50,6 +50,16 @@ def require_cupy() -> Any:
     return cupy
 
 
+def unavailable_reason() -> str | None:
+    """Why GPU code cannot run here (None when CuPy has a working device): what GPU tests and the
+    portability matrix report when they skip."""
+    try:
+        require_cupy()
+    except GPUUnavailableError as exc:
+        return str(exc)
+    return None
+
+
 def array_module(device: str) -> Any:
     """numpy for the CPU, a verified CuPy for the GPU."""
     if check_device(device) == "gpu":
