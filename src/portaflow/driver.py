@@ -59,7 +59,8 @@ def load_plan(loaded_wf: LoadedWorkflow, site: str, site_overrides: dict[str, An
 def render(plan: Plan, loaded: LoadedSite, engine_name: str, out_dir: Path, workdir: Path | None = None) -> list[Path]:
     """Write what the engine would hand to the scheduler, running nothing; return the files."""
     workdir = (workdir or default_workdir(plan, loaded)).resolve()
-    ctx = RunContext(plan, loaded, workdir, out_dir.resolve(), plan.tasks, run_id="render")
+    out_dir = out_dir.resolve()  # engines may hand it to tools running in another directory
+    ctx = RunContext(plan, loaded, workdir, out_dir, plan.tasks, run_id="render")
     return engine_for(engine_name).render(ctx, out_dir) + render_dask_clusters(ctx, out_dir)
 
 

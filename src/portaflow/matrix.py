@@ -162,6 +162,9 @@ def _render_cell(cell: Cell, plan: Plan, loaded: LoadedSite, cell_dir: Path, why
     except PortaflowError as exc:
         cell.status, cell.reason = UNSUPPORTED, _first_line(exc)
         return
+    except Exception as exc:  # a renderer's bug fails its cell, not the whole matrix
+        cell.status, cell.reason = FAILED, f"rendering failed: {type(exc).__name__}: {_first_line(exc)}"
+        return
     cell.wall_s = time.perf_counter() - started
     cell.rendered = [str(f) for f in files]
     cell.tasks = len(plan.tasks)

@@ -86,3 +86,12 @@ def test_must_run_fails_a_site_that_could_only_be_rendered(tmp_path):
     assert result.returncode == 1
     [cell] = json.loads((out / "matrix.json").read_text())["cells"]
     assert cell["status"] == "failed" and cell["reason"].startswith("must run here (--must-run example-lumi-g) but: example profile")
+
+
+def test_relative_output_directory_renders_cells_that_hand_it_to_other_tools(tmp_path):
+    # the Snakemake htcondor capture runs Snakemake elsewhere with the rendered profile's path
+    result = run_portaflow("matrix", "--workflows", str(WORKFLOWS / "examples" / "wordfreq.yaml"), "--sites", "example-cern-htcondor",
+                           "--engines", "snakemake", "-o", "relative-out", cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    [cell] = json.loads((tmp_path / "relative-out" / "matrix.json").read_text())["cells"]
+    assert cell["status"] == "rendered-only" and any(p.endswith(".sub") for p in cell["rendered"])
