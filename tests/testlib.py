@@ -36,13 +36,6 @@ def run_portaflow(*args: str, cwd: Path | None = None, env: dict | None = None, 
     return subprocess.run([sys.executable, "-m", "portaflow", *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout)
 
 
-def gpu_unavailable_reason() -> str | None:
-    """Why the GPU paths cannot run here (None when CuPy has a working device): the reason GPU tests skip."""
-    from portaflow.cores.gpu import unavailable_reason
-
-    return unavailable_reason()
-
-
 def unavailable(reason: str) -> None:
     """Skip a test whose test bed is missing; under PORTAFLOW_CI=1 (where CI set it up on purpose) fail instead,
     so a broken test bed cannot pass as a row of skips."""

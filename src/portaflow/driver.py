@@ -22,7 +22,7 @@ import yaml
 from portaflow.containers import container_call
 from portaflow.containers.images import image_digest
 from portaflow.engines import engine_for
-from portaflow.engines.base import RunContext, TaskOutcome, remove_outputs, render_dask_clusters
+from portaflow.engines.base import Engine, RunContext, TaskOutcome, remove_outputs, render_dask_clusters
 from portaflow.engines.state import StateStore, signatures, stale_tasks
 from portaflow.plan.model import Plan, Task
 from portaflow.preflight import preflight
@@ -61,7 +61,12 @@ def render(plan: Plan, loaded: LoadedSite, engine_name: str, out_dir: Path, work
     workdir = (workdir or default_workdir(plan, loaded)).resolve()
     out_dir = out_dir.resolve()  # engines may hand it to tools running in another directory
     ctx = RunContext(plan, loaded, workdir, out_dir, plan.tasks, run_id="render")
-    return engine_for(engine_name).render(ctx, out_dir) + render_dask_clusters(ctx, out_dir)
+    return render_context(engine_for(engine_name), ctx, out_dir)
+
+
+def render_context(engine: Engine, ctx: RunContext, out_dir: Path) -> list[Path]:
+    """The engine's files, plus what a run's Dask steps create on the site themselves (every engine alike)."""
+    return engine.render(ctx, out_dir) + render_dask_clusters(ctx, out_dir)
 
 
 def default_workdir(plan: Plan, loaded: LoadedSite) -> Path:
@@ -126,8 +131,7 @@ def run(plan: Plan, loaded: LoadedSite, engine_name: str, workdir: Path | None =
             (workdir / out.path).parent.mkdir(parents=True, exist_ok=True)
     outcomes: dict[str, TaskOutcome] = {}
     if todo:
-        engine.render(ctx, run_dir / "rendered")
-        render_dask_clusters(ctx, run_dir / "rendered")
+        render_context(engine, ctx, run_dir / "rendered")
         previous = signal.signal(signal.SIGTERM, _raise_interrupt)
         try:
             outcomes = engine.execute(ctx)

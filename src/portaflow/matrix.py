@@ -18,11 +18,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from portaflow.containers import container_call
-from portaflow.containers.images import image_present
 from portaflow.cores.gpu import unavailable_reason
 from portaflow.errors import PortaflowError
 from portaflow.plan.model import Plan
+from portaflow.preflight import container_problems
 from portaflow.spec.loading import LoadedSite, load_site, load_workflow
 
 PASSED, FAILED, RENDERED, UNSUPPORTED, SKIPPED = "passed", "failed", "rendered-only", "unsupported", "skipped"
@@ -119,8 +118,8 @@ def _decide(cell: Cell, wf_path: Path, loaded_wf: Any, site_name: str, params: d
         _render_cell(cell, plan, loaded_site, cell_dir, why_not_here)
     elif needs_gpu and gpu_problem:
         cell.status, cell.reason = SKIPPED, f"{GPU_SKIP}: {gpu_problem}"
-    elif (missing := _missing_container(plan, loaded_site)):
-        cell.status, cell.reason = SKIPPED, missing
+    elif (missing := container_problems(plan, loaded_site.site)):
+        cell.status, cell.reason = SKIPPED, "; ".join(missing)
     else:
         plans[cell.workflow] = plan
         _run_cell(cell, wf_path, params, cell_dir)
@@ -134,18 +133,6 @@ def _not_runnable_here(loaded: LoadedSite, plan: Plan) -> str | None:
         return "example profile of a site not reachable from here"
     problems = scheduler_for(loaded.site.scheduler)(loaded).connection_problems()
     return "; ".join(problems) if problems else None
-
-
-def _missing_container(plan: Plan, loaded: LoadedSite) -> str | None:
-    for name in sorted({t.container for t in plan.tasks if t.container}):
-        call = container_call(loaded.site, name)
-        if call is None:
-            continue
-        if shutil.which(call.executable) is None:
-            return f"container runtime {call.executable} is not on PATH"
-        if not image_present(call):
-            return f"image {call.image} not built (portaflow containers build {name} --runtime {call.runtime})"
-    return None
 
 
 def _render_cell(cell: Cell, plan: Plan, loaded: LoadedSite, cell_dir: Path, why: str) -> None:

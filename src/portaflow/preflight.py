@@ -26,14 +26,15 @@ def preflight(plan: Plan, loaded: LoadedSite, workdir: Path, check_scheduler: bo
         if not (workdir / path).exists():
             readers_text = ", ".join(plan.by_id[r].display for r in readers[:3]) + (" ..." if len(readers) > 3 else "")
             problems.append(f"input {path} does not exist and no step produces it (needed by {readers_text}; looked in {workdir})")
-    problems += _container_problems(plan, site)
+    problems += container_problems(plan, site)
     if check_scheduler:
         problems += scheduler_for(site.scheduler)(loaded).connection_problems()
     if problems:
         raise PreflightError("preflight failed; nothing was submitted:\n  " + "\n  ".join(problems))
 
 
-def _container_problems(plan: Plan, site: SiteProfile) -> list[str]:
+def container_problems(plan: Plan, site: SiteProfile) -> list[str]:
+    """Each container the plan uses whose runtime or image is missing on this machine (one line each)."""
     problems = []
     checked: set[str] = set()
     for task in plan.tasks:

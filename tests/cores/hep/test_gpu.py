@@ -7,7 +7,7 @@ import pytest
 
 from portaflow.cores.hep import steps
 from portaflow.cores.gpu import GPUUnavailableError
-from testlib import gpu_unavailable_reason
+from portaflow.cores.gpu import unavailable_reason as gpu_unavailable_reason
 from portaflow.cores.hep.reduce import reduce_files
 
 
