@@ -44,7 +44,7 @@ def test_build_commands_for_each_runtime(tmp_path):
     assert apptainer[:3] == ["apptainer", "build", "--force"] and apptainer[3].endswith("/out/hep.sif") and apptainer[4] == "image.def"
     assert default_image("hep", "apptainer") == "hep.sif" and default_image("hep", "podman") == "localhost/portaflow-hep:latest"
     wheels = wheelhouse_command(load_recipe(ROOT / "containers" / "radio.yaml"), ROOT, tmp_path / "wh")
-    assert wheels[-1] == f"{ROOT}[radio]" and "--wheel-dir" in wheels
+    assert wheels[-1] == f"{ROOT}[radio,objectstore]" and "--wheel-dir" in wheels
 
 
 def test_unknown_recipe_and_missing_runtime_are_input_errors(tmp_path):

@@ -279,3 +279,29 @@ def test_cancel_run_without_a_cluster_configuration_does_nothing(monkeypatch, tm
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
     scheduler = scheduler_for("kubernetes")(load_site("example-egi-cloud-k8s"))
     assert scheduler.cancel_run("run", ["snakejob-x"]) == []
+
+
+def test_object_store_snakefile_stages_relative_inputs_and_refuses_unmounted_absolute_ones(tmp_path):
+    """Relative inputs no task makes are staged into the store; an absolute one cannot be (the step's command names
+    it where it is), so it must be mounted in every pod by a volume claim, or the render exits 2 saying so."""
+    workflow = tmp_path / "inputs.yaml"
+    workflow.write_text(
+        "name: inputs\nsteps:\n  read:\n    command: cat {inputs.raw} {inputs.shared} > {outputs.out}\n"
+        "    inputs: {raw: raw/measurements.csv, shared: /data/shared/calibration.csv}\n    outputs: {out: copy.csv}\n")
+    result, out = render(tmp_path, workflow, "example-cloud-gpu-k8s", "snakemake")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "/data/shared/calibration.csv is outside the work directory" in result.stderr
+    assert "no volume claim of site example-cloud-gpu-k8s is mounted above it" in result.stderr
+
+    site = yaml.safe_load((ROOT / "site_profiles" / "example-cloud-gpu-k8s.yaml").read_text())
+    site["kubernetes"]["volume_claims"] = [{"claim": "shared-data", "mount_path": "/data/shared", "read_only": True}]
+    (tmp_path / "mounted.yaml").write_text(yaml.safe_dump(site))
+    result, out = render(tmp_path, workflow, str(tmp_path / "mounted.yaml"), "snakemake")
+    assert result.returncode == 0, result.stderr
+    snakefile = (out / "Snakefile").read_text()
+    assert "local('/data/shared/calibration.csv')," in snakefile  # read where the claim mounts it, never staged
+    stage = snakefile[snakefile.index("rule portaflow_stage_0:"):].split("\n\n")[0]
+    assert "input: local('raw/measurements.csv')" in stage and "output: 'raw/measurements.csv'" in stage
+    assert "portaflow_stage_1" not in snakefile
+    fetch = snakefile[snakefile.index("rule portaflow_fetch_read:"):].split("\n\n")[0]
+    assert "'copy.csv'," in fetch and "local('copy.csv')," in fetch

@@ -56,10 +56,9 @@ def main(argv: list[str]) -> None:
     out_dir = Path(argv[0])
     htcondor2.Schedd = recording_schedd(out_dir)  # the plugin looks it up at each submission
     htcondor2.Submit.issue_credentials = lambda self: None
-    from snakemake.cli import main as snakemake_main
+    from portaflow.engines import snakemake_cli
 
-    sys.argv = ["snakemake", *argv[1:]]
-    snakemake_main()
+    snakemake_cli.main(argv[1:])
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -33,12 +34,14 @@ from portaflow.engines.snakemake_executors import (
     render_kubernetes_jobs,
     rule_resources,
 )
+from portaflow.engines.snakemake_storage import fetch_rule, rule_path, staging_rules, target_path, uses_object_store
 from portaflow.gctools import paused_gc
 from portaflow.plan.model import Task
 
 _PROGRESS = re.compile(r"(\d+) of (\d+) steps \(\d+%\) done")
 _EXIT_STATUS = re.compile(r"returned non-zero exit status (\d+)")
 _ERROR_IN_RULE = re.compile(r"^Error in rule (\w+):")
+_ERROR_LOGS = re.compile(r"^\s+log: (.+) \(check log file\(s\) for error details\)$")
 _RULE_START = re.compile(r"^(?:local)?rule (\w+):")
 _SLURM_JOBID = re.compile(r"Job \d+ has been submitted with SLURM jobid (\d+)")
 _SUBMITTED_AS = re.compile(r"Job (\d+) has been submitted with SLURM jobid (\d+)")
@@ -69,18 +72,20 @@ class SnakemakeEngine(Engine):
             "rule portaflow_all:",
             "    input:",
         ]
-        lines += [f"        {p!r}," for t in ctx.tasks for p in t.output_paths()]
+        lines += [f"        {target_path(ctx, p)}," for t in ctx.tasks for p in t.output_paths()]
         lines.append("")
         with paused_gc():
             for task in ctx.tasks:
                 lines += self._rule(ctx, task)
+        if uses_object_store(ctx):
+            lines += staging_rules(ctx)
         return "\n".join(lines) + "\n"
 
     def _rule(self, ctx: RunContext, task: Task) -> list[str]:
         out = [f"rule {task.id}:", f"    # {task.display}"]
         if task.input_paths():
             out.append("    input:")
-            out += [f"        {p!r}," for p in task.input_paths()]
+            out += [f"        {rule_path(ctx, p)}," for p in task.input_paths()]
         out.append("    output:")
         for o in task.outputs.values():
             out.append(f"        directory({o.path!r})," if o.directory else f"        {o.path!r},")
@@ -153,6 +158,8 @@ class SnakemakeEngine(Engine):
         if ctx.site.scheduler == "kubernetes" and "--dry-run" not in (extra or []):
             # Snakemake through portaflow's launcher, which completes each Job at the plugin's API call.
             return kubernetes_launcher(ctx, out_dir) + args
+        if ctx.site.scheduler in ("htcondor", "kubernetes"):  # jobs start Snakemake on the site (engines.snakemake_cli)
+            return [sys.executable, "-m", "portaflow.engines.snakemake_cli", *args]
         return [sys.executable, "-m", "snakemake", *args]
 
     def dry_run_jobs(self, ctx: RunContext, out_dir: Path) -> dict[str, int]:
@@ -177,6 +184,7 @@ class SnakemakeEngine(Engine):
         log_path = ctx.run_dir / "snakemake.log"
         by_id = {t.id: t for t in ctx.tasks}
         reported: set[str] = set()
+        finished: set[str] = set()  # rules Snakemake reports finished: what tells without markers (see _done)
         with open(log_path, "w") as log:
             env = {**_env(), **ctx.scheduler.client_environment()} if ctx.site.scheduler == "htcondor" else _env()
             proc = subprocess.Popen(self.command(ctx, out_dir), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, start_new_session=True)
@@ -185,8 +193,11 @@ class SnakemakeEngine(Engine):
                 for line in proc.stdout:
                     log.write(line)
                     log.flush()
+                    rule = _FINISHED.search(line)
+                    if rule:
+                        finished.add(rule.group(1))
                     if _PROGRESS.search(line):
-                        self._report_new(ctx, by_id, reported)
+                        self._report_new(ctx, by_id, reported, finished)
                     job = _SLURM_JOBID.search(line) or _K8S_JOB.search(line) or _HTCONDOR_JOBID.search(line)
                     if job:
                         ctx.jobs.append(job.group(1))
@@ -199,19 +210,21 @@ class SnakemakeEngine(Engine):
                 except subprocess.TimeoutExpired:
                     os.killpg(proc.pid, signal.SIGKILL)
                 raise
-        self._report_new(ctx, by_id, reported)
+        self._report_new(ctx, by_id, reported, finished)
         log_text = log_path.read_text(errors="replace")
         failures = _failures(log_text)
         job_of_rule = _slurm_jobs_by_rule(log_text)
-        # Without a shared filesystem no marker reaches the driver: Snakemake's own word is used.
-        finished = set(_FINISHED.findall(log_text)) if not jobs_see_driver_filesystem(ctx) else set()
         outcomes = {}
         for task in ctx.tasks:
-            if ctx.marker_path(task).exists() or task.id in finished:
+            if _done(ctx, task, finished):
                 outcomes[task.id] = TaskOutcome(task.id, True, 0)
                 continue
-            if task.id in failures:
-                code = _read_exit_code(ctx.exit_code_path(task), failures[task.id])
+            if task.id in finished:
+                outcome = TaskOutcome(task.id, False, None, message=f"finished on the site, but its outputs could not be fetched from the object store (see {log_path})")
+            elif task.id in failures:
+                status, job_logs = failures[task.id]
+                _copy_first(job_logs, ctx.log_path(task))
+                code = _read_exit_code(ctx.exit_code_path(task), status if status is not None else _last_exit_status(ctx.log_path(task)))
                 outcome = TaskOutcome(task.id, False, code, job_id=job_of_rule.get(task.id), message=failure_message(code, task))
             else:
                 outcome = TaskOutcome(task.id, False, None, message=f"not run: a task it depends on failed (see {log_path})")
@@ -219,26 +232,59 @@ class SnakemakeEngine(Engine):
             ctx.on_event("finished", task, outcome)
         return outcomes
 
-    def _report_new(self, ctx: RunContext, by_id: dict[str, Task], reported: set[str]) -> None:
+    def _report_new(self, ctx: RunContext, by_id: dict[str, Task], reported: set[str], finished: set[str]) -> None:
         for task_id, task in by_id.items():
-            if task_id not in reported and ctx.marker_path(task).exists():
+            if task_id not in reported and _done(ctx, task, finished):
                 reported.add(task_id)
                 ctx.on_event("finished", task, TaskOutcome(task_id, True, 0))
 
 
-def _failures(log: str) -> dict[str, int | None]:
-    """Rules Snakemake reports as failed, with the exit status of their command when it says."""
-    failures: dict[str, int | None] = {}
+def _done(ctx: RunContext, task: Task, finished: set[str]) -> bool:
+    """Whether a task has finished well: its marker, where jobs see the driver's filesystem; elsewhere Snakemake's
+    word that its rule finished and, on object-store sites, its fetch-back rule too (its outputs are back)."""
+    if jobs_see_driver_filesystem(ctx):
+        return ctx.marker_path(task).exists()
+    return task.id in finished and (not uses_object_store(ctx) or fetch_rule(task) in finished)
+
+
+def _failures(log: str) -> dict[str, tuple[int | None, list[str]]]:
+    """Rules Snakemake reports as failed: the exit status of their command when it says, and the job logs it
+    names (an executor plugin's copy of a remote job's output, e.g. the pod's log)."""
+    failures: dict[str, tuple[int | None, list[str]]] = {}
     status: int | None = None
+    rule: str | None = None
     for line in log.splitlines():
         found = _EXIT_STATUS.search(line)
         if found:
             status = int(found.group(1))
-        rule = _ERROR_IN_RULE.match(line)
-        if rule:
-            failures[rule.group(1)] = status
+        error = _ERROR_IN_RULE.match(line)
+        if error:
+            rule = error.group(1)
+            failures[rule] = (status, [])
             status = None
+            continue
+        logs = _ERROR_LOGS.match(line)
+        if rule and logs:
+            failures[rule][1].extend(logs.group(1).split(", "))
+        elif not line.startswith(" "):
+            rule = None
     return failures
+
+
+def _copy_first(paths: list[str], to: Path) -> None:
+    """The first of a failed job's logs that exists, copied to where the driver keeps the step's log."""
+    for path in paths:
+        if not to.exists() and Path(path).is_file():
+            shutil.copyfile(path, to)
+
+
+def _last_exit_status(log: Path) -> int | None:
+    """The exit status a job's own Snakemake printed last in its log (a remote job's log, copied back)."""
+    try:
+        found = _EXIT_STATUS.findall(log.read_text(errors="replace"))
+    except OSError:
+        return None
+    return int(found[-1]) if found else None
 
 
 def _read_exit_code(path: Path, fallback: int | None) -> int | None:

@@ -22,6 +22,7 @@ from typing import Any, Callable
 
 from portaflow.containers import container_call
 from portaflow.engines.base import RunContext
+from portaflow.engines.snakemake_storage import staged_directory, storage_profile
 from portaflow.errors import InputError
 from portaflow.plan.model import Task
 
@@ -206,36 +207,18 @@ def _kubernetes_profile(ctx: RunContext) -> dict[str, Any]:
     if len(images) > 1:
         raise InputError(f"Snakemake's kubernetes plugin runs every job in one image (--container-image); "
                          f"these steps need {len(images)}: {', '.join(images)}. Use --engine parsl, or one container for every step")
-    store = _object_store(ctx)
     cfg: dict[str, Any] = {
         **_plugin_settings(ctx, "kubernetes"),
         "kubernetes-namespace": k8s.namespace,
         "kubernetes-cpu-scalar": 1.0,  # requests = the cores the plan checked against the node pool
         "container-image": images[0] if images else image_reference(site, k8s.default_container),
-        "default-storage-provider": store.provider,
-        "default-storage-prefix": _storage_prefix(ctx),
+        **storage_profile(ctx),
     }
     if k8s.service_account:
         cfg["kubernetes-service-account-name"] = k8s.service_account
     if k8s.volume_claims:
         cfg["kubernetes-persistent-volumes"] = [f"{v.claim}:{v.mount_path}" for v in k8s.volume_claims]
     return cfg
-
-
-def _object_store(ctx: RunContext) -> Any:
-    """The profile's object store, or InputError: the plugin cannot run without a remote default storage."""
-    store = ctx.site.kubernetes.object_store
-    if store is None:
-        raise InputError(
-            f"site {ctx.site.name} with --engine snakemake is not supported: Snakemake's kubernetes executor plugin assumes "
-            "no shared filesystem and needs a remote default storage (--default-storage-provider), and the profile gives none. "
-            "Add kubernetes.object_store: {provider: s3, prefix: s3://BUCKET/PATH}, or use --engine parsl (which uses the volume claims)")
-    return store
-
-
-def _storage_prefix(ctx: RunContext) -> str:
-    """One prefix per workflow under the profile's, so runs of different workflows never share files."""
-    return f"{_object_store(ctx).prefix.rstrip('/')}/{ctx.plan.workflow}"
 
 
 # -- jobs without the driver's filesystem ------------------------------------------------------
@@ -270,13 +253,10 @@ def _transfer_script(ctx: RunContext, task: Task) -> str:
 def _kubernetes_script(ctx: RunContext, task: Task) -> str:
     """A job's shell on Kubernetes: no shared filesystem, so no log or marker files on the driver's paths.
 
-    Snakemake stages the default storage prefix under `.snakemake/storage/<provider>/<bucket>/<key>`
-    in the job's directory; the step runs there, so its relative paths name the staged files.
+    The step runs where Snakemake stages the store's files (engines.snakemake_storage.staged_directory).
     Output goes to the pod's log (the plugin saves failed jobs' logs under .snakemake/kubernetes-logs).
     """
-    store = _object_store(ctx)
-    staged = Path(".snakemake/storage") / store.provider / _storage_prefix(ctx).split("://", 1)[1]
-    return dataclasses.replace(ctx, workdir=staged).shell_line(task)
+    return dataclasses.replace(ctx, workdir=staged_directory(ctx)).shell_line(task)
 
 
 # -- Kubernetes: Snakemake through portaflow's launcher ----------------------------------------

@@ -20,6 +20,7 @@ import threading
 from types import SimpleNamespace
 from typing import Any, Callable
 
+from portaflow.engines import snakemake_cli
 from portaflow.plan.model import TaskResources
 
 _TARGET = re.compile(r"--target-jobs\s+['\"]?([A-Za-z_][A-Za-z0-9_]*):")
@@ -109,10 +110,7 @@ def main(argv: list[str]) -> None:
         launch = json.load(f)
     loaded = load_site(launch["site"], launch["overrides"])  # the same profile, read the same way as the driver did
     install(scheduler_for("kubernetes")(loaded), launch["tasks"], launch["run_id"])
-    from snakemake.cli import main as snakemake_main
-
-    sys.argv = ["snakemake", *snakemake_args]
-    snakemake_main()
+    snakemake_cli.main(snakemake_args)
 
 
 if __name__ == "__main__":

@@ -98,6 +98,7 @@ class ObjectStore(Strict):
 
     provider: Literal["s3", "gcs"] = Field(..., description="the Snakemake storage plugin (snakemake-storage-plugin-<provider>)")
     prefix: str = Field(..., pattern=r"^[a-z0-9]+://.+", description="where the run's files live, e.g. s3://bucket/portaflow")
+    endpoint_url: str | None = Field(None, pattern=r"^https?://", description="the store's endpoint for S3-compatible stores other than AWS (e.g. a site's Ceph RGW or MinIO); credentials never go here: the storage plugin reads them from the environment")
 
 
 class KubernetesSettings(Strict):
