@@ -1,13 +1,15 @@
-"""Snakemake on a Kubernetes site with object-store staging, run end to end as far as this machine allows.
+"""Both engines on Kubernetes sites, run end to end as far as this machine allows.
 
 No API server and no object store run here, so two loopback stand-ins take their place, and everything
-else is the product's real path: `portaflow run` starts Snakemake through portaflow's launcher with the
-real kubernetes executor plugin and S3 storage plugin; the plugin's Jobs (completed and checked by
-portaflow) go over HTTP to `standin_kube.StandInKube`, which runs each pod's command as a local process
-in an empty directory (no shared filesystem, as on the cloud site); files travel through S3's protocol
-to moto's server (an S3 implementation for tests, not a production store); the credentials reach the
-pods only through the Secret the plugin creates. What differs from a cloud: the pods run this machine's
-programs instead of the image, and nothing schedules them onto nodes.
+else is the product's real path. Snakemake (object-store staging, example-cloud-gpu-k8s): `portaflow run`
+starts it through portaflow's launcher with the real kubernetes executor plugin and S3 storage plugin; the
+plugin's Jobs (completed and checked by portaflow) go over HTTP to `standin_kube.StandInKube`, which runs
+each pod's command as a local process in an empty directory (no shared filesystem, as on the cloud site);
+files travel through S3's protocol to moto's server (an S3 implementation for tests, not a production
+store); the credentials reach the pods only through the Secret the plugin creates. Parsl (volume claim,
+example-egi-cloud-k8s): the real KubernetesProvider creates one pod per block through the same stand-in,
+whose worker pool connects back to the driver; the "claim" is a directory both see. What differs from a
+cloud: the pods run this machine's programs instead of the image, and nothing schedules them onto nodes.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from testlib import ROOT, run_portaflow
 
@@ -59,9 +62,10 @@ def cloud(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "SNAKEMAKE_STORAGE_"))}
     env.update(CREDENTIALS, KUBECONFIG=str(kube.kubeconfig), HOME=str(tmp_path / "driver-home"))
 
-    def run(workflow: Path, workdir: Path, *extra: str):
-        args = ["run", str(workflow), "--site", SITE, "--engine", "snakemake", "-w", str(workdir),
-                "--site-set", f"kubernetes.object_store.endpoint_url={endpoint}", "--site-set", "polling.interval=1s", *extra]
+    def run(workflow: Path, workdir: Path, *extra: str, site: str = SITE, engine: str = "snakemake"):
+        args = ["run", str(workflow), "--site", site, "--engine", engine, "-w", str(workdir), "--site-set", "polling.interval=1s", *extra]
+        if engine == "snakemake":
+            args += ["--site-set", f"kubernetes.object_store.endpoint_url={endpoint}"]
         full_env = {**env, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"}
         return run_portaflow(*args, env=full_env, timeout=540)
 
@@ -140,3 +144,35 @@ def test_a_failing_step_is_reported_with_its_pod_log_and_exit_code(cloud, tmp_pa
     assert sorted(_manifest(work)["outputs"]) == ["independent.txt", "one.txt"]
     assert not (work / "two.txt").exists() and not (work / "three.txt").exists()
     assert cloud.kube.problems == []
+
+
+def test_parsl_blocks_run_as_pods_on_the_volume_claim(cloud, tmp_path):
+    claim = tmp_path / "claim"  # stands in for the PVC: the driver and the pods see it at the same path
+    site = yaml.safe_load((ROOT / "site_profiles" / "example-egi-cloud-k8s.yaml").read_text())
+    site["kubernetes"]["volume_claims"] = [{"claim": "portaflow-data", "mount_path": str(claim)}]
+    site["network"] = {"address": "127.0.0.1"}  # where pods reach the driver's interchange
+    profile = tmp_path / "egi.yaml"
+    profile.write_text(yaml.safe_dump(site))
+    work = claim / "wordfreq"
+    result = cloud.run(WORDFREQ, work, "--preset", "small", site=str(profile), engine="parsl")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+    local = tmp_path / "local"
+    reference = run_portaflow("run", str(WORDFREQ), "--site", "local", "--engine", "parsl", "--preset", "small", "-w", str(local))
+    assert reference.returncode == 0, reference.stdout + reference.stderr
+    outputs = sorted(_manifest(local)["outputs"])
+    assert outputs == sorted(_manifest(work)["outputs"]) and len(outputs) == 5
+    for path in outputs:
+        assert (work / path).read_bytes() == (local / path).read_bytes(), path
+
+    pods = [b for b in cloud.kube.received if b["kind"] == "Pod"]
+    assert pods and cloud.kube.problems == []
+    run_id = _manifest(work)["run_id"]
+    for pod in pods:
+        spec = pod["spec"]
+        assert pod["metadata"]["labels"]["portaflow/run-id"] == run_id
+        assert spec["nodeSelector"] == {"egi.eu/pool": "cpu"} and spec["restartPolicy"] == "Never"
+        assert spec["volumes"] == [{"name": "portaflow-data", "persistentVolumeClaim": {"claimName": "portaflow-data"}}]
+        assert spec["containers"][0]["image"] == "registry.egi.example/portaflow/portaflow:0.1.0"
+    cloud.kube.wait_idle(60)  # Parsl stops its blocks at the end: no pod is left running, each one deleted
+    assert {p["metadata"]["name"] for p in pods} <= set(cloud.kube.deleted)
