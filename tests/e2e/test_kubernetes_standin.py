@@ -82,20 +82,24 @@ def _manifest(workdir: Path) -> dict:
     return json.loads((workdir / ".portaflow" / "runs" / "latest" / "manifest.json").read_text())
 
 
+def _same_as_on_the_local_site(work: Path, local: Path, engine: str) -> list[str]:
+    """Run wordfreq (small) on the local site with the same engine; every output of `work` must equal its file."""
+    reference = run_portaflow("run", str(WORDFREQ), "--site", "local", "--engine", engine, "--preset", "small", "-w", str(local))
+    assert reference.returncode == 0, reference.stdout + reference.stderr
+    outputs = sorted(_manifest(local)["outputs"])
+    assert outputs == sorted(_manifest(work)["outputs"]) and len(outputs) == 5
+    for path in outputs:
+        assert (work / path).read_bytes() == (local / path).read_bytes(), path
+    return outputs
+
+
 def test_wordfreq_runs_through_the_plugin_and_the_store_and_outputs_come_back(cloud, tmp_path):
     work = tmp_path / "work"
     result = cloud.run(WORDFREQ, work, "--preset", "small")
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stderr.count("done merge") == 1  # progress reported from Snakemake's word (no markers without a shared filesystem)
 
-    # The same files as on the local site (fetched back from the store into the work directory).
-    local = tmp_path / "local"
-    reference = run_portaflow("run", str(WORDFREQ), "--site", "local", "--engine", "snakemake", "--preset", "small", "-w", str(local))
-    assert reference.returncode == 0, reference.stdout + reference.stderr
-    outputs = sorted(_manifest(local)["outputs"])
-    assert outputs == sorted(_manifest(work)["outputs"]) and len(outputs) == 5
-    for path in outputs:
-        assert (work / path).read_bytes() == (local / path).read_bytes(), path
+    outputs = _same_as_on_the_local_site(work, tmp_path / "local", "snakemake")  # fetched back from the store
     assert all(t["status"] == "ran" for t in _manifest(work)["tasks"].values())
 
     # Each step ran as a Job the plugin created and portaflow completed from the profile; every body the
@@ -157,13 +161,7 @@ def test_parsl_blocks_run_as_pods_on_the_volume_claim(cloud, tmp_path):
     result = cloud.run(WORDFREQ, work, "--preset", "small", site=str(profile), engine="parsl")
     assert result.returncode == 0, result.stdout + result.stderr
 
-    local = tmp_path / "local"
-    reference = run_portaflow("run", str(WORDFREQ), "--site", "local", "--engine", "parsl", "--preset", "small", "-w", str(local))
-    assert reference.returncode == 0, reference.stdout + reference.stderr
-    outputs = sorted(_manifest(local)["outputs"])
-    assert outputs == sorted(_manifest(work)["outputs"]) and len(outputs) == 5
-    for path in outputs:
-        assert (work / path).read_bytes() == (local / path).read_bytes(), path
+    _same_as_on_the_local_site(work, tmp_path / "local", "parsl")
 
     pods = [b for b in cloud.kube.received if b["kind"] == "Pod"]
     assert pods and cloud.kube.problems == []

@@ -319,6 +319,19 @@ def test_step_longer_than_every_flavour_is_refused(tmp_path):
     assert "step s cannot run on site example-cern-htcondor" in result.stderr and "allows at most 7 days" in result.stderr
 
 
+def test_storage_credentials_in_the_users_environment_never_reach_a_submit_description(tmp_path):
+    """Snakemake hands every installed storage plugin's SNAKEMAKE_STORAGE_* variables to each job (the htcondor plugin
+    writes them into `environment`, stored with the job); a pool without an object store gets none of them, and
+    its jobs start Snakemake without a per-job `pip install` of storage plugins (engines.snakemake_cli)."""
+    secret = "portaflow-test-secret-value"
+    result = run_portaflow("render", str(WORDFREQ), "--site", CERN, "--engine", "snakemake", "-o", str(tmp_path / "out"), cwd=ROOT,
+                           env={"SNAKEMAKE_STORAGE_S3_SECRET_KEY": secret, "SNAKEMAKE_STORAGE_S3_ACCESS_KEY": "portaflow-test"})
+    assert result.returncode == 0, result.stderr
+    submits = [p.read_text() for p in (tmp_path / "out" / "jobs").glob("*.sub")]
+    assert len(submits) == 7  # wordfreq's three shards: 3 + 3 + 1 rules
+    assert not any(secret in text or "portaflow-test" in text or "pip install" in text for text in submits)
+
+
 def test_parsl_on_a_pool_without_shared_filesystem_is_refused(tmp_path):
     result = run_portaflow("render", str(RESOURCES), "--site", INFN, "--engine", "parsl", "-o", str(tmp_path / "out"), cwd=ROOT)
     assert result.returncode == 2 and "Traceback" not in result.stderr

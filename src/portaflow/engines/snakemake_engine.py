@@ -138,7 +138,7 @@ class SnakemakeEngine(Engine):
         config.write_text(yaml.safe_dump(profile, sort_keys=True))
         written = [snakefile, config]
         if ctx.site.scheduler == "htcondor" and capture:
-            written += capture_htcondor_submits(ctx, out_dir, lambda extra: self.command(ctx, out_dir, extra), _env())
+            written += capture_htcondor_submits(ctx, out_dir, lambda extra: self.command(ctx, out_dir, extra), _env(ctx))
         if ctx.site.scheduler == "kubernetes":
             written.append(render_kubernetes_jobs(ctx, out_dir / "jobs", profile))
         return written
@@ -165,7 +165,7 @@ class SnakemakeEngine(Engine):
     def dry_run_jobs(self, ctx: RunContext, out_dir: Path) -> dict[str, int]:
         """Snakemake's own dry-run job counts per rule (a test compares them with the plan)."""
         self.render(ctx, out_dir)
-        result = subprocess.run(self.command(ctx, out_dir, ["--dry-run", "--quiet", "rules"]), capture_output=True, text=True, env=_env())
+        result = subprocess.run(self.command(ctx, out_dir, ["--dry-run", "--quiet", "rules"]), capture_output=True, text=True, env=_env(ctx))
         if result.returncode != 0:
             raise RuntimeError(f"snakemake dry-run failed:\n{result.stdout}\n{result.stderr}")
         counts: dict[str, int] = {}
@@ -186,7 +186,7 @@ class SnakemakeEngine(Engine):
         reported: set[str] = set()
         finished: set[str] = set()  # rules Snakemake reports finished: what tells without markers (see _done)
         with open(log_path, "w") as log:
-            env = {**_env(), **ctx.scheduler.client_environment()} if ctx.site.scheduler == "htcondor" else _env()
+            env = {**_env(ctx), **ctx.scheduler.client_environment()} if ctx.site.scheduler == "htcondor" else _env(ctx)
             proc = subprocess.Popen(self.command(ctx, out_dir), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, start_new_session=True)
             try:
                 assert proc.stdout is not None
@@ -319,8 +319,11 @@ def _slurm_jobs_by_rule(log: str) -> dict[str, str]:
     return out
 
 
-def _env() -> dict[str, str]:
-    """os.environ with this Python environment's scripts first on PATH, so Snakemake and what it starts use this installation."""
-    env = dict(os.environ)
+def _env(ctx: RunContext) -> dict[str, str]:
+    """os.environ with this Python environment's scripts first on PATH, so Snakemake and what it starts use this
+    installation; on sites without an object store, without storage credentials (`SNAKEMAKE_STORAGE_*`):
+    Snakemake hands each installed storage plugin's variables to every job, e.g. into an HTCondor submit
+    description's `environment`, where a secret would be stored with the job."""
+    env = {k: v for k, v in os.environ.items() if uses_object_store(ctx) or not k.startswith("SNAKEMAKE_STORAGE_")}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     return env
