@@ -274,6 +274,34 @@ def test_cancel_run_deletes_the_runs_jobs_and_pods_by_label():
     assert deleted == ["snakejob-a", "snakejob-b", "parsl.block-0.abc"]
 
 
+def test_cancel_run_against_an_api_server_deletes_only_the_runs_objects(tmp_path, monkeypatch):
+    """Over real HTTP (the stand-in API server): the run's Job and Pod go, another run's Pod stays, and a site that
+    says it runs the Dask operator where the operator's resource is missing (404) still gets its pods deleted."""
+    from standin_kube import StandInKube
+
+    with StandInKube(tmp_path / "kube") as kube:
+        monkeypatch.setattr("kubernetes.config.kube_config.KUBE_CONFIG_DEFAULT_LOCATION", str(kube.kubeconfig))
+        scheduler = scheduler_for("kubernetes")(load_site("example-cloud-gpu-k8s", {"kubernetes.dask_operator": "true"}))
+        batch, core = scheduler.apis()
+        namespace = "research-pipelines"
+
+        def pod_spec():
+            return client.V1PodSpec(restart_policy="Never", containers=[client.V1Container(name="c", image="x", command=["sleep", "60"])])
+
+        def meta(name, run):
+            return client.V1ObjectMeta(name=name, labels={RUN_LABEL: run})
+
+        batch.create_namespaced_job(namespace, client.V1Job(metadata=meta("snakejob-a", "run-1"), spec=client.V1JobSpec(
+            template=client.V1PodTemplateSpec(spec=pod_spec()))))
+        core.create_namespaced_pod(namespace, client.V1Pod(metadata=meta("parsl-block-0", "run-1"), spec=pod_spec()))
+        core.create_namespaced_pod(namespace, client.V1Pod(metadata=meta("other-run", "run-2"), spec=pod_spec()))
+        deleted = scheduler.cancel_run("run-1", ["snakejob-gone"])
+        assert deleted == ["snakejob-a", "snakejob-gone", "parsl-block-0"]
+        assert [p.metadata.name for p in core.list_namespaced_pod(namespace).items] == ["other-run"]
+        assert ("GET", f"/apis/kubernetes.dask.org/v1/namespaces/{namespace}/daskclusters") in kube.calls
+        assert kube.problems == []
+
+
 def test_cancel_run_without_a_cluster_configuration_does_nothing(monkeypatch, tmp_path):
     monkeypatch.setenv("KUBECONFIG", str(tmp_path / "none"))
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)

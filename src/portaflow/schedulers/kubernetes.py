@@ -289,8 +289,15 @@ class KubernetesScheduler(Scheduler):
         """Delete the run's DaskClusters (the operator then removes their scheduler and workers)."""
         from kubernetes import client
 
+        from kubernetes.client.rest import ApiException
+
         custom = client.CustomObjectsApi()
-        found = custom.list_namespaced_custom_object("kubernetes.dask.org", "v1", namespace, "daskclusters", label_selector=selector)
+        try:
+            found = custom.list_namespaced_custom_object("kubernetes.dask.org", "v1", namespace, "daskclusters", label_selector=selector)
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+            return []  # the operator's resource is not installed: no DaskCluster exists, and the pods still go below
         names = [item["metadata"]["name"] for item in found.get("items", [])]
         for name in names:
             _ignore_missing(lambda n=name: custom.delete_namespaced_custom_object("kubernetes.dask.org", "v1", namespace, "daskclusters", n))
