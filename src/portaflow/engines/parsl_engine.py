@@ -227,9 +227,18 @@ def _block_job(ctx: RunContext, executor: Any, block: str | None) -> str | None:
 
 
 def _retry_cost(max_retries: int):
-    """Per-task retries on top of Parsl's global budget: a task allowed k retries costs max/k a failure."""
+    """Per-task retries on top of Parsl's global budget: a task allowed k retries costs max/k a failure.
+
+    A task whose block's worker manager was lost (ManagerLost: the node went away, or the manager missed its
+    heartbeats on an overloaded machine) did not fail by itself: it gets one more try for free, as a scheduler
+    would requeue it. A second loss counts like any failure.
+    """
+    from parsl.executors.high_throughput.errors import ManagerLost
 
     def handler(exception: BaseException, task_record: dict) -> float:
+        if isinstance(exception, ManagerLost) and not task_record.get("portaflow_manager_lost"):
+            task_record["portaflow_manager_lost"] = True
+            return 0.0
         allowed = task_record["kwargs"].get("portaflow_retries", 0)
         return max_retries / allowed if allowed else max_retries + 1
 
