@@ -254,7 +254,8 @@ def _kubernetes_script(ctx: RunContext, task: Task) -> str:
     """A job's shell on Kubernetes: no shared filesystem, so no log or marker files on the driver's paths.
 
     The step runs where Snakemake stages the store's files (engines.snakemake_storage.staged_directory).
-    Output goes to the pod's log (the plugin saves failed jobs' logs under .snakemake/kubernetes-logs).
+    Output goes to the pod's log (the plugin saves failed jobs' logs under .snakemake/auxiliary/kubernetes-logs,
+    which the engine copies to the step's log).
     """
     return dataclasses.replace(ctx, workdir=staged_directory(ctx)).shell_line(task)
 
