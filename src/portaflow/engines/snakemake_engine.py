@@ -219,7 +219,7 @@ class SnakemakeEngine(Engine):
             if _done(ctx, task, finished):
                 outcomes[task.id] = TaskOutcome(task.id, True, 0)
                 continue
-            if task.id in finished:
+            if uses_object_store(ctx) and task.id in finished:  # its fetch-back rule did not finish
                 outcome = TaskOutcome(task.id, False, None, message=f"finished on the site, but its outputs could not be fetched from the object store (see {log_path})")
             elif task.id in failures:
                 status, job_logs = failures[task.id]
