@@ -11,7 +11,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from portaflow.engines.base import RunContext
+from portaflow.schedulers.context import RunContext
 from portaflow.engines.parsl_engine import resource_classes
 from portaflow.engines.snakemake_engine import SnakemakeEngine
 from portaflow.plan import make_plan

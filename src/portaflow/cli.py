@@ -182,10 +182,10 @@ def _task_json(task: Any) -> dict[str, Any]:
 
 
 def _plan_table(plan: Any, loaded: LoadedSite, to_run: set[str] | None) -> None:
-    from portaflow.schedulers import scheduler_for
+    from portaflow.schedulers import adapter_for
     from portaflow.units import format_walltime
 
-    scheduler = scheduler_for(loaded.site.scheduler)(loaded)
+    scheduler = adapter_for(loaded)
     table = Table(title=f"{plan.workflow} on {loaded.site.name} ({loaded.site.scheduler}): {len(plan.tasks)} task(s)")
     for col in ("task", "partition", "cores", "memory", "walltime", "gpus", "container", "job options"):
         table.add_column(col)
@@ -207,14 +207,14 @@ def _plan_table(plan: Any, loaded: LoadedSite, to_run: set[str] | None) -> None:
 def validate(files: tuple[str, ...]) -> None:
     """Check workflow and site profile files; report every problem with its location."""
     from portaflow.errors import SpecError
-    from portaflow.schedulers import scheduler_for
+    from portaflow.schedulers import adapter_for
 
     problems: list[str] = []
     for name in files:
         try:
             loaded = load_any(name)
             if isinstance(loaded, LoadedSite):
-                scheduler_for(loaded.site.scheduler)(loaded).check()
+                adapter_for(loaded).check()
                 console.print(f"{name}: ok (site profile {loaded.site.name}, scheduler {loaded.site.scheduler})")
             else:
                 from portaflow.plan.planner import scatter_values

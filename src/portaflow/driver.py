@@ -22,13 +22,13 @@ import yaml
 from portaflow.containers import container_call
 from portaflow.containers.images import image_digest
 from portaflow.engines import engine_for
-from portaflow.engines.base import Engine, RunContext, TaskOutcome, remove_outputs, render_dask_clusters
+from portaflow.engines.base import Engine, RunContext, TaskOutcome, remove_outputs
 from portaflow.engines.state import StateStore, signatures, stale_tasks
 from portaflow.plan.model import Plan, Task
 from portaflow.preflight import preflight
 from portaflow.progress import Progress
 from portaflow.plan import make_plan
-from portaflow.schedulers import scheduler_for
+from portaflow.schedulers import adapter_for
 from portaflow.spec.loading import LoadedSite, LoadedWorkflow, load_site
 
 
@@ -50,7 +50,7 @@ class RunResult:
 def load_plan(loaded_wf: LoadedWorkflow, site: str, site_overrides: dict[str, Any], params: dict[str, Any]) -> tuple[LoadedWorkflow, LoadedSite, Plan]:
     """A workflow on a site: load the profile, apply its scheduler's checks, plan (InputError on any problem)."""
     loaded_site = load_site(site, site_overrides)
-    scheduler = scheduler_for(loaded_site.site.scheduler)(loaded_site)
+    scheduler = adapter_for(loaded_site)
     scheduler.check()
     scheduler.check_user_values()
     return loaded_wf, loaded_site, make_plan(loaded_wf.workflow, loaded_site.site, params)
@@ -66,7 +66,7 @@ def render(plan: Plan, loaded: LoadedSite, engine_name: str, out_dir: Path, work
 
 def render_context(engine: Engine, ctx: RunContext, out_dir: Path) -> list[Path]:
     """The engine's files, plus what a run's Dask steps create on the site themselves (every engine alike)."""
-    return engine.render(ctx, out_dir) + render_dask_clusters(ctx, out_dir)
+    return engine.render(ctx, out_dir) + ctx.scheduler.render_dask_clusters(ctx, out_dir)
 
 
 def default_workdir(plan: Plan, loaded: LoadedSite) -> Path:

@@ -127,25 +127,25 @@ def _decide(cell: Cell, wf_path: Path, loaded_wf: Any, site_name: str, params: d
 
 def _not_runnable_here(loaded: LoadedSite, plan: Plan) -> str | None:
     """Why this site's jobs cannot be submitted from here (None: run the cell)."""
-    from portaflow.schedulers import scheduler_for
+    from portaflow.schedulers import adapter_for
 
     if loaded.site.example:
         return "example profile of a site not reachable from here"
-    problems = scheduler_for(loaded.site.scheduler)(loaded).connection_problems()
+    problems = adapter_for(loaded).connection_problems()
     return "; ".join(problems) if problems else None
 
 
 def _render_cell(cell: Cell, plan: Plan, loaded: LoadedSite, cell_dir: Path, why: str) -> None:
     """Render what the engine would submit and have the scheduler's own checks read it."""
     from portaflow.driver import render
-    from portaflow.schedulers import scheduler_for
+    from portaflow.schedulers import adapter_for
 
     render_dir = cell_dir / "rendered"
     shutil.rmtree(render_dir, ignore_errors=True)
     started = time.perf_counter()
     try:
         files = render(plan, loaded, cell.engine, render_dir)
-        problems = scheduler_for(loaded.site.scheduler)(loaded).check_rendered(files)
+        problems = adapter_for(loaded).check_rendered(files)
     except PortaflowError as exc:
         cell.status, cell.reason = UNSUPPORTED, _first_line(exc)
         return

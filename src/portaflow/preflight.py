@@ -13,7 +13,7 @@ from portaflow.containers import container_call
 from portaflow.containers.images import image_present, uses_files
 from portaflow.errors import PreflightError
 from portaflow.plan.model import Plan
-from portaflow.schedulers import scheduler_for
+from portaflow.schedulers import adapter_for
 from portaflow.spec.loading import LoadedSite
 from portaflow.spec.site import SiteProfile
 
@@ -28,7 +28,7 @@ def preflight(plan: Plan, loaded: LoadedSite, workdir: Path, check_scheduler: bo
             problems.append(f"input {path} does not exist and no step produces it (needed by {readers_text}; looked in {workdir})")
     problems += container_problems(plan, site)
     if check_scheduler:
-        problems += scheduler_for(site.scheduler)(loaded).connection_problems()
+        problems += adapter_for(loaded).connection_problems()
     if problems:
         raise PreflightError("preflight failed; nothing was submitted:\n  " + "\n  ".join(problems))
 

@@ -110,6 +110,12 @@ def format_walltime(seconds: int) -> str:
     return f"{days}-{clock}" if days else clock
 
 
+def walltime_minutes(seconds: int) -> int:
+    """A walltime in whole minutes, rounded up and never 0: what schedulers that count in minutes are asked for
+    (Snakemake's `runtime`, a Parsl block's `--time`), so no job gets less time than the plan checked."""
+    return max(1, -(-int(seconds) // 60))
+
+
 def describe_walltime(seconds: int) -> str:
     """Human words for messages: '3 days', '2h 30m', '45 s'."""
     if seconds % 86400 == 0:

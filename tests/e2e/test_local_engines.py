@@ -135,7 +135,7 @@ def test_missing_input_fails_before_anything_runs(tmp_path):
 
 
 def test_snakemake_dry_run_jobs_equal_plan_tasks(tmp_path):
-    from portaflow.engines.base import RunContext
+    from portaflow.schedulers.context import RunContext
     from portaflow.engines.snakemake_engine import SnakemakeEngine
 
     loaded = load_site("local", environ={})

@@ -27,7 +27,7 @@ htcondor2 = pytest.importorskip("htcondor2")
 from portaflow.errors import InputError, PlanError  # noqa: E402
 from portaflow.plan import make_plan  # noqa: E402
 from portaflow.schedulers.htcondor import HTCondorScheduler  # noqa: E402
-from portaflow.schedulers.htcondor_commands import is_documented_command  # noqa: E402
+from portaflow.schedulers.htcondor.commands import is_documented_command  # noqa: E402
 from portaflow.spec.loading import load_site, load_workflow  # noqa: E402
 
 RESOURCES = ROOT / "tests" / "data" / "workflows" / "resources.yaml"
@@ -230,7 +230,7 @@ def test_container_modes():
 
 def test_pool_started_container_is_not_wrapped_again(tmp_path):
     """container_mode attribute: the image goes into the description and the step's command runs unwrapped."""
-    from portaflow.engines.base import RunContext
+    from portaflow.schedulers.context import RunContext
 
     workflow = tmp_path / "wf.yaml"
     workflow.write_text("name: boxed\nsteps:\n  s:\n    command: echo hi > {outputs.o}\n    outputs: {o: o.txt}\n    container: hep\n")
@@ -322,7 +322,7 @@ def test_step_longer_than_every_flavour_is_refused(tmp_path):
 def test_storage_credentials_in_the_users_environment_never_reach_a_submit_description(tmp_path):
     """Snakemake hands every installed storage plugin's SNAKEMAKE_STORAGE_* variables to each job (the htcondor plugin
     writes them into `environment`, stored with the job); a pool without an object store gets none of them, and
-    its jobs start Snakemake without a per-job `pip install` of storage plugins (engines.snakemake_cli)."""
+    its jobs start Snakemake without a per-job `pip install` of storage plugins (schedulers.snakemake_cli)."""
     secret = "portaflow-test-secret-value"
     result = run_portaflow("render", str(WORDFREQ), "--site", CERN, "--engine", "snakemake", "-o", str(tmp_path / "out"), cwd=ROOT,
                            env={"SNAKEMAKE_STORAGE_S3_SECRET_KEY": secret, "SNAKEMAKE_STORAGE_S3_ACCESS_KEY": "portaflow-test"})

@@ -204,7 +204,7 @@ def test_schema_strict_mode_catches_unknown_fields():
 
 def test_parsl_pod_is_checked_before_the_api_call():
     """The completing client refuses a bad pod and never calls the API behind it."""
-    from portaflow.engines.parsl_providers import CompletingCoreApi
+    from portaflow.schedulers.kubernetes.parsl import CompletingCoreApi
 
     calls = []
     api = type("Api", (), {"create_namespaced_pod": lambda self, namespace, body: calls.append(body)})()
@@ -224,7 +224,7 @@ def test_parsl_pod_is_checked_before_the_api_call():
 
 
 def test_snakemake_launcher_completes_the_plugins_job():
-    from portaflow.engines.snakemake_kubernetes import completing
+    from portaflow.schedulers.kubernetes.snakemake_launch import completing
 
     sent = []
     scheduler = scheduler_for("kubernetes")(load_site("example-cloud-gpu-k8s"))

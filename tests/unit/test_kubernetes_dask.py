@@ -26,7 +26,7 @@ from testlib import ROOT, run_portaflow  # noqa: E402
 from portaflow.runtime import dask_pods  # noqa: E402
 from portaflow.schedulers import scheduler_for  # noqa: E402
 from portaflow.schedulers.kubernetes import KUBERNETES_VERSION, RUN_LABEL, TASK_LABEL, check_manifest  # noqa: E402
-from portaflow.schedulers.kubernetes_dask import dask_resource_problems  # noqa: E402
+from portaflow.schedulers.kubernetes.dask import dask_resource_problems  # noqa: E402
 from portaflow.spec.loading import load_site  # noqa: E402
 
 SURVEY = ROOT / "tests" / "data" / "workflows" / "dask_gpu_survey.yaml"

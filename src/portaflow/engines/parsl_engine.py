@@ -1,21 +1,21 @@
 """Parsl: the plan becomes a Config (one executor per resource class) and bash apps wired by futures.
 
 Each resource class (partition, cores, memory, GPUs) gets its own HighThroughputExecutor whose
-provider asks the scheduler for blocks of exactly that size. What differs per scheduler (LocalProvider,
-SlurmProvider, CondorProvider, KubernetesProvider, and what `render` captures of each) is in
-`engines.parsl_providers`; this module builds the Config, runs the bash apps and reports failures.
+provider asks the scheduler for blocks of exactly that size. What differs per scheduler (the provider,
+how many workers a block holds, what `render` captures) comes from the site's scheduler adapter
+(`ctx.scheduler`); this module builds the Config, runs the bash apps and reports failures.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import sys
 from concurrent.futures import Future, wait
 from pathlib import Path
 from typing import Any
 
 from portaflow.engines.base import Engine, RunContext, TaskOutcome, failure_message, remove_outputs
-from portaflow.engines.parsl_providers import provider_for, render_blocks
 from portaflow.plan.model import Task, TaskResources
 from portaflow.units import format_walltime
 
@@ -36,8 +36,8 @@ def resource_classes(tasks: list[Task], by_container: bool = False) -> dict[str,
 
 
 def classes(ctx: RunContext) -> dict[str, list[Task]]:
-    """The run's resource classes (by container too on Kubernetes, where a block is one image)."""
-    return resource_classes(ctx.tasks, by_container=ctx.site.scheduler == "kubernetes" or ctx.scheduler.runs_containers())
+    """The run's resource classes (by container too where a block is one image, e.g. a Kubernetes pod)."""
+    return resource_classes(ctx.tasks, by_container=ctx.scheduler.parsl_blocks_hold_one_image())
 
 
 class ParslEngine(Engine):
@@ -65,23 +65,16 @@ class ParslEngine(Engine):
     def _executor(self, ctx: RunContext, label: str, tasks: list[Task], resolve_address: bool) -> Any:
         from parsl.executors import HighThroughputExecutor
 
-        request = tasks[0].resources
         site = ctx.site
-        accelerators = [str(i) for i in range(request.gpus)] if request.gpus and site.scheduler == "local" else []
-        if site.scheduler == "local":  # one block, this machine: as many workers as the partition's node holds
-            part = site.partitions[tasks[0].partition]
-            workers = max(1, min(part.cores_per_node // request.cores, part.memory_per_node // max(request.memory_mib, 1)))
-        else:  # a block is a scheduler job sized for one task: one worker
-            workers = 1
-        provider = provider_for(ctx, label, tasks, offline=not resolve_address)
+        provider = ctx.scheduler.parsl_provider(ctx, label, tasks, offline=not resolve_address)
         return HighThroughputExecutor(
             label=label,
             provider=provider,
-            max_workers_per_node=workers,
-            cores_per_worker=request.cores if site.scheduler == "local" else 1,
+            **ctx.scheduler.parsl_executor_options(ctx, tasks),
             address=self._address(ctx, resolve_address),
             worker_logdir_root=str(ctx.run_dir / "parsl" / "workers"),
-            available_accelerators=accelerators,
+            # When running: this Python's interchange, found without changing the driver's PATH (render shows Parsl's default).
+            **({"interchange_launch_cmd": [sys.executable, "-m", "parsl.executors.high_throughput.interchange"]} if resolve_address else {}),
             heartbeat_period=5,
             heartbeat_threshold=60,
             **({"worker_port_range": site.network.port_range, "interchange_port_range": site.network.port_range}
@@ -106,7 +99,7 @@ class ParslEngine(Engine):
         """The Parsl config (as text), each task's bash command, and each block's real job script.
 
         Job scripts come from the provider's own submit(): portaflow calls it with a recording
-        stand-in for the one call that would reach the scheduler (engines.parsl_providers), so the
+        stand-in for the one call that would reach the scheduler (the adapter's render_parsl_blocks), so the
         file is exactly what Parsl would hand to SLURM, HTCondor or Kubernetes.
         """
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -126,7 +119,7 @@ class ParslEngine(Engine):
             p = apps / f"{task.id}.sh"
             p.write_text(ctx.shell_line(task) + "\n")
             written.append(p)
-        written += render_blocks(ctx, groups, out_dir)
+        written += ctx.scheduler.render_parsl_blocks(ctx, groups, out_dir)
         return written
 
     # -- running -------------------------------------------------------------------------------
@@ -134,9 +127,6 @@ class ParslEngine(Engine):
         import parsl
         from parsl.app.app import bash_app
 
-        os.environ["PATH"] = f"{Path(os.sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
-        if ctx.site.scheduler == "htcondor":  # which schedd condor_submit, condor_q and condor_rm talk to, and how
-            os.environ.update(ctx.scheduler.client_environment())
         groups = classes(ctx)
         label_of = {t.id: label for label, tasks in groups.items() for t in tasks}
         dfk = parsl.load(self.config(ctx))
@@ -158,7 +148,7 @@ class ParslEngine(Engine):
                 futures[task.id] = future
             wait(list(futures.values()))
         finally:
-            if ctx.site.scheduler != "local":
+            if ctx.scheduler.blocks_are_jobs:
                 for executor in dfk.executors.values():
                     provider = getattr(executor, "provider", None)
                     ctx.jobs.extend(str(j) for j in getattr(provider, "resources", {}) if str(j) not in ctx.jobs)
@@ -220,7 +210,7 @@ def _ran_in_block(ctx: RunContext, task: Task) -> str | None:
 
 def _block_job(ctx: RunContext, executor: Any, block: str | None) -> str | None:
     """The scheduler's job id of a block (Parsl's blocks_to_job_id); none on the local site, where it is a process."""
-    if block is None or executor is None or ctx.site.scheduler == "local":
+    if block is None or executor is None or not ctx.scheduler.blocks_are_jobs:
         return None
     job = getattr(executor, "blocks_to_job_id", {}).get(block)
     return str(job) if job is not None else None

@@ -6,8 +6,8 @@ Snakemake's dry-run job list is the plan's task list. Per-rule resources carry t
 (for SLURM: slurm_partition, slurm_account, runtime, mem_mb or mem_mb_per_cpu, gres...).
 
 What differs per scheduler (each executor plugin's resource names and settings, the shell of jobs that
-do not see the driver's filesystem, what `render` captures of the htcondor and kubernetes plugins) is in
-`engines.snakemake_executors`; this module writes the Snakefile and profile, runs Snakemake and reads its log.
+do not see the driver's filesystem, what `render` captures of the plugins) comes from the site's scheduler
+adapter (`ctx.scheduler`); this module writes the Snakefile and profile, runs Snakemake and reads its log.
 """
 
 from __future__ import annotations
@@ -25,16 +25,7 @@ from typing import Any
 import yaml
 
 from portaflow.engines.base import Engine, RunContext, TaskOutcome, failure_message
-from portaflow.engines.snakemake_executors import (
-    capture_htcondor_submits,
-    executor_profile,
-    jobs_see_driver_filesystem,
-    kubernetes_launcher,
-    remote_job_script,
-    render_kubernetes_jobs,
-    rule_resources,
-)
-from portaflow.engines.snakemake_storage import fetch_rule, rule_path, staging_rules, target_path, uses_object_store
+from portaflow.schedulers.kubernetes.storage import fetch_rule, rule_path, staging_rules, target_path, uses_object_store
 from portaflow.gctools import paused_gc
 from portaflow.plan.model import Task
 
@@ -92,13 +83,13 @@ class SnakemakeEngine(Engine):
         # No `log:` directive: the rule redirects its own output (below), and Snakemake's log handling
         # cost ~20 ms per job here (benchmarks/overhead.py).
         out.append(f"    threads: {task.resources.cores}")
-        resources = rule_resources(ctx, task)
+        resources = ctx.scheduler.snakemake_resources(ctx, task)
         if resources:
             out.append("    resources:")
             out += [f"        {k}={v!r}," for k, v in resources.items()]
         if task.retries:
             out.append(f"    retries: {task.retries}")
-        if jobs_see_driver_filesystem(ctx):  # the step's log, exit status and marker go where the driver reads them
+        if ctx.scheduler.jobs_see_driver_filesystem():  # the step's log, exit status and marker go where the driver reads them
             script = "\n".join([
                 f"exec >>{shlex.quote(str(ctx.log_path(task)))} 2>&1",
                 # The exit status survives wherever the job ran (on SLURM, Snakemake's log does not carry it).
@@ -107,7 +98,7 @@ class SnakemakeEngine(Engine):
                 f"touch {shlex.quote(str(ctx.marker_path(task)))}",
             ])
         else:
-            script = remote_job_script(ctx, task)
+            script = ctx.scheduler.remote_job_script(ctx, task)
         out.append(f"    shell: {_escape_braces(script)!r}")
         out.append("")
         return out
@@ -122,7 +113,7 @@ class SnakemakeEngine(Engine):
             "printshellcmds": False,
             "show-failed-logs": False,
         }
-        cfg.update(executor_profile(ctx))
+        cfg.update(ctx.scheduler.snakemake_profile(ctx))
         return cfg
 
     # -- rendering and running -----------------------------------------------------------------
@@ -137,30 +128,18 @@ class SnakemakeEngine(Engine):
         profile = profile or self.profile(ctx)
         config.write_text(yaml.safe_dump(profile, sort_keys=True))
         written = [snakefile, config]
-        if ctx.site.scheduler == "htcondor" and capture:
-            written += capture_htcondor_submits(ctx, out_dir, lambda extra: self.command(ctx, out_dir, extra), _env(ctx))
-        if ctx.site.scheduler == "kubernetes":
-            written.append(render_kubernetes_jobs(ctx, out_dir / "jobs", profile))
+        written += ctx.scheduler.render_snakemake_submissions(ctx, out_dir, profile, lambda extra: self.command(ctx, out_dir, extra),
+                                                              _env(ctx), capture=capture)
         return written
 
     def run_profile(self, ctx: RunContext) -> dict[str, Any]:
-        """The profile, with `status_command: auto` decided against this cluster: squeue when sacct
-        does not answer (the plugin would otherwise wait forever for accounting records)."""
-        profile = self.profile(ctx)
-        site = ctx.site
-        if site.scheduler == "slurm" and site.polling.status_command == "auto" and not ctx.scheduler.accounting_available():
-            profile["slurm-status-command"] = "squeue"
-        return profile
+        """The profile, with what only the cluster can decide when a run starts (the adapter asks it)."""
+        return ctx.scheduler.snakemake_run_profile(ctx, self.profile(ctx))
 
     def command(self, ctx: RunContext, out_dir: Path, extra: list[str] | None = None) -> list[str]:
         args = ["--snakefile", str(out_dir / "Snakefile"), "--profile", str(out_dir / "profile"), "--directory", str(ctx.workdir),
                 "--forceall", *(extra or [])]
-        if ctx.site.scheduler == "kubernetes" and "--dry-run" not in (extra or []):
-            # Snakemake through portaflow's launcher, which completes each Job at the plugin's API call.
-            return kubernetes_launcher(ctx, out_dir) + args
-        if ctx.site.scheduler in ("htcondor", "kubernetes"):  # jobs start Snakemake on the site (engines.snakemake_cli)
-            return [sys.executable, "-m", "portaflow.engines.snakemake_cli", *args]
-        return [sys.executable, "-m", "snakemake", *args]
+        return ctx.scheduler.snakemake_launcher(ctx, out_dir, dry_run="--dry-run" in (extra or [])) + args
 
     def dry_run_jobs(self, ctx: RunContext, out_dir: Path) -> dict[str, int]:
         """Snakemake's own dry-run job counts per rule (a test compares them with the plan)."""
@@ -186,7 +165,7 @@ class SnakemakeEngine(Engine):
         reported: set[str] = set()
         finished: set[str] = set()  # rules Snakemake reports finished: what tells without markers (see _done)
         with open(log_path, "w") as log:
-            env = {**_env(ctx), **ctx.scheduler.client_environment()} if ctx.site.scheduler == "htcondor" else _env(ctx)
+            env = {**_env(ctx), **ctx.scheduler.client_environment()}
             proc = subprocess.Popen(self.command(ctx, out_dir), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, start_new_session=True)
             try:
                 assert proc.stdout is not None
@@ -242,7 +221,7 @@ class SnakemakeEngine(Engine):
 def _done(ctx: RunContext, task: Task, finished: set[str]) -> bool:
     """Whether a task has finished well: its marker, where jobs see the driver's filesystem; elsewhere Snakemake's
     word that its rule finished and, on object-store sites, its fetch-back rule too (its outputs are back)."""
-    if jobs_see_driver_filesystem(ctx):
+    if ctx.scheduler.jobs_see_driver_filesystem():
         return ctx.marker_path(task).exists()
     return task.id in finished and (not uses_object_store(ctx) or fetch_rule(task) in finished)
 

@@ -225,7 +225,7 @@ def _dask_plan(name: str, step: Step, site: SiteProfile) -> DaskPlan:
     gpu = workers.gpu if workers else 0
     threads = workers.threads if workers else site.dask.worker_cores
     memory = (workers.memory if workers and workers.memory else None) or site.dask.worker_memory
-    mode = "local" if site.scheduler == "local" else site.dask.mode
+    mode = site.dask.mode  # a local site is in_allocation by nature: its workers run beside the step on this machine
     if cpu + gpu == 0:
         raise PlanError(f"step {name}: a dask step needs at least one worker (resources.dask_workers)")
     if mode != "jobs":

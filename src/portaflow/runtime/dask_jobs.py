@@ -10,6 +10,7 @@ directives are skipped: one source of truth for what a job asks for.
 from __future__ import annotations
 
 import contextlib
+import importlib
 from typing import Any, Iterator
 
 SLURM_SKIP = ["-n 1", "--cpus-per-task", "--mem", "-t", "-p", "-A", "-q"]
@@ -39,17 +40,21 @@ def worker_specs(settings: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 @contextlib.contextmanager
 def job_cluster(settings: dict[str, Any]) -> Iterator[Any]:
-    """A scheduler here, workers as jobs; every worker job is cancelled when the block ends."""
+    """The cluster the site's adapter chose for worker jobs: `settings["cluster"]` names its factory as
+    'module:function' (schedulers' dask_worker_settings), so this module compares no scheduler names."""
+    module, _, function = str(settings.get("cluster", "")).partition(":")
+    if not module or not function:
+        raise NotImplementedError(f"Dask worker jobs: the site's scheduler ({settings.get('scheduler')!r}) names no cluster for them")
+    factory = getattr(importlib.import_module(module), function)
+    with factory(settings) as cluster:
+        yield cluster
+
+
+@contextlib.contextmanager
+def slurm_cluster(settings: dict[str, Any]) -> Iterator[Any]:
+    """A scheduler here, workers as SLURM jobs; every worker job is cancelled when the block ends."""
     from distributed import Scheduler, SpecCluster
 
-    if settings.get("scheduler") == "kubernetes":  # workers as pods: runtime/dask_pods.py
-        from portaflow.runtime.dask_pods import kubernetes_cluster
-
-        with kubernetes_cluster(settings) as cluster:
-            yield cluster
-        return
-    if settings.get("scheduler") != "slurm":
-        raise NotImplementedError(f"Dask worker jobs are supported on SLURM and Kubernetes sites only, not {settings.get('scheduler')!r}")
     host = settings.get("address") or "127.0.0.1"
     specs = worker_specs(settings)
     scheduler = {"cls": Scheduler, "options": {"host": host, "dashboard": False}}

@@ -2,7 +2,7 @@
 
 As on SLURM (`dask_jobs.py`), one Dask scheduler runs in the step's own pod and each worker is a pod of its
 own, joined to it. The engine side has already built each worker kind's complete Pod from the site profile
-(`schedulers/kubernetes_dask.py`: resources as requests = limits, node pool selector and tolerations, image,
+(`schedulers/kubernetes/dask.py`: resources as requests = limits, node pool selector and tolerations, image,
 pull secrets, run labels, `restartPolicy: Never`, a deadline); they arrive in PORTAFLOW_DASK as manifests,
 so this module needs no profile: it names the pods, fills in the scheduler's address, creates them with the
 kubernetes client, and deletes them by label when the block ends.

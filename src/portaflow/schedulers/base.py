@@ -1,17 +1,39 @@
-"""The shared shape of a scheduler module (after dask-jobqueue's Job base class)."""
+"""A scheduler adapter: everything portaflow knows about one scheduler, in one class.
+
+After dask-jobqueue's Job classes and ReFrame's scheduler back ends: the engines (Parsl, Snakemake), the
+runtime and the driver never ask which scheduler a site uses; they ask its adapter. An adapter answers:
+
+- request -> options: `directives()` (the scheduler's terms for one job of a size, on a partition);
+- Parsl: `parsl_provider()` (the provider of one executor's blocks), `parsl_executor_options()`,
+  `render_parsl_blocks()` (what the provider hands to the scheduler, captured);
+- Snakemake: `snakemake_resources()` (per-rule resources in the executor plugin's names),
+  `snakemake_profile()` (the plugin's settings), `snakemake_launcher()`, `render_snakemake_submissions()`,
+  and, where jobs do not see the driver's files, `remote_job_script()`;
+- Dask: `dask_worker_settings()` (worker jobs for `dask.mode: jobs`), `render_dask_clusters()`;
+- the world: `connection_problems()` (probe), `cancel_run()`, `check_rendered()`, `check()` of the profile.
+
+A new scheduler is one subclass (usually a package under `portaflow/schedulers/`) registered with
+`@register_scheduler` or through the `portaflow.schedulers` entry point group (schedulers/__init__.py).
+Defaults here describe a scheduler that runs jobs on hosts sharing the driver's filesystem.
+"""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from portaflow.errors import InputError, SpecError
-from portaflow.plan.model import TaskResources
+from portaflow.plan.model import Task, TaskResources
 from portaflow.spec.loading import LoadedSite
+from portaflow.units import walltime_minutes
+
+if TYPE_CHECKING:
+    from portaflow.schedulers.context import RunContext
 
 
 class Scheduler:
-    """Translate requests into scheduler directives; check a profile's escape hatch.
+    """Translate requests into scheduler options; build what each engine needs; probe, cancel, check.
 
     `managed_flags` are the options portaflow itself sets from the plan: an admin's
     `extra_directives` may not repeat them, or a job would silently get the wrong partition,
@@ -20,15 +42,97 @@ class Scheduler:
 
     name: ClassVar[str]
     managed_flags: ClassVar[frozenset[str]] = frozenset()
+    blocks_are_jobs: ClassVar[bool] = True
+    """Whether a Parsl block is a scheduler job with an id (False where a block is a process on this machine)."""
+    snakemake_executor: ClassVar[str | None] = None
+    """The Snakemake executor plugin's name (None: Snakemake's own local executor)."""
 
     def __init__(self, loaded: LoadedSite):
         self.loaded = loaded
         self.site = loaded.site
 
+    # -- request -> options ----------------------------------------------------------------------
     def directives(self, request: TaskResources, partition: str) -> list[str]:
         """The scheduler options for one job of this size on this partition."""
         return []
 
+    # -- Parsl -----------------------------------------------------------------------------------
+    def parsl_provider(self, ctx: RunContext, label: str, tasks: list[Task], offline: bool = False) -> Any:
+        """The Parsl provider for one executor (resource class). `offline`: rendering, contact nothing."""
+        raise NotImplementedError(f"scheduler {self.name}: no Parsl provider")
+
+    def parsl_executor_options(self, ctx: RunContext, tasks: list[Task]) -> dict[str, Any]:
+        """HighThroughputExecutor options that depend on the scheduler: a block is one job sized for one task."""
+        return {"max_workers_per_node": 1, "cores_per_worker": 1, "available_accelerators": []}
+
+    def parsl_blocks_hold_one_image(self) -> bool:
+        """Whether a Parsl block is itself a container (then tasks of different images need different executors)."""
+        return self.runs_containers()
+
+    def render_parsl_blocks(self, ctx: RunContext, groups: dict[str, list[Task]], out_dir: Path) -> list[Path]:
+        """Each executor's block as its provider hands it to the scheduler (nothing where blocks are processes)."""
+        return []
+
+    # -- Snakemake -------------------------------------------------------------------------------
+    def snakemake_resources(self, ctx: RunContext, task: Task) -> dict[str, Any]:
+        """Per-rule resources in the names Snakemake and this scheduler's executor plugin read."""
+        res = common_rule_resources(task)
+        if task.resources.gpus:
+            res["gpu"] = task.resources.gpus
+        return res
+
+    def snakemake_profile(self, ctx: RunContext) -> dict[str, Any]:
+        """The executor's profile settings (Snakemake's config.yaml keys)."""
+        raise NotImplementedError(f"scheduler {self.name}: no Snakemake executor settings")
+
+    def plugin_settings(self, ctx: RunContext) -> dict[str, Any]:
+        """What every executor plugin is told: its name, how many jobs may wait at once, how often to poll."""
+        site = self.site
+        return {
+            "executor": self.snakemake_executor,
+            "jobs": max_jobs_at_once(site, site.snakemake.jobs),
+            "seconds-between-status-checks": site.polling.interval,
+        }
+
+    def snakemake_run_profile(self, ctx: RunContext, profile: dict[str, Any]) -> dict[str, Any]:
+        """The profile as a run uses it, with what only this cluster can decide (asked when a run starts)."""
+        return profile
+
+    def snakemake_launcher(self, ctx: RunContext, out_dir: Path, dry_run: bool) -> list[str]:
+        """The command that starts Snakemake's CLI (its arguments follow)."""
+        return [sys.executable, "-m", "snakemake"]
+
+    def render_snakemake_submissions(self, ctx: RunContext, out_dir: Path, profile: dict[str, Any], command: Any,
+                                     env: dict[str, str], capture: bool = True) -> list[Path]:
+        """What the executor plugin would hand to the scheduler, captured at the hand-off (when rendering)."""
+        return []
+
+    def jobs_see_driver_filesystem(self) -> bool:
+        """Whether a job can write the log, exit-status and marker files the driver reads."""
+        return True
+
+    def remote_job_script(self, ctx: RunContext, task: Task) -> str:
+        """The shell of a job that does not see the driver's filesystem."""
+        raise NotImplementedError(f"scheduler {self.name}: jobs see the driver's filesystem")
+
+    def uses_object_store(self) -> bool:
+        """Whether Snakemake's jobs read and write through an object store (the Snakefile then stages files)."""
+        return False
+
+    def client_environment(self, resolve: bool = True) -> dict[str, str]:
+        """Environment variables the scheduler's client tools need (which server, which credentials)."""
+        return {}
+
+    # -- Dask ------------------------------------------------------------------------------------
+    def dask_worker_settings(self, ctx: RunContext, task: Task) -> dict[str, Any]:
+        """What the step's job needs to start its Dask workers as jobs of their own (`dask.mode: jobs`)."""
+        raise InputError(f"site {self.site.name}: dask.mode jobs is not supported on {self.name} sites")
+
+    def render_dask_clusters(self, ctx: RunContext, out_dir: Path) -> list[Path]:
+        """Files for what a run's `dask` steps create on the site themselves (beside the engine's files)."""
+        return []
+
+    # -- the world -------------------------------------------------------------------------------
     def cancel_run(self, run_id: str, known_jobs: list[str]) -> list[str]:
         """Cancel every job of a run still queued or running; return the ids cancelled."""
         return []
@@ -52,9 +156,6 @@ class Scheduler:
     def flag_name(cls, directive: str) -> str:
         """'--mem=4G' -> '--mem'; '-p gpu' -> '-p'."""
         text = directive.strip()
-        for prefix in ("#SBATCH", "#PBS"):
-            if text.startswith(prefix):
-                text = text[len(prefix):].strip()
         return text.split("=", 1)[0].split(None, 1)[0] if text else text
 
     def check(self) -> None:
@@ -77,3 +178,20 @@ class Scheduler:
                 f"site {self.site.name} requires an account and none is set: add --site-set account=YOUR_PROJECT "
                 "or export PORTAFLOW_SITE_ACCOUNT=YOUR_PROJECT (your project or budget name, as the site's docs say)"
             )
+
+
+def common_rule_resources(task: Task) -> dict[str, Any]:
+    """The resources every Snakemake rule carries: memory in MiB and the walltime in whole minutes (rounded up)."""
+    r = task.resources
+    return {"mem_mb": r.memory_mib, "runtime": walltime_minutes(r.walltime_s)}
+
+
+def run_tag(run_id: str) -> str:
+    """The tag every job of a run carries, so a run's jobs can be found and cancelled (SLURM comment, HTCondor
+    attribute, Kubernetes label value): one rule for every scheduler and engine."""
+    return f"portaflow:{run_id}"
+
+
+def max_jobs_at_once(site: Any, engine_limit: int) -> int:
+    """How many jobs an engine may have queued at once: its own limit, never above the site's polling etiquette."""
+    return min(engine_limit, site.polling.max_queued_jobs)

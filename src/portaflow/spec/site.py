@@ -15,7 +15,6 @@ from portaflow.spec.kubernetes import KubernetesSettings
 from portaflow.spec.types import CoresOrAuto, Identifier, MemoryMiB, MemoryOrAuto, WalltimeSeconds
 from portaflow.spec.workflow import Strict
 
-Scheduler = Literal["local", "slurm", "htcondor", "kubernetes"]
 ContainerRuntime = Literal["apptainer", "singularity", "podman", "docker", "none"]
 
 
@@ -116,7 +115,7 @@ class SiteProfile(Strict):
     url: str | None = None
     example: bool = Field(False, description="an example the site must confirm, not an official profile")
     extends: str | None = Field(None, description="a profile (name or file) whose values this one overrides")
-    scheduler: Scheduler
+    scheduler: Identifier = Field(..., description="local, slurm, htcondor, kubernetes, or an installed adapter's name (entry point group portaflow.schedulers)")
     partitions: dict[Identifier, Partition] = Field(..., min_length=1)
     account: str | None = None
     account_required: bool = Field(False, description="jobs without an account are refused here: portaflow asks the user for one before submitting")

@@ -20,19 +20,21 @@ from __future__ import annotations
 
 import importlib.util
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from portaflow.engines.base import RunContext
 from portaflow.errors import InputError
 from portaflow.plan.model import Task
+
+if TYPE_CHECKING:
+    from portaflow.schedulers.context import RunContext
 
 STAGE_PREFIX = "portaflow_stage_"
 FETCH_PREFIX = "portaflow_fetch_"
 
 
 def uses_object_store(ctx: RunContext) -> bool:
-    """Whether Snakemake's jobs on this site read and write through the object store (Kubernetes)."""
-    return ctx.site.scheduler == "kubernetes"
+    """Whether Snakemake's jobs on this site read and write through the object store (the adapter says)."""
+    return ctx.scheduler.uses_object_store()
 
 
 def object_store(ctx: RunContext) -> Any:

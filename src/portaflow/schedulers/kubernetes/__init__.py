@@ -14,13 +14,17 @@ from __future__ import annotations
 import re
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from portaflow.containers import resolve_image
 from portaflow.errors import InputError, Problem, SpecError
-from portaflow.plan.model import TaskResources
+from portaflow.plan.model import Task, TaskResources
 from portaflow.schedulers.base import Scheduler
+from portaflow.schedulers.snakemake_cli import snakemake_cli_command
 from portaflow.spec.kubernetes import DNS1123_LABEL, DNS1123_SUBDOMAIN, label_key, label_value
+
+if TYPE_CHECKING:
+    from portaflow.schedulers.context import RunContext
 
 KUBERNETES_VERSION = "1.32"
 """The API version manifests are built for (the `kubernetes` client 32.x models) and validated against."""
@@ -71,8 +75,70 @@ def image_reference(site: Any, container: str) -> str:
 
 class KubernetesScheduler(Scheduler):
     name = "kubernetes"
+    snakemake_executor = "kubernetes"
 
     # -- a request in Kubernetes terms ---------------------------------------------------------
+    # -- engines (schedulers/kubernetes/parsl.py, snakemake.py, dask.py) ----------------------------
+    def parsl_provider(self, ctx: RunContext, label: str, tasks: list[Task], offline: bool = False) -> Any:
+        from portaflow.schedulers.kubernetes.parsl import kubernetes_provider
+
+        return kubernetes_provider(ctx, label, tasks, offline=offline)
+
+    def parsl_blocks_hold_one_image(self) -> bool:
+        """A block is a pod, which runs one image."""
+        return True
+
+    def render_parsl_blocks(self, ctx: RunContext, groups: dict[str, list[Task]], out_dir: Path) -> list[Path]:
+        from portaflow.schedulers.kubernetes.parsl import render_kubernetes_pods
+
+        return render_kubernetes_pods(ctx, groups, out_dir / "pods")
+
+    def snakemake_resources(self, ctx: RunContext, task: Task) -> dict[str, Any]:
+        from portaflow.schedulers.kubernetes.snakemake import _kubernetes_resources
+
+        return _kubernetes_resources(ctx, task)
+
+    def snakemake_profile(self, ctx: RunContext) -> dict[str, Any]:
+        from portaflow.schedulers.kubernetes.snakemake import _kubernetes_profile
+
+        return _kubernetes_profile(ctx)
+
+    def snakemake_launcher(self, ctx: RunContext, out_dir: Path, dry_run: bool) -> list[str]:
+        """Snakemake through portaflow's launcher, which completes each Job at the plugin's API call (a dry run
+        creates none: there, only the CLI without the plugins' pip deployment)."""
+        from portaflow.schedulers.kubernetes.snakemake import kubernetes_launcher
+
+        return snakemake_cli_command() if dry_run else kubernetes_launcher(ctx, out_dir)
+
+    def render_snakemake_submissions(self, ctx: RunContext, out_dir: Path, profile: dict[str, Any], command: Any,
+                                     env: dict[str, str], capture: bool = True) -> list[Path]:
+        from portaflow.schedulers.kubernetes.snakemake import render_kubernetes_jobs
+
+        return [render_kubernetes_jobs(ctx, out_dir / "jobs", profile)]
+
+    def jobs_see_driver_filesystem(self) -> bool:
+        """Files go through the object store; Snakemake's own events say what finished."""
+        return False
+
+    def remote_job_script(self, ctx: RunContext, task: Task) -> str:
+        from portaflow.schedulers.kubernetes.snakemake import _kubernetes_script
+
+        return _kubernetes_script(ctx, task)
+
+    def uses_object_store(self) -> bool:
+        return True
+
+    def dask_worker_settings(self, ctx: RunContext, task: Task) -> dict[str, Any]:
+        """Workers as pods built from the profile (or a DaskCluster where the site runs the operator)."""
+        from portaflow.schedulers.kubernetes.dask import worker_settings
+
+        return {"cluster": "portaflow.runtime.dask_pods:kubernetes_cluster", **worker_settings(self, task, ctx.run_id)}
+
+    def render_dask_clusters(self, ctx: RunContext, out_dir: Path) -> list[Path]:
+        from portaflow.schedulers.kubernetes.dask import render_dask_clusters
+
+        return render_dask_clusters(ctx, out_dir)
+
     def quantities(self, request: TaskResources) -> dict[str, str]:
         """Requests (= limits: a step gets what the plan checked, no more, no less) as quantities."""
         out = {"cpu": str(request.cores), "memory": f"{request.memory_mib}Mi"}
@@ -248,7 +314,7 @@ class KubernetesScheduler(Scheduler):
         server-side rules the schema misses: what render already enforced, read back from the files."""
         import yaml
 
-        from portaflow.schedulers.kubernetes_dask import DASK_KINDS, dask_resource_problems
+        from portaflow.schedulers.kubernetes.dask import DASK_KINDS, dask_resource_problems
 
         problems = []
         for path in (f for f in files if f.suffix == ".yaml" and f.name != "config.yaml"):

@@ -2,7 +2,7 @@
 
 The plugin (snakemake-executor-plugin-kubernetes) builds each job's V1Job itself and has settings for
 namespace, service account, volume claims and one image only. Snakemake is therefore started through
-`python -m portaflow.engines.snakemake_kubernetes`, which wraps `BatchV1Api.create_namespaced_job` so
+`python -m portaflow.schedulers.kubernetes.snakemake_launch`, which wraps `BatchV1Api.create_namespaced_job` so
 that every Job is completed (node pool, pull secrets and policy, labels, TTL, backoff, deadline) and
 checked (schedulers.kubernetes) before the real call; then Snakemake's own CLI runs unchanged.
 
@@ -20,7 +20,7 @@ import threading
 from types import SimpleNamespace
 from typing import Any, Callable
 
-from portaflow.engines import snakemake_cli
+from portaflow.schedulers import snakemake_cli
 from portaflow.plan.model import TaskResources
 
 _TARGET = re.compile(r"--target-jobs\s+['\"]?([A-Za-z_][A-Za-z0-9_]*):")
@@ -100,7 +100,7 @@ def launch_file(ctx: Any) -> dict[str, Any]:
 
 
 def main(argv: list[str]) -> None:
-    """`python -m portaflow.engines.snakemake_kubernetes LAUNCH.json -- SNAKEMAKE-ARGS...`"""
+    """`python -m portaflow.schedulers.kubernetes.snakemake_launch LAUNCH.json -- SNAKEMAKE-ARGS...`"""
     from portaflow.schedulers import scheduler_for
     from portaflow.spec.loading import load_site
 

@@ -8,7 +8,7 @@ with a recorder that writes each description to a file instead of contacting a s
 `Submit.issue_credentials()` (a call to the pool's credd, made just before submitting) is
 recorded as not needed. Nothing here is used by `portaflow run`.
 
-Usage: python -m portaflow.engines.htcondor_capture OUT_DIR SNAKEMAKE_ARGUMENT...
+Usage: python -m portaflow.schedulers.htcondor.capture OUT_DIR SNAKEMAKE_ARGUMENT...
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ def main(argv: list[str]) -> None:
     out_dir = Path(argv[0])
     htcondor2.Schedd = recording_schedd(out_dir)  # the plugin looks it up at each submission
     htcondor2.Submit.issue_credentials = lambda self: None
-    from portaflow.engines import snakemake_cli
+    from portaflow.schedulers import snakemake_cli
 
     snakemake_cli.main(argv[1:])
 

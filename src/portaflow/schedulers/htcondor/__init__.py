@@ -12,13 +12,17 @@ import os
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from portaflow.errors import InputError, PlanError, Problem, SpecError
-from portaflow.plan.model import TaskResources
-from portaflow.schedulers.base import Scheduler
-from portaflow.schedulers.htcondor_commands import is_documented_command
+from portaflow.plan.model import Task, TaskResources
+from portaflow.schedulers.base import Scheduler, common_rule_resources
+from portaflow.schedulers.htcondor.commands import is_documented_command
+from portaflow.schedulers.snakemake_cli import snakemake_cli_command
 from portaflow.units import describe_walltime
+
+if TYPE_CHECKING:
+    from portaflow.schedulers.context import RunContext
 
 RUN_ATTRIBUTE = "PortaflowRun"
 """Job attribute carrying the run id: an interrupted run removes its jobs by it (condor_rm -constraint)."""
@@ -40,6 +44,7 @@ def split_command(line: str) -> tuple[str, str]:
 
 class HTCondorScheduler(Scheduler):
     name = "htcondor"
+    snakemake_executor = "htcondor"
     managed_flags = frozenset({
         "universe", "executable", "arguments", "transfer_executable", "input", "output", "error", "log",
         "request_cpus", "request_memory", "request_disk", "request_gpus", "require_gpus", "requirements",
@@ -49,6 +54,46 @@ class HTCondorScheduler(Scheduler):
         "+acctgroup", "+acctgroupuser", "+accountinggroup", f"+{RUN_ATTRIBUTE.lower()}",
     })
     """Commands (lower case; attributes as '+name') set from the plan, the profile's own keys or the engines."""
+
+    # -- engines (schedulers/htcondor/engines.py) ------------------------------------------------
+    def parsl_provider(self, ctx: RunContext, label: str, tasks: list[Task], offline: bool = False, recording: bool = False) -> Any:
+        from portaflow.schedulers.htcondor.engines import condor_provider
+
+        return condor_provider(ctx, label, tasks, offline=offline, recording=recording)
+
+    def render_parsl_blocks(self, ctx: RunContext, groups: dict[str, list[Task]], out_dir: Path) -> list[Path]:
+        from portaflow.schedulers.htcondor.engines import render_condor_blocks
+
+        return render_condor_blocks(ctx, groups, out_dir / "jobs")
+
+    def snakemake_resources(self, ctx: RunContext, task: Task) -> dict[str, Any]:
+        from portaflow.schedulers.htcondor.engines import _htcondor_resources
+
+        return {**common_rule_resources(task), **_htcondor_resources(ctx, task)}
+
+    def snakemake_profile(self, ctx: RunContext) -> dict[str, Any]:
+        from portaflow.schedulers.htcondor.engines import _htcondor_profile
+
+        return _htcondor_profile(ctx)
+
+    def snakemake_launcher(self, ctx: RunContext, out_dir: Path, dry_run: bool) -> list[str]:
+        """Jobs start Snakemake on the pool: without the plugins' pip deployment (schedulers.snakemake_cli)."""
+        return snakemake_cli_command()
+
+    def render_snakemake_submissions(self, ctx: RunContext, out_dir: Path, profile: dict[str, Any], command: Any,
+                                     env: dict[str, str], capture: bool = True) -> list[Path]:
+        from portaflow.schedulers.htcondor.engines import capture_htcondor_submits
+
+        return capture_htcondor_submits(ctx, out_dir, command, env) if capture else []
+
+    def jobs_see_driver_filesystem(self) -> bool:
+        """Not on a pool without a shared filesystem (HTCondor transfers each rule's files)."""
+        return not self.transfers_files()
+
+    def remote_job_script(self, ctx: RunContext, task: Task) -> str:
+        from portaflow.schedulers.htcondor.engines import _transfer_script
+
+        return _transfer_script(ctx, task)
 
     @classmethod
     def flag_name(cls, directive: str) -> str:

@@ -20,16 +20,19 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from portaflow.errors import InputError
 from portaflow.plan.model import Task
-from portaflow.runtime.dask_pods import DEFAULT_PORT, SCHEDULER_ENV, WORKER_LABEL
+from portaflow.runtime.dask_pods import DEFAULT_PORT, SCHEDULER_ENV, WORKER_LABEL, worker_pods
 from portaflow.schedulers.kubernetes import (
     RUN_LABEL, TASK_LABEL, KubernetesScheduler, _label_problems, _label_safe, image_reference, manifest, pod_spec_problems,
-    schema_problems,
+    schema_problems, write_manifests,
 )
 from portaflow.spec.kubernetes import DNS1123_LABEL
+
+if TYPE_CHECKING:
+    from portaflow.schedulers.context import RunContext
 
 DASK_KINDS = ("DaskCluster", "DaskWorkerGroup")
 DASK_API_VERSION = "kubernetes.dask.org/v1"
@@ -250,3 +253,31 @@ def _embedded(body: dict[str, Any], core_type: str) -> list[tuple[str, dict[str,
     groups = {"spec.worker": spec.get("worker"), "spec.scheduler": spec.get("scheduler")}
     key = "spec" if core_type == "PodSpec" else "service"
     return [(f"{path}.{key}", group[key]) for path, group in groups.items() if isinstance(group, dict) and isinstance(group.get(key), dict)]
+
+
+def render_dask_clusters(ctx: RunContext, out_dir: Path) -> list[Path]:
+    """What a run's `dask` steps create on the site themselves, beside the engine's files: on Kubernetes with
+    `dask.mode: jobs`, `dask/<task>.yaml` (the worker pods, or the DaskCluster where the site runs the operator).
+    Written by the driver for every engine; nothing elsewhere (SLURM worker jobs are dask-jobqueue's to write)."""
+    tasks = [t for t in ctx.tasks if t.dask is not None and t.dask.mode == "jobs"]
+    if not tasks:
+        return []
+
+    k8s = ctx.site.kubernetes
+    written = []
+    (out_dir / "dask").mkdir(parents=True, exist_ok=True)
+    for task in tasks:
+        settings = ctx.dask_settings(task)
+        path = out_dir / "dask" / f"{task.id}.yaml"
+        if settings["operator"]:
+            bodies = settings["cluster_resources"]
+            what = (f"The DaskCluster the step {task.display} creates in namespace {k8s.namespace} (dask-kubernetes' KubeCluster; "
+                    "the Dask operator runs its scheduler and workers). At run time the name gains a random suffix.")
+        else:
+            address = f"tcp://STEP-POD-IP:{settings['port']}"
+            bodies = worker_pods(settings, address, "00000")
+            what = (f"The worker pods the step {task.display} creates in namespace {k8s.namespace} (runtime/dask_pods.py); "
+                    f"its own pod runs the Dask scheduler. At run time {address} is that pod's address and 00000 a random id.")
+        write_manifests(path, bodies, what + f"\nBuilt from site {ctx.site.name}.")
+        written.append(path)
+    return written

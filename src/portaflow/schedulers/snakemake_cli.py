@@ -6,7 +6,7 @@ Why not `python -m snakemake` there: the htcondor and kubernetes executor plugin
 worker nodes that often have no route to it, of code that may differ from the driver's (and the
 htcondor plugin 0.3.0 then submits `python install ...`). portaflow's images and the site provide
 the plugins instead (containers/*.yaml install portaflow's `objectstore` extra), so the launchers
-(`engines.snakemake_kubernetes`, `engines.htcondor_capture`) and HTCondor runs start Snakemake here.
+(`schedulers.kubernetes.snakemake_launch`, `schedulers.htcondor.capture`) and HTCondor runs start Snakemake here.
 """
 
 from __future__ import annotations
@@ -27,6 +27,11 @@ def without_plugin_deployment() -> None:
         except ImportError:
             continue
         module.common_settings = dataclasses.replace(module.common_settings, auto_deploy_default_storage_provider=False)
+
+
+def snakemake_cli_command() -> list[str]:
+    """The command that starts Snakemake's CLI through this module (its arguments follow)."""
+    return [sys.executable, "-m", __name__]
 
 
 def main(args: list[str]) -> None:

@@ -1,0 +1,103 @@
+"""One run as every adapter and engine sees it: the plan, the site, where things go, which tasks run.
+
+Why here, below the engines: a scheduler adapter builds the Parsl provider and the Snakemake executor
+settings for a run, so it needs the run's context; defining it at the adapters' layer lets engines and
+adapters share it without the adapters importing an engine.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+from portaflow.containers import container_call, wrap
+from portaflow.plan.model import Plan, Task
+from portaflow.runtime.dask_cluster import ENV_VAR as DASK_ENV_VAR
+from portaflow.spec.loading import LoadedSite
+
+if TYPE_CHECKING:
+    from portaflow.schedulers.base import Scheduler
+
+
+def module_lines(site: Any) -> list[str]:
+    """`module load` for each of the site's modules, names quoted (one rule for every job script portaflow writes)."""
+    return [f"module load {shlex.quote(m)}" for m in site.environment.modules]
+
+
+@dataclass
+class RunContext:
+    """One run: the plan, the site, where things go, and which tasks the engine must run."""
+
+    plan: Plan
+    loaded_site: LoadedSite
+    workdir: Path
+    run_dir: Path
+    tasks: list[Task]
+    run_id: str = "render"
+    jobs: list[str] = field(default_factory=list)
+    """Scheduler job ids the engine submitted (recorded in the manifest; used to cancel)."""
+    on_event: Callable[[str, Task, Any], None] = field(default=lambda kind, task, outcome: None)
+
+    @property
+    def site(self):
+        return self.loaded_site.site
+
+    @cached_property
+    def scheduler(self) -> Scheduler:
+        """The site's scheduler adapter: everything an engine needs to know about the scheduler comes from it."""
+        from portaflow.schedulers import adapter_for
+
+        return adapter_for(self.loaded_site)
+
+    def log_path(self, task: Task) -> Path:
+        return self.run_dir / "logs" / f"{task.id}.log"
+
+    def marker_path(self, task: Task) -> Path:
+        return self.run_dir / "done" / task.id
+
+    def exit_code_path(self, task: Task) -> Path:
+        return self.run_dir / "exit" / task.id
+
+    def shell_line(self, task: Task) -> str:
+        """The complete shell text that runs one task the same way under every engine.
+
+        Strict mode (-e, pipefail) for both engines; then the site's modules and worker_init;
+        environment variables (site's, step's, the Dask plan); the command, in a container if asked.
+        """
+        site = self.site
+        lines = ["set -eo pipefail", f"cd {shlex.quote(str(self.workdir))}"]
+        lines += module_lines(site)
+        lines += list(site.environment.worker_init)
+        env = {**site.environment.env, **task.env}
+        if task.dask is not None:
+            env[DASK_ENV_VAR] = json.dumps(self.dask_settings(task), sort_keys=True, separators=(",", ":"))
+        lines += [f"export {name}={shlex.quote(value)}" for name, value in env.items()]
+        call = None if self.scheduler.runs_containers() else container_call(site, task.container)
+        command = wrap(task.command, call, site, str(self.workdir), task.resources.gpus, list(env))
+        # The step's own walltime, enforced the same way on every site and engine (a Parsl block may run
+        # several tasks; SLURM checks limits only every ~30 s): exit 124 means it ran out of time.
+        # `timeout` runs the step in a process group of its own (so a timeout stops all of it); signals
+        # sent to this shell (an engine cancelling, Ctrl-C) are passed on to it, and so reach the step.
+        lines += [
+            f"timeout --kill-after=10 {task.resources.walltime_s} bash -c {shlex.quote(command)} &",
+            "pf_step=$!",
+            "trap 'kill -TERM \"$pf_step\" 2>/dev/null' TERM INT HUP",
+            "pf_status=0",
+            "while kill -0 \"$pf_step\" 2>/dev/null; do wait \"$pf_step\" && pf_status=0 || pf_status=$?; done",
+            'test "$pf_status" -eq 0 || exit "$pf_status"',
+        ]
+        return "\n".join(lines)
+
+    def dask_settings(self, task: Task) -> dict:
+        """What `runtime.dask_cluster` needs inside the job: the DaskPlan, plus what the adapter adds for worker jobs."""
+        dask = task.dask
+        assert dask is not None
+        settings = {k: v for k, v in dask.__dict__.items() if not k.endswith(("_worker", "_partition"))}
+        settings["scheduler"] = self.site.scheduler
+        if dask.mode == "jobs":
+            settings.update(self.scheduler.dask_worker_settings(self, task))
+        return settings

@@ -1,0 +1,96 @@
+"""Snakemake on Kubernetes: the kubernetes executor plugin's resources and settings, the shell of its jobs (which
+see no shared filesystem), the launcher that completes each Job at the plugin's API call, and render's capture."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from portaflow.errors import InputError
+from portaflow.plan.model import Task
+from portaflow.schedulers.base import common_rule_resources
+from portaflow.schedulers.kubernetes import image_reference, write_manifests
+from portaflow.schedulers.kubernetes.snakemake_launch import launch_file, render_jobs
+from portaflow.schedulers.kubernetes.storage import staged_directory, storage_profile
+
+if TYPE_CHECKING:
+    from portaflow.schedulers.context import RunContext
+
+
+def _kubernetes_resources(ctx: RunContext, task: Task) -> dict[str, Any]:
+    """The kubernetes plugin's resources (mem_mb replaces the generic one where both are merged).
+
+    The plugin writes memory as '{mem_mb}M' (10^6 bytes): rounded up so a pod never gets less
+    than the MiB the plan checked. scale=0 makes it set limits equal to requests.
+    """
+    r = task.resources
+    res = common_rule_resources(task)
+    res.update({"mem_mb": math.ceil(r.memory_mib * 1.048576), "scale": 0})
+    if r.gpus:
+        res["gpu"] = r.gpus
+        res["gpu_manufacturer"] = _gpu_manufacturer(ctx)
+    return res
+
+
+def _gpu_manufacturer(ctx: RunContext) -> str:
+    """The plugin names GPUs by manufacturer (nvidia.com/gpu or amd.com/gpu) and knows no other resource."""
+    resource = ctx.site.kubernetes.gpu_resource
+    if resource not in ("nvidia.com/gpu", "amd.com/gpu"):
+        raise InputError(f"site {ctx.site.name}: Snakemake's kubernetes plugin requests GPUs only as nvidia.com/gpu or amd.com/gpu, "
+                         f"not kubernetes.gpu_resource {resource!r}; use --engine parsl")
+    return resource.split(".", 1)[0]
+
+
+def _kubernetes_profile(ctx: RunContext) -> dict[str, Any]:
+    """The kubernetes plugin's settings; what it has no setting for is added at its API call
+    (schedulers.kubernetes.snakemake_launch)."""
+    site, k8s = ctx.site, ctx.site.kubernetes
+    images = sorted({image_reference(site, t.container or k8s.default_container) for t in ctx.tasks})
+    if len(images) > 1:
+        raise InputError(f"Snakemake's kubernetes plugin runs every job in one image (--container-image); "
+                         f"these steps need {len(images)}: {', '.join(images)}. Use --engine parsl, or one container for every step")
+    cfg: dict[str, Any] = {
+        **ctx.scheduler.plugin_settings(ctx),
+        "kubernetes-namespace": k8s.namespace,
+        "kubernetes-cpu-scalar": 1.0,  # requests = the cores the plan checked against the node pool
+        "container-image": images[0] if images else image_reference(site, k8s.default_container),
+        **storage_profile(ctx),
+    }
+    if k8s.service_account:
+        cfg["kubernetes-service-account-name"] = k8s.service_account
+    if k8s.volume_claims:
+        cfg["kubernetes-persistent-volumes"] = [f"{v.claim}:{v.mount_path}" for v in k8s.volume_claims]
+    return cfg
+
+
+def _kubernetes_script(ctx: RunContext, task: Task) -> str:
+    """A job's shell on Kubernetes: no shared filesystem, so no log or marker files on the driver's paths.
+
+    The step runs where Snakemake stages the store's files (schedulers.kubernetes.storage.staged_directory).
+    Output goes to the pod's log (the plugin saves failed jobs' logs under .snakemake/auxiliary/kubernetes-logs,
+    which the engine copies to the step's log).
+    """
+    return dataclasses.replace(ctx, workdir=staged_directory(ctx)).shell_line(task)
+
+
+def kubernetes_launcher(ctx: RunContext, out_dir: Path) -> list[str]:
+    """The command that starts Snakemake's CLI (arguments follow) through portaflow's launcher,
+    which completes each Job at the plugin's API call; writes the launcher's file (launch.json)."""
+    launch = out_dir / "launch.json"
+    launch.write_text(json.dumps(launch_file(ctx), indent=1, sort_keys=True))
+    return [sys.executable, "-m", "portaflow.schedulers.kubernetes.snakemake_launch", str(launch), "--"]
+
+
+def render_kubernetes_jobs(ctx: RunContext, jobs_dir: Path, profile: dict[str, Any]) -> Path:
+    """Every task's Job as the plugin's run_job builds it, completed from the profile and checked."""
+    jobs_dir.mkdir(parents=True, exist_ok=True)
+    bodies = render_jobs(ctx, profile, lambda task: ctx.scheduler.snakemake_resources(ctx, task))
+    path = jobs_dir / "jobs.yaml"
+    write_manifests(path, bodies, (
+        f"The Jobs snakemake-executor-plugin-kubernetes creates (its own run_job, a recording BatchV1Api), completed from site "
+        f"{ctx.site.name}.\nThe container's command line is a placeholder: Snakemake writes it at run time (it needs the object store)."))
+    return path

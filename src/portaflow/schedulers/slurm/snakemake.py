@@ -1,0 +1,75 @@
+"""Snakemake on SLURM: the slurm executor plugin's per-rule resources and profile settings.
+
+The plugin composes its own sbatch line from resources of its own names; each is filled from the same
+SlurmScheduler method that writes Parsl's job scripts (constraint, memory rule, GPU request, walltime), so
+both engines ask SLURM for the same job (tests/unit/test_engine_options.py compares them).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from portaflow.plan.model import Task
+from portaflow.schedulers.base import common_rule_resources
+
+if TYPE_CHECKING:
+    from portaflow.schedulers.context import RunContext
+    from portaflow.schedulers.slurm import SlurmScheduler
+
+
+def rule_resources(scheduler: SlurmScheduler, task: Task) -> dict[str, Any]:
+    """The SLURM plugin's resource names; what it has no name for goes into slurm_extra.
+
+    The plugin refuses managed flags in slurm_extra (--gres, --gpus, --qos, --mem...), so each
+    of the site's rules maps onto the plugin's own resource where one exists.
+    """
+    site = scheduler.site
+    r = task.resources
+    res = common_rule_resources(task)
+    res.update({"slurm_partition": task.partition, "cpus_per_task": r.cores, "nodes": r.nodes})
+    if site.account:
+        res["slurm_account"] = site.account
+    if site.qos:
+        res["qos"] = site.qos
+    if site.memory_rule == "per_cpu":
+        del res["mem_mb"]
+        res["mem_mb_per_cpu"] = scheduler.memory_per_cpu_mib(r)
+    elif site.memory_rule == "none":
+        res["mem_mb"] = 0  # the plugin writes no --mem for 0 (and Snakemake's default of 1000 MB would be one)
+    constraint = scheduler.constraint(task.partition)
+    if constraint:
+        res["constraint"] = constraint
+    extra: list[str] = []
+    if r.gpus:
+        directive = scheduler.gpu_directives(r)[0]
+        flag, _, value = directive.partition("=")
+        if flag == "--gres":
+            res["gres"] = value
+        elif flag == "--gpus":
+            res["gpu"] = r.gpus
+            if r.gpu_model:
+                res["gpu_model"] = r.gpu_model
+        else:
+            extra.append(directive)
+    else:
+        res["tasks"] = 1
+    if site.reservation:
+        extra.append(f"--reservation={site.reservation}")
+    extra += site.extra_directives
+    if extra:
+        res["slurm_extra"] = " ".join(extra)
+    return res
+
+
+def executor_profile(scheduler: SlurmScheduler, ctx: RunContext) -> dict[str, Any]:
+    """The SLURM plugin's settings: polling paced by the profile, account and status command where it decides them."""
+    site = scheduler.site
+    cfg = scheduler.plugin_settings(ctx)
+    # The plugin's own first wait and the interval it backs off from (+10 s each round in which no
+    # job ended), else a fixed 40 s: the profile's polling interval decides, as for Parsl.
+    cfg["slurm-init-seconds-before-status-checks"] = max(1, site.polling.interval)
+    if not site.account:
+        cfg["slurm-no-account"] = True
+    if site.polling.status_command != "auto":
+        cfg["slurm-status-command"] = site.polling.status_command
+    return cfg
