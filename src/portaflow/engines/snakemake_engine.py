@@ -144,11 +144,11 @@ class SnakemakeEngine(Engine):
         return written
 
     def run_profile(self, ctx: RunContext) -> dict[str, Any]:
-        """The profile, with `status_command: auto` decided against this cluster: squeue when sacct
+        """The profile, with `slurm.status_command: auto` decided against this cluster: squeue when sacct
         does not answer (the plugin would otherwise wait forever for accounting records)."""
         profile = self.profile(ctx)
         site = ctx.site
-        if site.scheduler == "slurm" and site.polling.status_command == "auto" and not ctx.scheduler.accounting_available():
+        if site.scheduler == "slurm" and site.slurm.status_command == "auto" and not ctx.scheduler.accounting_available():
             profile["slurm-status-command"] = "squeue"
         return profile
 

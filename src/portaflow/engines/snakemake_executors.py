@@ -62,12 +62,12 @@ def _slurm_resources(ctx: RunContext, task: Task) -> dict[str, Any]:
     res: dict[str, Any] = {"slurm_partition": task.partition, "cpus_per_task": r.cores, "nodes": r.nodes}
     if site.account:
         res["slurm_account"] = site.account
-    if site.qos:
-        res["qos"] = site.qos
-    if site.memory_rule == "per_cpu":
+    if site.slurm.qos:
+        res["qos"] = site.slurm.qos
+    if site.slurm.memory_rule == "per_cpu":
         res["mem_mb_per_cpu"] = -(-r.memory_mib // r.cores)
     part_constraint = site.partitions[task.partition].constraint
-    constraints = [c for c in (site.constraint, part_constraint) if c]
+    constraints = [c for c in (site.slurm.constraint, part_constraint) if c]
     if constraints:
         res["constraint"] = "&".join(constraints)
     extra: list[str] = []
@@ -84,8 +84,8 @@ def _slurm_resources(ctx: RunContext, task: Task) -> dict[str, Any]:
             extra.append(directive)
     else:
         res["tasks"] = 1
-    if site.reservation:
-        extra.append(f"--reservation={site.reservation}")
+    if site.slurm.reservation:
+        extra.append(f"--reservation={site.slurm.reservation}")
     extra += site.extra_directives
     if extra:
         res["slurm_extra"] = " ".join(extra)
@@ -183,8 +183,8 @@ def _slurm_profile(ctx: RunContext) -> dict[str, Any]:
     cfg["slurm-init-seconds-before-status-checks"] = max(1, site.polling.interval)
     if not site.account:
         cfg["slurm-no-account"] = True
-    if site.polling.status_command != "auto":
-        cfg["slurm-status-command"] = site.polling.status_command
+    if site.slurm.status_command != "auto":
+        cfg["slurm-status-command"] = site.slurm.status_command
     return cfg
 
 

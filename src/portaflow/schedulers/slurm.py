@@ -29,11 +29,11 @@ class SlurmScheduler(Scheduler):
         out = [f"--partition={partition}"]
         if site.account:
             out.append(f"--account={site.account}")
-        if site.qos:
-            out.append(f"--qos={site.qos}")
-        if site.reservation:
-            out.append(f"--reservation={site.reservation}")
-        constraints = [c for c in (site.constraint, part.constraint) if c]
+        if site.slurm.qos:
+            out.append(f"--qos={site.slurm.qos}")
+        if site.slurm.reservation:
+            out.append(f"--reservation={site.slurm.reservation}")
+        constraints = [c for c in (site.slurm.constraint, part.constraint) if c]
         if constraints:
             out.append("--constraint=" + "&".join(f"({c})" if "|" in c else c for c in constraints))
         out.append(f"--time={format_walltime(request.walltime_s)}")
@@ -47,7 +47,7 @@ class SlurmScheduler(Scheduler):
 
     def memory_directives(self, request: TaskResources) -> list[str]:
         """--mem (per node) or --mem-per-cpu, rounded up so the job never gets less than asked."""
-        rule = self.site.memory_rule
+        rule = self.site.slurm.memory_rule
         if rule == "per_node":
             return [f"--mem={request.memory_mib}M"]
         if rule == "per_cpu":
@@ -58,8 +58,8 @@ class SlurmScheduler(Scheduler):
         if not request.gpus:
             return []
         if request.gpu_model:
-            return [self.site.gpu_model_syntax.format(n=request.gpus, model=request.gpu_model)]
-        return [self.site.gpu_syntax.format(n=request.gpus)]
+            return [self.site.slurm.gpu_model_syntax.format(n=request.gpus, model=request.gpu_model)]
+        return [self.site.slurm.gpu_syntax.format(n=request.gpus)]
 
     def cancel_run(self, run_id: str, known_jobs: list[str]) -> list[str]:
         """scancel the run's jobs: those portaflow recorded, and those carrying the run's comment.
