@@ -253,3 +253,11 @@ def test_user_value_under_a_moved_key_says_where_it_went(write):
     assert result.returncode == 2, result.stdout
     assert ("PORTAFLOW_SITE_PARSL__LAUNCHER: parsl.launcher: moved to slurm.launcher "
             "(set PORTAFLOW_SITE_SLURM__LAUNCHER instead)") in result.stderr
+
+
+def test_slurm_placement_on_kubernetes_is_refused():
+    loaded = load_site("example-egi-cloud-k8s", overrides={"slurm.reservation": "training"}, environ={})
+    with pytest.raises(SpecError) as err:
+        scheduler_for("kubernetes")(loaded).check()
+    [message] = problems(err.value)
+    assert "slurm.reservation: slurm.reservation is a batch-scheduler setting with no Kubernetes equivalent" in message
