@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from testlib import SITES, WORKFLOWS
+from testlib import SITES, WORKFLOWS, run_portaflow
 from portaflow.errors import InputError, SpecError
+from portaflow.plan.model import TaskResources
 from portaflow.schedulers import scheduler_for
 from portaflow.spec.loading import load_site, load_workflow
 
@@ -130,12 +131,12 @@ def test_site_extends_and_user_overrides(write):
     child = write("child.yaml", """
         name: child
         extends: base.yaml
-        qos: high
+        slurm: {qos: high}
         dask: {worker_memory: 4GB}
         """)
     loaded = load_site(str(child), overrides={"account": "my-project"}, environ={"PORTAFLOW_SITE_DASK__MODE": "jobs"})
     site = loaded.site
-    assert (site.name, site.account, site.qos) == ("child", "my-project", "high")
+    assert (site.name, site.account, site.slurm.qos) == ("child", "my-project", "high")
     assert (site.dask.worker_cores, site.dask.worker_memory, site.dask.mode) == (2, 3815, "jobs")  # GB is decimal: 4e9 bytes
     assert site.partitions["cpu"].cores_per_node == 4
 
@@ -183,7 +184,80 @@ def test_unknown_site_name_suggests():
         load_site("slurm-locl", environ={})
 
 
-def test_gpu_syntax_must_have_n(write):
-    path = write("s.yaml", "name: s\nscheduler: slurm\ngpu_syntax: --gres=gpu\npartitions: {cpu: {max_walltime: 1h, cores_per_node: 4, memory_per_node: 8GB}}\n")
-    with pytest.raises(SpecError, match="gpu_syntax: expected a template containing"):
+@pytest.mark.parametrize("key", ["gpu_syntax", "gpu_model_syntax"])
+def test_gpu_syntax_must_have_n(write, key):
+    path = write("s.yaml", f"name: s\nscheduler: slurm\nslurm:\n  {key}: --gres=gpu\npartitions: {{cpu: {{max_walltime: 1h, cores_per_node: 4, memory_per_node: 8GB}}}}\n")
+    with pytest.raises(SpecError) as err:
         load_site(str(path), environ={})
+    assert problems(err.value) == [f"{path}:4:{len(key) + 5}: slurm.{key}: expected a template containing '{{n}}', found '--gres=gpu'"]
+
+
+# -- SLURM-only keys live in the `slurm:` section; the old places say where they went -------------------------
+SLURM_SITE = "name: s\nscheduler: slurm\npartitions:\n  cpu: {max_walltime: 1h, cores_per_node: 4, memory_per_node: 8GB}\n"
+MOVED = [  # (text appended to SLURM_SITE, old key, line:column of the old key, new key)
+    ("qos: normal\n", "qos", "5:1", "slurm.qos"),
+    ("reservation: training\n", "reservation", "5:1", "slurm.reservation"),
+    ("constraint: avx2\n", "constraint", "5:1", "slurm.constraint"),
+    ("memory_rule: per_cpu\n", "memory_rule", "5:1", "slurm.memory_rule"),
+    ('gpu_syntax: "--gpus={n}"\n', "gpu_syntax", "5:1", "slurm.gpu_syntax"),
+    ('gpu_model_syntax: "--gpus={model}:{n}"\n', "gpu_model_syntax", "5:1", "slurm.gpu_model_syntax"),
+    ("polling:\n  interval: 30s\n  status_command: squeue\n", "polling.status_command", "7:3", "slurm.status_command"),
+    ("parsl:\n  max_blocks: 2\n  launcher: srun\n", "parsl.launcher", "7:3", "slurm.launcher"),
+]
+
+
+@pytest.mark.parametrize("text, old, where, new", MOVED, ids=[m[1] for m in MOVED])
+def test_moved_slurm_key_says_where_it_went(write, text, old, where, new):
+    path = write("s.yaml", SLURM_SITE + text)
+    result = run_portaflow("validate", str(path))
+    assert result.returncode == 2, result.stdout
+    assert f"{path}:{where}: {old}: moved to {new} (write it under a 'slurm:' section)" in result.stderr.splitlines()
+    assert "unknown key" not in result.stderr and "Traceback" not in result.stderr
+
+
+def test_moved_key_in_a_parent_profile_is_located_there(write):
+    write("base.yaml", SLURM_SITE + "account: a\nqos: normal\n")
+    child = write("child.yaml", "name: child\nextends: base.yaml\nslurm: {reservation: r1}\n")
+    with pytest.raises(SpecError) as err:
+        load_site(str(child), environ={})
+    assert problems(err.value) == [f"{child.parent / 'base.yaml'}:6:1: qos: moved to slurm.qos (write it under a 'slurm:' section)"]
+
+
+def test_slurm_section_values_reach_the_job(write):
+    path = write("s.yaml", SLURM_SITE + "slurm:\n" + "".join(f"  {line}\n" for line in [
+        "qos: normal", "reservation: training", "constraint: avx2|amd", "memory_rule: per_cpu", 'gpu_syntax: "--gpus={n}"',
+        "status_command: squeue", "launcher: srun",
+    ]))
+    loaded = load_site(str(path), environ={})
+    assert (loaded.site.slurm.status_command, loaded.site.slurm.launcher) == ("squeue", "srun")
+    request = TaskResources(cores=2, memory_mib=1000, walltime_s=600, gpus=1)
+    assert scheduler_for("slurm")(loaded).directives(request, "cpu") == [
+        "--partition=cpu", "--qos=normal", "--reservation=training", "--constraint=(avx2|amd)", "--time=00:10:00",
+        "--nodes=1", "--ntasks=1", "--cpus-per-task=2", "--mem-per-cpu=500M", "--gpus=1",
+    ]
+
+
+def test_slurm_values_set_by_users(write):
+    path = write("s.yaml", SLURM_SITE)
+    site = load_site(str(path), overrides={"slurm.qos": "high"}, environ={"PORTAFLOW_SITE_SLURM__MEMORY_RULE": "none"}).site
+    assert (site.slurm.qos, site.slurm.memory_rule) == ("high", "none")
+
+
+def test_user_value_under_a_moved_key_says_where_it_went(write):
+    path = write("s.yaml", SLURM_SITE)
+    wordfreq = str(WORKFLOWS / "examples" / "wordfreq.yaml")
+    result = run_portaflow("plan", wordfreq, "--site", str(path), "--site-set", "qos=high")
+    assert result.returncode == 2, result.stdout
+    assert "--site-set: qos: moved to slurm.qos (write --site-set slurm.qos=high)" in result.stderr
+    result = run_portaflow("plan", wordfreq, "--site", str(path), env={"PORTAFLOW_SITE_PARSL__LAUNCHER": "srun"})
+    assert result.returncode == 2, result.stdout
+    assert ("PORTAFLOW_SITE_PARSL__LAUNCHER: parsl.launcher: moved to slurm.launcher "
+            "(set PORTAFLOW_SITE_SLURM__LAUNCHER instead)") in result.stderr
+
+
+def test_slurm_placement_on_kubernetes_is_refused():
+    loaded = load_site("example-egi-cloud-k8s", overrides={"slurm.reservation": "training"}, environ={})
+    with pytest.raises(SpecError) as err:
+        scheduler_for("kubernetes")(loaded).check()
+    [message] = problems(err.value)
+    assert "slurm.reservation: slurm.reservation is a batch-scheduler setting with no Kubernetes equivalent" in message

@@ -12,6 +12,7 @@ from portaflow.plan import make_plan
 from portaflow.schedulers.slurm import SlurmScheduler
 from portaflow.spec.loading import LoadedSite
 from portaflow.spec.site import SiteProfile
+from portaflow.spec.slurm import SlurmSettings
 from portaflow.spec.workflow import Workflow
 
 SITE = SiteProfile.model_validate({
@@ -181,7 +182,8 @@ def test_slurm_directives_memory_per_node_and_gres():
     ("--gres=gpu:{n}", "--gres=gpu:{model}:{n}", "--gres=gpu:a100:2"),
 ])
 def test_slurm_gpu_syntax_and_mem_per_cpu(syntax, model_syntax, expected):
-    site = SITE.model_copy(update={"memory_rule": "per_cpu", "gpu_syntax": syntax, "gpu_model_syntax": model_syntax, "qos": "normal"})
+    rules = {"memory_rule": "per_cpu", "gpu_syntax": syntax, "gpu_model_syntax": model_syntax, "qos": "normal"}
+    site = SITE.model_copy(update={"slurm": SlurmSettings.model_validate(rules)})
     task = make_plan(one_step(cores=3, memory="10GiB", gpus=2, gpu_model="a100"), site).tasks[0]
     directives = slurm(site).directives(task.resources, task.partition)
     assert "--mem-per-cpu=3414M" in directives  # ceil(10240 / 3): never less than asked

@@ -17,7 +17,8 @@ from ruamel.yaml import YAML
 
 from portaflow.errors import InputError, Location, Problem, SpecError
 from portaflow.spec.site import SiteProfile
-from portaflow.spec.validation import depth_present, dotted, problems_from_validation
+from portaflow.spec.slurm import MOVED_TO_SLURM
+from portaflow.spec.validation import depth_present, dotted, moved_message, problems_from_validation
 from portaflow.spec.workflow import Workflow
 from portaflow.spec.yamlfile import YamlDocument, did_you_mean, read_yaml, to_plain
 
@@ -107,14 +108,16 @@ def load_site(
     for doc in reversed(docs):
         merged = _deep_merge(merged, to_plain(doc.data))
     merged.pop("extends", None)
-    user = _env_overrides(environ if environ is not None else os.environ)
-    user.update({k: parse_value(v) for k, v in (overrides or {}).items()})
+    from_env = _env_overrides(environ if environ is not None else os.environ)
+    from_cli = {k: parse_value(v) for k, v in (overrides or {}).items()}
+    _refuse_moved_overrides(from_env, from_cli)
+    user = {**from_env, **from_cli}
     for keypath, value in user.items():
         _set_dotted(merged, keypath, value)
     try:
         site = SiteProfile.model_validate(merged)
     except ValidationError as exc:
-        problems = problems_from_validation(exc, docs, SiteProfile)
+        problems = problems_from_validation(exc, docs, SiteProfile, moved=MOVED_TO_SLURM)
         if user:
             problems.append(Problem(Location("(user overrides)"), "", f"set from --site-set or {ENV_PREFIX}*: {user}"))
         raise SpecError(problems) from None
@@ -156,6 +159,26 @@ def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
             dotted = key[len(ENV_PREFIX):].lower().replace("__", ".")
             out[dotted] = parse_value(value)
     return out
+
+
+def _refuse_moved_overrides(from_env: Mapping[str, Any], from_cli: Mapping[str, Any]) -> None:
+    """A user value set under a key that has moved (`--site-set qos=x`) is refused with the new spelling:
+    applied as written it would only be an unknown key located, misleadingly, at the top of the profile."""
+    problems = []
+    for source, values in (("environment", from_env), ("--site-set", from_cli)):
+        for dotted_key, value in values.items():
+            new = MOVED_TO_SLURM.get(tuple(dotted_key.split(".")))
+            if new is None:
+                continue
+            message, _ = moved_message(new)
+            if source == "--site-set":
+                where, hint = source, f"write --site-set {dotted(new)}={value}"
+            else:
+                where = ENV_PREFIX + dotted_key.upper().replace(".", "__")
+                hint = f"set {ENV_PREFIX}{'__'.join(new).upper()} instead"
+            problems.append(Problem(Location(where), dotted_key, message, hint))
+    if problems:
+        raise SpecError(problems)
 
 
 def parse_value(text: str) -> Any:

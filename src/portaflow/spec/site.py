@@ -1,7 +1,8 @@
 """The site profile: what a site admin writes once, for every workflow.
 
 Field names follow what admins already know from Snakemake, Parsl, dask-jobqueue and Nextflow
-(partition, account, qos, constraint, worker_init, scheduler_options...). See docs/site-profiles.md.
+(partition, account, qos, constraint, worker_init, scheduler_options...). What only one scheduler
+reads lives in that scheduler's own section (`slurm:`, `htcondor:`, `kubernetes:`). See docs/site-profiles.md.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from pydantic import Field, model_validator
 
 from portaflow.spec.htcondor import HTCondorSettings
 from portaflow.spec.kubernetes import KubernetesSettings
+from portaflow.spec.slurm import SlurmSettings
 from portaflow.spec.types import CoresOrAuto, Identifier, MemoryMiB, MemoryOrAuto, WalltimeSeconds
 from portaflow.spec.workflow import Strict
 
@@ -65,7 +67,6 @@ class Polling(Strict):
     """Polling etiquette: how often and how the scheduler is asked about jobs."""
 
     interval: WalltimeSeconds = Field(30, description="seconds between batched status queries")
-    status_command: Literal["auto", "sacct", "squeue"] = Field("auto", description="auto: sacct when accounting answers, else squeue")
     max_queued_jobs: int = Field(100, ge=1, description="most jobs queued at once")
 
 
@@ -94,7 +95,6 @@ class DaskSettings(Strict):
 class Parsl(Strict):
     """Parsl-specific tuning (the rest is derived from the profile)."""
 
-    launcher: Literal["single", "srun"] = "single"
     max_blocks: int = Field(4, ge=1)
     init_blocks: int = Field(0, ge=0)
 
@@ -119,12 +119,6 @@ class SiteProfile(Strict):
     partitions: dict[Identifier, Partition] = Field(..., min_length=1)
     account: str | None = None
     account_required: bool = Field(False, description="jobs without an account are refused here: portaflow asks the user for one before submitting")
-    qos: str | None = None
-    reservation: str | None = None
-    constraint: str | None = None
-    memory_rule: Literal["per_node", "per_cpu", "none"] = Field("per_node", description="per_node: --mem; per_cpu: --mem-per-cpu; none: no memory flag")
-    gpu_syntax: str = Field("--gres=gpu:{n}", description="how N GPUs are requested, e.g. '--gres=gpu:{n}', '--gpus={n}', '--gpus-per-node={n}'")
-    gpu_model_syntax: str = Field("--gres=gpu:{model}:{n}", description="how N GPUs of a model are requested")
     extra_directives: list[str] = Field(default_factory=list, description="escape hatch: scheduler flags added to every job (managed flags are refused)")
     container: ContainerSettings = Field(default_factory=ContainerSettings)
     environment: Environment = Field(default_factory=Environment)
@@ -134,6 +128,7 @@ class SiteProfile(Strict):
     dask: DaskSettings = Field(default_factory=DaskSettings)
     parsl: Parsl = Field(default_factory=Parsl)
     snakemake: Snakemake = Field(default_factory=Snakemake)
+    slurm: SlurmSettings = Field(default_factory=SlurmSettings, description="SLURM sites: qos, reservation, constraint, memory and GPU request rules, status command, Parsl launcher (docs/site-profiles.md)")
     htcondor: HTCondorSettings = Field(default_factory=HTCondorSettings, description="HTCondor pools: schedd, accounting group, runtime attribute or flavours, GPUs, containers, credentials (docs/site-profiles.md)")
     kubernetes: KubernetesSettings = Field(default_factory=KubernetesSettings, description="Kubernetes sites: namespace, images, node pools, volumes (docs/site-profiles.md)")
 
@@ -142,10 +137,6 @@ class SiteProfile(Strict):
         defaults = [n for n, p in self.partitions.items() if p.default]
         if len(defaults) > 1:
             raise ValueError(f"partitions: at most one default partition, found {', '.join(defaults)}")
-        for key in ("gpu_syntax", "gpu_model_syntax"):
-            text = getattr(self, key)
-            if "{n}" not in text:
-                raise ValueError(f"{key}: expected a template containing '{{n}}', found {text!r}")
         return self
 
     @property

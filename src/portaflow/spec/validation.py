@@ -2,14 +2,14 @@
 
 Why this exists: pydantic reports a location as a tuple that includes union branch names
 ('str', 'Output'...). We walk the YAML document along it to find the real key, its line and
-column, and add a 'did you mean' hint for unknown keys.
+column, and add a 'did you mean' hint for unknown keys (or, for a key that moved, where it went).
 """
 
 from __future__ import annotations
 
 import types
 import typing
-from typing import Any
+from typing import Any, Mapping
 
 from pydantic import BaseModel, ValidationError
 
@@ -17,8 +17,16 @@ from portaflow.errors import Problem
 from portaflow.spec.yamlfile import YamlDocument, did_you_mean
 
 
-def problems_from_validation(error: ValidationError, docs: list[YamlDocument], model: type[BaseModel]) -> list[Problem]:
-    """One Problem per distinct failing key, most specific first, located in the first doc that has it."""
+def problems_from_validation(
+    error: ValidationError,
+    docs: list[YamlDocument],
+    model: type[BaseModel],
+    moved: Mapping[tuple, tuple] | None = None,
+) -> list[Problem]:
+    """One Problem per distinct failing key, most specific first, located in the first doc that has it.
+
+    `moved` maps key paths that older files wrote -> where they live now: such a key is reported with
+    its new place rather than as a bare unknown key."""
     primary = docs[0]
     raw: list[tuple[tuple, dict]] = []
     for item in error.errors(include_url=False):
@@ -44,15 +52,17 @@ def problems_from_validation(error: ValidationError, docs: list[YamlDocument], m
             location = doc.locate(path)
         else:
             location = doc.value_location(path) if path else doc.locate(path)
-        problems.append(Problem(location, dotted(path), *_describe(item, path, model)))
+        problems.append(Problem(location, dotted(path), *_describe(item, path, model, moved or {})))
     return sorted(problems, key=lambda p: (p.location.file, p.location.line or 0, p.location.column or 0))
 
 
-def _describe(item: dict, path: tuple, model: type[BaseModel]) -> tuple[str, str | None]:
+def _describe(item: dict, path: tuple, model: type[BaseModel], moved: Mapping[tuple, tuple]) -> tuple[str, str | None]:
     kind = item["type"]
     found = item.get("input")
     if kind == "missing":
         return "required key is missing", None
+    if kind == "extra_forbidden" and path in moved:
+        return moved_message(moved[path])
     if kind == "extra_forbidden":
         allowed = _allowed_keys(model, path[:-1])
         hint = did_you_mean(str(path[-1]), allowed) if allowed else None
@@ -72,6 +82,11 @@ def _describe(item: dict, path: tuple, model: type[BaseModel]) -> tuple[str, str
     elif message.startswith("Dictionary should have at least"):
         message = "expected at least one entry"
     return f"{message}, found {_show(found)}", None
+
+
+def moved_message(new: tuple) -> tuple[str, str]:
+    """The message and hint for a key that now lives at `new` (e.g. ('slurm', 'qos'))."""
+    return f"moved to {dotted(new)}", f"write it under a '{new[0]}:' section"
 
 
 def _show(value: Any) -> str:

@@ -285,8 +285,8 @@ class KubernetesScheduler(Scheduler):
             add(("storage", "shared_filesystem"), "no shared filesystem and no object store: step outputs could not reach the next step",
                 "expected kubernetes.object_store: {provider: s3, prefix: s3://BUCKET/PATH}")
         for key in ("qos", "reservation", "constraint"):
-            if getattr(site, key):
-                add((key,), f"{key} is a batch-scheduler setting with no Kubernetes equivalent", "use kubernetes.node_pools for placement")
+            if getattr(site.slurm, key):
+                add(("slurm", key), f"slurm.{key} is a batch-scheduler setting with no Kubernetes equivalent", "use kubernetes.node_pools for placement")
         if problems:
             raise SpecError(problems)
 
