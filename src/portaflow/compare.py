@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from portaflow.hashing import sha256_path
 from portaflow.spec.workflow import Comparison
@@ -51,9 +52,9 @@ def _exists(a: Path, b: Path, how: Comparison) -> Verdict:
 def _text(a: Path, b: Path, how: Comparison) -> Verdict:
     la, lb = a.read_text().splitlines(), b.read_text().splitlines()
     ignore = tuple(how.ignore)
-    la = [l for l in la if not l.startswith(ignore)] if ignore else la
-    lb = [l for l in lb if not l.startswith(ignore)] if ignore else lb
-    for i, (x, y) in enumerate(zip(la, lb)):
+    la = [line for line in la if not line.startswith(ignore)] if ignore else la
+    lb = [line for line in lb if not line.startswith(ignore)] if ignore else lb
+    for i, (x, y) in enumerate(zip(la, lb, strict=False)):  # a length difference is reported after the common lines
         if x != y:
             return Verdict(False, f"line {i + 1} differs: {x!r} vs {y!r}")
     return Verdict(len(la) == len(lb), "" if len(la) == len(lb) else f"{len(la)} vs {len(lb)} lines")
@@ -79,7 +80,7 @@ def _json_diff(x: Any, y: Any, how: Comparison, path: str) -> str | None:
     if isinstance(x, list) and isinstance(y, list):
         if len(x) != len(y):
             return f"{path}: lengths {len(x)} vs {len(y)}"
-        for i, (u, v) in enumerate(zip(x, y)):
+        for i, (u, v) in enumerate(zip(x, y, strict=True)):
             diff = _json_diff(u, v, how, f"{path}[{i}]")
             if diff:
                 return diff
@@ -116,7 +117,7 @@ def _fits(a: Path, b: Path, how: Comparison) -> Verdict:
     with fits.open(a) as ha, fits.open(b) as hb:
         if len(ha) != len(hb):
             return Verdict(False, f"{len(ha)} vs {len(hb)} HDUs")
-        for i, (x, y) in enumerate(zip(ha, hb)):
+        for i, (x, y) in enumerate(zip(ha, hb, strict=True)):
             for card in set(x.header) | set(y.header):
                 if card in skip or card in ("", "COMMENT", "HISTORY"):
                     continue
@@ -175,7 +176,7 @@ COMPARATORS: dict[str, Callable[[Path, Path, Comparison], Verdict]] = {
 }
 
 
-def compare_workdirs(plan: "Plan", a: str | Path, b: str | Path) -> list[tuple[str, Verdict]]:
+def compare_workdirs(plan: Plan, a: str | Path, b: str | Path) -> list[tuple[str, Verdict]]:
     """Every output of `plan` in work directory `a` against `b`, each under its own comparator."""
     return [(out.path, compare(Path(a) / out.path, Path(b) / out.path, out.compare))
             for task in plan.tasks for out in task.outputs.values()]

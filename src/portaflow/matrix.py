@@ -14,9 +14,10 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from portaflow.cores.gpu import unavailable_reason
 from portaflow.errors import PortaflowError

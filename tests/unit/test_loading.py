@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from testlib import SITES, WORKFLOWS
 from portaflow.errors import InputError, SpecError
 from portaflow.schedulers import scheduler_for
 from portaflow.spec.loading import load_site, load_workflow
+
+from testlib import SITES, WORKFLOWS
 
 GOOD_WORKFLOW = """
 name: demo
@@ -184,6 +185,7 @@ def test_unknown_site_name_suggests():
 
 
 def test_gpu_syntax_must_have_n(write):
-    path = write("s.yaml", "name: s\nscheduler: slurm\ngpu_syntax: --gres=gpu\npartitions: {cpu: {max_walltime: 1h, cores_per_node: 4, memory_per_node: 8GB}}\n")
+    path = write("s.yaml", "name: s\nscheduler: slurm\ngpu_syntax: --gres=gpu\n"
+                           "partitions: {cpu: {max_walltime: 1h, cores_per_node: 4, memory_per_node: 8GB}}\n")
     with pytest.raises(SpecError, match="gpu_syntax: expected a template containing"):
         load_site(str(path), environ={})

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from portaflow.cores.radio.gpu import numpy_es_backend
 from portaflow.cores.gpu import unavailable_reason as gpu_unavailable_reason
+from portaflow.cores.radio.gpu import numpy_es_backend
 from portaflow.cores.radio.gridding import CPU_BACKEND, GPUUnavailableError, ImageGeometry, get_backend
 
 C = 299_792_458.0

@@ -13,13 +13,12 @@ equation has ``+w (n-1)`` in the exponent of the degridding direction, so ducc0 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
-
-from portaflow.cores.gpu import GPUUnavailableError  # noqa: E402  (re-exported: the radio API raises it)
+from portaflow.cores.gpu import GPUUnavailableError as GPUUnavailableError  # re-exported: the radio API raises it
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,9 @@ major cycles; partial images are summed in a tree on the workers.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -261,7 +262,7 @@ class VisibilityImager:
         model_ref = self.client.scatter(model, broadcast=True) if model is not None else None
         futures = [self.client.submit(grid_chunk, chunk, self.geom, self.device, kind, model_ref, self.nthreads,
                                       workers=[worker], resources=self._resources, pure=False)
-                   for chunk, worker in zip(self._chunks, self._workers)]
+                   for chunk, worker in zip(self._chunks, self._workers, strict=True)]
         while len(futures) > 1:  # tree reduction on the workers
             futures = [self.client.submit(_sum_images, *futures[i:i + 2], pure=False) if i + 1 < len(futures)
                        else futures[i] for i in range(0, len(futures), 2)]

@@ -10,7 +10,8 @@ from __future__ import annotations
 import math
 import os
 import time
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
@@ -209,7 +210,7 @@ def _write_image_products(obs: Observation, geom: ImageGeometry, result: Any, ou
 def _match_truth(truth: Mapping[str, Any], sources: list[dict[str, Any]], npix: int) -> list[dict[str, Any]]:
     """For each simulated source, the nearest found source (pixel distance, flux ratio)."""
     out = []
-    for f, i, j in zip(truth["flux"], truth["pix_i"], truth["pix_j"]):
+    for f, i, j in zip(truth["flux"], truth["pix_i"], truth["pix_j"], strict=True):
         x, y = fits_pixel(i, j, npix)
         if sources:
             d = [math.hypot(s["x"] - x, s["y"] - y) for s in sources]
