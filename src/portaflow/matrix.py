@@ -19,8 +19,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from portaflow.cores.gpu import unavailable_reason
 from portaflow.errors import PortaflowError
+from portaflow.gpuprobe import unavailable_reason
 from portaflow.plan.model import Plan
 from portaflow.preflight import container_problems
 from portaflow.spec.loading import LoadedSite, load_site, load_workflow

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from . import C_LIGHT
-from .gridding import ImageGeometry
+from .geometry import ImageGeometry
 
 SIGMA = 2.0  # oversampling factor of the uv grid and of the w planes
 MAX_SPREAD_ELEMENTS = 1 << 23  # bound on (visibilities x kernel taps) held at once

@@ -15,7 +15,7 @@ import numpy as np
 from portaflow.cores.gpu import require_cupy
 
 from . import esgridder
-from .gridding import Backend, ImageGeometry
+from .geometry import Backend, ImageGeometry
 
 
 def _gpu_vis2dirty(uvw: np.ndarray, freq: np.ndarray, vis: np.ndarray, wgt: np.ndarray | None,

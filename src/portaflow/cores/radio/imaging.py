@@ -17,8 +17,11 @@ from typing import Any
 
 import numpy as np
 
+from portaflow.cores.gpu import GPUUnavailableError
+
 from . import C_LIGHT
-from .gridding import GPUUnavailableError, ImageGeometry, get_backend
+from .geometry import ImageGeometry
+from .gridding import get_backend
 from .observation import Observation
 
 GPU_RESOURCE_ENV = "PORTAFLOW_DASK_GPU_RESOURCE"

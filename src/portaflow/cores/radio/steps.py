@@ -16,7 +16,8 @@ from typing import Any
 import numpy as np
 
 from .clean import cotton_schwab, find_sources
-from .gridding import ImageGeometry, get_backend
+from .geometry import ImageGeometry
+from .gridding import get_backend
 from .imaging import VisibilityImager, summarize_partitions
 from .msio import read_observation, write_ms, write_zarr
 from .observation import Observation
