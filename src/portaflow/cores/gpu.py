@@ -20,7 +20,7 @@ DEVICES = ("cpu", "gpu")
 
 def gpu_resource_name() -> str:
     """The Dask worker resource that GPU workers advertise (set by portaflow for GPU steps)."""
-    return os.environ.get(GPU_RESOURCE_ENV, "GPU")
+    return os.environ.get(GPU_RESOURCE_ENV) or "GPU"
 
 
 def check_device(device: str) -> str:
