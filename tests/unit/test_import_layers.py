@@ -1,10 +1,9 @@
 """The layers of docs/architecture.md, checked on the source: lower layers never import higher ones, the science
-cores import nothing of portaflow's orchestration, no module-level import cycle, no private name imported across
-modules.
+cores import nothing of portaflow's orchestration, no import cycles, no private name imported across modules.
 
-Read with the standard library's `ast`, so every import counts, including those inside functions (a lazy import
-is still a dependency) and under `if TYPE_CHECKING:`; only module-level imports that run at import time count
-for cycles.
+Read with the standard library's `ast`, so every import counts for the layers, including those inside functions
+(a lazy import is still a dependency) and under `if TYPE_CHECKING:`. Cycles are checked twice: through the
+imports that run when a module is imported (with the packages above each target), and through every import.
 """
 
 from __future__ import annotations
