@@ -26,9 +26,10 @@ import sys
 import tempfile
 import time
 import warnings
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 WARMUP = os.environ.get("HEP_BENCH_WARMUP", "")  # a 2000-event file, set by main() (children inherit it)
 BRANCHES = ["Muon_pt", "Muon_eta", "Muon_phi", "Muon_mass", "Muon_charge", "Jet_pt", "MET_pt"]

@@ -109,8 +109,10 @@ def main() -> None:
     best: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(args.repeat):
-            for name, fn in (("raw parsl", lambda d: raw_parsl(args.steps, d)), ("portaflow parsl", lambda d: via_portaflow(args.steps, "parsl", d)),
-                             ("raw snakemake", lambda d: raw_snakemake(args.steps, d)), ("portaflow snakemake", lambda d: via_portaflow(args.steps, "snakemake", d))):
+            for name, fn in (("raw parsl", lambda d: raw_parsl(args.steps, d)),
+                             ("portaflow parsl", lambda d: via_portaflow(args.steps, "parsl", d)),
+                             ("raw snakemake", lambda d: raw_snakemake(args.steps, d)),
+                             ("portaflow snakemake", lambda d: via_portaflow(args.steps, "snakemake", d))):
                 elapsed = fn(Path(tmp) / f"{name.replace(' ', '_')}_{r}")
                 best[name] = min(best.get(name, elapsed), elapsed)
                 print(f"  run {r + 1}: {name:<20} {elapsed:7.2f} s", file=sys.stderr)

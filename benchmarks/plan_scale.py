@@ -61,7 +61,8 @@ def main() -> None:
     for row in rows:
         growth = f"{row['total'] / previous['total']:.2f}x" if previous else "-"
         size_ratio = f" (tasks {row['tasks'] / previous['tasks']:.1f}x)" if previous else ""
-        print(f"{row['tasks']:>8} {row['plan']:>8.3f} {row['snakefile']:>12.3f} {row['parsl_apps']:>13.3f} {row['total']:>8.3f} {growth:>8}{size_ratio}")
+        print(f"{row['tasks']:>8} {row['plan']:>8.3f} {row['snakefile']:>12.3f} {row['parsl_apps']:>13.3f} {row['total']:>8.3f} "
+              f"{growth:>8}{size_ratio}")
         previous = row
     ten_k = next((r for r in rows if 9000 <= r["tasks"] <= 11000), None)
     if ten_k:

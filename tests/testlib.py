@@ -3,6 +3,7 @@ when several directories have one)."""
 
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 import sys
@@ -34,6 +35,15 @@ def run_portaflow(*args: str, cwd: Path | None = None, env: dict | None = None, 
     """Run the real `portaflow` command in a subprocess (exit codes and stderr as a user sees them)."""
     full_env = {**os.environ, **(env or {})}
     return subprocess.run([sys.executable, "-m", "portaflow", *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout)
+
+
+@functools.cache
+def gpu_unavailable() -> str | None:
+    """Why GPU tests cannot run here (None: CuPy just computed on a device). Asked once per test process, and
+    through portaflow.gpuprobe, so that asking imports no science core."""
+    from portaflow.gpuprobe import unavailable_reason
+
+    return unavailable_reason()
 
 
 def unavailable(reason: str) -> None:

@@ -66,9 +66,3 @@ class PlanError(InputError):
 
 class PreflightError(InputError):
     """The world is not ready for a run: an input file is missing, a runtime or image is absent."""
-
-
-class StepFailed(PortaflowError):
-    """One or more steps failed while running. Exit code 1."""
-
-    exit_code = 1

@@ -14,12 +14,13 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-from portaflow.cores.gpu import unavailable_reason
 from portaflow.errors import PortaflowError
+from portaflow.gpuprobe import unavailable_reason
 from portaflow.plan.model import Plan
 from portaflow.preflight import container_problems
 from portaflow.spec.loading import LoadedSite, load_site, load_workflow

@@ -15,9 +15,10 @@ import subprocess
 
 import pytest
 
-from testlib import run_portaflow, unavailable
 from portaflow.containers import ContainerCall
 from portaflow.containers.images import image_digest
+
+from testlib import run_portaflow, unavailable
 
 BASE = "localhost/portaflow-base:bookworm"
 CORES = ("hep", "radio")

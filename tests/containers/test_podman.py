@@ -8,10 +8,11 @@ import subprocess
 
 import pytest
 
-from testlib import SCIENCE_CASES, param_args, run_portaflow
 from portaflow.compare import compare_workdirs
 from portaflow.plan import make_plan
 from portaflow.spec.loading import load_site, load_workflow
+
+from testlib import SCIENCE_CASES, param_args, run_portaflow
 
 # One engine per core keeps CI short; the portability matrix runs every core through both engines in podman.
 ENGINE_FOR = {"hep": "parsl", "radio": "snakemake"}
@@ -62,6 +63,7 @@ def test_missing_image_stops_the_run_before_submission(tmp_path, podman):
     result = run_portaflow("run", str(path), "--site", "local-podman", "--site-set", "container.images.hep=localhost/portaflow-absent:0",
                            "--workdir", str(tmp_path), *param_args(params))
     assert result.returncode == 2
-    assert "step generate: image localhost/portaflow-absent:0 for container 'hep' (podman, as site local-podman expects) was not found" in result.stderr
+    assert ("step generate: image localhost/portaflow-absent:0 for container 'hep' (podman, as site local-podman expects) was not found"
+            in result.stderr)
     assert "Traceback" not in result.stderr
     assert not (tmp_path / ".portaflow" / "runs").exists() and not (tmp_path / "data").exists()

@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from testlib import ROOT, WORKFLOWS, run_portaflow
 from portaflow.compare import compare_workdirs
 from portaflow.plan import make_plan
 from portaflow.spec.loading import load_site, load_workflow
+
+from testlib import ROOT, WORKFLOWS, run_portaflow
 
 ENGINES = ["parsl", "snakemake"]
 WORDFREQ = WORKFLOWS / "examples" / "wordfreq.yaml"

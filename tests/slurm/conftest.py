@@ -114,7 +114,7 @@ class SlurmCluster:
         while True:
             proc = _run(["sacct", "-X", "-n", "-P", "-j", job_id, "-o", fields])
             assert proc.returncode == 0, f"sacct failed: {proc.stderr.strip()}"
-            rows = [dict(zip(names, line.split("|"))) for line in proc.stdout.splitlines() if line.strip()]
+            rows = [dict(zip(names, line.split("|"), strict=False)) for line in proc.stdout.splitlines() if line.strip()]
             if (rows and all(all(row.values()) for row in rows)) or time.monotonic() > deadline:
                 return rows
             time.sleep(0.5)

@@ -8,9 +8,10 @@ import shutil
 import pytest
 import yaml
 
-from testlib import ROOT
 from portaflow.schedulers import scheduler_for
 from portaflow.spec.loading import load_site
+
+from testlib import ROOT
 
 GOLDEN = ROOT / "tests" / "golden"
 

@@ -44,6 +44,35 @@ def test_fits_ignores_dates_not_data(tmp_path):
     assert not compare(tmp_path / "a.fits", tmp_path / "c.fits", how).same
 
 
+def test_fits_differences_are_named_in_the_verdict(tmp_path):
+    """FITSDiff's findings reach the verdict: which header card or which pixels differ, and by how much."""
+    from astropy.io import fits
+
+    data = np.arange(16, dtype=np.float64).reshape(4, 4)
+    for name, target, scale in (("a", "M31", 1.0), ("b", "M32", 1.0), ("c", "M31", 1.001)):
+        hdu = fits.PrimaryHDU(data * scale)
+        hdu.header["OBJECT"] = target
+        hdu.header.add_history(f"written by run {name}")  # free text: never compared
+        hdu.writeto(tmp_path / f"{name}.fits")
+    fits.HDUList([fits.PrimaryHDU(data), fits.ImageHDU(data, name="PSF")]).writeto(tmp_path / "two.fits")
+    a, b, c, two = (tmp_path / f"{n}.fits" for n in ("a", "b", "c", "two"))
+
+    header = compare(a, b, Comparison(method="fits"))
+    assert not header.same
+    assert "Keyword OBJECT" in header.detail and "M31" in header.detail and "M32" in header.detail
+    assert "fitsdiff" not in header.detail and "\n" not in header.detail  # the preamble is dropped, one line
+    assert compare(a, b, Comparison(method="fits", ignore=["OBJECT"])).same
+
+    pixels = compare(a, c, Comparison(method="fits", rtol=1e-6))
+    assert not pixels.same
+    assert "Data contains differences" in pixels.detail and "15 different pixels" in pixels.detail
+    assert "Maximum absolute difference: 0.01" in pixels.detail  # 15 x 0.001
+    assert compare(a, c, Comparison(method="fits", rtol=2e-3)).same
+
+    hdus = compare(a, two, Comparison(method="fits", ignore=["OBJECT", "EXTEND"]))
+    assert not hdus.same and "HDU" in hdus.detail
+
+
 def test_root_histograms_ignore_uuid(tmp_path):
     uproot = pytest.importorskip("uproot")
     hist = pytest.importorskip("hist")

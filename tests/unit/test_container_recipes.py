@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from testlib import ROOT
 from portaflow.containers.recipes import render_all
+
+from testlib import ROOT
 
 
 def test_recipes_are_generated_from_yaml():
@@ -17,7 +18,7 @@ def test_both_runtimes_install_the_same_things():
     for name in ("hep", "radio"):
         definition = (ROOT / "containers" / f"{name}.def").read_text()
         containerfile = (ROOT / "containers" / f"{name}.Containerfile").read_text()
-        install = [l.strip() for l in definition.splitlines() if "pip install" in l]
+        install = [text.strip() for text in definition.splitlines() if "pip install" in text]
         assert install and all(line in containerfile for line in install)
 
 
@@ -49,6 +50,7 @@ def test_build_commands_for_each_runtime(tmp_path):
 
 def test_unknown_recipe_and_missing_runtime_are_input_errors(tmp_path):
     import pytest
+
     from portaflow.containers.build import build_image
     from portaflow.errors import InputError
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shlex
+import subprocess
 
 from portaflow.containers import container_call, resolve_image, wrap
 from portaflow.spec.site import SiteProfile
@@ -41,3 +42,27 @@ def test_no_runtime_runs_on_the_host():
     s = site("none")
     assert container_call(s, "hep") is None and wrap("true", None, s, "/w", 0, []) == "true"
     assert resolve_image(site("docker"), "hep") == "localhost/portaflow-hep:latest"
+
+
+def test_apptainer_cache_dir_reaches_the_runtime_where_the_step_runs(tmp_path):
+    """container.cache_dir: exported to the runtime for that one command, `$VAR` expanded by the job's shell."""
+    fake = tmp_path / "apptainer"  # a stand-in runtime that reports the cache variables it was started with
+    fake.write_text('#!/bin/sh\necho "apptainer=$APPTAINER_CACHEDIR singularity=$SINGULARITY_CACHEDIR"\n')
+    fake.chmod(0o755)
+    for runtime in ("apptainer", "singularity"):
+        s = site(runtime, executable=str(fake), image_dir="/images", cache_dir='$SCRATCH/cache "x"')
+        line = wrap("true", container_call(s, "hep"), s, "/w", gpus=0, env_names=[])
+        words = shlex.split(line)
+        assert words[:3] == ['APPTAINER_CACHEDIR=$SCRATCH/cache "x"', 'SINGULARITY_CACHEDIR=$SCRATCH/cache "x"', str(fake)]
+        env = {"PATH": "/usr/bin:/bin", "SCRATCH": "/scratch/u1"}
+        out = subprocess.run(["bash", "-c", line], env=env, capture_output=True, text=True, check=True).stdout
+        assert out == 'apptainer=/scratch/u1/cache "x" singularity=/scratch/u1/cache "x"\n'
+        # and it is set for the container runtime only, not exported to the rest of the job's shell
+        out = subprocess.run(["bash", "-c", f"{line}; echo \"after=$APPTAINER_CACHEDIR\""], env=env, capture_output=True, text=True).stdout
+        assert out.endswith("after=\n")
+
+
+def test_cache_dir_is_not_given_to_podman():
+    s = site("podman", cache_dir="/scratch/cache")
+    line = wrap("true", container_call(s, "hep"), s, "/w", gpus=0, env_names=[])
+    assert "CACHEDIR" not in line and shlex.split(line)[0] == "podman"

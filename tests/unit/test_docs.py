@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
-from testlib import ROOT
 from portaflow.spec.site import SiteProfile
 from portaflow.spec.workflow import Output, Resources, Step, Workflow
+
+from testlib import ROOT
 
 
 def fields_of(model: type[BaseModel], seen: set | None = None) -> set[str]:

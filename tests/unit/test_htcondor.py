@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from testlib import ROOT, SITES, WORKFLOWS, run_portaflow
 from test_golden_render import GOLDEN, WORKDIR, normalise
+from testlib import ROOT, SITES, WORKFLOWS, run_portaflow
 
 os.environ.setdefault("CONDOR_CONFIG", "/dev/null")  # the bindings need no pool configuration to parse
 htcondor2 = pytest.importorskip("htcondor2")
@@ -74,7 +74,7 @@ def job_ads(texts: list[str]) -> list[dict]:
 def rendered(tmp_path_factory) -> dict[str, Path]:
     """Render every case once: case id -> render directory."""
     out = {}
-    for (workflow, site, engine), case in zip(CASES, CASE_IDS):
+    for (workflow, site, engine), case in zip(CASES, CASE_IDS, strict=True):
         out_dir = tmp_path_factory.mktemp(case) / "render"
         args = ["render", str(workflow), "--site", site, "--engine", engine, "-o", str(out_dir), "--workdir", WORKDIR]
         result = run_portaflow(*args, *(["--param", "shards=2"] if workflow == WORDFREQ else []), cwd=ROOT)
@@ -286,13 +286,15 @@ def _profile(tmp_path: Path, text: str) -> Path:
 
 @pytest.mark.parametrize("text, where, message", [
     ("partitions:\n  gpu: {max_walltime: 1d, cores_per_node: 16, memory_per_node: 64GB, gpus_per_node: 4, gpu_models: [v100, a100, h100]}\n",
-     "pool.yaml:4:", "partitions.gpu.gpu_models[2]: HTCondor cannot select GPU model h100: htcondor.gpu_requirements has no require_gpus expression for it (expected htcondor.gpu_requirements.h100"),
+     "pool.yaml:4:", "partitions.gpu.gpu_models[2]: HTCondor cannot select GPU model h100: htcondor.gpu_requirements has no "
+                     "require_gpus expression for it (expected htcondor.gpu_requirements.h100"),
     ("htcondor:\n  gpu_requirements: {h100: 'Capability == 9.0'}\n",
      "pool.yaml:4:", "htcondor.gpu_requirements.h100: no partition offers GPU model h100 (expected h100 in the gpu_models of a partition with GPUs"),
     ("partitions:\n  batch: {max_walltime: 1d, cores_per_node: 8, memory_per_node: 16GB, gpu_models: [v100]}\n",
      "pool.yaml:4:", "partitions.batch.gpu_models: partition batch offers GPU models but has no GPUs (expected gpus_per_node of 1 or more"),
     ("partitions:\n  batch: {max_walltime: 14d, cores_per_node: 8, memory_per_node: 16GB}\n",
-     "pool.yaml:4:", "partitions.batch.max_walltime: partition batch allows 14 days, longer than the longest flavour in htcondor.flavours (nextweek: 7 days) (expected at most 7 days"),
+     "pool.yaml:4:", "partitions.batch.max_walltime: partition batch allows 14 days, longer than the longest flavour in "
+                     "htcondor.flavours (nextweek: 7 days) (expected at most 7 days"),
     ("extra_directives: ['request_memory = 4GB']\n",
      "pool.yaml:3:", "extra_directives[0]: 'request_memory = 4GB' sets request_memory, which portaflow manages from the plan"),
     ("extra_directives: ['+JobFlavour = \"tomorrow\"']\n",

@@ -16,14 +16,13 @@ import yaml
 kubernetes_validate = pytest.importorskip("kubernetes_validate")
 from kubernetes import client  # noqa: E402
 
-from test_golden_render import GOLDEN, normalise  # noqa: E402
-from testlib import ROOT, WORKFLOWS, run_portaflow  # noqa: E402
 from portaflow.plan.model import TaskResources  # noqa: E402
 from portaflow.schedulers import scheduler_for  # noqa: E402
-from portaflow.schedulers.kubernetes import (  # noqa: E402
-    KUBERNETES_VERSION, RUN_LABEL, ManifestError, check_manifest, manifest, parse_quantity, raise_if_invalid,
-)
+from portaflow.schedulers.kubernetes import KUBERNETES_VERSION, RUN_LABEL, ManifestError, check_manifest, manifest, parse_quantity, raise_if_invalid  # noqa: E402
 from portaflow.spec.loading import load_site  # noqa: E402
+
+from test_golden_render import GOLDEN, normalise  # noqa: E402
+from testlib import ROOT, WORKFLOWS, run_portaflow  # noqa: E402
 
 RESOURCES = ROOT / "tests" / "data" / "workflows" / "resources.yaml"
 WORDFREQ = WORKFLOWS / "examples" / "wordfreq.yaml"
@@ -165,8 +164,9 @@ def _job(**container_changes) -> dict:
         requests={"cpu": "2", "memory": "4Gi"}, limits={"cpu": "2", "memory": "4Gi"}))
     for key, value in container_changes.items():
         setattr(container, key, value)
+    pod = client.V1PodSpec(containers=[container], restart_policy="Never")
     job = client.V1Job(api_version="batch/v1", kind="Job", metadata=client.V1ObjectMeta(name="step-1", namespace="ns"),
-                       spec=client.V1JobSpec(template=client.V1PodTemplateSpec(spec=client.V1PodSpec(containers=[container], restart_policy="Never"))))
+                       spec=client.V1JobSpec(template=client.V1PodTemplateSpec(spec=pod)))
     return manifest(job)
 
 

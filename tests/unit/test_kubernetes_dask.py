@@ -21,13 +21,14 @@ import yaml
 kubernetes_validate = pytest.importorskip("kubernetes_validate")
 from kubernetes import client  # noqa: E402
 
-from test_golden_render import GOLDEN, normalise  # noqa: E402
-from testlib import ROOT, run_portaflow  # noqa: E402
 from portaflow.runtime import dask_pods  # noqa: E402
 from portaflow.schedulers import scheduler_for  # noqa: E402
 from portaflow.schedulers.kubernetes import KUBERNETES_VERSION, RUN_LABEL, TASK_LABEL, check_manifest  # noqa: E402
 from portaflow.schedulers.kubernetes.dask import dask_resource_problems  # noqa: E402
 from portaflow.spec.loading import load_site  # noqa: E402
+
+from test_golden_render import GOLDEN, normalise  # noqa: E402
+from testlib import ROOT, run_portaflow  # noqa: E402
 
 SURVEY = ROOT / "tests" / "data" / "workflows" / "dask_gpu_survey.yaml"
 PVC_WORKDIR = "/data/portaflow/golden"
@@ -94,7 +95,7 @@ def test_gpu_worker_lands_on_the_gpu_pool_and_cpu_worker_does_not(tmp_path, site
     gpu_selector, cpu_selector, gpu_tolerations = GPU_POOL[site]
     profile = load_site(site).site
     image = profile.container.images["portaflow"]
-    for kind, pod in pods.items():
+    for pod in pods.values():
         spec, container = pod["spec"], pod["spec"]["containers"][0]
         assert pod["metadata"]["labels"][RUN_LABEL] == "render" and pod["metadata"]["labels"][TASK_LABEL] == "survey"
         assert pod["metadata"]["namespace"] == profile.kubernetes.namespace

@@ -46,6 +46,13 @@ def container_call(site: SiteProfile, name: str | None) -> ContainerCall | None:
     return ContainerCall(runtime, site.container.executable or runtime, resolve_image(site, name))
 
 
+def double_quoted(value: str) -> str:
+    """`value` in double quotes for a POSIX shell: `$NAME` in it is expanded where the line runs, but quotes,
+    backslashes and backquotes are literal."""
+    escaped = "".join("\\" + c if c in '"\\`' else c for c in value)
+    return f'"{escaped}"'
+
+
 def wrap(command: str, call: ContainerCall | None, site: SiteProfile, workdir: str, gpus: int, env_names: list[str]) -> str:
     """The shell line that runs `command` in the container (or `command` itself without one).
 
@@ -63,6 +70,12 @@ def wrap(command: str, call: ContainerCall | None, site: SiteProfile, workdir: s
     q = shlex.quote
     if call.runtime in ("apptainer", "singularity"):
         words = [q(call.executable), "exec", "--cleanenv", "--pwd", q(workdir)]
+        if settings.cache_dir:
+            # Where the runtime keeps pulled and converted images (else ~/.apptainer/cache): exported for this one
+            # command on the node the step runs on, under both names (Apptainer reads the first, SingularityCE and
+            # older Apptainer the second); double-quoted so that the job's shell expands e.g. $SCRATCH in it.
+            cache = double_quoted(settings.cache_dir)
+            words = [f"APPTAINER_CACHEDIR={cache}", f"SINGULARITY_CACHEDIR={cache}", *words]
         words += [f"--bind {q(b)}" for b in binds]
         # Apptainer needs NAME=value; the value is expanded by the job's shell, in double quotes.
         words += [f'--env {name}="${{{name}}}"' for name in passed]

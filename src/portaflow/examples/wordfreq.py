@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 VOCABULARY = ("muon jet electron photon tau neutrino quark gluon boson hadron lepton "
               "antenna baseline visibility beam pulsar quasar galaxy spectrum flux pixel").split()

@@ -13,8 +13,9 @@ import platform
 import shutil
 import sys
 import traceback
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 
 def load_target(target: str) -> Callable[..., Any]:

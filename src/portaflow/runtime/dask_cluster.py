@@ -9,7 +9,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 ENV_VAR = "PORTAFLOW_DASK"
 GPU_RESOURCE_ENV = "PORTAFLOW_DASK_GPU_RESOURCE"

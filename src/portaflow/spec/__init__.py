@@ -1,6 +1,6 @@
 """What users write: workflow descriptions and site profiles, as typed models loaded from YAML."""
 
-from portaflow.spec.loading import load_site, load_workflow, load_any
+from portaflow.spec.loading import load_any, load_site, load_workflow
 from portaflow.spec.site import SiteProfile
 from portaflow.spec.workflow import Workflow
 

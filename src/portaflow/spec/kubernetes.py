@@ -70,7 +70,7 @@ class Toleration(Strict):
     effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = Field(None, description="the taint's effect (none: every effect)")
 
     @model_validator(mode="after")
-    def _operator_rules(self) -> "Toleration":
+    def _operator_rules(self) -> Toleration:
         if self.operator == "Exists" and self.value:
             raise ValueError("value: a toleration with operator Exists takes no value (the API server refuses it)")
         if self.key is None and self.operator != "Exists":
@@ -121,7 +121,7 @@ class KubernetesSettings(Strict):
     dask_operator: bool = Field(False, description="the namespace runs the Dask Kubernetes operator: dask.mode jobs creates a DaskCluster resource instead of worker pods")
 
     @model_validator(mode="after")
-    def _unique(self) -> "KubernetesSettings":
+    def _unique(self) -> KubernetesSettings:
         paths = [v.mount_path for v in self.volume_claims]
         if len(set(paths)) != len(paths):
             raise ValueError("volume_claims: two claims mounted at the same path")

@@ -85,7 +85,7 @@ class Step(Strict):
     env: dict[str, str] = Field(default_factory=dict, description="environment variables for the step")
 
     @model_validator(mode="after")
-    def _exactly_one_action(self) -> "Step":
+    def _exactly_one_action(self) -> Step:
         given = [k for k in ("command", "python", "dask") if getattr(self, k) is not None]
         if len(given) != 1:
             found = ", ".join(given) if given else "none"
@@ -126,7 +126,7 @@ class Workflow(Strict):
     steps: dict[Identifier, Step] = Field(..., min_length=1)
 
     @model_validator(mode="after")
-    def _presets_set_known_parameters(self) -> "Workflow":
+    def _presets_set_known_parameters(self) -> Workflow:
         for preset, values in self.presets.items():
             unknown = sorted(set(values) - set(self.parameters))
             if unknown:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import pytest
 import uproot
 
@@ -28,7 +30,7 @@ def test_plan_covers_every_entry_once_in_bounded_chunks(mixed_dataset, chunk, pa
             entries = file["Events"].num_entries
         chunks = [c for item in items if item.path == path for c in item.chunks()]
         assert chunks[0][0] == 0 and chunks[-1][1] == entries
-        assert all(a[1] == b[0] for a, b in zip(chunks, chunks[1:]))  # contiguous, no overlap
+        assert all(a[1] == b[0] for a, b in pairwise(chunks))  # contiguous, no overlap
         assert all(0 < stop - start <= chunk for start, stop in chunks)
 
 

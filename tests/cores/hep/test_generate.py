@@ -20,7 +20,7 @@ NANOAOD_TYPES = {
 
 def test_files_are_ttrees_with_nanoaod_branches(mixed_dataset):
     paths, truths = mixed_dataset
-    for path, truth, expected_compression in zip(paths, truths, ["ZLIB(1)", "LZ4(1)", "ZLIB(6)"]):
+    for path, truth, expected_compression in zip(paths, truths, ["ZLIB(1)", "LZ4(1)", "ZLIB(6)"], strict=True):
         with uproot.open(path) as file:
             tree = file["Events"]
             assert tree.classname == "TTree"  # not an RNTuple

@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from portaflow.cores.hep import steps
 from portaflow.cores.gpu import GPUUnavailableError
-from portaflow.cores.gpu import unavailable_reason as gpu_unavailable_reason
+from portaflow.cores.hep import steps
 from portaflow.cores.hep.reduce import reduce_files
 
+from testlib import gpu_unavailable
 
-GPU_REASON = gpu_unavailable_reason()
+GPU_REASON = gpu_unavailable()
 needs_gpu = pytest.mark.skipif(GPU_REASON is not None, reason=f"no usable GPU: {GPU_REASON}")
 
 

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 import uproot
 
-from portaflow.cores.hep.reduce import reduce_files
 from portaflow.cores.hep.products import histograms
+from portaflow.cores.hep.reduce import reduce_files
 
 # The binning, as the documentation states it (name -> (bins, lo, hi)).
 BINNING = {
@@ -59,7 +59,7 @@ def event_loop(paths: list[str]) -> tuple[dict[str, list[int]], dict[str, int]]:
             counts["events"] += 1
             met = float(event["MET_pt"])
             hists["met_all"].fill(met)
-            muons = list(zip(event["Muon_pt"], event["Muon_eta"], event["Muon_phi"], event["Muon_mass"], event["Muon_charge"]))
+            muons = list(zip(event["Muon_pt"], event["Muon_eta"], event["Muon_phi"], event["Muon_mass"], event["Muon_charge"], strict=True))
             has_z = False
             for i in range(len(muons)):
                 for j in range(i + 1, len(muons)):

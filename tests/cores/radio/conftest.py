@@ -15,7 +15,6 @@ import pytest
 from portaflow.cores.radio.gridding import ImageGeometry
 from portaflow.cores.radio.simulate import SimulationConfig, simulate_observation
 
-
 WIDE = SimulationConfig(nants=16, ntimes=16, nchan=2, freq_start_hz=1.0e9, freq_stop_hz=1.2e9, npix=128,
                         cell_arcsec=100.0, nsources=4, layout_scale=0.06, dec_deg=-70.0, seed=7)
 CLEAN_CFG = SimulationConfig(nants=16, ntimes=16, nchan=4, freq_start_hz=1.0e9, freq_stop_hz=1.2e9, npix=128,
@@ -57,7 +56,7 @@ def true_model():
     def make(obs, npix: int) -> np.ndarray:
         img = np.zeros((npix, npix))
         sky = obs.meta["sky"]
-        for f, i, j in zip(sky["flux"], sky["pix_i"], sky["pix_j"]):
+        for f, i, j in zip(sky["flux"], sky["pix_i"], sky["pix_j"], strict=True):
             img[i, j] = f
         return img
 

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from portaflow.cores.radio.gpu import numpy_es_backend
-from portaflow.cores.gpu import unavailable_reason as gpu_unavailable_reason
 from portaflow.cores.radio.gridding import CPU_BACKEND, GPUUnavailableError, ImageGeometry, get_backend
+
+from testlib import gpu_unavailable
 
 C = 299_792_458.0
 
@@ -115,7 +116,7 @@ def test_weights_multiply_visibilities(wide_obs):
         assert rel(weighted, premultiplied) < 1e-12
 
 
-GPU_REASON = gpu_unavailable_reason()
+GPU_REASON = gpu_unavailable()
 needs_gpu = pytest.mark.skipif(GPU_REASON is not None, reason=f"no usable GPU: {GPU_REASON}")
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from itertools import pairwise
 
 import numpy as np
 import pytest
@@ -31,7 +32,7 @@ def test_partitions_cover_every_visibility_once(clean_obs, nparts, chan_groups):
         groups.setdefault((p.chan_start, p.chan_stop), []).append((p.w_min, p.w_max))
     for ranges in groups.values():
         ranges.sort()
-        assert all(a[1] <= b[0] for a, b in zip(ranges, ranges[1:]))
+        assert all(a[1] <= b[0] for a, b in pairwise(ranges))
 
 
 def test_distributed_equals_single_process(clean_obs, dask_client, true_model):
@@ -143,7 +144,7 @@ def test_clean_recovers_sources(clean_obs, patch_half):
     found = find_sources(result.model, result.beam, min_flux=0.1)
     sky = obs.meta["sky"]
     assert len(found) == len(sky["flux"])
-    for f, i, j in zip(sky["flux"], sky["pix_i"], sky["pix_j"]):
+    for f, i, j in zip(sky["flux"], sky["pix_i"], sky["pix_j"], strict=True):
         best = min(found, key=lambda s: math.hypot(s["i"] - i, s["j"] - j))
         assert math.hypot(best["i"] - i, best["j"] - j) <= 1.0
         assert best["flux"] == pytest.approx(f, rel=0.02)

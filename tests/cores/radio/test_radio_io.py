@@ -90,7 +90,7 @@ def test_fits_wcs_maps_source_pixels_to_simulated_radec(clean_obs, true_model, t
     sky = obs.meta["sky"]
     ys, xs = np.nonzero(data)
     assert len(xs) == len(sky["flux"])
-    for x, y in zip(xs, ys):
+    for x, y in zip(xs, ys, strict=True):
         ra, dec = wcs.wcs_pix2world([[x, y]], 0)[0]
         k = int(np.argmin(np.hypot(np.array(sky["ra_deg"]) - ra, np.array(sky["dec_deg"]) - dec)))
         assert ra == pytest.approx(sky["ra_deg"][k], abs=1e-9)
@@ -112,7 +112,7 @@ def test_simulated_radec_follows_the_sin_projection(clean_obs):
     w.wcs.crpix = [1.0, 1.0]  # 0-based pixel p -> intermediate coordinate p (degrees)
     w.wcs.cdelt = [1.0, 1.0]
     sky = obs.meta["sky"]
-    for l, m, ra, dec in zip(sky["l"], sky["m"], sky["ra_deg"], sky["dec_deg"]):
+    for l, m, ra, dec in zip(sky["l"], sky["m"], sky["ra_deg"], sky["dec_deg"], strict=True):
         # intermediate world coordinates of SIN are (l, m) in degrees
         got = w.wcs_pix2world([[math.degrees(l), math.degrees(m)]], 0)[0]
         assert got == pytest.approx((ra, dec), abs=1e-9)

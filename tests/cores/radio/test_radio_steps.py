@@ -48,7 +48,7 @@ def test_image_step_on_dask_recovers_the_sky(simulated, dask_client, tmp_path):
     truth = json.loads(open(simulated["sky"]).read())
     assert summary["image"]["partitions"] == 2
     assert len(summary["sources"]) == len(truth["flux"])
-    for flux, ra, dec in zip(truth["flux"], truth["ra_deg"], truth["dec_deg"]):
+    for flux, ra, dec in zip(truth["flux"], truth["ra_deg"], truth["dec_deg"], strict=True):
         src = min(summary["sources"], key=lambda s: math.hypot(s["ra_deg"] - ra, s["dec_deg"] - dec))
         assert src["flux_jy"] == pytest.approx(flux, rel=0.02)
         cell_deg = 100.0 / 3600.0

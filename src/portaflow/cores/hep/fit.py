@@ -10,8 +10,9 @@ full width at half maximum; sigma is the Gaussian mass resolution.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 from iminuit import Minuit

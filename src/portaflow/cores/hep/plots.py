@@ -7,8 +7,9 @@ rcParams. PNG metadata carries no software version or date, so reruns give ident
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg

@@ -8,14 +8,15 @@ equal the counts. The JSON is written with sorted keys and no timestamps, so it 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import hist
 import numpy as np
 import uproot
 
-from portaflow.cores.hep.selections import COUNT_NAMES, HISTOGRAMS, HIST_BY_NAME, HistSpec
+from portaflow.cores.hep.selections import COUNT_NAMES, HIST_BY_NAME, HISTOGRAMS, HistSpec
 
 FORMAT = "portaflow.hep.histograms/1"
 

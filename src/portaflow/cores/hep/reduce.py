@@ -15,16 +15,18 @@ from __future__ import annotations
 import ctypes
 import math
 import os
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from itertools import pairwise
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any
 
 import awkward as ak
 import numpy as np
 import uproot
 
-from portaflow.cores.hep.generate import TREE, read_truth
 from portaflow.cores.gpu import GPUUnavailableError, array_module, check_device, gpu_resource_name, to_host
+from portaflow.cores.hep.generate import TREE, read_truth
 from portaflow.cores.hep.selections import COUNT_NAMES, HISTOGRAMS, FlatChunk, Muons, fill, select_jets, select_muons
 
 MUON_BRANCHES = ("Muon_pt", "Muon_eta", "Muon_phi", "Muon_mass", "Muon_charge")
@@ -44,7 +46,7 @@ class WorkItem:
         return self.boundaries[-1] - self.boundaries[0]
 
     def chunks(self) -> Iterator[tuple[int, int]]:
-        return zip(self.boundaries[:-1], self.boundaries[1:])
+        return pairwise(self.boundaries)
 
 
 def chunk_boundaries(basket_offsets: Sequence[int], chunk_entries: int) -> list[int]:
@@ -57,7 +59,7 @@ def chunk_boundaries(basket_offsets: Sequence[int], chunk_entries: int) -> list[
         raise ValueError(f"chunk_entries must be >= 1, got {chunk_entries}")
     offsets = [int(o) for o in basket_offsets]
     bounds = [offsets[0]]
-    for previous, stop in zip(offsets[:-1], offsets[1:]):
+    for previous, stop in pairwise(offsets):
         if stop - bounds[-1] > chunk_entries and previous > bounds[-1]:
             bounds.append(previous)  # close the chunk at the last basket boundary that fits
         while stop - bounds[-1] > chunk_entries:

@@ -8,13 +8,14 @@ ignored. The args are documented in docs/cores/hep.md.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
 from portaflow.cores.hep.fit import fit_z_peak
-from portaflow.cores.hep.generate import GeneratorConfig, Z_MASS, Z_WIDTH, write_events_file
+from portaflow.cores.hep.generate import Z_MASS, Z_WIDTH, GeneratorConfig, write_events_file
 from portaflow.cores.hep.plots import plot_mass, plot_met
 from portaflow.cores.hep.products import histograms_document, read_histograms, write_json, write_root
 from portaflow.cores.hep.reduce import DEFAULT_CHUNK, reduce_files
@@ -91,7 +92,8 @@ def fit_and_plot(*, inputs: Mapping[str, Any], outputs: Mapping[str, str], args:
     except ValueError as exc:  # too few entries: report it, still plot the data
         fit, model, fit_doc = None, None, {"status": f"not fitted: {exc}", "valid": False}
     fit_doc["generated"] = {"mass": Z_MASS, "width": Z_WIDTH}
-    fit_doc["model"] = "extended binned Poisson likelihood: n_signal * Voigt(mass, width=FWHM of the Breit-Wigner, sigma) + n_background * exp(slope * m)"
+    fit_doc["model"] = ("extended binned Poisson likelihood: n_signal * Voigt(mass, width=FWHM of the Breit-Wigner, sigma)"
+                        " + n_background * exp(slope * m)")
     write_json(outputs["fit"], fit_doc)
 
     plot_mass(outputs["mass_plot"], hists["dimuon_mass"], fine, fit, model)

@@ -10,8 +10,9 @@ the tiles a subtraction touched, so one iteration costs about the patch area ins
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -250,7 +251,7 @@ def find_sources(model: np.ndarray, beam: Beam, min_flux: float) -> list[dict[st
         seeds.append((int(ii[k]), int(jj[k])))
         members.append([int(k)])
     sources = []
-    for (si, sj), idx in zip(seeds, members):
+    for (si, sj), idx in zip(seeds, members, strict=True):
         f = flux[idx]
         total = float(f.sum())
         if total < min_flux:

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from . import C_LIGHT
-from .gridding import ImageGeometry
+from .geometry import ImageGeometry
 
 SIGMA = 2.0  # oversampling factor of the uv grid and of the w planes
 MAX_SPREAD_ELEMENTS = 1 << 23  # bound on (visibilities x kernel taps) held at once
@@ -37,7 +37,7 @@ class ESKernel:
     beta: float
 
     @classmethod
-    def for_epsilon(cls, epsilon: float) -> "ESKernel":
+    def for_epsilon(cls, epsilon: float) -> ESKernel:
         """Support and shape for a requested relative accuracy (sigma = 2; beta = 2.3 W as in FINUFFT).
 
         Two extra taps over FINUFFT's 1D rule pay for the three kernel dimensions (u, v, w)."""
@@ -142,7 +142,7 @@ def _plane_slices(xp: Any, prep: _Prepared, support: int) -> list[tuple[int, int
     starts = xp.searchsorted(first, xp.asarray(planes - support + 1), side="left")
     stops = xp.searchsorted(first, xp.asarray(planes), side="right")
     starts, stops = _host(xp, starts), _host(xp, stops)
-    return [(int(p), int(a), int(b)) for p, a, b in zip(planes, starts, stops) if b > a]
+    return [(int(p), int(a), int(b)) for p, a, b in zip(planes, starts, stops, strict=True) if b > a]
 
 
 def _host(xp: Any, a: Any) -> np.ndarray:

@@ -1,8 +1,8 @@
 """GPU gridding backend: the ES w-gridder of :mod:`.esgridder` run with CuPy arrays.
 
 The GPU path is opt-in and must never degrade silently: :func:`portaflow.cores.gpu.require_cupy` proves a
-CUDA device works or raises GPUUnavailableError with the reason.  Note: this backend has not been run on a GPU yet; its algorithm is tested on the CPU with
-numpy (same code, ``xp = numpy``) against a direct DFT.
+CUDA device works or raises GPUUnavailableError with the reason.  Note: this backend has not been run on a GPU yet;
+its algorithm is tested on the CPU with numpy (same code, ``xp = numpy``) against a direct DFT.
 """
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ from typing import Any
 
 import numpy as np
 
-from . import esgridder
 from portaflow.cores.gpu import require_cupy
 
-from .gridding import Backend, ImageGeometry
+from . import esgridder
+from .geometry import Backend, ImageGeometry
 
 
 def _gpu_vis2dirty(uvw: np.ndarray, freq: np.ndarray, vis: np.ndarray, wgt: np.ndarray | None,

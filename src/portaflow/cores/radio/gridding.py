@@ -13,45 +13,11 @@ equation has ``+w (n-1)`` in the exponent of the degridding direction, so ducc0 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable
-
 import numpy as np
 
+from portaflow.cores.gpu import GPUUnavailableError as GPUUnavailableError  # re-exported: the radio API raises it
 
-from portaflow.cores.gpu import GPUUnavailableError  # noqa: E402  (re-exported: the radio API raises it)
-
-
-@dataclass(frozen=True)
-class ImageGeometry:
-    """Square image grid and accuracy: ``npix`` pixels of ``cell`` radians, relative error ``epsilon``."""
-
-    npix: int
-    cell: float
-    epsilon: float = 1e-5
-    do_wgridding: bool = True
-
-    def __post_init__(self) -> None:
-        if self.npix < 32 or self.npix % 2:
-            raise ValueError(f"npix must be even and >= 32 (got {self.npix})")
-        if not self.cell > 0:
-            raise ValueError("cell must be positive")
-        if not 1e-12 < self.epsilon < 0.1:
-            raise ValueError(f"epsilon {self.epsilon} out of range (1e-12, 0.1)")
-
-
-VisToDirty = Callable[..., np.ndarray]
-DirtyToVis = Callable[..., np.ndarray]
-
-
-@dataclass(frozen=True)
-class Backend:
-    """A device's gridder: ``vis2dirty(uvw, freq, vis, wgt, geom, nthreads)`` and
-    ``dirty2vis(uvw, freq, dirty, geom, nthreads)``; uvw in metres, freq in Hz, images (npix, npix)."""
-
-    name: str
-    vis2dirty: VisToDirty
-    dirty2vis: DirtyToVis
+from .geometry import Backend as Backend, ImageGeometry as ImageGeometry  # re-exported: the radio API takes them
 
 
 def cpu_vis2dirty(uvw: np.ndarray, freq: np.ndarray, vis: np.ndarray, wgt: np.ndarray | None,

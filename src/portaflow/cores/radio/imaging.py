@@ -11,16 +11,18 @@ major cycles; partial images are summed in a tree on the workers.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
-from . import C_LIGHT
-from .gridding import GPUUnavailableError, ImageGeometry, get_backend
-from .observation import Observation
+from portaflow.cores.gpu import GPU_RESOURCE_ENV, GPUUnavailableError, gpu_resource_name
 
-GPU_RESOURCE_ENV = "PORTAFLOW_DASK_GPU_RESOURCE"
+from . import C_LIGHT
+from .geometry import ImageGeometry
+from .gridding import get_backend
+from .observation import Observation
 
 
 @dataclass(frozen=True)
@@ -193,12 +195,6 @@ def _sum_images(*images: np.ndarray) -> np.ndarray:
     return out
 
 
-def _gpu_resource_name() -> str:
-    import os
-
-    return os.environ.get(GPU_RESOURCE_ENV, "GPU") or "GPU"
-
-
 class VisibilityImager:
     """Visibilities held as partitions (on Dask workers when a client is given) and imaged on demand.
 
@@ -243,7 +239,7 @@ class VisibilityImager:
         info = self.client.scheduler_info(n_workers=-1) if _accepts_n_workers(self.client) else self.client.scheduler_info()
         workers = info.get("workers", {})
         if self.device == "gpu":
-            name = _gpu_resource_name()
+            name = gpu_resource_name()
             gpu_workers = sorted(a for a, w in workers.items() if w.get("resources", {}).get(name, 0) >= 1)
             if not gpu_workers:
                 raise GPUUnavailableError(f"device 'gpu' was requested but no Dask worker advertises the resource "
@@ -261,7 +257,7 @@ class VisibilityImager:
         model_ref = self.client.scatter(model, broadcast=True) if model is not None else None
         futures = [self.client.submit(grid_chunk, chunk, self.geom, self.device, kind, model_ref, self.nthreads,
                                       workers=[worker], resources=self._resources, pure=False)
-                   for chunk, worker in zip(self._chunks, self._workers)]
+                   for chunk, worker in zip(self._chunks, self._workers, strict=True)]
         while len(futures) > 1:  # tree reduction on the workers
             futures = [self.client.submit(_sum_images, *futures[i:i + 2], pure=False) if i + 1 < len(futures)
                        else futures[i] for i in range(0, len(futures), 2)]
@@ -294,16 +290,6 @@ def _accepts_n_workers(client: Any) -> bool:
         return "n_workers" in inspect.signature(client.scheduler_info).parameters
     except (TypeError, ValueError):
         return False
-
-
-def dirty_image(obs: Observation, geom: ImageGeometry, client: Any | None = None, device: str = "cpu",
-                nthreads: int | None = None, **kwargs: Any) -> np.ndarray:
-    """Convenience: the normalised dirty image, distributed when ``client`` is given."""
-    imager = VisibilityImager(obs, geom, client, device, nthreads, **kwargs)
-    try:
-        return imager.dirty()
-    finally:
-        imager.close()
 
 
 def summarize_partitions(parts: Sequence[Partition]) -> list[dict[str, float]]:

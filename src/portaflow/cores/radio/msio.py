@@ -10,7 +10,6 @@ correlation (Stokes I, CORR_TYPE 1).  The simulation truth and image hints trave
 from __future__ import annotations
 
 import json
-import math
 import os
 import shutil
 from typing import Any
@@ -208,15 +207,6 @@ def read_zarr(path: str) -> Observation:
     return Observation(phase_centre=(float(ra), float(dec)), meta=dict(root.attrs.get("meta", {})), **arrays)
 
 
-def open_zarr_dask(path: str) -> dict[str, Any]:
-    """Lazily-read Dask arrays of a zarr observation (chunked like the store)."""
-    import dask.array as da
-    import zarr
-
-    root = zarr.open_group(path, mode="r")
-    return {name: da.from_zarr(root[name]) for name in ZARR_ARRAYS}
-
-
 def read_observation(path: str) -> Observation:
     """Read an MS directory or a zarr store, telling them apart by content."""
     if os.path.isdir(path) and os.path.exists(os.path.join(path, "table.dat")):
@@ -225,6 +215,3 @@ def read_observation(path: str) -> Observation:
         return read_zarr(path)
     raise ValueError(f"{path} is neither a Measurement Set nor a zarr store")
 
-
-def radians_to_deg(x: float) -> float:
-    return math.degrees(x)

@@ -15,7 +15,6 @@ import numpy as np
 from . import C_LIGHT
 from .observation import Observation
 
-OMEGA_EARTH = 7.292115e-5  # rad/s, sidereal rotation rate
 MEERKAT_LAT = math.radians(-30.7130)
 MEERKAT_LON = math.radians(21.4430)
 

@@ -10,12 +10,14 @@ from __future__ import annotations
 import math
 import os
 import time
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
 from .clean import cotton_schwab, find_sources
-from .gridding import ImageGeometry, get_backend
+from .geometry import ImageGeometry
+from .gridding import get_backend
 from .imaging import VisibilityImager, summarize_partitions
 from .msio import read_observation, write_ms, write_zarr
 from .observation import Observation
@@ -209,7 +211,7 @@ def _write_image_products(obs: Observation, geom: ImageGeometry, result: Any, ou
 def _match_truth(truth: Mapping[str, Any], sources: list[dict[str, Any]], npix: int) -> list[dict[str, Any]]:
     """For each simulated source, the nearest found source (pixel distance, flux ratio)."""
     out = []
-    for f, i, j in zip(truth["flux"], truth["pix_i"], truth["pix_j"]):
+    for f, i, j in zip(truth["flux"], truth["pix_i"], truth["pix_j"], strict=True):
         x, y = fits_pixel(i, j, npix)
         if sources:
             d = [math.hypot(s["x"] - x, s["y"] - y) for s in sources]
