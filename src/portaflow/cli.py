@@ -1,4 +1,4 @@
-"""The `portaflow` command: run, render, plan, validate, sites, schema.
+"""The `portaflow` command: run, render, plan, validate, sites, workflows, schema, matrix, containers.
 
 Exit codes: 0 done, 1 a step failed, 2 bad input (nothing submitted), 130 interrupted.
 """
@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from portaflow import __version__
+from portaflow import __version__, shipped
 from portaflow.errors import InputError, PortaflowError
 from portaflow.spec.loading import (
     LoadedSite, load_any, load_site, load_workflow, parse_assignments, parse_value, site_search_path,
@@ -76,7 +76,7 @@ def _params(workflow: Any, preset: str | None, params: tuple[str, ...], params_f
 def _load(workflow: str, site: str, site_set: tuple[str, ...], params: tuple[str, ...], params_file: str | None, preset: str | None = None):
     from portaflow.driver import load_plan
 
-    loaded_wf = load_workflow(workflow)
+    loaded_wf = load_workflow(shipped.resolve_workflow(workflow))
     return load_plan(loaded_wf, site, parse_assignments(site_set, "--site-set"), _params(loaded_wf.workflow, preset, params, params_file))
 
 
@@ -212,7 +212,7 @@ def validate(files: tuple[str, ...]) -> None:
     problems: list[str] = []
     for name in files:
         try:
-            loaded = load_any(name)
+            loaded = load_any(shipped.resolve_workflow(name))
             if isinstance(loaded, LoadedSite):
                 adapter_for(loaded).check()
                 console.print(f"{name}: ok (site profile {loaded.site.name}, scheduler {loaded.site.scheduler})")
@@ -251,6 +251,21 @@ def sites() -> None:
     console.print(table)
 
 
+@cli.command("workflows")
+def workflows_cmd() -> None:
+    """List the shipped workflows; run, plan, render and validate accept their names (e.g. examples/wordfreq)."""
+    table = Table(title="shipped workflows")
+    for col in ("name", "description", "file"):
+        table.add_column(col, overflow="fold")
+    for path in shipped.workflows():
+        try:
+            description = load_workflow(path).workflow.description or ""
+        except PortaflowError as exc:
+            description = f"invalid: {str(exc).splitlines()[0]}"
+        table.add_row(shipped.workflow_name(path), escape(description), str(path))
+    console.print(table)
+
+
 @cli.command()
 @click.argument("kind", type=click.Choice(["workflow", "site"]))
 def schema(kind: str) -> None:
@@ -274,10 +289,9 @@ def matrix(workflow_args: tuple[str, ...], site_args: tuple[str, ...], engine_ar
     Writes matrix.md, matrix.json and matrix.html; exits 1 when a cell failed or two cells' outputs disagree.
     """
     from portaflow.matrix import ENGINES, rows, run_matrix, write_reports
-    from portaflow.spec.loading import PROJECT_ROOT, SHIPPED_SITES
 
-    workflows = [Path(w) for w in workflow_args] or sorted((PROJECT_ROOT / "workflows").glob("*/*.yaml"))
-    sites = list(site_args) or sorted(p.stem for p in SHIPPED_SITES.glob("*.yaml"))
+    workflows = [Path(shipped.resolve_workflow(w)) for w in workflow_args] or shipped.workflows()
+    sites = list(site_args) or [p.stem for p in shipped.site_profiles()]
     result = run_matrix(workflows, sites, list(engine_args) or list(ENGINES), Path(out), preset or None,
                         must_run=must_run, log=lambda text: err_console.print(text, markup=False))
     table = Table(title=f"portability matrix: {'passed' if result.ok else 'FAILED'}")
@@ -304,9 +318,8 @@ def containers() -> None:
 def containers_render(directory: str | None) -> None:
     """Write NAME.def (Apptainer) and NAME.Containerfile (podman/docker) from each NAME.yaml recipe."""
     from portaflow.containers.recipes import render_all
-    from portaflow.spec.loading import PROJECT_ROOT
 
-    for path, text in render_all(Path(directory) if directory else PROJECT_ROOT / "containers").items():
+    for path, text in render_all(Path(directory) if directory else shipped.containers_dir()).items():
         path.write_text(text)
         console.print(str(path))
 
@@ -321,9 +334,12 @@ def containers_render(directory: str | None) -> None:
 def containers_build(name: str, runtime: str, base: str | None, image: str | None, executable: str | None, directory: str | None) -> None:
     """Build container NAME (containers/NAME.yaml) on this machine, with no registry when --base is local."""
     from portaflow.containers.build import build_image
-    from portaflow.spec.loading import PROJECT_ROOT
 
-    built = build_image(name, runtime, Path(directory) if directory else PROJECT_ROOT / "containers", PROJECT_ROOT,
+    source = shipped.source_checkout()
+    if source is None:  # the image gets portaflow's own wheel, which pip builds from the source
+        raise InputError("portaflow containers build needs portaflow's source checkout (it builds portaflow's wheel "
+                         "into the image); run it from a checkout's environment (pip install -e .)")
+    built = build_image(name, runtime, Path(directory) if directory else shipped.containers_dir(), source,
                         base=base, image=image, executable=executable, log=lambda text: err_console.print(text, markup=False))
     console.print(f"built {built.image} ({built.runtime}) digest {built.digest or 'unknown'}", markup=False)
 

@@ -15,6 +15,7 @@ from typing import Any, Mapping
 from pydantic import ValidationError
 from ruamel.yaml import YAML
 
+from portaflow import shipped
 from portaflow.errors import InputError, Location, Problem, SpecError
 from portaflow.spec.site import SiteProfile
 from portaflow.spec.slurm import MOVED_TO_SLURM
@@ -22,9 +23,6 @@ from portaflow.spec.validation import depth_present, dotted, moved_message, prob
 from portaflow.spec.workflow import Workflow
 from portaflow.spec.yamlfile import YamlDocument, did_you_mean, read_yaml, to_plain
 
-PROJECT_ROOT = Path(__file__).resolve().parents[3]
-SHIPPED_SITES = PROJECT_ROOT / "site_profiles"
-SHIPPED_WORKFLOWS = PROJECT_ROOT / "workflows"
 ENV_PREFIX = "PORTAFLOW_SITE_"
 
 
@@ -69,7 +67,7 @@ def site_search_path() -> list[Path]:
     """Where site names are looked up: $PORTAFLOW_SITE_PATH, the user's config, then shipped profiles."""
     dirs = [Path(p) for p in os.environ.get("PORTAFLOW_SITE_PATH", "").split(os.pathsep) if p]
     dirs.append(Path(os.environ.get("XDG_CONFIG_HOME", Path.home() / ".config")) / "portaflow" / "sites")
-    dirs.append(SHIPPED_SITES)
+    dirs.append(shipped.site_profiles_dir())
     return dirs
 
 
