@@ -69,7 +69,7 @@ def run_command(
     log.log(level, "running: %s", shlex.join(args))
     start = time.monotonic()
     try:
-        result = subprocess.run(args, capture_output=True, text=True, timeout=timeout, env=None if env is None else dict(env),
+        result = subprocess.run(args, check=False, capture_output=True, text=True, timeout=timeout, env=None if env is None else dict(env),
                                 cwd=cwd, input=input)
     except OSError as exc:  # could not start: no such program, not executable, no such cwd
         reason = (f"{args[0]} not found on PATH" if isinstance(exc, FileNotFoundError) and exc.filename == args[0]

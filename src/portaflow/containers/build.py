@@ -16,14 +16,20 @@ import logging
 import shutil
 import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from portaflow.commands import run_command
 from portaflow.containers import ContainerCall
 from portaflow.containers.images import image_digest
-from portaflow.containers.recipes import Recipe, apptainer_def, containerfile, load_recipe, recipe_path
+from portaflow.containers.recipes import (
+    Recipe,
+    apptainer_def,
+    containerfile,
+    load_recipe,
+    recipe_path,
+)
 from portaflow.errors import InputError
 
 logger = logging.getLogger(__name__)
