@@ -1,13 +1,20 @@
 """The `portaflow` command: run, render, plan, validate, sites, workflows, schema, matrix, containers.
 
 Exit codes: 0 done, 1 a step failed, 2 bad input (nothing submitted), 130 interrupted.
+
+Logging is configured here and only here (library modules just log): messages go to stderr, so the
+results the commands print on stdout stay clean. -v shows what portaflow decides (INFO), -vv also
+every external command it runs (DEBUG) and other libraries' INFO, --debug everything and tracebacks;
+-q only errors.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import sys
 import traceback
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +31,9 @@ from portaflow.spec.loading import (
 
 console = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+"""Progress and notes on stderr (silenced by -q)."""
+error_console = Console(stderr=True, highlight=False, soft_wrap=True)
+"""The final error message: printed even with -q."""
 
 site_option = click.option("--site", "-s", default="local", show_default=True, help="site profile: a name or a YAML file")
 site_set_option = click.option("--site-set", multiple=True, metavar="KEY=VALUE", help="override a site value (e.g. account=abc123); repeatable")
@@ -33,28 +43,115 @@ params_file_option = click.option("--params-file", type=click.Path(dir_okay=Fals
 preset_option = click.option("--preset", default=None, metavar="NAME", help="start from the workflow's named parameter set (e.g. small); --param and --params-file win over it")
 
 
+@dataclass(frozen=True)
+class CliOptions:
+    """The group's options, kept on the click context object for every subcommand."""
+
+    verbose: int = 0
+    quiet: bool = False
+    debug: bool = False
+
+    def levels(self) -> tuple[int, int]:
+        """(level for portaflow's loggers, level for every other library's): others stay at WARNING below -vv."""
+        if self.debug or self.verbose >= 3:
+            return logging.DEBUG, logging.DEBUG
+        if self.verbose == 2:
+            return logging.DEBUG, logging.INFO
+        if self.verbose == 1:
+            return logging.INFO, logging.WARNING
+        if self.quiet:
+            return logging.ERROR, logging.ERROR
+        return logging.WARNING, logging.WARNING
+
+
+def _options(ctx: click.Context) -> CliOptions:
+    return ctx.obj if isinstance(ctx.obj, CliOptions) else CliOptions()
+
+
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever sys.stderr is when a record comes (test runners swap it after configuration)."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self) -> Any:  # type: ignore[override]
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
+
+
+class _ByOrigin(logging.Filter):
+    """portaflow's records at one level, everyone else's at another.
+
+    Why a filter and not only logger levels: libraries set their own loggers' levels when they start
+    (Parsl sets `parsl` to DEBUG for its runinfo log file), and their records would then reach stderr.
+    """
+
+    def __init__(self, ours: int, others: int):
+        super().__init__()
+        self.ours, self.others = ours, others
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        ours = record.name == "portaflow" or record.name.startswith("portaflow.")
+        return record.levelno >= (self.ours if ours else self.others)
+
+
+class _PlainFormatter(logging.Formatter):
+    """INFO as the bare message (it reads like the commands' own output); warnings and errors say so."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        return text if record.levelno <= logging.INFO else f"{record.levelname.lower()}: {text}"
+
+
+def configure_logging(options: CliOptions) -> None:
+    """Install portaflow's one stderr handler on the root logger (replacing one from an earlier call)."""
+    ours, others = options.levels()
+    root = logging.getLogger()
+    for handler in [h for h in root.handlers if isinstance(h, _StderrHandler)]:
+        root.removeHandler(handler)
+    handler = _StderrHandler()
+    handler.addFilter(_ByOrigin(ours, others))
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s") if ours <= logging.DEBUG
+                         else _PlainFormatter("%(message)s"))
+    root.addHandler(handler)
+    root.setLevel(others)
+    logging.getLogger("portaflow").setLevel(ours)
+    logging.captureWarnings(True)
+
+
 class PortaflowGroup(click.Group):
-    """Turns portaflow's errors into messages and exit codes instead of tracebacks."""
+    """Turns portaflow's errors into messages and exit codes instead of tracebacks (kept with --debug)."""
 
     def invoke(self, ctx: click.Context) -> Any:
-        debug = "--debug" in sys.argv
         try:
             return super().invoke(ctx)
         except PortaflowError as exc:
-            if debug:
+            if _options(ctx).debug:
                 traceback.print_exc()
-            err_console.print(f"error: {exc}", markup=False)
+            error_console.print(f"error: {exc}", markup=False)
             ctx.exit(exc.exit_code)
         except KeyboardInterrupt:
-            err_console.print("interrupted: jobs cancelled, partial outputs removed")
+            error_console.print("interrupted: jobs cancelled, partial outputs removed")
             ctx.exit(130)
 
 
 @click.group(cls=PortaflowGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="portaflow")
-@click.option("--debug", is_flag=True, help="show tracebacks")
-def cli(debug: bool) -> None:
+@click.option("--verbose", "-v", count=True, help="log to stderr what portaflow decides (-v), also each external command and other libraries' notices (-vv)")
+@click.option("--quiet", "-q", is_flag=True, help="only errors on stderr (no progress, no warnings)")
+@click.option("--debug", is_flag=True, help="show tracebacks and log everything at DEBUG")
+@click.pass_context
+def cli(ctx: click.Context, verbose: int, quiet: bool, debug: bool) -> None:
     """portaflow: one workflow description, compiled to Parsl or Snakemake, for any site."""
+    if quiet and (verbose or debug):
+        raise click.UsageError("-q/--quiet cannot be combined with -v/--verbose or --debug")
+    ctx.obj = CliOptions(verbose, quiet, debug)
+    configure_logging(ctx.obj)
+    err_console.quiet = quiet
 
 
 def _params(workflow: Any, preset: str | None, params: tuple[str, ...], params_file: str | None) -> dict[str, Any]:
@@ -105,7 +202,7 @@ def run(workflow: str, site: str, site_set: tuple[str, ...], engine: str, params
         console.print(f"dry run: {len(todo)} of {len(plan.tasks)} task(s) would run on {loaded_site.site.name} with {engine}")
         return
     err_console.print(f"portaflow {plan.workflow}: {len(plan.tasks)} task(s) on site {loaded_site.site.name} with {engine}; work directory {wd}")
-    result = driver.run(plan, loaded_site, engine, wd)
+    result = driver.run(plan, loaded_site, engine, wd, quiet=_options(click.get_current_context()).quiet)
     _summary(result)
     if not result.ok:
         sys.exit(1)

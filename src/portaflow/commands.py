@@ -69,10 +69,12 @@ def run_command(
     log.log(level, "running: %s", shlex.join(args))
     start = time.monotonic()
     try:
-        result = subprocess.run(args, capture_output=True, text=True, timeout=timeout, env=None if env is None else dict(env),
+        result = subprocess.run(args, check=False, capture_output=True, text=True, timeout=timeout, env=None if env is None else dict(env),
                                 cwd=cwd, input=input)
-    except FileNotFoundError:
-        raise CommandError(args, None, reason=f"{args[0]} not found on PATH") from None
+    except OSError as exc:  # could not start: no such program, not executable, no such cwd
+        reason = (f"{args[0]} not found on PATH" if isinstance(exc, FileNotFoundError) and exc.filename == args[0]
+                  else f"could not start: {exc.strerror or exc}" + (f" ({exc.filename})" if exc.filename else ""))
+        raise CommandError(args, None, reason=reason) from None
     except subprocess.TimeoutExpired as exc:
         out = exc.stdout.decode(errors="replace") if isinstance(exc.stdout, bytes) else (exc.stdout or "")
         err = exc.stderr.decode(errors="replace") if isinstance(exc.stderr, bytes) else (exc.stderr or "")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import os
 import platform
 import secrets
@@ -24,12 +25,16 @@ from portaflow.containers.images import image_digest
 from portaflow.engines import engine_for
 from portaflow.engines.base import Engine, RunContext, TaskOutcome, remove_outputs
 from portaflow.engines.state import StateStore, signatures, stale_tasks
+from portaflow.errors import PortaflowError
+from portaflow.hashing import stat_key
 from portaflow.plan.model import Plan, Task
 from portaflow.preflight import preflight
 from portaflow.progress import Progress
 from portaflow.plan import make_plan
 from portaflow.schedulers import adapter_for
 from portaflow.spec.loading import LoadedSite, LoadedWorkflow, load_site
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -50,10 +55,15 @@ class RunResult:
 def load_plan(loaded_wf: LoadedWorkflow, site: str, site_overrides: dict[str, Any], params: dict[str, Any]) -> tuple[LoadedWorkflow, LoadedSite, Plan]:
     """A workflow on a site: load the profile, apply its scheduler's checks, plan (InputError on any problem)."""
     loaded_site = load_site(site, site_overrides)
+    log.info("site %s (scheduler %s) from %s%s", loaded_site.site.name, loaded_site.site.scheduler, loaded_site.path,
+             f", overrides {loaded_site.overrides}" if loaded_site.overrides else "")
     scheduler = adapter_for(loaded_site)
     scheduler.check()
     scheduler.check_user_values()
-    return loaded_wf, loaded_site, make_plan(loaded_wf.workflow, loaded_site.site, params)
+    plan = make_plan(loaded_wf.workflow, loaded_site.site, params)
+    log.info("workflow %s from %s: %d task(s); parameters %s", plan.workflow, loaded_wf.path, len(plan.tasks),
+             json.dumps(plan.parameters, sort_keys=True))
+    return loaded_wf, loaded_site, plan
 
 
 def render(plan: Plan, loaded: LoadedSite, engine_name: str, out_dir: Path, workdir: Path | None = None) -> list[Path]:
@@ -93,6 +103,8 @@ def container_images(plan: Plan, loaded: LoadedSite) -> dict[str, dict[str, str 
         call = container_call(loaded.site, task.container)
         if call and task.container not in images:
             images[task.container] = {"runtime": call.runtime, "image": call.image, "digest": image_digest(call)}
+            log.info("container %s: %s image %s, digest %s", task.container, call.runtime, call.image,
+                     images[task.container]["digest"] or "unknown")
     return images
 
 
@@ -108,7 +120,36 @@ def tasks_to_run(plan: Plan, loaded: LoadedSite, workdir: Path,
     store = StateStore(workdir)
     images = container_images(plan, loaded) if images is None else images
     sigs = signatures(plan, workdir, extra_signatures(plan, loaded, images))
-    return store, sigs, stale_tasks(plan, store, sigs)
+    todo = stale_tasks(plan, store, sigs)
+    log.info("%d of %d task(s) to run in %s", len(todo), len(plan.tasks), workdir)
+    if log.isEnabledFor(logging.INFO):
+        for task_id, why in stale_reasons(plan, store, sigs, todo).items():
+            log.info("  %s: %s", plan.by_id[task_id].display, why)
+    if log.isEnabledFor(logging.DEBUG):
+        todo_ids = {t.id for t in todo}
+        for task in plan.tasks:
+            if task.id not in todo_ids:
+                log.debug("  %s: up to date (signature %s)", task.display, sigs[task.id][:12])
+    return store, sigs, todo
+
+
+def stale_reasons(plan: Plan, store: StateStore, sigs: dict[str, str], todo: list[Task]) -> dict[str, str]:
+    """Why each task in `todo` runs, in words (for the log; `stale_tasks` decides, this only explains)."""
+    todo_ids = {t.id for t in todo}
+    reasons = {}
+    for task in todo:
+        record = store.read(task.id)
+        upstream = [plan.by_id[d].display for d in task.depends if d in todo_ids]
+        if record is None:
+            reasons[task.id] = "no record of an earlier run"
+        elif record.get("signature") != sigs[task.id]:
+            reasons[task.id] = "its command, inputs, image or environment changed"
+        elif not all((store.workdir / path).exists() and stat_key(store.workdir / path) == info.get("stat")
+                     for path, info in record.get("outputs", {}).items()):
+            reasons[task.id] = "an output is missing or was changed after it was recorded"
+        else:
+            reasons[task.id] = "upstream task(s) rerun: " + ", ".join(upstream) if upstream else "upstream changed"
+    return reasons
 
 
 def run(plan: Plan, loaded: LoadedSite, engine_name: str, workdir: Path | None = None, quiet: bool = False) -> RunResult:
@@ -121,6 +162,7 @@ def run(plan: Plan, loaded: LoadedSite, engine_name: str, workdir: Path | None =
     todo_ids = {t.id for t in todo}
     engine = engine_for(engine_name)
     run_id, run_dir = new_run_dir(workdir, engine_name)
+    log.info("run %s: engine %s on %s (%s); run directory %s", run_id, engine_name, loaded.site.name, loaded.site.scheduler, run_dir)
     _write_run_inputs(run_dir, plan, loaded)
     progress = Progress(len(todo))
     ctx = RunContext(plan, loaded, workdir, run_dir, todo, run_id=run_id, on_event=progress.event if not quiet else (lambda *a: None))
@@ -136,7 +178,12 @@ def run(plan: Plan, loaded: LoadedSite, engine_name: str, workdir: Path | None =
         try:
             outcomes = engine.execute(ctx)
         except KeyboardInterrupt:
-            ctx.scheduler.cancel_run(run_id, ctx.jobs)
+            log.warning("run %s interrupted: cancelling its jobs", run_id)
+            try:
+                cancelled = ctx.scheduler.cancel_run(run_id, ctx.jobs)
+                log.info("cancelled %d job(s)%s", len(cancelled), f": {', '.join(cancelled)}" if cancelled else "")
+            except PortaflowError as exc:  # clean-up and the manifest still happen; the person learns what is left
+                log.error("run %s: could not cancel every job (%s); known jobs: %s", run_id, exc, ", ".join(ctx.jobs) or "none")
             _clean_unfinished(ctx, todo, outcomes)
             _write_manifest(run_dir, plan, loaded, engine_name, run_id, workdir, store, todo_ids, outcomes, ctx.jobs, images, status="interrupted")
             raise
@@ -152,6 +199,9 @@ def run(plan: Plan, loaded: LoadedSite, engine_name: str, workdir: Path | None =
             failed[task.id] = outcome
     manifest = _write_manifest(run_dir, plan, loaded, engine_name, run_id, workdir, store, todo_ids, outcomes, ctx.jobs,
                                images, status="failed" if failed else "succeeded")
+    for task_id, outcome in failed.items():
+        log.debug("task %s failed: %s", task_id, outcome.message)
+    log.info("run %s %s: manifest %s", run_id, "failed" if failed else "succeeded", run_dir / "manifest.json")
     return RunResult(run_id, run_dir, workdir, [t.id for t in todo], [t.id for t in plan.tasks if t.id not in todo_ids], failed, manifest)
 
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import html
 import json
+import logging
 import shutil
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from portaflow.commands import run_command
 from portaflow.errors import PortaflowError
 from portaflow.gpuprobe import unavailable_reason
 from portaflow.plan.model import Plan
@@ -30,6 +31,9 @@ ENGINES = ("parsl", "snakemake")
 GPU_SKIP = "GPU steps, and GPUs here cannot compute"
 EXAMPLE_ACCOUNT = "matrix-example"
 """The account set on example profiles that require one: their cells only render."""
+
+logger = logging.getLogger(__name__)
+"""(Named so: `log` is run_matrix's callback for the one-line notes a person watches.)"""
 
 
 @dataclass
@@ -83,6 +87,8 @@ def run_matrix(workflows: list[Path], sites: list[str], engines: list[str], out_
     cells: list[Cell] = []
     plans: dict[str, Plan] = {}
     gpu_problem = unavailable_reason()
+    logger.info("matrix: %d workflow(s) x %d site(s) x %d engine(s) in %s; GPU steps %s", len(workflows), len(sites), len(engines),
+             out_dir, f"skipped ({gpu_problem})" if gpu_problem else "run")
     for wf_path in workflows:
         loaded_wf = load_workflow(wf_path)
         workflow = loaded_wf.workflow
@@ -92,13 +98,22 @@ def run_matrix(workflows: list[Path], sites: list[str], engines: list[str], out_
                 cell = Cell(workflow.name, site_name, engine)
                 cells.append(cell)
                 cell_dir = out_dir / "cells" / f"{workflow.name}--{site_name}--{engine}"
+                logger.info("cell %s: start", cell.name)
                 _decide(cell, wf_path, loaded_wf, site_name, params, cell_dir, gpu_problem, plans)
                 if site_name in must_run and cell.status in (RENDERED, SKIPPED) and not cell.reason.startswith(GPU_SKIP):
                     cell.status, cell.reason = FAILED, f"must run here (--must-run {site_name}) but: {cell.reason}"
                 log(f"{cell.name}: {cell.status}" + (f" ({cell.reason})" if cell.reason else "")
                     + (f" in {cell.wall_s:.0f}s" if cell.wall_s is not None else ""))
+                _log_outcome(cell, cell_dir)
     disagreements = compare_cells(cells, plans)
+    logger.info("matrix: %d disagreement(s) between cells' outputs", len(disagreements))
     return MatrixResult(cells, disagreements, {"preset": preset})
+
+
+def _log_outcome(cell: Cell, cell_dir: Path) -> None:
+    """The details of a cell's outcome that its one-line note leaves out (-v shows them)."""
+    logger.info("cell %s: %s task(s), %s scheduler job(s), %d output(s) to compare; files in %s", cell.name,
+                "no" if cell.tasks is None else cell.tasks, "no" if cell.jobs is None else cell.jobs, len(cell.outputs), cell_dir)
 
 
 def _decide(cell: Cell, wf_path: Path, loaded_wf: Any, site_name: str, params: dict[str, Any], cell_dir: Path,
@@ -169,7 +184,9 @@ def _run_cell(cell: Cell, wf_path: Path, params: dict[str, Any], cell_dir: Path)
     argv = [sys.executable, "-m", "portaflow", "run", str(wf_path), "--site", cell.site, "--engine", cell.engine,
             "--workdir", str(workdir)] + [w for k, v in params.items() for w in ("--param", f"{k}={v}")]
     started = time.perf_counter()
-    result = subprocess.run(argv, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    # No time limit (a cell on a busy cluster takes what it takes; killing `portaflow run` would leave its
+    # jobs behind), and its exit code is the cell's verdict, read below rather than raised.
+    result = run_command(argv, check=False, timeout=None, input="", level=logging.INFO)
     cell.wall_s = time.perf_counter() - started
     cell.workdir = str(workdir)
     (cell_dir / "portaflow.log").write_text(result.stdout + result.stderr)

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import logging
+import sys
 
+import pytest
 from testlib import ROOT, WORKFLOWS, run_portaflow
 
 WORDFREQ = str(WORKFLOWS / "examples" / "wordfreq.yaml")
@@ -129,3 +132,82 @@ def test_missing_container_runtime_stops_the_run_before_submission(tmp_path):
     assert ("step generate: container 'hep' needs runtime podman (/nonexistent/podman), which site local-podman expects "
             "but is not on PATH") in result.stderr
     assert not (tmp_path / ".portaflow" / "runs").exists()
+
+
+# -- logging flags and error reporting -------------------------------------------------------------
+
+def test_verbose_shows_decisions_and_default_does_not(tmp_path):
+    quiet_default = run_portaflow("run", WORDFREQ, "--dry-run", "--workdir", str(tmp_path))
+    assert quiet_default.returncode == 0, quiet_default.stderr
+    assert "site local (scheduler local) from" not in quiet_default.stderr
+    verbose = run_portaflow("-v", "run", WORDFREQ, "--dry-run", "--workdir", str(tmp_path))
+    assert verbose.returncode == 0, verbose.stderr
+    assert "site local (scheduler local) from" in verbose.stderr
+    assert "7 of 7 task(s) to run" in verbose.stderr and "merge: no record of an earlier run" in verbose.stderr
+    assert "DEBUG" not in verbose.stderr and "preflight: scheduler connection not checked" not in verbose.stderr
+    assert "site local" not in verbose.stdout  # logs stay off stdout: results there can be piped
+    assert verbose.stdout == quiet_default.stdout
+
+
+def test_very_verbose_adds_debug_with_level_and_logger_name(tmp_path):
+    result = run_portaflow("-vv", "run", WORDFREQ, "--dry-run", "--workdir", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert " DEBUG portaflow.preflight: preflight: scheduler connection not checked" in result.stderr
+    assert " INFO portaflow.driver: 7 of 7 task(s) to run" in result.stderr
+
+
+def test_quiet_hides_warnings_but_not_errors(tmp_path, write):
+    # a podman that has the image but cannot say its id: the run may go on, with a warning
+    podman = write("bin/podman", '#!/bin/sh\n[ "$2" = exists ] && exit 0\necho "Error: inspect is broken" >&2; exit 1\n')
+    podman.chmod(0o755)
+    args = ("run", str(WORKFLOWS / "hep" / "zmumu.yaml"), "--site", "local-podman", "--site-set", f"container.executable={podman}",
+            "--dry-run", "--workdir", str(tmp_path / "w"))
+    default = run_portaflow(*args)
+    assert default.returncode == 0, default.stderr
+    assert "warning: image localhost/portaflow-hep:latest: digest unknown" in default.stderr
+    assert "inspect is broken" in default.stderr
+    quiet = run_portaflow("-q", *args)
+    assert quiet.returncode == 0 and quiet.stderr == ""
+    assert quiet.stdout == default.stdout  # -q quiets stderr; the results are the same
+    result = run_portaflow("-q", "run", WORDFREQ, "--param", "shards=many")
+    assert result.returncode == 2 and result.stderr.startswith("error: parameter 'shards' expects int")
+    result = run_portaflow("-q", "-v", "plan", WORDFREQ)
+    assert result.returncode == 2 and "cannot be combined" in result.stderr
+
+
+def test_debug_is_read_from_its_option_not_from_argv(write):
+    bad = write("bad.yaml", "name: demo\nsteps: {a: {comand: echo}}\n")
+    without = run_portaflow("run", str(bad), "--param", "x=--debug")  # '--debug' as a value is not the flag
+    assert without.returncode == 2 and "Traceback" not in without.stderr
+    with_debug = run_portaflow("--debug", "run", str(bad))
+    assert with_debug.returncode == 2 and "Traceback" in with_debug.stderr and "SpecError" in with_debug.stderr
+    assert with_debug.stderr.rstrip().splitlines()[-1].startswith("error: ")
+
+
+@pytest.fixture
+def cli_with_failing_command():
+    """The real group (options, error handling) with one extra command whose external command fails."""
+    from portaflow.cli import PortaflowGroup, cli
+    from portaflow.commands import run_command
+
+    group = PortaflowGroup(name="portaflow", params=cli.params, callback=cli.callback)
+
+    @group.command()
+    def boom() -> None:
+        run_command([sys.executable, "-c", "import sys; print('the reason', file=sys.stderr); sys.exit(4)"])
+
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level, logging.getLogger("portaflow").level)
+    yield group
+    root.handlers[:], root.level = saved[0], saved[1]
+    logging.getLogger("portaflow").setLevel(saved[2])
+
+
+@pytest.mark.parametrize("debug", [False, True])
+def test_a_failed_command_is_a_clean_error_exit_1(cli_with_failing_command, debug):
+    from click.testing import CliRunner
+
+    result = CliRunner().invoke(cli_with_failing_command, (["--debug"] if debug else []) + ["boom"])
+    assert result.exit_code == 1
+    assert "error: command failed (exit code 4): " in result.stderr and "stderr: the reason" in result.stderr
+    assert ("Traceback" in result.stderr) is debug

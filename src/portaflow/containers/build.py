@@ -5,29 +5,39 @@ has the package index; build containers have no network), and the base can be a 
 Debian root filesystem made with debootstrap and imported into podman (`bootstrap_base`), or a
 local SIF for Apptainer. The recipe text is the one `portaflow containers render` writes, with the
 base swapped, so what is built is what is reviewed.
+
+Every tool runs through `run_command` with no time limit (a build takes as long as it takes, and a
+person is watching); a failure raises CommandError quoting the end of the tool's output.
 """
 
 from __future__ import annotations
 
+import logging
 import shutil
-import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from portaflow.commands import run_command
 from portaflow.containers import ContainerCall
 from portaflow.containers.images import image_digest
-from portaflow.containers.recipes import Recipe, apptainer_def, containerfile, load_recipe, recipe_path
-from portaflow.errors import InputError, PortaflowError
+from portaflow.containers.recipes import (
+    Recipe,
+    apptainer_def,
+    containerfile,
+    load_recipe,
+    recipe_path,
+)
+from portaflow.errors import InputError
+
+logger = logging.getLogger(__name__)
+"""(Named so: `log` is the callback parameter through which the CLI tells the person waiting.)"""
 
 BASE_TAG = "localhost/portaflow-base:bookworm"
 BASE_PACKAGES = ["python3", "python3-venv", "ca-certificates"]
 """What a base needs for every recipe: Python 3.11 with venv (Debian 12's python3 is 3.11)."""
-
-
-class BuildError(PortaflowError):
-    """A build tool failed; its output is in the message."""
 
 
 @dataclass(frozen=True)
@@ -64,8 +74,8 @@ def build_command(runtime: str, executable: str, context: Path, image: str, base
 
 
 def build_image(name: str, runtime: str, recipes_dir: Path, project_root: Path, base: str | None = None,
-                image: str | None = None, executable: str | None = None, log=print) -> BuiltImage:
-    """Build container `name` for `runtime`; return where it is and its digest."""
+                image: str | None = None, executable: str | None = None, log: Callable[[str], None] = print) -> BuiltImage:
+    """Build container `name` for `runtime`; return where it is and its digest. `log` tells the person waiting."""
     if runtime not in ("podman", "docker", "apptainer", "singularity"):
         raise InputError(f"--runtime: expected podman, docker, apptainer or singularity, found {runtime!r}")
     executable = executable or runtime
@@ -76,6 +86,7 @@ def build_image(name: str, runtime: str, recipes_dir: Path, project_root: Path, 
     image = image or default_image(name, runtime)
     with tempfile.TemporaryDirectory(prefix=f"portaflow-build-{name}-") as tmp:
         context = Path(tmp)
+        logger.info("building %s from %s for %s (%s) in %s", image, path, runtime, executable, context)
         if runtime in ("apptainer", "singularity"):
             (context / "image.def").write_text(apptainer_def(recipe, path.name, base=base))
         else:
@@ -88,7 +99,7 @@ def build_image(name: str, runtime: str, recipes_dir: Path, project_root: Path, 
 
 
 def bootstrap_base(tag: str = BASE_TAG, suite: str = "bookworm", mirror: str = "http://deb.debian.org/debian",
-                   executable: str = "podman", log=print) -> BuiltImage:
+                   executable: str = "podman", log: Callable[[str], None] = print) -> BuiltImage:
     """A minimal Debian with Python, made by debootstrap and imported as a local image (no registry).
 
     Needs root and debootstrap; apt inside it reaches the Debian mirror, nothing else.
@@ -105,18 +116,15 @@ def bootstrap_base(tag: str = BASE_TAG, suite: str = "bookworm", mirror: str = "
                 if item.is_file():
                     item.unlink()
         log(f"base: {executable} import as {tag}")
-        tar = subprocess.Popen(["tar", "-C", str(rootfs), "-c", "."], stdout=subprocess.PIPE)
-        try:
-            _run([executable, "import", "--change", 'CMD ["/bin/bash"]', "-", tag], stdin=tar.stdout)
-        finally:
-            tar.stdout.close()
-            tar.wait()
+        # A tarball on disk rather than a pipe: each tool's exit code is then checked (a failing tar
+        # used to go unnoticed, leaving podman to import a truncated stream).
+        tarball = Path(tmp) / "rootfs.tar"
+        _run(["tar", "-C", str(rootfs), "-cf", str(tarball), "."])
+        _run([executable, "import", "--change", 'CMD ["/bin/bash"]', str(tarball), tag])
     return BuiltImage("base", executable, tag, image_digest(ContainerCall(executable, executable, tag)))
 
 
-def _run(argv: list[str], cwd: Path | None = None, stdin=None) -> None:
-    """Run a build tool; on failure raise BuildError with the end of its output (not a traceback)."""
-    result = subprocess.run(argv, cwd=cwd, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    if result.returncode != 0:
-        tail = "\n".join(result.stdout.strip().splitlines()[-25:])
-        raise BuildError(f"{argv[0]} {argv[1]} failed with exit code {result.returncode}:\n{tail}")
+def _run(argv: list[str], cwd: Path | None = None) -> None:
+    """Run a build tool to its end (no time limit), logged at INFO; CommandError with its output if it fails."""
+    result = run_command(argv, cwd=cwd, timeout=None, level=logging.INFO)
+    logger.debug("%s output (end):\n%s", argv[0], "\n".join((result.stdout + result.stderr).strip().splitlines()[-25:]))

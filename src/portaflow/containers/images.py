@@ -7,11 +7,14 @@ signature includes it, so a rebuilt image reruns the steps that use it.
 
 from __future__ import annotations
 
-import subprocess
+import logging
 from pathlib import Path
 
+from portaflow.commands import CommandError, run_command
 from portaflow.containers import ContainerCall
 from portaflow.hashing import sha256_file
+
+log = logging.getLogger(__name__)
 
 REMOTE_PREFIXES = ("docker://", "oras://", "library://", "shub://")
 """Image references the runtime pulls when the step starts: nothing local to check or hash."""
@@ -27,13 +30,24 @@ def uses_files(call: ContainerCall) -> bool:
 
 
 def image_present(call: ContainerCall) -> bool:
-    """Whether the image is on this machine (remote references count as present: the runtime pulls them)."""
+    """Whether the image is on this machine (remote references count as present: the runtime pulls them).
+
+    Raises CommandError when the runtime cannot answer (podman's exit 125, a timeout, no binary), so a
+    broken runtime is reported as such rather than as a missing image.
+    """
     if is_remote(call.image):
+        log.debug("image %s: remote, pulled by %s when a step starts", call.image, call.runtime)
         return True
     if uses_files(call):
-        return Path(call.image).exists()
-    result = subprocess.run([call.executable, "image", "exists" if call.runtime == "podman" else "inspect", call.image],
-                            capture_output=True, timeout=60)
+        present = Path(call.image).exists()
+        log.debug("image %s: %s", call.image, "present" if present else "no such file or directory")
+        return present
+    # `podman image exists` answers 0 or 1, anything else is an error; docker's inspect says 1 for both
+    argv = [call.executable, "image", "exists" if call.runtime == "podman" else "inspect", call.image]
+    result = run_command(argv, check=False)
+    if result.returncode not in (0, 1):
+        raise CommandError(argv, result.returncode, result.stdout, result.stderr)
+    log.debug("image %s: %s in %s", call.image, "present" if result.returncode == 0 else "absent", call.executable)
     return result.returncode == 0
 
 
@@ -42,19 +56,27 @@ def image_digest(call: ContainerCall) -> str | None:
 
     podman/docker: the image id (the digest of its config, as `podman images --digests` shows).
     A SIF file: the sha256 of the file. An unpacked directory or a remote reference: None.
+    A podman/docker image whose id cannot be read gives None with a warning (the run goes on; its
+    manifest and signatures just lack the digest): the digest is a record, not a precondition.
     """
     if is_remote(call.image):
+        log.debug("image %s: remote, no digest before it is pulled", call.image)
         return None
     if uses_files(call):
         path = Path(call.image)
-        return f"sha256:{sha256_file(path)}" if path.is_file() else None
+        digest = f"sha256:{sha256_file(path)}" if path.is_file() else None
+        log.info("image %s: digest %s", call.image, digest or "none (a directory, not a SIF file)")
+        return digest
     try:
-        result = subprocess.run([call.executable, "image", "inspect", "--format", "{{.Id}}", call.image],
-                                capture_output=True, text=True, timeout=60)
-    except (OSError, subprocess.TimeoutExpired):
+        result = run_command([call.executable, "image", "inspect", "--format", "{{.Id}}", call.image])
+    except CommandError as exc:
+        log.warning("image %s: digest unknown, %s", call.image, exc)
         return None
-    if result.returncode != 0 or not result.stdout.strip():
+    if not result.stdout.strip():
+        log.warning("image %s: digest unknown, %s image inspect printed no id", call.image, call.executable)
         return None
     image_id = result.stdout.strip().splitlines()[0]
-    return image_id if image_id.startswith("sha256:") else f"sha256:{image_id}"
+    digest = image_id if image_id.startswith("sha256:") else f"sha256:{image_id}"
+    log.info("image %s: digest %s", call.image, digest)
+    return digest
 

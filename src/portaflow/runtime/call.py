@@ -3,12 +3,16 @@
 Why an entry point: both engines then run every step as a plain shell command (a Parsl bash app, a
 Snakemake `shell:` rule), inside a container or not, and the callable sees the same arguments.
 On failure the step's outputs are removed, so nothing half-written looks complete.
+
+This is a process's entry point, so when run as one it configures logging (the step's log is its
+stderr): portaflow's INFO and up, other libraries' warnings, each line marked with where it came from.
 """
 
 from __future__ import annotations
 
 import importlib
 import json
+import logging
 import platform
 import shutil
 import sys
@@ -16,6 +20,8 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+log = logging.getLogger("portaflow.runtime.call")  # not __name__: run with -m, that is "__main__"
 
 
 def load_target(target: str) -> Callable[..., Any]:
@@ -60,8 +66,8 @@ def main(argv: list[str] | None = None) -> int:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
     # Where the step really ran, in its log: a container claimed by the site is proven, not assumed.
     where = container_seen()
-    print(f"portaflow: {payload['target']} on {platform.node()}, Python {sys.executable}, "
-          + (f"in a container ({where})" if where else "on the host (no container)"), file=sys.stderr, flush=True)
+    log.info("%s on %s, Python %s, %s", payload["target"], platform.node(), sys.executable,
+             f"in a container ({where})" if where else "on the host (no container)")
     try:
         func = load_target(payload["target"])
         kwargs: dict[str, Any] = {"inputs": payload["inputs"], "outputs": outputs, "args": payload["args"]}
@@ -76,16 +82,37 @@ def main(argv: list[str] | None = None) -> int:
         remove_outputs(outputs)
         if isinstance(exc, KeyboardInterrupt):
             return 130
-        traceback.print_exc()
-        print(f"portaflow: step {payload['target']} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        traceback.print_exc()  # the step's own traceback belongs in its log, whatever the log level
+        log.error("step %s failed: %s: %s", payload["target"], type(exc).__name__, exc)
         return 1
     missing = [p for p in outputs.values() if not Path(p).exists()]
     if missing:
         remove_outputs(outputs)
-        print(f"portaflow: step {payload['target']} finished without writing: {', '.join(missing)}", file=sys.stderr)
+        log.error("step %s finished without writing: %s", payload["target"], ", ".join(missing))
         return 1
     return 0
 
 
+class _StepLogFormatter(logging.Formatter):
+    """'portaflow: message' for portaflow's own records (as the step logs always read), 'name: LEVEL: message' for others'."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        ours = record.name == "portaflow" or record.name.startswith("portaflow.")
+        prefix = "portaflow" if ours and not record.name.startswith("portaflow.cores.") else record.name
+        level = "" if record.levelno == logging.INFO else f"{record.levelname.lower()}: "
+        return f"{prefix}: {level}{record.getMessage()}" + (f"\n{self.formatException(record.exc_info)}" if record.exc_info else "")
+
+
+def configure_step_logging() -> None:
+    """stderr (the step's log) gets portaflow's INFO and other libraries' WARNING, flushed line by line."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_StepLogFormatter())
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(logging.WARNING)
+    logging.getLogger("portaflow").setLevel(logging.INFO)
+
+
 if __name__ == "__main__":
+    configure_step_logging()
     sys.exit(main())

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 from collections.abc import Iterator
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 ENV_VAR = "PORTAFLOW_DASK"
 GPU_RESOURCE_ENV = "PORTAFLOW_DASK_GPU_RESOURCE"
@@ -30,6 +33,9 @@ def dask_client() -> Iterator[Any]:
     from distributed import Client
 
     settings = dask_settings()
+    log.info("dask cluster: %s mode, %s CPU worker(s), %s GPU worker(s), %s thread(s) and %s MiB each%s", settings["mode"],
+             settings["cpu_workers"], settings["gpu_workers"], settings["threads"], settings["worker_memory_mib"],
+             "" if os.environ.get(ENV_VAR) else f" (no {ENV_VAR}: the default for a step run by hand)")
     os.environ[GPU_RESOURCE_ENV] = settings["gpu_resource"]
     if settings["mode"] == "jobs":
         from portaflow.runtime.dask_jobs import job_cluster

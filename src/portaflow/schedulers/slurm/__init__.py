@@ -42,10 +42,10 @@ class SlurmScheduler(Scheduler):
         out = [f"--partition={partition}"]
         if site.account:
             out.append(f"--account={site.account}")
-        if site.qos:
-            out.append(f"--qos={site.qos}")
-        if site.reservation:
-            out.append(f"--reservation={site.reservation}")
+        if site.slurm.qos:
+            out.append(f"--qos={site.slurm.qos}")
+        if site.slurm.reservation:
+            out.append(f"--reservation={site.slurm.reservation}")
         constraint = self.constraint(partition)
         if constraint:
             out.append(f"--constraint={constraint}")
@@ -60,7 +60,7 @@ class SlurmScheduler(Scheduler):
 
     def memory_directives(self, request: TaskResources) -> list[str]:
         """--mem (per node) or --mem-per-cpu, rounded up so the job never gets less than asked."""
-        rule = self.site.memory_rule
+        rule = self.site.slurm.memory_rule
         if rule == "per_node":
             return [f"--mem={request.memory_mib}M"]
         if rule == "per_cpu":
@@ -75,7 +75,7 @@ class SlurmScheduler(Scheduler):
     def constraint(self, partition: str) -> str | None:
         """The site's and the partition's --constraint, combined with AND; a part with OR is parenthesised
         (`(intel|amd)&ib`), since in SLURM's syntax AND binds tighter than OR."""
-        parts = [c for c in (self.site.constraint, self.site.partitions[partition].constraint) if c]
+        parts = [c for c in (self.site.slurm.constraint, self.site.partitions[partition].constraint) if c]
         if not parts:
             return None
         return "&".join(f"({c})" if "|" in c else c for c in parts)
@@ -84,8 +84,8 @@ class SlurmScheduler(Scheduler):
         if not request.gpus:
             return []
         if request.gpu_model:
-            return [self.site.gpu_model_syntax.format(n=request.gpus, model=request.gpu_model)]
-        return [self.site.gpu_syntax.format(n=request.gpus)]
+            return [self.site.slurm.gpu_model_syntax.format(n=request.gpus, model=request.gpu_model)]
+        return [self.site.slurm.gpu_syntax.format(n=request.gpus)]
 
     @classmethod
     def flag_name(cls, directive: str) -> str:
@@ -118,7 +118,7 @@ class SlurmScheduler(Scheduler):
     def snakemake_run_profile(self, ctx: RunContext, profile: dict[str, Any]) -> dict[str, Any]:
         """`status_command: auto` decided against this cluster: squeue when sacct does not answer (the plugin
         would otherwise wait forever for accounting records)."""
-        if self.site.polling.status_command == "auto" and not self.accounting_available():
+        if self.site.slurm.status_command == "auto" and not self.accounting_available():
             return {**profile, "slurm-status-command": "squeue"}
         return profile
 

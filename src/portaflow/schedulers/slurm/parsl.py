@@ -38,7 +38,7 @@ def slurm_provider(ctx: RunContext, label: str, tasks: list[Task], recording: bo
         scheduler_options="\n".join(f"#SBATCH {d}" for d in directives),
         worker_init=worker_init(ctx),
         exclusive=False,
-        launcher=SrunLauncher() if site.parsl.launcher == "srun" else SingleNodeLauncher(),
+        launcher=SrunLauncher() if site.slurm.launcher == "srun" else SingleNodeLauncher(),
     )
 
 

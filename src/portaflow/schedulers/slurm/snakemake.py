@@ -29,12 +29,12 @@ def rule_resources(scheduler: SlurmScheduler, task: Task) -> dict[str, Any]:
     res.update({"slurm_partition": task.partition, "cpus_per_task": r.cores, "nodes": r.nodes})
     if site.account:
         res["slurm_account"] = site.account
-    if site.qos:
-        res["qos"] = site.qos
-    if site.memory_rule == "per_cpu":
+    if site.slurm.qos:
+        res["qos"] = site.slurm.qos
+    if site.slurm.memory_rule == "per_cpu":
         del res["mem_mb"]
         res["mem_mb_per_cpu"] = scheduler.memory_per_cpu_mib(r)
-    elif site.memory_rule == "none":
+    elif site.slurm.memory_rule == "none":
         res["mem_mb"] = 0  # the plugin writes no --mem for 0 (and Snakemake's default of 1000 MB would be one)
     constraint = scheduler.constraint(task.partition)
     if constraint:
@@ -53,8 +53,8 @@ def rule_resources(scheduler: SlurmScheduler, task: Task) -> dict[str, Any]:
             extra.append(directive)
     else:
         res["tasks"] = 1
-    if site.reservation:
-        extra.append(f"--reservation={site.reservation}")
+    if site.slurm.reservation:
+        extra.append(f"--reservation={site.slurm.reservation}")
     extra += site.extra_directives
     if extra:
         res["slurm_extra"] = " ".join(extra)
@@ -70,6 +70,6 @@ def executor_profile(scheduler: SlurmScheduler, ctx: RunContext) -> dict[str, An
     cfg["slurm-init-seconds-before-status-checks"] = max(1, site.polling.interval)
     if not site.account:
         cfg["slurm-no-account"] = True
-    if site.polling.status_command != "auto":
-        cfg["slurm-status-command"] = site.polling.status_command
+    if site.slurm.status_command != "auto":
+        cfg["slurm-status-command"] = site.slurm.status_command
     return cfg
