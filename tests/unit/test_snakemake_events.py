@@ -12,10 +12,10 @@ import textwrap
 from pathlib import Path
 
 import pytest
-import snakemake_logger_plugin_portaflow as plugin
 from snakemake_interface_logger_plugins.common import LogEvent
 from snakemake_interface_logger_plugins.tests import TestLogHandlerBase
 
+import snakemake_logger_plugin_portaflow as plugin
 from portaflow.engines.snakemake_events import EventFile, RunEvents, exit_status, logger_args, read_events
 
 SNAKEFILE = textwrap.dedent("""\

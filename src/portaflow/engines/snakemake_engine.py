@@ -226,7 +226,8 @@ class SnakemakeEngine(Engine):
                 _copy_first(failure.logs, ctx.log_path(task))
                 status = failure.exit_status if failure.exit_status is not None else _last_exit_status(ctx.log_path(task))
                 code = _read_exit_code(ctx.exit_code_path(task), status)
-                job_id = events.job_of_rule.get(task.id, failure.external_jobid)
+                # The SLURM job it ran in (its last try); other schedulers' ids are in ctx.jobs but, as before, not in the report.
+                job_id = events.job_of_rule.get(task.id, failure.external_jobid) if ctx.site.scheduler == "slurm" else None
                 outcome = TaskOutcome(task.id, False, code, job_id=job_id, message=failure_message(code, task))
             else:
                 outcome = TaskOutcome(task.id, False, None, message=f"not run: a task it depends on failed (see {log_path})")
