@@ -19,27 +19,21 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import yaml
 
 from portaflow.engines.base import Engine, RunContext, TaskOutcome, failure_message
+from portaflow.engines.snakemake_events import EVENTS_FILE, EventFile, RunEvents, logger_args
 from portaflow.schedulers.kubernetes.storage import fetch_rule, rule_path, staging_rules, target_path, uses_object_store
 from portaflow.gctools import paused_gc
 from portaflow.plan.model import Task
 
-_PROGRESS = re.compile(r"(\d+) of (\d+) steps \(\d+%\) done")
-_EXIT_STATUS = re.compile(r"returned non-zero exit status (\d+)")
-_ERROR_IN_RULE = re.compile(r"^Error in rule (\w+):")
-_ERROR_LOGS = re.compile(r"^\s+log: (.+) \(check log file\(s\) for error details\)$")
-_RULE_START = re.compile(r"^(?:local)?rule (\w+):")
-_SLURM_JOBID = re.compile(r"Job \d+ has been submitted with SLURM jobid (\d+)")
-_SUBMITTED_AS = re.compile(r"Job (\d+) has been submitted with SLURM jobid (\d+)")
-_SNAKEMAKE_JOBID = re.compile(r"^\s+jobid: (\d+)$")
-_HTCONDOR_JOBID = re.compile(r"Job \d+ submitted to HTCondor Cluster ID (\d+)")
-_K8S_JOB = re.compile(r"Get status with: kubectl describe job (snakejob-[0-9a-f-]+)")
-_FINISHED = re.compile(r"Finished jobid: \d+ \(Rule: (\w+)\)")
+_EXIT_STATUS = re.compile(r"returned non-zero exit status (\d+)")  # in a remote job's own log (_last_exit_status)
+_POLL_S = 0.25
+"""How often the events file is read while Snakemake runs (progress reaches ctx.on_event this late at most)."""
 
 
 def _escape_braces(text: str) -> str:
@@ -160,27 +154,33 @@ class SnakemakeEngine(Engine):
         (ctx.run_dir / "done").mkdir(parents=True, exist_ok=True)
         (ctx.run_dir / "exit").mkdir(parents=True, exist_ok=True)
         (ctx.run_dir / "logs").mkdir(parents=True, exist_ok=True)
-        log_path = ctx.run_dir / "snakemake.log"
+        log_path = ctx.run_dir / "snakemake.log"  # Snakemake's text output, for people
+        events_path = ctx.run_dir / EVENTS_FILE  # its log events, for portaflow (engines.snakemake_events)
+        events_path.unlink(missing_ok=True)
+        follower = EventFile(events_path, RunEvents(submission=ctx.scheduler.snakemake_submission))
+        events = follower.events
         by_id = {t.id: t for t in ctx.tasks}
         reported: set[str] = set()
-        finished: set[str] = set()  # rules Snakemake reports finished: what tells without markers (see _done)
+
+        def catch_up() -> None:
+            """Apply new events: scheduler job ids into ctx.jobs (what an interrupt cancels), finished tasks reported."""
+            nonlocal copied
+            if follower.read():
+                ctx.jobs.extend(events.external_jobs[copied:])
+                copied = len(events.external_jobs)
+                self._report_new(ctx, by_id, reported, events.finished)
+
+        copied = 0  # of events.external_jobs into ctx.jobs
         with open(log_path, "w") as log:
             env = {**_env(ctx), **ctx.scheduler.client_environment()}
-            proc = subprocess.Popen(self.command(ctx, out_dir), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, start_new_session=True)
+            proc = subprocess.Popen(self.command(ctx, out_dir) + logger_args(events_path), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                    text=True, env=env, start_new_session=True)
+            assert proc.stdout is not None
+            copier = threading.Thread(target=_copy_lines, args=(proc.stdout, log), name="snakemake-log", daemon=True)
+            copier.start()
             try:
-                assert proc.stdout is not None
-                for line in proc.stdout:
-                    log.write(line)
-                    log.flush()
-                    rule = _FINISHED.search(line)
-                    if rule:
-                        finished.add(rule.group(1))
-                    if _PROGRESS.search(line):
-                        self._report_new(ctx, by_id, reported, finished)
-                    job = _SLURM_JOBID.search(line) or _K8S_JOB.search(line) or _HTCONDOR_JOBID.search(line)
-                    if job:
-                        ctx.jobs.append(job.group(1))
-                proc.wait()
+                while not _exited(proc, _POLL_S):
+                    catch_up()
             except KeyboardInterrupt:
                 # The SLURM plugin ignores SIGTERM; SIGINT makes Snakemake cancel its jobs and stop.
                 os.killpg(proc.pid, signal.SIGINT)
@@ -188,23 +188,26 @@ class SnakemakeEngine(Engine):
                     proc.wait(timeout=60)
                 except subprocess.TimeoutExpired:
                     os.killpg(proc.pid, signal.SIGKILL)
+                copier.join(timeout=10)
+                catch_up()
                 raise
-        self._report_new(ctx, by_id, reported, finished)
-        log_text = log_path.read_text(errors="replace")
-        failures = _failures(log_text)
-        job_of_rule = _slurm_jobs_by_rule(log_text)
+            copier.join()  # until Snakemake's output ends, as snakemake.log must hold all of it
+        catch_up()
         outcomes = {}
         for task in ctx.tasks:
-            if _done(ctx, task, finished):
+            if _done(ctx, task, events.finished):
                 outcomes[task.id] = TaskOutcome(task.id, True, 0)
                 continue
-            if uses_object_store(ctx) and task.id in finished:  # its fetch-back rule did not finish
+            failure = events.failures.get(task.id)
+            if uses_object_store(ctx) and task.id in events.finished:  # its fetch-back rule did not finish
                 outcome = TaskOutcome(task.id, False, None, message=f"finished on the site, but its outputs could not be fetched from the object store (see {log_path})")
-            elif task.id in failures:
-                status, job_logs = failures[task.id]
-                _copy_first(job_logs, ctx.log_path(task))
-                code = _read_exit_code(ctx.exit_code_path(task), status if status is not None else _last_exit_status(ctx.log_path(task)))
-                outcome = TaskOutcome(task.id, False, code, job_id=job_of_rule.get(task.id), message=failure_message(code, task))
+            elif failure is not None:
+                _copy_first(failure.logs, ctx.log_path(task))
+                status = failure.exit_status if failure.exit_status is not None else _last_exit_status(ctx.log_path(task))
+                code = _read_exit_code(ctx.exit_code_path(task), status)
+                # The SLURM job it ran in (its last try); other schedulers' ids are in ctx.jobs but, as before, not in the report.
+                job_id = events.job_of_rule.get(task.id, failure.external_jobid) if ctx.scheduler.snakemake_failure_names_job else None
+                outcome = TaskOutcome(task.id, False, code, job_id=job_id, message=failure_message(code, task))
             else:
                 outcome = TaskOutcome(task.id, False, None, message=f"not run: a task it depends on failed (see {log_path})")
             outcomes[task.id] = outcome
@@ -226,28 +229,19 @@ def _done(ctx: RunContext, task: Task, finished: set[str]) -> bool:
     return task.id in finished and (not uses_object_store(ctx) or fetch_rule(task) in finished)
 
 
-def _failures(log: str) -> dict[str, tuple[int | None, list[str]]]:
-    """Rules Snakemake reports as failed: the exit status of their command when it says, and the job logs it
-    names (an executor plugin's copy of a remote job's output, e.g. the pod's log)."""
-    failures: dict[str, tuple[int | None, list[str]]] = {}
-    status: int | None = None
-    rule: str | None = None
-    for line in log.splitlines():
-        found = _EXIT_STATUS.search(line)
-        if found:
-            status = int(found.group(1))
-        error = _ERROR_IN_RULE.match(line)
-        if error:
-            rule = error.group(1)
-            failures[rule] = (status, [])
-            status = None
-            continue
-        logs = _ERROR_LOGS.match(line)
-        if rule and logs:
-            failures[rule][1].extend(logs.group(1).split(", "))
-        elif not line.startswith(" "):
-            rule = None
-    return failures
+def _copy_lines(source: IO[str], to: IO[str]) -> None:
+    """Snakemake's text output into snakemake.log as it comes (a thread: the driver meanwhile reads the events)."""
+    for line in source:
+        to.write(line)
+        to.flush()
+
+
+def _exited(proc: subprocess.Popen[str], wait_s: float) -> bool:
+    try:
+        proc.wait(timeout=wait_s)
+    except subprocess.TimeoutExpired:
+        return False
+    return True
 
 
 def _copy_first(paths: list[str], to: Path) -> None:
@@ -258,7 +252,9 @@ def _copy_first(paths: list[str], to: Path) -> None:
 
 
 def _last_exit_status(log: Path) -> int | None:
-    """The exit status a job's own Snakemake printed last in its log (a remote job's log, copied back)."""
+    """The exit status a job's own Snakemake printed last in its log (a remote job's log, copied back).
+
+    Text, not events: the job's Snakemake runs on the site, in its remote mode, which uses no logger plugins."""
     try:
         found = _EXIT_STATUS.findall(log.read_text(errors="replace"))
     except OSError:
@@ -271,31 +267,6 @@ def _read_exit_code(path: Path, fallback: int | None) -> int | None:
         return int(path.read_text().strip())
     except (OSError, ValueError):
         return fallback
-
-
-def _slurm_jobs_by_rule(log: str) -> dict[str, str]:
-    """Rule -> the SLURM job id the plugin submitted it as (its last try).
-
-    Why through Snakemake's own job numbers ('rule X:' ... 'jobid: N', then 'Job N has been submitted with
-    SLURM jobid M'): when several jobs are ready at once, Snakemake prints all their rule blocks before the
-    plugin's submission lines, so the rule printed last is not the one each line is about.
-    """
-    rule_of_job: dict[str, str] = {}
-    out: dict[str, str] = {}
-    rule: str | None = None
-    for line in log.splitlines():
-        found = _RULE_START.match(line)
-        if found:
-            rule = found.group(1)
-            continue
-        number = _SNAKEMAKE_JOBID.match(line)
-        if number and rule:
-            rule_of_job[number.group(1)] = rule
-            rule = None
-        submitted = _SUBMITTED_AS.search(line)
-        if submitted and submitted.group(1) in rule_of_job:
-            out[rule_of_job[submitted.group(1)]] = submitted.group(2)
-    return out
 
 
 def _env(ctx: RunContext) -> dict[str, str]:

@@ -19,6 +19,7 @@ Defaults here describe a scheduler that runs jobs on hosts sharing the driver's 
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -46,6 +47,11 @@ class Scheduler:
     """Whether a Parsl block is a scheduler job with an id (False where a block is a process on this machine)."""
     snakemake_executor: ClassVar[str | None] = None
     """The Snakemake executor plugin's name (None: Snakemake's own local executor)."""
+    snakemake_submission: ClassVar[re.Pattern[str] | None] = None
+    """The message the executor plugin logs when it submitted a job (groups `id`: the scheduler's job id, `job`:
+    Snakemake's, if the message names it). Snakemake logs no structured event with the id (engines.snakemake_events)."""
+    snakemake_failure_names_job: ClassVar[bool] = False
+    """Whether a failed step's report names the scheduler job it ran in (where a job id is what a person looks up)."""
 
     def __init__(self, loaded: LoadedSite):
         self.loaded = loaded

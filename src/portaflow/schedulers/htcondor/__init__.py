@@ -9,6 +9,7 @@ submitted, that the profile asks only for what a submit description can express.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -45,6 +46,8 @@ def split_command(line: str) -> tuple[str, str]:
 class HTCondorScheduler(Scheduler):
     name = "htcondor"
     snakemake_executor = "htcondor"
+    snakemake_submission = re.compile(r"^Job (?P<job>\d+) submitted to HTCondor Cluster ID (?P<id>\d+)")
+    """snakemake-executor-plugin-htcondor 0.3.0: "Job 4 submitted to HTCondor Cluster ID 17 with batch name ..."."""
     managed_flags = frozenset({
         "universe", "executable", "arguments", "transfer_executable", "input", "output", "error", "log",
         "request_cpus", "request_memory", "request_disk", "request_gpus", "require_gpus", "requirements",

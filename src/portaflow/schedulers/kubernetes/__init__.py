@@ -76,6 +76,9 @@ def image_reference(site: Any, container: str) -> str:
 class KubernetesScheduler(Scheduler):
     name = "kubernetes"
     snakemake_executor = "kubernetes"
+    snakemake_submission = re.compile(r"^Get status with: kubectl describe job (?P<id>snakejob-[0-9a-f-]+)")
+    """snakemake-executor-plugin-kubernetes 0.5.1: "Get status with: kubectl describe job snakejob-<uuid>" (names no
+    Snakemake job)."""
 
     # -- a request in Kubernetes terms ---------------------------------------------------------
     # -- engines (schedulers/kubernetes/parsl.py, snakemake.py, dask.py) ----------------------------

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import shlex
 import shutil
 from pathlib import Path
@@ -29,6 +30,10 @@ log = logging.getLogger(__name__)
 class SlurmScheduler(Scheduler):
     name = "slurm"
     snakemake_executor = "slurm"
+    snakemake_submission = re.compile(r"^Job (?P<job>\d+) has been submitted with SLURM jobid (?P<id>\d+)")
+    """snakemake-executor-plugin-slurm 2.8.0: "Job 4 has been submitted with SLURM jobid 543 (log: ...)." (array jobs,
+    which portaflow does not use, are reported in another message)."""
+    snakemake_failure_names_job = True
     managed_flags = frozenset({
         "--partition", "-p", "--account", "-A", "--qos", "-q", "--time", "-t", "--mem", "--mem-per-cpu",
         "--mem-per-gpu", "--gres", "--gpus", "-G", "--gpus-per-node", "--gpus-per-task", "--cpus-per-task", "-c",
