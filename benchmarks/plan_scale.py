@@ -11,10 +11,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from portaflow.schedulers.context import RunContext
 from portaflow.engines.parsl_engine import resource_classes
 from portaflow.engines.snakemake_engine import SnakemakeEngine
 from portaflow.plan import make_plan
+from portaflow.schedulers import adapter_for
+from portaflow.schedulers.context import RunContext
 from portaflow.spec.loading import load_site
 from portaflow.spec.workflow import Workflow
 
@@ -39,7 +40,7 @@ def measure(n: int, site_name: str) -> dict[str, float]:
     plan = make_plan(wf, loaded.site)
     t1 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
-        ctx = RunContext(plan, loaded, Path("/work/bench"), Path(tmp), plan.tasks)
+        ctx = RunContext(plan, loaded, Path("/work/bench"), Path(tmp), plan.tasks, adapter_for(loaded))
         SnakemakeEngine().snakefile(ctx)
         t2 = time.perf_counter()
         for task in plan.tasks:  # what the Parsl engine hands to each bash app

@@ -25,9 +25,7 @@ from rich.table import Table
 
 from portaflow import __version__, shipped
 from portaflow.errors import InputError, PortaflowError
-from portaflow.spec.loading import (
-    LoadedSite, load_any, load_site, load_workflow, parse_assignments, parse_value, site_search_path,
-)
+from portaflow.spec.loading import LoadedSite, load_any, load_site, load_workflow, parse_assignments, parse_value, site_search_path
 
 console = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -40,7 +38,8 @@ site_set_option = click.option("--site-set", multiple=True, metavar="KEY=VALUE",
 engine_option = click.option("--engine", "-e", type=click.Choice(["parsl", "snakemake"]), default="parsl", show_default=True)
 param_option = click.option("--param", "-p", "params", multiple=True, metavar="KEY=VALUE", help="set a workflow parameter; repeatable")
 params_file_option = click.option("--params-file", type=click.Path(dir_okay=False), help="YAML file of parameter values")
-preset_option = click.option("--preset", default=None, metavar="NAME", help="start from the workflow's named parameter set (e.g. small); --param and --params-file win over it")
+preset_option = click.option("--preset", default=None, metavar="NAME", help="start from the workflow's named parameter set (e.g. small); "
+                                                                            "--param and --params-file win over it")
 
 
 @dataclass(frozen=True)
@@ -141,7 +140,8 @@ class PortaflowGroup(click.Group):
 
 @click.group(cls=PortaflowGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="portaflow")
-@click.option("--verbose", "-v", count=True, help="log to stderr what portaflow decides (-v), also each external command and other libraries' notices (-vv)")
+@click.option("--verbose", "-v", count=True, help="log to stderr what portaflow decides (-v), also each external command and other "
+                                                  "libraries' notices (-vv)")
 @click.option("--quiet", "-q", is_flag=True, help="only errors on stderr (no progress, no warnings)")
 @click.option("--debug", is_flag=True, help="show tracebacks and log everything at DEBUG")
 @click.pass_context
@@ -187,7 +187,8 @@ def _load(workflow: str, site: str, site_set: tuple[str, ...], params: tuple[str
 @preset_option
 @click.option("--workdir", "-w", type=click.Path(file_okay=False), help="where outputs go (default: work/<workflow>)")
 @click.option("--dry-run", "-n", is_flag=True, help="show what would run; submit nothing")
-def run(workflow: str, site: str, site_set: tuple[str, ...], engine: str, params: tuple[str, ...], params_file: str | None, preset: str | None, workdir: str | None, dry_run: bool) -> None:
+def run(workflow: str, site: str, site_set: tuple[str, ...], engine: str, params: tuple[str, ...], params_file: str | None,
+        preset: str | None, workdir: str | None, dry_run: bool) -> None:
     """Run WORKFLOW on a site with an engine; only stale tasks run."""
     from portaflow import driver
 
@@ -246,7 +247,8 @@ def _tail(path: Path, lines: int = 6) -> list[str]:
 @preset_option
 @click.option("--output", "-o", "out", required=True, type=click.Path(file_okay=False), help="directory for the rendered files")
 @click.option("--workdir", "-w", type=click.Path(file_okay=False), help="work directory the rendered files refer to")
-def render(workflow: str, site: str, site_set: tuple[str, ...], engine: str, params: tuple[str, ...], params_file: str | None, preset: str | None, out: str, workdir: str | None) -> None:
+def render(workflow: str, site: str, site_set: tuple[str, ...], engine: str, params: tuple[str, ...], params_file: str | None,
+        preset: str | None, out: str, workdir: str | None) -> None:
     """Write exactly what would be submitted, without running anything."""
     from portaflow import driver
 
@@ -263,7 +265,8 @@ def render(workflow: str, site: str, site_set: tuple[str, ...], engine: str, par
 @params_file_option
 @preset_option
 @click.option("--json", "as_json", is_flag=True, help="machine-readable output")
-def plan_cmd(workflow: str, site: str, site_set: tuple[str, ...], params: tuple[str, ...], params_file: str | None, preset: str | None, as_json: bool) -> None:
+def plan_cmd(workflow: str, site: str, site_set: tuple[str, ...], params: tuple[str, ...], params_file: str | None, preset: str | None,
+        as_json: bool) -> None:
     """Show the tasks: step -> partition, resources, container, job options."""
     _, loaded_site, plan = _load(workflow, site, site_set, params, params_file, preset)
     if as_json:
@@ -375,12 +378,15 @@ def schema(kind: str) -> None:
 
 @cli.command()
 @click.option("--workflows", "workflow_args", multiple=True, metavar="FILE", help="workflow files (default: every shipped workflow); repeatable")
-@click.option("--sites", "site_args", multiple=True, metavar="SITE", help="site profiles, names or files (default: every shipped profile); repeatable")
+@click.option("--sites", "site_args", multiple=True, metavar="SITE", help="site profiles, names or files (default: every shipped profile); "
+                                                                          "repeatable")
 @click.option("--engines", "engine_args", multiple=True, type=click.Choice(["parsl", "snakemake"]), help="engines (default: both); repeatable")
 @click.option("--preset", default="small", show_default=True, help="each workflow's parameter preset, where it has one ('' for the defaults)")
-@click.option("--output", "-o", "out", default="matrix-results", show_default=True, type=click.Path(file_okay=False), help="where cells and reports go")
+@click.option("--output", "-o", "out", default="matrix-results", show_default=True, type=click.Path(file_okay=False), help="where cells and "
+                                                                                                                           "reports go")
 @click.option("--must-run", multiple=True, metavar="SITE", help="a site whose cells must really run here (e.g. your CI's cluster); repeatable")
-def matrix(workflow_args: tuple[str, ...], site_args: tuple[str, ...], engine_args: tuple[str, ...], preset: str, out: str, must_run: tuple[str, ...]) -> None:
+def matrix(workflow_args: tuple[str, ...], site_args: tuple[str, ...], engine_args: tuple[str, ...], preset: str, out: str,
+        must_run: tuple[str, ...]) -> None:
     """Every workflow x site x engine: run what can run here, render and check the rest, compare all outputs.
 
     Writes matrix.md, matrix.json and matrix.html; exits 1 when a cell failed or two cells' outputs disagree.

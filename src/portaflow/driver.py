@@ -27,10 +27,10 @@ from portaflow.engines.base import Engine, RunContext, TaskOutcome, remove_outpu
 from portaflow.engines.state import StateStore, signatures, stale_tasks
 from portaflow.errors import PortaflowError
 from portaflow.hashing import stat_key
+from portaflow.plan import make_plan
 from portaflow.plan.model import Plan, Task
 from portaflow.preflight import preflight
 from portaflow.progress import Progress
-from portaflow.plan import make_plan
 from portaflow.schedulers import adapter_for
 from portaflow.spec.loading import LoadedSite, LoadedWorkflow, load_site
 
@@ -52,7 +52,8 @@ class RunResult:
         return not self.failed
 
 
-def load_plan(loaded_wf: LoadedWorkflow, site: str, site_overrides: dict[str, Any], params: dict[str, Any]) -> tuple[LoadedWorkflow, LoadedSite, Plan]:
+def load_plan(loaded_wf: LoadedWorkflow, site: str, site_overrides: dict[str, Any], params: dict[str, Any]) -> tuple[LoadedWorkflow,
+        LoadedSite, Plan]:
     """A workflow on a site: load the profile, apply its scheduler's checks, plan (InputError on any problem)."""
     loaded_site = load_site(site, site_overrides)
     log.info("site %s (scheduler %s) from %s%s", loaded_site.site.name, loaded_site.site.scheduler, loaded_site.path,
@@ -70,7 +71,7 @@ def render(plan: Plan, loaded: LoadedSite, engine_name: str, out_dir: Path, work
     """Write what the engine would hand to the scheduler, running nothing; return the files."""
     workdir = (workdir or default_workdir(plan, loaded)).resolve()
     out_dir = out_dir.resolve()  # engines may hand it to tools running in another directory
-    ctx = RunContext(plan, loaded, workdir, out_dir, plan.tasks, run_id="render")
+    ctx = RunContext(plan, loaded, workdir, out_dir, plan.tasks, adapter_for(loaded), run_id="render")
     return render_context(engine_for(engine_name), ctx, out_dir)
 
 
@@ -165,7 +166,8 @@ def run(plan: Plan, loaded: LoadedSite, engine_name: str, workdir: Path | None =
     log.info("run %s: engine %s on %s (%s); run directory %s", run_id, engine_name, loaded.site.name, loaded.site.scheduler, run_dir)
     _write_run_inputs(run_dir, plan, loaded)
     progress = Progress(len(todo))
-    ctx = RunContext(plan, loaded, workdir, run_dir, todo, run_id=run_id, on_event=progress.event if not quiet else (lambda *a: None))
+    ctx = RunContext(plan, loaded, workdir, run_dir, todo, adapter_for(loaded), run_id=run_id,
+                     on_event=progress.event if not quiet else (lambda *a: None))
     for task in todo:  # a rerun starts from nothing: no stale file may pass for a fresh one
         store.forget(task.id)
         remove_outputs(workdir, task)

@@ -136,12 +136,13 @@ def test_missing_input_fails_before_anything_runs(tmp_path):
 
 
 def test_snakemake_dry_run_jobs_equal_plan_tasks(tmp_path):
-    from portaflow.schedulers.context import RunContext
     from portaflow.engines.snakemake_engine import SnakemakeEngine
+    from portaflow.schedulers import adapter_for
+    from portaflow.schedulers.context import RunContext
 
     loaded = load_site("local", environ={})
     plan = make_plan(load_workflow(WORDFREQ).workflow, loaded.site, {"shards": 5})
-    ctx = RunContext(plan, loaded, tmp_path / "work", tmp_path / "run", plan.tasks)
+    ctx = RunContext(plan, loaded, tmp_path / "work", tmp_path / "run", plan.tasks, adapter_for(loaded))
     jobs = SnakemakeEngine().dry_run_jobs(ctx, tmp_path / "smk")
     jobs.pop("portaflow_all")
     assert jobs == {t.id: 1 for t in plan.tasks}

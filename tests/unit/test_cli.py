@@ -7,6 +7,7 @@ import logging
 import sys
 
 import pytest
+
 from testlib import ROOT, WORKFLOWS, run_portaflow
 
 WORDFREQ = str(WORKFLOWS / "examples" / "wordfreq.yaml")

@@ -71,10 +71,10 @@ def test_sif_digest_is_the_files_sha256(tmp_path):
 
 
 def test_preflight_lists_a_broken_runtime_as_a_problem(fake_podman):
-    from testlib import WORKFLOWS
-
     from portaflow.plan import make_plan
     from portaflow.spec.loading import load_workflow
+
+    from testlib import WORKFLOWS
 
     site = SiteProfile.model_validate({
         "name": "s", "scheduler": "local",

@@ -230,6 +230,7 @@ def test_container_modes():
 
 def test_pool_started_container_is_not_wrapped_again(tmp_path):
     """container_mode attribute: the image goes into the description and the step's command runs unwrapped."""
+    from portaflow.schedulers import adapter_for
     from portaflow.schedulers.context import RunContext
 
     workflow = tmp_path / "wf.yaml"
@@ -237,7 +238,7 @@ def test_pool_started_container_is_not_wrapped_again(tmp_path):
     for mode, wrapped in (("attribute", False), ("wrap", True)):
         loaded = load_site(CERN, {"htcondor.container_mode": mode})
         plan = make_plan(load_workflow(workflow).workflow, loaded.site, {})
-        ctx = RunContext(plan, loaded, tmp_path, tmp_path / "run", plan.tasks)
+        ctx = RunContext(plan, loaded, tmp_path, tmp_path / "run", plan.tasks, adapter_for(loaded))
         assert ("apptainer" in ctx.shell_line(plan.tasks[0])) is wrapped
         out = tmp_path / f"render-{mode}"
         result = run_portaflow("render", str(workflow), "--site", CERN, "--site-set", f"htcondor.container_mode={mode}",

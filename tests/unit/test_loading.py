@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from testlib import SITES, WORKFLOWS, run_portaflow
 from portaflow.errors import InputError, SpecError
 from portaflow.plan.model import TaskResources
 from portaflow.schedulers import scheduler_for
 from portaflow.spec.loading import load_site, load_workflow
+
+from testlib import SITES, WORKFLOWS, run_portaflow
 
 GOOD_WORKFLOW = """
 name: demo
@@ -186,7 +187,8 @@ def test_unknown_site_name_suggests():
 
 @pytest.mark.parametrize("key", ["gpu_syntax", "gpu_model_syntax"])
 def test_gpu_syntax_must_have_n(write, key):
-    path = write("s.yaml", f"name: s\nscheduler: slurm\nslurm:\n  {key}: --gres=gpu\npartitions: {{cpu: {{max_walltime: 1h, cores_per_node: 4, memory_per_node: 8GB}}}}\n")
+    path = write("s.yaml", f"name: s\nscheduler: slurm\nslurm:\n  {key}: --gres=gpu\n"
+                           "partitions: {cpu: {max_walltime: 1h, cores_per_node: 4, memory_per_node: 8GB}}\n")
     with pytest.raises(SpecError) as err:
         load_site(str(path), environ={})
     assert problems(err.value) == [f"{path}:4:{len(key) + 5}: slurm.{key}: expected a template containing '{{n}}', found '--gres=gpu'"]

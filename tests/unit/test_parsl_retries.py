@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from parsl.executors.high_throughput.errors import ManagerLost
 
-from portaflow.engines.parsl_engine import _retry_cost
+from portaflow.engines.parsl_engine import retry_cost
 
 
 def _fails_until_given_up(handler, budget: float, errors: list[BaseException], allowed: int) -> int:
@@ -19,7 +19,7 @@ def _fails_until_given_up(handler, budget: float, errors: list[BaseException], a
 
 
 def test_a_task_gets_exactly_its_own_retries():
-    handler = _retry_cost(max_retries=2)
+    handler = retry_cost(max_retries=2)
     failure = RuntimeError("exit 3")
     assert _fails_until_given_up(handler, 2, [failure] * 5, allowed=0) == 1
     assert _fails_until_given_up(handler, 2, [failure] * 5, allowed=1) == 2
@@ -27,7 +27,7 @@ def test_a_task_gets_exactly_its_own_retries():
 
 
 def test_a_lost_manager_costs_nothing_once_then_counts():
-    handler = _retry_cost(max_retries=0)
+    handler = retry_cost(max_retries=0)
     lost = ManagerLost(b"eb2ac2cb5ae8", "vm")
     assert _fails_until_given_up(handler, 0, [lost, RuntimeError("exit 3")], allowed=0) == 2  # lost, then its own failure
     assert _fails_until_given_up(handler, 0, [lost, lost], allowed=0) == 2  # a second loss is a failure

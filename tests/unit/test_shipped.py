@@ -16,6 +16,7 @@ import pytest
 from portaflow import shipped
 from portaflow.errors import InputError
 from portaflow.spec.loading import site_search_path
+
 from testlib import ROOT, run_portaflow
 
 

@@ -53,7 +53,8 @@ def test_a_retried_rule_maps_to_its_last_job():
 
 def test_submissions_of_the_other_executor_plugins():
     condor, kube = HTCondorScheduler.snakemake_submission, KubernetesScheduler.snakemake_submission
-    assert submitted_job("Job 3 submitted to HTCondor Cluster ID 17 with batch name x\nThe logs of the HTCondor job are stored in y", condor) == (3, "17")
+    message = "Job 3 submitted to HTCondor Cluster ID 17 with batch name x\nThe logs of the HTCondor job are stored in y"
+    assert submitted_job(message, condor) == (3, "17")
     assert submitted_job("Get status with: kubectl describe job snakejob-0f3c2a1e-9b7d-5e4f-8a6b-1c2d3e4f5a6b", kube) == (
         None, "snakejob-0f3c2a1e-9b7d-5e4f-8a6b-1c2d3e4f5a6b")
     assert submitted_job("Job 3 with HTCondor Cluster ID 17 was successful.", condor) is None

@@ -23,13 +23,7 @@ from pathlib import Path
 from portaflow.commands import run_command
 from portaflow.containers import ContainerCall
 from portaflow.containers.images import image_digest
-from portaflow.containers.recipes import (
-    Recipe,
-    apptainer_def,
-    containerfile,
-    load_recipe,
-    recipe_path,
-)
+from portaflow.containers.recipes import Recipe, apptainer_def, containerfile, load_recipe, recipe_path
 from portaflow.errors import InputError
 
 logger = logging.getLogger(__name__)

@@ -11,7 +11,6 @@ from portaflow.runtime.call import remove_outputs as remove_paths
 from portaflow.schedulers.context import RunContext
 from portaflow.units import format_walltime
 
-
 TIMEOUT_EXIT = 124
 """What `timeout` exits with when a step runs past its walltime."""
 

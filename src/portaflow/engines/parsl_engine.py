@@ -29,7 +29,8 @@ def resource_classes(tasks: list[Task], by_container: bool = False) -> dict[str,
     groups: dict[str, list[Task]] = {}
     for task in tasks:
         r = task.resources
-        label = f"{task.partition}_c{r.cores}_m{r.memory_mib}_g{r.gpus}" + (f"_{r.gpu_model}" if r.gpu_model else "") + (f"_n{r.nodes}" if r.nodes > 1 else "")
+        label = f"{task.partition}_c{r.cores}_m{r.memory_mib}_g{r.gpus}"
+        label += (f"_{r.gpu_model}" if r.gpu_model else "") + (f"_n{r.nodes}" if r.nodes > 1 else "")
         label += f"_{task.container or 'default'}" if by_container else ""
         groups.setdefault(re.sub(r"[^A-Za-z0-9_]", "_", label), []).append(task)
     return groups
@@ -55,7 +56,7 @@ class ParslEngine(Engine):
             executors=executors,
             run_dir=str(ctx.run_dir / "parsl"),
             retries=max_retries,
-            retry_handler=_retry_cost(max_retries),
+            retry_handler=retry_cost(max_retries),
             strategy="simple",
             strategy_period=float(ctx.site.polling.interval),  # paces scaling; SlurmProvider polls block status itself every 60 s (one batched sacct)
             max_idletime=5.0,
@@ -216,7 +217,7 @@ def _block_job(ctx: RunContext, executor: Any, block: str | None) -> str | None:
     return str(job) if job is not None else None
 
 
-def _retry_cost(max_retries: int):
+def retry_cost(max_retries: int):
     """Per-task retries on top of Parsl's global budget: a task allowed k retries costs max/k a failure.
 
     A task whose block's worker manager was lost (ManagerLost: the node went away, or the manager missed its

@@ -27,9 +27,9 @@ import yaml
 
 from portaflow.engines.base import Engine, RunContext, TaskOutcome, failure_message
 from portaflow.engines.snakemake_events import EVENTS_FILE, EventFile, RunEvents, logger_args
-from portaflow.schedulers.kubernetes.storage import fetch_rule, rule_path, staging_rules, target_path, uses_object_store
 from portaflow.gctools import paused_gc
 from portaflow.plan.model import Task
+from portaflow.schedulers.kubernetes.storage import fetch_rule, rule_path, staging_rules, target_path, uses_object_store
 
 _EXIT_STATUS = re.compile(r"returned non-zero exit status (\d+)")  # in a remote job's own log (_last_exit_status)
 _POLL_S = 0.25
@@ -200,7 +200,8 @@ class SnakemakeEngine(Engine):
                 continue
             failure = events.failures.get(task.id)
             if uses_object_store(ctx) and task.id in events.finished:  # its fetch-back rule did not finish
-                outcome = TaskOutcome(task.id, False, None, message=f"finished on the site, but its outputs could not be fetched from the object store (see {log_path})")
+                outcome = TaskOutcome(task.id, False, None, message=f"finished on the site, but its outputs could not be fetched from the "
+                                                                    f"object store (see {log_path})")
             elif failure is not None:
                 _copy_first(failure.logs, ctx.log_path(task))
                 status = failure.exit_status if failure.exit_status is not None else _last_exit_status(ctx.log_path(task))

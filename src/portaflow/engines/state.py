@@ -11,8 +11,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 from portaflow.hashing import sha256_path, stat_key
 from portaflow.plan.model import Plan, Task

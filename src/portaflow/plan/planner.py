@@ -6,7 +6,8 @@ import itertools
 import json
 import re
 from collections import deque
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from portaflow.errors import InputError, PlanError
 from portaflow.gctools import paused_gc
@@ -125,7 +126,7 @@ def _task_ids(step_name: str, combo: Mapping[str, Any]) -> tuple[str, str]:
 
 def _expand_step(name: str, step: Step, params: Mapping[str, Any], scatter: Mapping[str, list[Any]], site: SiteProfile) -> Iterable[Task]:
     own = list(step.scatter)
-    combos = [dict(zip(own, values)) for values in itertools.product(*(scatter[v] for v in own))] or [{}]
+    combos = [dict(zip(own, values, strict=True)) for values in itertools.product(*(scatter[v] for v in own))] or [{}]
     request = TaskResources(
         cores=step.resources.cores,
         memory_mib=step.resources.memory,
@@ -162,7 +163,8 @@ def _expand_step(name: str, step: Step, params: Mapping[str, Any], scatter: Mapp
             known = sorted([*params, *scatter])
             unknown = re.search(r"\{(.+?)\}", str(exc))
             hint = did_you_mean(unknown.group(1), known) if unknown else None
-            raise PlanError(f"{where}: {exc}" + (f"; {hint}" if hint else f" (known: parameters {', '.join(params) or 'none'}; scatter variables {', '.join(scatter) or 'none'})")) from None
+            raise PlanError(f"{where}: {exc}" + (f"; {hint}" if hint else f" (known: parameters {', '.join(params) or 'none'}; scatter "
+                                                                          f"variables {', '.join(scatter) or 'none'})")) from None
         task_id, display = _task_ids(name, combo)
         if task_id in seen_ids:
             task_id = f"{task_id}_{len(seen_ids)}"
@@ -195,7 +197,7 @@ def _expand_input(template: str | list[str], values: Mapping[str, Any], scatter:
             continue
         gathered = True
         for combo in itertools.product(*(scatter[g] for g in gather)):
-            out.append(_normal(render_path(text, {**values, **dict(zip(gather, combo))})))
+            out.append(_normal(render_path(text, {**values, **dict(zip(gather, combo, strict=True))})))
     return tuple(out) if gathered else out[0]
 
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 SLURM_SKIP = ["-n 1", "--cpus-per-task", "--mem", "-t", "-p", "-A", "-q"]
 """dask-jobqueue's own SLURM directives, replaced by portaflow's."""

@@ -23,7 +23,8 @@ import os
 import secrets
 import socket
 import sys
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 SCHEDULER_ENV = "PORTAFLOW_DASK_SCHEDULER"
 """Worker containers' environment variable holding the scheduler's address (their args refer to it)."""

@@ -172,7 +172,8 @@ class Scheduler:
             if flag in self.managed_flags:
                 problems.append(self.loaded.problem(
                     ("extra_directives", index), f"{directive!r} sets {flag}, which portaflow manages from the plan",
-                    "set it through the profile's own key (partition limits, account, slurm.qos, slurm.memory_rule, slurm.gpu_syntax) or the step's resources",
+                    "set it through the profile's own key (partition limits, account, slurm.qos, slurm.memory_rule, slurm.gpu_syntax) or "
+                    "the step's resources",
                 ))
         if problems:
             raise SpecError(problems)

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import json
 import shlex
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from portaflow.containers import container_call, wrap
 from portaflow.plan.model import Plan, Task
@@ -37,6 +37,9 @@ class RunContext:
     workdir: Path
     run_dir: Path
     tasks: list[Task]
+    scheduler: Scheduler
+    """The site's scheduler adapter (`schedulers.adapter_for(loaded_site)`): everything an engine needs to know about the
+    scheduler comes from it. Passed in rather than looked up, so the adapters' layer needs no registry here."""
     run_id: str = "render"
     jobs: list[str] = field(default_factory=list)
     """Scheduler job ids the engine submitted (recorded in the manifest; used to cancel)."""
@@ -45,13 +48,6 @@ class RunContext:
     @property
     def site(self):
         return self.loaded_site.site
-
-    @cached_property
-    def scheduler(self) -> Scheduler:
-        """The site's scheduler adapter: everything an engine needs to know about the scheduler comes from it."""
-        from portaflow.schedulers import adapter_for
-
-        return adapter_for(self.loaded_site)
 
     def log_path(self, task: Task) -> Path:
         return self.run_dir / "logs" / f"{task.id}.log"

@@ -8,9 +8,10 @@ admin's file. The merged, validated result is what a run records as its effectiv
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from pydantic import ValidationError
 from ruamel.yaml import YAML

@@ -133,7 +133,7 @@ class SiteProfile(Strict):
     kubernetes: KubernetesSettings = Field(default_factory=KubernetesSettings, description="Kubernetes sites: namespace, images, node pools, volumes (docs/site-profiles.md)")
 
     @model_validator(mode="after")
-    def _one_default(self) -> "SiteProfile":
+    def _one_default(self) -> SiteProfile:
         defaults = [n for n, p in self.partitions.items() if p.default]
         if len(defaults) > 1:
             raise ValueError(f"partitions: at most one default partition, found {', '.join(defaults)}")

@@ -70,14 +70,14 @@ class HTCondorScheduler(Scheduler):
         return render_condor_blocks(ctx, groups, out_dir / "jobs")
 
     def snakemake_resources(self, ctx: RunContext, task: Task) -> dict[str, Any]:
-        from portaflow.schedulers.htcondor.engines import _htcondor_resources
+        from portaflow.schedulers.htcondor.engines import rule_resources
 
-        return {**common_rule_resources(task), **_htcondor_resources(ctx, task)}
+        return {**common_rule_resources(task), **rule_resources(ctx, task)}
 
     def snakemake_profile(self, ctx: RunContext) -> dict[str, Any]:
-        from portaflow.schedulers.htcondor.engines import _htcondor_profile
+        from portaflow.schedulers.htcondor.engines import executor_profile
 
-        return _htcondor_profile(ctx)
+        return executor_profile(ctx)
 
     def snakemake_launcher(self, ctx: RunContext, out_dir: Path, dry_run: bool) -> list[str]:
         """Jobs start Snakemake on the pool: without the plugins' pip deployment (schedulers.snakemake_cli)."""
@@ -94,9 +94,9 @@ class HTCondorScheduler(Scheduler):
         return not self.transfers_files()
 
     def remote_job_script(self, ctx: RunContext, task: Task) -> str:
-        from portaflow.schedulers.htcondor.engines import _transfer_script
+        from portaflow.schedulers.htcondor.engines import transfer_script
 
-        return _transfer_script(ctx, task)
+        return transfer_script(ctx, task)
 
     @classmethod
     def flag_name(cls, directive: str) -> str:
@@ -283,7 +283,8 @@ class HTCondorScheduler(Scheduler):
         problems += self._gpu_model_problems()
         h = self.settings
         if h.container_mode != "wrap" and self.site.container.runtime == "none":
-            problems.append(self._problem(("htcondor", "container_mode"), f"container_mode {h.container_mode} needs images, but container.runtime is none",
+            problems.append(self._problem(("htcondor", "container_mode"), f"container_mode {h.container_mode} needs images, but "
+                                                                          f"container.runtime is none",
                                           "expected container.runtime: apptainer (or singularity) with images or image_dir, or container_mode: wrap"))
         if self.site.dask.mode == "jobs":
             problems.append(self._problem(("dask", "mode"), "Dask workers as jobs of their own (dask-jobqueue) are implemented for SLURM only",
@@ -312,10 +313,12 @@ class HTCondorScheduler(Scheduler):
             if longest and part.max_walltime > longest[1]:
                 problems.append(self._problem(
                     ("partitions", name, "max_walltime"),
-                    f"partition {name} allows {describe_walltime(part.max_walltime)}, longer than the longest flavour in htcondor.flavours ({longest[0]}: {describe_walltime(longest[1])})",
+                    f"partition {name} allows {describe_walltime(part.max_walltime)}, longer than the longest flavour in htcondor.flavours "
+                    f"({longest[0]}: {describe_walltime(longest[1])})",
                     f"expected at most {describe_walltime(longest[1])}, or a longer flavour"))
             if part.max_nodes > 1:
-                problems.append(self._problem(("partitions", name, "max_nodes"), f"an HTCondor job runs in one slot, found max_nodes {part.max_nodes}", "expected max_nodes: 1"))
+                problems.append(self._problem(("partitions", name, "max_nodes"), f"an HTCondor job runs in one slot, found max_nodes "
+                                                                                 f"{part.max_nodes}", "expected max_nodes: 1"))
         return problems
 
     def _gpu_model_problems(self) -> list[Problem]:
@@ -330,8 +333,11 @@ class HTCondorScheduler(Scheduler):
                                               "expected gpus_per_node of 1 or more, or no gpu_models"))
             for index, model in enumerate(part.gpu_models):
                 if model not in h.gpu_requirements:
-                    problems.append(self._problem(("partitions", name, "gpu_models", index), f"HTCondor cannot select GPU model {model}: htcondor.gpu_requirements has no require_gpus expression for it",
-                                                  f"expected htcondor.gpu_requirements.{model}, e.g. 'Capability >= 8.0' or 'DeviceName == \"NVIDIA A100-SXM4-40GB\"'"))
+                    problems.append(self._problem(("partitions", name, "gpu_models", index),
+                                                  f"HTCondor cannot select GPU model {model}: "
+                                                  "htcondor.gpu_requirements has no require_gpus expression for it",
+                                                  f"expected htcondor.gpu_requirements.{model}, e.g. 'Capability >= 8.0' or 'DeviceName == "
+                                                  f"\"NVIDIA A100-SXM4-40GB\"'"))
         for model in h.gpu_requirements:
             if model not in offered:
                 problems.append(self._problem(("htcondor", "gpu_requirements", model), f"no partition offers GPU model {model}",

@@ -59,7 +59,9 @@ _PATTERNS = [re.compile(p, re.IGNORECASE) for p in (
     r"[A-Za-z0-9_-]+_(HostPort|container_port)",  # <service-name>_HostPort, <service-name>_container_port
     r"(cloud_label|ec2_parameter|ec2_tag)_[A-Za-z0-9_]+",  # cloud_label_<name>, ec2_parameter_<name>, ec2_tag_<name>
 )]
-"""The documented commands with a placeholder in their name: <credential_service_name>_oauth_permissions, <credential_service_name>_oauth_resource, <service-name>_HostPort, <service-name>_container_port, cloud_label_<name>, ec2_parameter_<name>, ec2_tag_<name>, request_<name>."""
+"""The documented commands with a placeholder in their name: <credential_service_name>_oauth_permissions,
+<credential_service_name>_oauth_resource, <service-name>_HostPort, <service-name>_container_port, cloud_label_<name>,
+ec2_parameter_<name>, ec2_tag_<name>, request_<name>."""
 
 _ATTRIBUTE = re.compile(r"^(\+|MY\.)[A-Za-z_][A-Za-z0-9_.]*$", re.IGNORECASE)
 

@@ -7,8 +7,9 @@ import dataclasses
 import os
 import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from portaflow.commands import run_command
 from portaflow.containers import container_call
@@ -46,7 +47,10 @@ def condor_provider(ctx: RunContext, label: str, tasks: list[Task], offline: boo
     request, walltime = tasks[0].resources, longest_walltime(tasks)
     call = container_call(site, tasks[0].container) if scheduler.runs_containers() else None
     commands = scheduler.commands(request, tasks[0].partition, run_id=ctx.run_id, image=call.image if call else None)
-    cls = parsl_blocks.recording(CondorProvider, "condor_submit", reply="1 job(s) submitted to cluster 0.") if recording else _with_client_environment(CondorProvider)
+    if recording:
+        cls = parsl_blocks.recording(CondorProvider, "condor_submit", reply="1 job(s) submitted to cluster 0.")
+    else:
+        cls = _with_client_environment(CondorProvider)
     provider = cls(
         nodes_per_block=1,
         init_blocks=site.parsl.init_blocks,
@@ -97,7 +101,7 @@ def render_condor_blocks(ctx: RunContext, groups: dict[str, list[Task]], jobs_di
     return written
 
 
-def _htcondor_resources(ctx: RunContext, task: Task) -> dict[str, Any]:
+def rule_resources(ctx: RunContext, task: Task) -> dict[str, Any]:
     """The htcondor plugin's resources for the submit commands `schedulers.htcondor` computes.
 
     The plugin writes `request_*`, `require_gpus`, `requirements`, `universe` and `container_image`
@@ -130,7 +134,7 @@ def _htcondor_resources(ctx: RunContext, task: Task) -> dict[str, Any]:
     return res
 
 
-def _htcondor_profile(ctx: RunContext) -> dict[str, Any]:
+def executor_profile(ctx: RunContext) -> dict[str, Any]:
     """The htcondor plugin's settings: its job logs go with the run's record; file transfer where nothing is shared."""
     cfg = ctx.scheduler.plugin_settings(ctx)
     cfg["htcondor-jobdir"] = str(ctx.run_dir / "htcondor")  # job logs go with the run's record
@@ -139,7 +143,7 @@ def _htcondor_profile(ctx: RunContext) -> dict[str, Any]:
     return cfg
 
 
-def _transfer_script(ctx: RunContext, task: Task) -> str:
+def transfer_script(ctx: RunContext, task: Task) -> str:
     """A job's shell on an HTCondor pool without a shared filesystem: HTCondor brings the inputs into the
     job's directory and takes the outputs back, so the step runs where the job starts and writes no log
     or marker on the driver's paths (its output comes back in the job's output file)."""

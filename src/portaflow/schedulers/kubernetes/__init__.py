@@ -12,65 +12,59 @@ that would be refused is refused here, before anything is submitted. Every objec
 from __future__ import annotations
 
 import re
-from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
-from portaflow.containers import resolve_image
 from portaflow.errors import InputError, Problem, SpecError
 from portaflow.plan.model import Task, TaskResources
 from portaflow.schedulers.base import Scheduler
+from portaflow.schedulers.kubernetes import dask as kube_dask, parsl as kube_parsl, snakemake as kube_snakemake
+from portaflow.schedulers.kubernetes.manifests import (
+    KUBERNETES_VERSION,
+    MANAGED_BY,
+    RUN_LABEL,
+    STANDARD_RESOURCES,
+    TASK_LABEL,
+    ManifestError,
+    check_manifest,
+    ignore_missing,
+    image_reference,
+    label_problems,
+    label_safe,
+    load_config,
+    manifest,
+    parse_quantity,
+    pod_spec_problems,
+    raise_if_invalid,
+    schema_problems,
+    write_manifests,
+)
 from portaflow.schedulers.snakemake_cli import snakemake_cli_command
-from portaflow.spec.kubernetes import DNS1123_LABEL, DNS1123_SUBDOMAIN, label_key, label_value
 
 if TYPE_CHECKING:
     from portaflow.schedulers.context import RunContext
 
-KUBERNETES_VERSION = "1.32"
-"""The API version manifests are built for (the `kubernetes` client 32.x models) and validated against."""
-MANAGED_BY = "app.kubernetes.io/managed-by"
-RUN_LABEL = "portaflow/run-id"
-"""Every pod and job of a run carries it: one label selector finds them all (to cancel, to inspect)."""
-TASK_LABEL = "portaflow/task"
-STANDARD_RESOURCES = ("cpu", "memory", "ephemeral-storage")
-_QUANTITY = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)(Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E|[eE][+-]?\d+)?$")
-_SUFFIX = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60, "n": Decimal("1e-9"),
-           "u": Decimal("1e-6"), "m": Decimal("1e-3"), "": 1, "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12,
-           "P": 10**15, "E": 10**18}
-
-
-class ManifestError(InputError):
-    """A manifest the API server would refuse (exit 2: nothing was submitted)."""
-
-
-def manifest(obj: Any) -> dict[str, Any]:
-    """The JSON body the kubernetes client sends for a model (camelCase keys, no None values)."""
-    from kubernetes.client import ApiClient
-
-    return ApiClient().sanitize_for_serialization(obj)
-
-
-def parse_quantity(text: str) -> Decimal:
-    """A Kubernetes quantity ('500m', '4Gi', '1e3') as a number; ValueError if the server would refuse it."""
-    found = _QUANTITY.match(str(text))
-    if not found:
-        raise ValueError(f"{text!r} is not a Kubernetes quantity (e.g. '2', '500m', '4Gi', '4G')")
-    number, suffix = found.group(1), found.group(3) or ""
-    if suffix[:1] in ("e", "E"):
-        return Decimal(number) * Decimal(10) ** int(suffix[1:])
-    return Decimal(number) * Decimal(_SUFFIX[suffix])
-
-
-def image_reference(site: Any, container: str) -> str:
-    """The registry reference a pod pulls for a container name, from `container.images`.
-
-    Why no fallback: a local image name or a SIF path means nothing to a cluster's nodes, so a
-    container the profile does not list is bad input, said before submission.
-    """
-    if container not in site.container.images:
-        raise InputError(f"site {site.name}: container {container!r} has no image for Kubernetes pods; "
-                         f"add container.images.{container}: REGISTRY/IMAGE:TAG to the profile")
-    return re.sub(r"^docker://", "", resolve_image(site, container))
+__all__ = [
+    "KubernetesScheduler",
+    "ManifestError",
+    "manifest",
+    "parse_quantity",
+    "image_reference",
+    "load_config",
+    "check_manifest",
+    "pod_spec_problems",
+    "label_problems",
+    "raise_if_invalid",
+    "schema_problems",
+    "write_manifests",
+    "label_safe",
+    "ignore_missing",
+    "KUBERNETES_VERSION",
+    "MANAGED_BY",
+    "RUN_LABEL",
+    "TASK_LABEL",
+    "STANDARD_RESOURCES",
+]
 
 
 class KubernetesScheduler(Scheduler):
@@ -83,64 +77,46 @@ class KubernetesScheduler(Scheduler):
     # -- a request in Kubernetes terms ---------------------------------------------------------
     # -- engines (schedulers/kubernetes/parsl.py, snakemake.py, dask.py) ----------------------------
     def parsl_provider(self, ctx: RunContext, label: str, tasks: list[Task], offline: bool = False) -> Any:
-        from portaflow.schedulers.kubernetes.parsl import kubernetes_provider
-
-        return kubernetes_provider(ctx, label, tasks, offline=offline)
+        return kube_parsl.kubernetes_provider(ctx, label, tasks, offline=offline)
 
     def parsl_blocks_hold_one_image(self) -> bool:
         """A block is a pod, which runs one image."""
         return True
 
     def render_parsl_blocks(self, ctx: RunContext, groups: dict[str, list[Task]], out_dir: Path) -> list[Path]:
-        from portaflow.schedulers.kubernetes.parsl import render_kubernetes_pods
-
-        return render_kubernetes_pods(ctx, groups, out_dir / "pods")
+        return kube_parsl.render_kubernetes_pods(ctx, groups, out_dir / "pods")
 
     def snakemake_resources(self, ctx: RunContext, task: Task) -> dict[str, Any]:
-        from portaflow.schedulers.kubernetes.snakemake import _kubernetes_resources
-
-        return _kubernetes_resources(ctx, task)
+        return kube_snakemake.rule_resources(ctx, task)
 
     def snakemake_profile(self, ctx: RunContext) -> dict[str, Any]:
-        from portaflow.schedulers.kubernetes.snakemake import _kubernetes_profile
-
-        return _kubernetes_profile(ctx)
+        return kube_snakemake.executor_profile(ctx)
 
     def snakemake_launcher(self, ctx: RunContext, out_dir: Path, dry_run: bool) -> list[str]:
         """Snakemake through portaflow's launcher, which completes each Job at the plugin's API call (a dry run
         creates none: there, only the CLI without the plugins' pip deployment)."""
-        from portaflow.schedulers.kubernetes.snakemake import kubernetes_launcher
-
-        return snakemake_cli_command() if dry_run else kubernetes_launcher(ctx, out_dir)
+        return snakemake_cli_command() if dry_run else kube_snakemake.kubernetes_launcher(ctx, out_dir)
 
     def render_snakemake_submissions(self, ctx: RunContext, out_dir: Path, profile: dict[str, Any], command: Any,
                                      env: dict[str, str], capture: bool = True) -> list[Path]:
-        from portaflow.schedulers.kubernetes.snakemake import render_kubernetes_jobs
-
-        return [render_kubernetes_jobs(ctx, out_dir / "jobs", profile)]
+        return [kube_snakemake.render_kubernetes_jobs(ctx, out_dir / "jobs", profile)]
 
     def jobs_see_driver_filesystem(self) -> bool:
         """Files go through the object store; Snakemake's own events say what finished."""
         return False
 
     def remote_job_script(self, ctx: RunContext, task: Task) -> str:
-        from portaflow.schedulers.kubernetes.snakemake import _kubernetes_script
-
-        return _kubernetes_script(ctx, task)
+        return kube_snakemake.job_script(ctx, task)
 
     def uses_object_store(self) -> bool:
         return True
 
     def dask_worker_settings(self, ctx: RunContext, task: Task) -> dict[str, Any]:
         """Workers as pods built from the profile (or a DaskCluster where the site runs the operator)."""
-        from portaflow.schedulers.kubernetes.dask import worker_settings
-
-        return {"cluster": "portaflow.runtime.dask_pods:kubernetes_cluster", **worker_settings(self, task, ctx.run_id)}
+        return {"cluster": "portaflow.runtime.dask_pods:kubernetes_cluster", **kube_dask.worker_settings(self, task, ctx.run_id)}
 
     def render_dask_clusters(self, ctx: RunContext, out_dir: Path) -> list[Path]:
-        from portaflow.schedulers.kubernetes.dask import render_dask_clusters
-
-        return render_dask_clusters(ctx, out_dir)
+        return kube_dask.render_dask_clusters(ctx, out_dir)
 
     def quantities(self, request: TaskResources) -> dict[str, str]:
         """Requests (= limits: a step gets what the plan checked, no more, no less) as quantities."""
@@ -174,9 +150,9 @@ class KubernetesScheduler(Scheduler):
         return [client.V1Toleration(key=t.key, operator=t.operator, value=t.value, effect=t.effect) for t in (pool.tolerations if pool else [])]
 
     def labels(self, run_id: str, task_id: str | None = None) -> dict[str, str]:
-        out = {**self.site.kubernetes.labels, MANAGED_BY: "portaflow", RUN_LABEL: _label_safe(run_id)}
+        out = {**self.site.kubernetes.labels, MANAGED_BY: "portaflow", RUN_LABEL: label_safe(run_id)}
         if task_id:
-            out[TASK_LABEL] = _label_safe(task_id)
+            out[TASK_LABEL] = label_safe(task_id)
         return out
 
     def directives(self, request: TaskResources, partition: str) -> list[str]:
@@ -283,13 +259,15 @@ class KubernetesScheduler(Scheduler):
                 "expected an image holding portaflow and the engine, e.g. container.images.portaflow: registry.example.org/portaflow:0.1")
         if site.storage.shared_filesystem and not k8s.volume_claims:
             add(("storage", "shared_filesystem"), "a shared filesystem on Kubernetes needs a volume claim",
-                "expected kubernetes.volume_claims: [{claim: NAME, mount_path: /data}], or storage.shared_filesystem: false with kubernetes.object_store")
+                "expected kubernetes.volume_claims: [{claim: NAME, mount_path: /data}], or storage.shared_filesystem: false with "
+                "kubernetes.object_store")
         if not site.storage.shared_filesystem and not k8s.object_store:
             add(("storage", "shared_filesystem"), "no shared filesystem and no object store: step outputs could not reach the next step",
                 "expected kubernetes.object_store: {provider: s3, prefix: s3://BUCKET/PATH}")
         for key in ("qos", "reservation", "constraint"):
             if getattr(site.slurm, key):
-                add(("slurm", key), f"slurm.{key} is a batch-scheduler setting with no Kubernetes equivalent", "use kubernetes.node_pools for placement")
+                add(("slurm", key), f"slurm.{key} is a batch-scheduler setting with no Kubernetes equivalent", "use kubernetes.node_pools "
+                                                                                                               "for placement")
         if problems:
             raise SpecError(problems)
 
@@ -317,7 +295,7 @@ class KubernetesScheduler(Scheduler):
         server-side rules the schema misses: what render already enforced, read back from the files."""
         import yaml
 
-        from portaflow.schedulers.kubernetes.dask import DASK_KINDS, dask_resource_problems
+        DASK_KINDS, dask_resource_problems = kube_dask.DASK_KINDS, kube_dask.dask_resource_problems
 
         problems = []
         for path in (f for f in files if f.suffix == ".yaml" and f.name != "config.yaml"):
@@ -339,25 +317,24 @@ class KubernetesScheduler(Scheduler):
             return []
         batch, core = apis
         namespace = self.site.kubernetes.namespace
-        selector = f"{RUN_LABEL}={_label_safe(run_id)}"
+        selector = f"{RUN_LABEL}={label_safe(run_id)}"
         deleted: list[str] = []
         for job in batch.list_namespaced_job(namespace, label_selector=selector).items:
             deleted.append(job.metadata.name)
         deleted += [name for name in known_jobs if name not in deleted]
         for name in deleted:
-            _ignore_missing(lambda n=name: batch.delete_namespaced_job(n, namespace, propagation_policy="Background"))
+            ignore_missing(lambda n=name: batch.delete_namespaced_job(n, namespace, propagation_policy="Background"))
         if self.site.kubernetes.dask_operator:  # first: the operator would replace the worker pods deleted below
             deleted += self._delete_dask_clusters(namespace, selector)
         for pod in core.list_namespaced_pod(namespace, label_selector=selector).items:
             if pod.metadata.name not in deleted:
-                _ignore_missing(lambda n=pod.metadata.name: core.delete_namespaced_pod(n, namespace))
+                ignore_missing(lambda n=pod.metadata.name: core.delete_namespaced_pod(n, namespace))
                 deleted.append(pod.metadata.name)
         return deleted
 
     def _delete_dask_clusters(self, namespace: str, selector: str) -> list[str]:
         """Delete the run's DaskClusters (the operator then removes their scheduler and workers)."""
         from kubernetes import client
-
         from kubernetes.client.rest import ApiException
 
         custom = client.CustomObjectsApi()
@@ -369,7 +346,7 @@ class KubernetesScheduler(Scheduler):
             return []  # the operator's resource is not installed: no DaskCluster exists, and the pods still go below
         names = [item["metadata"]["name"] for item in found.get("items", [])]
         for name in names:
-            _ignore_missing(lambda n=name: custom.delete_namespaced_custom_object("kubernetes.dask.org", "v1", namespace, "daskclusters", n))
+            ignore_missing(lambda n=name: custom.delete_namespaced_custom_object("kubernetes.dask.org", "v1", namespace, "daskclusters", n))
         return names
 
     def apis(self) -> tuple[Any, Any] | None:
@@ -381,178 +358,3 @@ class KubernetesScheduler(Scheduler):
         except InputError:
             return None
         return client.BatchV1Api(), client.CoreV1Api()
-
-
-def load_config() -> None:
-    """Load kubeconfig (or the in-cluster service account), as both engines do; InputError if neither exists."""
-    from kubernetes import config
-
-    try:
-        config.load_kube_config()
-    except Exception:  # kubeconfig missing or invalid: try the pod's service account
-        try:
-            config.load_incluster_config()
-        except Exception as exc:
-            raise InputError(f"no Kubernetes configuration: set KUBECONFIG or run inside the cluster ({exc})") from None
-
-
-def check_manifest(body: dict[str, Any], where: str = "") -> list[str]:
-    """The API server's rules that the OpenAPI schema does not hold: names, restart policy, quantities.
-
-    `body` is the JSON the client would send (see `manifest`). Returns one line per problem.
-    """
-    problems: list[str] = []
-    kind = body.get("kind", "")
-    meta = body.get("metadata") or {}
-    name = meta.get("name", "")
-    prefix = f"{where}{kind} {name}: " if where else f"{kind} {name}: "
-    limit = 63 if kind == "Job" else 253  # a Job's name becomes its pods' job-name label value
-    if not name or len(name) > limit or not DNS1123_SUBDOMAIN.match(name) or (kind == "Job" and not DNS1123_LABEL.match(name)):
-        problems.append(f"metadata.name {name!r}: expected a DNS-1123 {'label' if kind == 'Job' else 'name'} of at most {limit} characters")
-    if meta.get("namespace") and not DNS1123_LABEL.match(meta["namespace"]):
-        problems.append(f"metadata.namespace {meta['namespace']!r}: expected a DNS-1123 label")
-    problems += _label_problems(meta.get("labels"), "metadata.labels")
-    if kind == "Job":
-        spec = body.get("spec") or {}
-        for key in ("backoffLimit", "ttlSecondsAfterFinished"):
-            if spec.get(key) is not None and spec[key] < 0:
-                problems.append(f"spec.{key}: expected >= 0, found {spec[key]}")
-        if spec.get("activeDeadlineSeconds") is not None and spec["activeDeadlineSeconds"] <= 0:
-            problems.append(f"spec.activeDeadlineSeconds: expected > 0, found {spec['activeDeadlineSeconds']}")
-        template = spec.get("template") or {}
-        problems += _label_problems((template.get("metadata") or {}).get("labels"), "spec.template.metadata.labels")
-        pod_spec, path = template.get("spec") or {}, "spec.template.spec"
-        if pod_spec.get("restartPolicy") not in ("Never", "OnFailure"):
-            problems.append(f"{path}.restartPolicy: expected Never or OnFailure for a Job, found {pod_spec.get('restartPolicy')!r}")
-    else:
-        pod_spec, path = body.get("spec") or {}, "spec"
-    problems += pod_spec_problems(pod_spec, path)
-    return [prefix + p for p in problems]
-
-
-def pod_spec_problems(spec: dict[str, Any], path: str) -> list[str]:
-    """Server-side rules for a pod spec (also used for Dask worker pods inside a DaskCluster resource)."""
-    problems: list[str] = []
-    if spec.get("restartPolicy") not in (None, "Always", "OnFailure", "Never"):
-        problems.append(f"{path}.restartPolicy: expected Always, OnFailure or Never, found {spec['restartPolicy']!r}")
-    if spec.get("activeDeadlineSeconds") is not None and spec["activeDeadlineSeconds"] <= 0:
-        problems.append(f"{path}.activeDeadlineSeconds: expected > 0")
-    for key in ("serviceAccountName",):
-        if spec.get(key) and not DNS1123_SUBDOMAIN.match(spec[key]):
-            problems.append(f"{path}.{key} {spec[key]!r}: expected a DNS-1123 name")
-    for index, secret in enumerate(spec.get("imagePullSecrets") or []):
-        if not DNS1123_SUBDOMAIN.match(secret.get("name", "")):
-            problems.append(f"{path}.imagePullSecrets[{index}].name {secret.get('name')!r}: expected a DNS-1123 name")
-    problems += _label_problems(spec.get("nodeSelector"), f"{path}.nodeSelector")
-    for index, tol in enumerate(spec.get("tolerations") or []):
-        if tol.get("operator") == "Exists" and tol.get("value"):
-            problems.append(f"{path}.tolerations[{index}]: operator Exists takes no value")
-    volumes = set()
-    for index, volume in enumerate(spec.get("volumes") or []):
-        if not DNS1123_LABEL.match(volume.get("name", "")) or len(volume["name"]) > 63:
-            problems.append(f"{path}.volumes[{index}].name {volume.get('name')!r}: expected a DNS-1123 label")
-        volumes.add(volume.get("name"))
-    names: set[str] = set()
-    for index, container in enumerate(spec.get("containers") or []):
-        cpath = f"{path}.containers[{index}]"
-        cname = container.get("name", "")
-        if not DNS1123_LABEL.match(cname) or len(cname) > 63:
-            problems.append(f"{cpath}.name {cname!r}: expected a DNS-1123 label")
-        if cname in names:
-            problems.append(f"{cpath}.name {cname!r}: used twice")
-        names.add(cname)
-        image = container.get("image") or ""
-        if not image or image != image.strip() or " " in image:
-            problems.append(f"{cpath}.image {image!r}: expected an image reference")
-        for mount in container.get("volumeMounts") or []:
-            if mount.get("name") not in volumes:
-                problems.append(f"{cpath}.volumeMounts: {mount.get('name')!r} names no volume of the pod")
-        problems += _resource_problems(container.get("resources") or {}, f"{cpath}.resources")
-    if not names:
-        problems.append(f"{path}.containers: expected at least one container")
-    return problems
-
-
-def _resource_problems(resources: dict[str, Any], path: str) -> list[str]:
-    problems: list[str] = []
-    parsed: dict[str, dict[str, Decimal]] = {"requests": {}, "limits": {}}
-    for kind in ("requests", "limits"):
-        for name, value in (resources.get(kind) or {}).items():
-            try:
-                parsed[kind][name] = parse_quantity(value)
-            except ValueError as exc:
-                problems.append(f"{path}.{kind}.{name}: {exc}")
-                continue
-            if parsed[kind][name] < 0:
-                problems.append(f"{path}.{kind}.{name}: expected a quantity >= 0, found {value!r}")
-    for name, request in parsed["requests"].items():
-        limit = parsed["limits"].get(name)
-        extended = name not in STANDARD_RESOURCES and not name.startswith("hugepages-")
-        if extended:
-            if limit is None:
-                problems.append(f"{path}.limits.{name}: an extended resource needs a limit equal to its request")
-            elif limit != request:
-                problems.append(f"{path}: {name} request {resources['requests'][name]} must equal its limit {resources['limits'][name]}")
-            if request != request.to_integral_value():
-                problems.append(f"{path}.requests.{name}: an extended resource must be a whole number")
-        elif limit is not None and limit < request:
-            problems.append(f"{path}: {name} limit {resources['limits'][name]} is below its request {resources['requests'][name]}")
-    return problems
-
-
-def _label_problems(labels: dict[str, str] | None, path: str) -> list[str]:
-    problems = []
-    for key, value in (labels or {}).items():
-        for check, item in ((label_key, key), (label_value, value)):
-            try:
-                check(item)
-            except ValueError as exc:
-                problems.append(f"{path} {key!r}: {exc}")
-    return problems
-
-
-def raise_if_invalid(body: dict[str, Any], where: str = "") -> None:
-    """Refuse (ManifestError, exit 2) a manifest the API server would refuse; schema too when installed."""
-    problems = check_manifest(body, where) + schema_problems(body)
-    if problems:
-        raise ManifestError("Kubernetes would refuse this manifest; nothing was submitted:\n  " + "\n  ".join(problems))
-
-
-def schema_problems(body: dict[str, Any]) -> list[str]:
-    """kubernetes-validate in strict mode (unknown fields are errors) against KUBERNETES_VERSION's schema."""
-    try:
-        import kubernetes_validate
-    except ImportError:  # the `kubernetes` extra is not installed: own checks only
-        return []
-    try:
-        kubernetes_validate.validate(body, KUBERNETES_VERSION, strict=True)
-    except kubernetes_validate.ValidationError as exc:
-        where = ".".join(str(p) for p in exc.path)
-        return [f"{body.get('kind')} {body.get('metadata', {}).get('name')}: schema {KUBERNETES_VERSION} (strict): {where}: {exc.message}"]
-    return []
-
-
-def write_manifests(path: Any, bodies: list[dict[str, Any]], description: str) -> None:
-    """A YAML stream of manifests with a header saying where they were captured (kubectl reads it as is)."""
-    import yaml
-
-    header = "".join(f"# {line}\n" for line in description.splitlines())
-    path.write_text(header + yaml.safe_dump_all(bodies, sort_keys=False, width=1000))
-
-
-def _label_safe(text: str) -> str:
-    """A run or task id as a label value: disallowed characters become '-', at most 63, alphanumeric ends."""
-    value = re.sub(r"[^A-Za-z0-9_.-]", "-", text)[:63]
-    return value.strip("-_.") or "x"
-
-
-def _ignore_missing(call: Callable[[], Any]) -> None:
-    """Deleting something already gone is success (the engine may have cleaned up first)."""
-    from kubernetes.client.rest import ApiException
-
-    try:
-        call()
-    except ApiException as exc:
-        if exc.status != 404:
-            raise
-

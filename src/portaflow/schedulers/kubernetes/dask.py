@@ -25,14 +25,22 @@ from typing import TYPE_CHECKING, Any
 from portaflow.errors import InputError
 from portaflow.plan.model import Task
 from portaflow.runtime.dask_pods import DEFAULT_PORT, SCHEDULER_ENV, WORKER_LABEL, worker_pods
-from portaflow.schedulers.kubernetes import (
-    RUN_LABEL, TASK_LABEL, KubernetesScheduler, _label_problems, _label_safe, image_reference, manifest, pod_spec_problems,
-    schema_problems, write_manifests,
+from portaflow.schedulers.kubernetes.manifests import (
+    RUN_LABEL,
+    TASK_LABEL,
+    image_reference,
+    label_problems,
+    label_safe,
+    manifest,
+    pod_spec_problems,
+    schema_problems,
+    write_manifests,
 )
 from portaflow.spec.kubernetes import DNS1123_LABEL
 
 if TYPE_CHECKING:
     from portaflow.schedulers.context import RunContext
+    from portaflow.schedulers.kubernetes import KubernetesScheduler
 
 DASK_KINDS = ("DaskCluster", "DaskWorkerGroup")
 DASK_API_VERSION = "kubernetes.dask.org/v1"
@@ -52,7 +60,7 @@ def worker_settings(scheduler: KubernetesScheduler, task: Task, run_id: str) -> 
         "namespace": k8s.namespace,
         "interface": site.network.interface,
         "port": site.network.port_range[0] if site.network.port_range else DEFAULT_PORT,
-        "selector": {RUN_LABEL: _label_safe(run_id), TASK_LABEL: _label_safe(task.id)},
+        "selector": {RUN_LABEL: label_safe(run_id), TASK_LABEL: label_safe(task.id)},
         "operator": k8s.dask_operator,
     }
     if k8s.dask_operator:
@@ -162,10 +170,10 @@ def dask_resource_problems(body: dict[str, Any]) -> list[str]:
         problems.append(f"metadata.name {name!r}: expected a DNS-1123 label of at most 53 characters (the operator names a service <name>-scheduler)")
     if meta.get("namespace") and not DNS1123_LABEL.match(meta["namespace"]):
         problems.append(f"metadata.namespace {meta['namespace']!r}: expected a DNS-1123 label")
-    problems += _label_problems(meta.get("labels"), "metadata.labels")
+    problems += label_problems(meta.get("labels"), "metadata.labels")
     for path, group in (("spec.worker", (body.get("spec") or {}).get("worker")), ("spec.scheduler", (body.get("spec") or {}).get("scheduler"))):
         if isinstance(group, dict):
-            problems += _label_problems((group.get("metadata") or {}).get("labels"), f"{path}.metadata.labels")
+            problems += label_problems((group.get("metadata") or {}).get("labels"), f"{path}.metadata.labels")
     schema = _crd_schema(kind)
     if schema is None:
         problems.append("dask-kubernetes is not installed: the structure was not checked against the operator's CRD")

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import contextlib
 import json
-from pathlib import Path
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from portaflow.plan.model import Task, TaskResources
 from portaflow.schedulers.base import max_jobs_at_once
-from portaflow.schedulers.kubernetes import image_reference, load_config, manifest, raise_if_invalid, write_manifests
+from portaflow.schedulers.kubernetes.manifests import image_reference, load_config, manifest, raise_if_invalid, write_manifests
 from portaflow.schedulers.parsl_blocks import longest_walltime, worker_command_placeholder, worker_init
 
 if TYPE_CHECKING:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from portaflow.errors import InputError
 from portaflow.plan.model import Task
 from portaflow.schedulers.base import common_rule_resources
-from portaflow.schedulers.kubernetes import image_reference, write_manifests
+from portaflow.schedulers.kubernetes.manifests import image_reference, write_manifests
 from portaflow.schedulers.kubernetes.snakemake_launch import launch_file, render_jobs
 from portaflow.schedulers.kubernetes.storage import staged_directory, storage_profile
 
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from portaflow.schedulers.context import RunContext
 
 
-def _kubernetes_resources(ctx: RunContext, task: Task) -> dict[str, Any]:
+def rule_resources(ctx: RunContext, task: Task) -> dict[str, Any]:
     """The kubernetes plugin's resources (mem_mb replaces the generic one where both are merged).
 
     The plugin writes memory as '{mem_mb}M' (10^6 bytes): rounded up so a pod never gets less
@@ -32,11 +32,11 @@ def _kubernetes_resources(ctx: RunContext, task: Task) -> dict[str, Any]:
     res.update({"mem_mb": math.ceil(r.memory_mib * 1.048576), "scale": 0})
     if r.gpus:
         res["gpu"] = r.gpus
-        res["gpu_manufacturer"] = _gpu_manufacturer(ctx)
+        res["gpu_manufacturer"] = gpu_manufacturer(ctx)
     return res
 
 
-def _gpu_manufacturer(ctx: RunContext) -> str:
+def gpu_manufacturer(ctx: RunContext) -> str:
     """The plugin names GPUs by manufacturer (nvidia.com/gpu or amd.com/gpu) and knows no other resource."""
     resource = ctx.site.kubernetes.gpu_resource
     if resource not in ("nvidia.com/gpu", "amd.com/gpu"):
@@ -45,7 +45,7 @@ def _gpu_manufacturer(ctx: RunContext) -> str:
     return resource.split(".", 1)[0]
 
 
-def _kubernetes_profile(ctx: RunContext) -> dict[str, Any]:
+def executor_profile(ctx: RunContext) -> dict[str, Any]:
     """The kubernetes plugin's settings; what it has no setting for is added at its API call
     (schedulers.kubernetes.snakemake_launch)."""
     site, k8s = ctx.site, ctx.site.kubernetes
@@ -67,7 +67,7 @@ def _kubernetes_profile(ctx: RunContext) -> dict[str, Any]:
     return cfg
 
 
-def _kubernetes_script(ctx: RunContext, task: Task) -> str:
+def job_script(ctx: RunContext, task: Task) -> str:
     """A job's shell on Kubernetes: no shared filesystem, so no log or marker files on the driver's paths.
 
     The step runs where Snakemake stages the store's files (schedulers.kubernetes.storage.staged_directory).
@@ -82,7 +82,7 @@ def kubernetes_launcher(ctx: RunContext, out_dir: Path) -> list[str]:
     which completes each Job at the plugin's API call; writes the launcher's file (launch.json)."""
     launch = out_dir / "launch.json"
     launch.write_text(json.dumps(launch_file(ctx), indent=1, sort_keys=True))
-    return [sys.executable, "-m", "portaflow.schedulers.kubernetes.snakemake_launch", str(launch), "--"]
+    return [sys.executable, "-m", "portaflow.schedulers.kubernetes.launcher", str(launch), "--"]
 
 
 def render_kubernetes_jobs(ctx: RunContext, jobs_dir: Path, profile: dict[str, Any]) -> Path:

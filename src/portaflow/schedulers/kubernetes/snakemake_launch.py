@@ -13,14 +13,12 @@ line (`snakemake --target-jobs RULE: ...`, written by Snakemake at run time) is 
 
 from __future__ import annotations
 
-import json
 import re
-import sys
 import threading
+from collections.abc import Callable
 from types import SimpleNamespace
-from typing import Any, Callable
+from typing import Any
 
-from portaflow.schedulers import snakemake_cli
 from portaflow.plan.model import TaskResources
 
 _TARGET = re.compile(r"--target-jobs\s+['\"]?([A-Za-z_][A-Za-z0-9_]*):")
@@ -33,7 +31,7 @@ def job_specs(tasks: list[Any]) -> dict[str, dict[str, Any]]:
 
 def completing(create: Callable[..., Any], scheduler: Any, specs: dict[str, dict[str, Any]], run_id: str) -> Callable[..., Any]:
     """Wrap a create_namespaced_job(namespace, body) so the body is completed and checked first."""
-    from portaflow.schedulers.kubernetes import manifest, raise_if_invalid
+    from portaflow.schedulers.kubernetes.manifests import manifest, raise_if_invalid
 
     def create_namespaced_job(api: Any, namespace: str, body: Any, *args: Any, **kwargs: Any) -> Any:
         command = " ".join(body.spec.template.spec.containers[0].args or [])
@@ -60,7 +58,7 @@ def render_jobs(ctx: Any, profile: dict[str, Any], resources: Callable[[Any], di
     """Each task's Job as the plugin's own run_job builds it, completed and checked; recorded, not sent."""
     from snakemake_executor_plugin_kubernetes import Executor, PersistentVolume
 
-    from portaflow.schedulers.kubernetes import manifest
+    from portaflow.schedulers.kubernetes.manifests import manifest
 
     recorded: list[dict[str, Any]] = []
 
@@ -97,21 +95,3 @@ def render_jobs(ctx: Any, profile: dict[str, Any], resources: Callable[[Any], di
 def launch_file(ctx: Any) -> dict[str, Any]:
     """What the launcher needs (the run's JSON file): the site as the user gave it, the run id, each rule's request."""
     return {"site": ctx.loaded_site.path, "overrides": ctx.loaded_site.overrides, "run_id": ctx.run_id, "tasks": job_specs(ctx.tasks)}
-
-
-def main(argv: list[str]) -> None:
-    """`python -m portaflow.schedulers.kubernetes.snakemake_launch LAUNCH.json -- SNAKEMAKE-ARGS...`"""
-    from portaflow.schedulers import scheduler_for
-    from portaflow.spec.loading import load_site
-
-    launch_path, dashdash, *snakemake_args = argv
-    assert dashdash == "--", "usage: LAUNCH.json -- SNAKEMAKE-ARGS"
-    with open(launch_path) as f:
-        launch = json.load(f)
-    loaded = load_site(launch["site"], launch["overrides"])  # the same profile, read the same way as the driver did
-    install(scheduler_for("kubernetes")(loaded), launch["tasks"], launch["run_id"])
-    snakemake_cli.main(snakemake_args)
-
-
-if __name__ == "__main__":
-    main(sys.argv[1:])

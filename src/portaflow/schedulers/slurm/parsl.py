@@ -6,8 +6,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from portaflow.plan.model import Task
-from portaflow.schedulers.base import max_jobs_at_once, run_tag
 from portaflow.schedulers import parsl_blocks
+from portaflow.schedulers.base import max_jobs_at_once, run_tag
 from portaflow.schedulers.parsl_blocks import longest_walltime, recorded_submissions, stable_job_names, worker_init
 from portaflow.units import format_walltime, walltime_minutes
 

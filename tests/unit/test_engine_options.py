@@ -1,0 +1,150 @@
+"""Both engines ask SLURM for the same job: for every SLURM profile, shipped or test, the sbatch options of the
+Parsl block that runs a task equal those Snakemake's slurm plugin submits for the same task.
+
+Parsl's side is `portaflow render` (SlurmProvider's own job script). Snakemake's side is the real plugin, run by
+Snakemake on the rendered Snakefile and profile with `--immediate-submit`, with a recording `sbatch` first on
+PATH (and silent stand-ins for the tools it probes: sacct, squeue, sacctmgr, sshare, sinfo, scontrol): the plugin
+composes its own sbatch line from the rule's resources, and that line is what is compared (checked to hold every
+task of the plan). Options that name the
+job rather than size it (job name, output file, comment, --export, the wrapped command) are left out; task counts
+(--ntasks vs --ntasks-per-node) both mean one task per job here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from portaflow.spec.loading import load_site
+from testlib import ROOT, run_portaflow
+
+RESOURCES = ROOT / "tests" / "data" / "workflows" / "resources.yaml"
+WORDFREQ = ROOT / "workflows" / "examples" / "wordfreq.yaml"
+SITES = sorted(
+    str(p) for folder in (ROOT / "site_profiles", ROOT / "tests" / "data" / "sites") for p in folder.glob("*.yaml")
+    if load_site(str(p), environ={}).site.scheduler == "slurm"
+)
+
+_IGNORED = {"--job-name", "-J", "--output", "-o", "--error", "-e", "--comment", "--export", "--parsable", "-D", "--chdir",
+            "--wrap", "--ntasks", "-n", "--ntasks-per-node"}
+_ALIASES = {"-p": "--partition", "-A": "--account", "-q": "--qos", "-C": "--constraint", "-t": "--time", "-N": "--nodes",
+            "-c": "--cpus-per-task", "-G": "--gpus"}
+_TAKES_VALUE = {"--job-name", "-J", "--output", "-o", "--error", "-e", "--comment", "-D", "--chdir", "-p", "--partition", "-A",
+                "--account", "-q", "--qos", "-C", "--constraint", "-t", "--time", "-N", "--nodes", "-c", "--cpus-per-task",
+                "-G", "--gpus", "--mem", "--mem-per-cpu", "--gres", "--reservation", "--ntasks", "-n"}
+
+
+def _minutes(value: str) -> int:
+    """sbatch --time: minutes, or [D-]HH:MM:SS / MM:SS."""
+    if ":" not in value and "-" not in value:
+        return int(value)
+    days, _, clock = value.rpartition("-")
+    parts = [int(p) for p in clock.split(":")]
+    while len(parts) < 3:
+        parts.insert(0, 0)
+    hours, minutes, seconds = parts
+    return (int(days or 0) * 24 + hours) * 60 + minutes + (1 if seconds else 0)
+
+
+def normalise(words: list[str]) -> dict[str, str]:
+    """sbatch words -> {long option: value}, sizes in one unit, naming options dropped."""
+    out: dict[str, str] = {}
+    i = 0
+    while i < len(words):
+        word = words[i]
+        if "=" in word and word.startswith("--"):
+            flag, value = word.split("=", 1)
+        elif word in _TAKES_VALUE:
+            flag, value = word, words[i + 1]
+            i += 1
+        else:
+            flag, value = word, ""
+        i += 1
+        flag = _ALIASES.get(flag, flag)
+        if flag in _IGNORED:
+            continue
+        if flag == "--time":
+            value = str(_minutes(value))
+        elif flag in ("--mem", "--mem-per-cpu"):
+            value = value.removesuffix("M")  # sbatch's default unit is M
+        assert flag not in out, f"{flag} given twice: {words}"
+        out[flag] = value
+    return out
+
+
+def parsl_options(render_dir: Path, tasks: dict[str, str]) -> dict[str, dict[str, str]]:
+    """Task -> the #SBATCH options of the block of its executor (the config header names each executor's tasks)."""
+    scripts = {p.stem: p for p in (render_dir / "jobs").glob("*.sbatch")}
+    out = {}
+    for task, label in tasks.items():
+        lines = scripts[label].read_text().splitlines()
+        out[task] = normalise([w for line in lines if line.startswith("#SBATCH") for w in shlex.split(line[len("#SBATCH"):])])
+    return out
+
+
+def snakemake_options(render_dir: Path, workdir: Path, bin_dir: Path, record: Path) -> dict[str, dict[str, str]]:
+    """Rule -> the plugin's sbatch options, from a Snakemake run on the rendered files with a recording sbatch."""
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+           "PF_SBATCH_RECORD": str(record)}
+    workdir.mkdir(parents=True, exist_ok=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--snakefile", str(render_dir / "Snakefile"), "--profile", str(render_dir / "profile"),
+         "--directory", str(workdir), "--forceall", "--immediate-submit", "--notemp", "--quiet",
+         "--seconds-between-status-checks", "0", "--slurm-init-seconds-before-status-checks", "1",
+         # one submission at a time: with several, Snakemake 9.27 with --immediate-submit ended before submitting
+         # wordfreq's last rule (seen here); the options of each job do not depend on it
+         "--jobs", "1"],
+        env=env, capture_output=True, text=True, timeout=300)
+    assert record.exists(), f"the plugin submitted nothing:\n{result.stdout}\n{result.stderr}"
+    out = {}
+    for line in record.read_text().splitlines():
+        words = json.loads(line)
+        rule = words[words.index("--comment") + 1].removeprefix("rule_")
+        out[rule] = normalise(words)
+    return out
+
+
+@pytest.fixture(scope="module")
+def slurm_stand_ins(tmp_path_factory) -> Path:
+    """A recording sbatch (appends its arguments as a JSON line, prints a job id) and silent probes."""
+    bin_dir = tmp_path_factory.mktemp("slurm-bin")
+    (bin_dir / "sbatch").write_text(
+        f"#!{sys.executable}\nimport json, os, sys\n"
+        "with open(os.environ['PF_SBATCH_RECORD'], 'a') as f:\n    f.write(json.dumps(sys.argv[1:]) + '\\n')\n"
+        "print(sum(1 for _ in open(os.environ['PF_SBATCH_RECORD'])))\n")
+    for tool in ("sacct", "squeue", "sacctmgr", "sshare", "sinfo", "scontrol"):
+        (bin_dir / tool).write_text("#!/bin/sh\nexit 0\n")
+    for path in bin_dir.iterdir():
+        path.chmod(path.stat().st_mode | stat.S_IEXEC)
+    return bin_dir
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("workflow", [RESOURCES, WORDFREQ], ids=lambda p: p.stem)
+@pytest.mark.parametrize("site", SITES, ids=lambda p: Path(p).stem)
+def test_parsl_and_snakemake_submit_the_same_sbatch_options(tmp_path, slurm_stand_ins, site, workflow):
+    from portaflow.driver import load_plan
+    from portaflow.engines.parsl_engine import resource_classes
+    from portaflow.spec.loading import load_workflow
+
+    args = ["--site", site, "--site-set", "account=proj123", "--workdir", str(tmp_path / "work")]
+    args += ["--param", "shards=2"] if workflow == WORDFREQ else []
+    for engine in ("parsl", "snakemake"):
+        result = run_portaflow("render", str(workflow), "--engine", engine, "-o", str(tmp_path / engine), *args)
+        assert result.returncode == 0, result.stderr
+    _, _, plan = load_plan(load_workflow(str(workflow)), site, {"account": "proj123"}, {"shards": 2} if workflow == WORDFREQ else {})
+    label_of = {t.id: label for label, tasks in resource_classes(plan.tasks).items() for t in tasks}
+    parsl = parsl_options(tmp_path / "parsl", label_of)
+    snakemake = snakemake_options(tmp_path / "snakemake", tmp_path / "work", slurm_stand_ins, tmp_path / "sbatch.jsonl")
+    assert sorted(snakemake) == sorted(parsl), "both engines submit one job per task"
+    for task in parsl:
+        # Parsl sizes a block for the longest task of its resource class; each task of these workflows has a class of its own
+        # or shares it with tasks of the same walltime, so the times agree too.
+        assert parsl[task] == snakemake[task], f"{Path(site).stem}, task {task}: Parsl {parsl[task]} vs Snakemake {snakemake[task]}"
