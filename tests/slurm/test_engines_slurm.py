@@ -32,6 +32,7 @@ def local_wordfreq(tmp_path_factory) -> Path:
     return workdir
 
 
+@pytest.mark.xdist_group("slurm-local-wordfreq")  # the module's local run, once
 @pytest.mark.parametrize("engine", ENGINES)
 def test_wordfreq_on_slurm_agrees_with_local(slurm_cluster, local_wordfreq, tmp_path, engine):
     result = run_portaflow("run", str(WORDFREQ), "--site", "slurm-local", "--engine", engine,
