@@ -12,5 +12,10 @@ setup:
 run: setup
 	.venv/bin/portaflow run $(MAIN_WORKFLOW) --engine $(ENGINE)
 
+# Tests run side by side in TEST_WORKERS processes (pytest-xdist): most of the suite waits on SLURM's queue and
+# polling or on subprocesses, so more workers than the CI machine's 2 cores pay. `--dist loadgroup` keeps tests
+# marked with one xdist_group on one worker (see tests/conftest.py). TEST_WORKERS=0 runs them in one process.
+TEST_WORKERS ?= 4
+
 test: setup
-	.venv/bin/python -m pytest $(PYTEST_ARGS)
+	.venv/bin/python -m pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)

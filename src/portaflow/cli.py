@@ -382,11 +382,12 @@ def schema(kind: str) -> None:
                                                                           "repeatable")
 @click.option("--engines", "engine_args", multiple=True, type=click.Choice(["parsl", "snakemake"]), help="engines (default: both); repeatable")
 @click.option("--preset", default="small", show_default=True, help="each workflow's parameter preset, where it has one ('' for the defaults)")
-@click.option("--output", "-o", "out", default="matrix-results", show_default=True, type=click.Path(file_okay=False), help="where cells and "
-                                                                                                                           "reports go")
+@click.option("--output", "-o", "out", default="matrix-results", show_default=True, type=click.Path(file_okay=False),
+              help="where cells and reports go")
 @click.option("--must-run", multiple=True, metavar="SITE", help="a site whose cells must really run here (e.g. your CI's cluster); repeatable")
+@click.option("--jobs", "-j", default=1, show_default=True, type=click.IntRange(min=1), help="cells that run at once (the report is the same)")
 def matrix(workflow_args: tuple[str, ...], site_args: tuple[str, ...], engine_args: tuple[str, ...], preset: str, out: str,
-        must_run: tuple[str, ...]) -> None:
+           must_run: tuple[str, ...], jobs: int) -> None:
     """Every workflow x site x engine: run what can run here, render and check the rest, compare all outputs.
 
     Writes matrix.md, matrix.json and matrix.html; exits 1 when a cell failed or two cells' outputs disagree.
@@ -396,7 +397,8 @@ def matrix(workflow_args: tuple[str, ...], site_args: tuple[str, ...], engine_ar
     workflows = [Path(shipped.resolve_workflow(w)) for w in workflow_args] or shipped.workflows()
     sites = list(site_args) or [p.stem for p in shipped.site_profiles()]
     result = run_matrix(workflows, sites, list(engine_args) or list(ENGINES), Path(out), preset or None,
-                        must_run=must_run, log=lambda text: err_console.print(text, markup=False))
+                        must_run=must_run, log=lambda text: err_console.print(text, markup=False),
+                        jobs=jobs)
     table = Table(title=f"portability matrix: {'passed' if result.ok else 'FAILED'}")
     for column in ("workflow", "site", "engine", "status", "wall", "tasks", "jobs", "note"):
         table.add_column(column, overflow="fold")

@@ -77,34 +77,62 @@ class MatrixResult:
 
 
 def run_matrix(workflows: list[Path], sites: list[str], engines: list[str], out_dir: Path, preset: str | None = "small",
-               must_run: tuple[str, ...] = (), log: Callable[[str], None] = print) -> MatrixResult:
+               must_run: tuple[str, ...] = (), log: Callable[[str], None] = print, jobs: int = 1) -> MatrixResult:
     """Every (workflow, site, engine) cell; then the outputs of the cells that ran, compared per workflow.
 
     `must_run` names sites whose cells must really run here (a CI's own cluster): on those, a cell that
     could only be rendered, or was skipped for any reason but GPUs that cannot compute, fails.
+
+    `jobs` cells run at once. Why only the runs: each is a `portaflow run` subprocess that mostly waits (on
+    a scheduler's queue and polling, on its workers), while planning and rendering are quick, in-process
+    and stay in order. The report lists the cells in the same order whatever `jobs` is; only the progress
+    lines of cells that ran come in the order the runs end.
     """
+    from concurrent.futures import Future, ThreadPoolExecutor, as_completed  # here: the module's imports belong to others
+
     out_dir.mkdir(parents=True, exist_ok=True)
     cells: list[Cell] = []
     plans: dict[str, Plan] = {}
     gpu_problem = unavailable_reason()
     logger.info("matrix: %d workflow(s) x %d site(s) x %d engine(s) in %s; GPU steps %s", len(workflows), len(sites), len(engines),
-             out_dir, f"skipped ({gpu_problem})" if gpu_problem else "run")
-    for wf_path in workflows:
-        loaded_wf = load_workflow(wf_path)
-        workflow = loaded_wf.workflow
-        params = workflow.preset(preset) if preset and preset in workflow.presets else {}
-        for site_name in sites:
-            for engine in engines:
-                cell = Cell(workflow.name, site_name, engine)
-                cells.append(cell)
-                cell_dir = out_dir / "cells" / f"{workflow.name}--{site_name}--{engine}"
-                logger.info("cell %s: start", cell.name)
-                _decide(cell, wf_path, loaded_wf, site_name, params, cell_dir, gpu_problem, plans)
-                if site_name in must_run and cell.status in (RENDERED, SKIPPED) and not cell.reason.startswith(GPU_SKIP):
-                    cell.status, cell.reason = FAILED, f"must run here (--must-run {site_name}) but: {cell.reason}"
-                log(f"{cell.name}: {cell.status}" + (f" ({cell.reason})" if cell.reason else "")
-                    + (f" in {cell.wall_s:.0f}s" if cell.wall_s is not None else ""))
-                _log_outcome(cell, cell_dir)
+                out_dir, f"skipped ({gpu_problem})" if gpu_problem else "run")
+
+    def finish(cell: Cell) -> None:
+        if cell.site in must_run and cell.status in (RENDERED, SKIPPED) and not cell.reason.startswith(GPU_SKIP):
+            cell.status, cell.reason = FAILED, f"must run here (--must-run {cell.site}) but: {cell.reason}"
+        log(f"{cell.name}: {cell.status}" + (f" ({cell.reason})" if cell.reason else "")
+            + (f" in {cell.wall_s:.0f}s" if cell.wall_s is not None else ""))
+        _log_outcome(cell, out_dir / "cells" / f"{cell.workflow}--{cell.site}--{cell.engine}")
+
+    running: dict[Future[None], Cell] = {}
+
+    def finish_ended(wait_for_all: bool) -> None:
+        ended = as_completed(list(running)) if wait_for_all else [f for f in list(running) if f.done()]
+        for future in ended:
+            future.result()  # a cell's run raising (not failing: raising) stops the matrix, as it did in order
+            finish(running.pop(future))
+
+    with ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="matrix-cell") as pool:
+        for wf_path in workflows:
+            loaded_wf = load_workflow(wf_path)
+            workflow = loaded_wf.workflow
+            params = workflow.preset(preset) if preset and preset in workflow.presets else {}
+            for site_name in sites:
+                for engine in engines:
+                    cell = Cell(workflow.name, site_name, engine)
+                    cells.append(cell)
+                    cell_dir = out_dir / "cells" / f"{workflow.name}--{site_name}--{engine}"
+                    logger.info("cell %s: start", cell.name)
+                    run = _decide(cell, wf_path, loaded_wf, site_name, params, cell_dir, gpu_problem, plans)
+                    if run is None:
+                        finish(cell)
+                    elif jobs <= 1:
+                        run()
+                        finish(cell)
+                    else:
+                        running[pool.submit(run)] = cell
+                    finish_ended(wait_for_all=False)
+        finish_ended(wait_for_all=True)
     disagreements = compare_cells(cells, plans)
     logger.info("matrix: %d disagreement(s) between cells' outputs", len(disagreements))
     return MatrixResult(cells, disagreements, {"preset": preset})
@@ -117,8 +145,9 @@ def _log_outcome(cell: Cell, cell_dir: Path) -> None:
 
 
 def _decide(cell: Cell, wf_path: Path, loaded_wf: Any, site_name: str, params: dict[str, Any], cell_dir: Path,
-            gpu_problem: str | None, plans: dict[str, Plan]) -> None:
-    """Plan the cell, then run it, render it, or say why neither."""
+            gpu_problem: str | None, plans: dict[str, Plan]) -> Callable[[], None] | None:
+    """Plan the cell, then render it or say why it cannot run; or return the run, for the caller to start
+    (the runs are what may overlap)."""
     from portaflow.driver import load_plan
 
     try:
@@ -127,7 +156,7 @@ def _decide(cell: Cell, wf_path: Path, loaded_wf: Any, site_name: str, params: d
         _, loaded_site, plan = load_plan(loaded_wf, site_name, overrides, params)
     except PortaflowError as exc:
         cell.status, cell.reason = UNSUPPORTED, _first_line(exc)
-        return
+        return None
     needs_gpu = any(t.resources.gpus or (t.dask and t.dask.gpu_workers) for t in plan.tasks)
     why_not_here = _not_runnable_here(loaded_site, plan)
     if why_not_here:
@@ -138,7 +167,8 @@ def _decide(cell: Cell, wf_path: Path, loaded_wf: Any, site_name: str, params: d
         cell.status, cell.reason = SKIPPED, "; ".join(missing)
     else:
         plans[cell.workflow] = plan
-        _run_cell(cell, wf_path, params, cell_dir)
+        return lambda: _run_cell(cell, wf_path, params, cell_dir)
+    return None
 
 
 def _not_runnable_here(loaded: LoadedSite, plan: Plan) -> str | None:

@@ -43,6 +43,7 @@ def wordfreq_runs(tmp_path_factory):
     return out
 
 
+@pytest.mark.xdist_group("local-wordfreq")  # the module's two runs, once
 def test_both_engines_give_identical_outputs(wordfreq_runs):
     parsl_dir, smk_dir = wordfreq_runs["parsl"], wordfreq_runs["snakemake"]
     m_parsl, m_smk = manifest(parsl_dir), manifest(smk_dir)
@@ -56,6 +57,7 @@ def test_both_engines_give_identical_outputs(wordfreq_runs):
     assert table["shards"] == 3 and table["total_words"] == 3 * 2000
 
 
+@pytest.mark.xdist_group("local-wordfreq")
 def test_run_directory_holds_manifest_logs_profile(wordfreq_runs):
     for engine, workdir in wordfreq_runs.items():
         run_dir = (workdir / ".portaflow" / "runs" / "latest").resolve()
@@ -68,6 +70,7 @@ def test_run_directory_holds_manifest_logs_profile(wordfreq_runs):
         assert (rendered / "Snakefile").exists() if engine == "snakemake" else (rendered / "parsl_config.txt").exists()
 
 
+@pytest.mark.xdist_group("local-wordfreq")
 @pytest.mark.parametrize("engine", ENGINES)
 def test_rerun_recomputes_nothing_and_param_change_only_downstream(wordfreq_runs, engine):
     workdir = wordfreq_runs[engine]

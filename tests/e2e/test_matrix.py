@@ -52,11 +52,13 @@ def test_disagreeing_outputs_fail_the_matrix_and_name_cells_and_files(tmp_path, 
     two = site_with(write, "site-two", "environment: {env: {PORTAFLOW_TEST_VALUE: two}}\n")
     same = site_with(write, "site-same", "environment: {env: {PORTAFLOW_TEST_VALUE: one}}\n")
     out = tmp_path / "m"
+    # --jobs 3: the three runs overlap, and the report still lists the cells, and picks the reference, in order.
     result = run_portaflow("matrix", "--workflows", ECHO, "--sites", one, "--sites", same, "--sites", two,
-                           "--engines", "parsl", "-o", str(out))
+                           "--engines", "parsl", "-o", str(out), "--jobs", "3")
     assert result.returncode == 1, result.stdout + result.stderr
     report = json.loads((out / "matrix.json").read_text())
     assert not report["ok"]
+    assert [c["site"] for c in report["cells"]] == [one, same, two]
     status = {c["site"]: c["status"] for c in report["cells"]}
     assert status == {one: "passed", same: "passed", two: "failed"}
     [disagreement] = report["disagreements"]

@@ -5,11 +5,18 @@ PORTAFLOW_CI=1 turns the skip into a failure: in CI the cluster is brought up on
 not answering is a broken test bed, and silently skipping every SLURM test would hide exactly that.
 
 Every test collected under tests/slurm/ is marked `slurm` (select or deselect with `-m slurm`).
+
+Under pytest-xdist these tests run side by side, in several processes, on the one shared cluster. A test that
+changes the cluster for everyone (`cluster.sh accounting off`) is marked `slurm_exclusive`: it waits until no
+other SLURM test runs, and none starts until it ends (a readers-writer lock on a file all workers share).
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import functools
+import os
 import re
 import shutil
 import subprocess
@@ -174,12 +181,43 @@ def _probe_cluster() -> SlurmCluster | str:
 
 
 @pytest.fixture(scope="session")
-def slurm_cluster() -> Iterator[SlurmCluster]:
+def _cluster_locks(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """The lock files every test process of this session shares: under xdist, workers' base temporary
+    directories are subdirectories of the controller's, so its parent is common to them all."""
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    return shared / "slurm-cluster.turnstile", shared / "slurm-cluster.lock"
+
+
+@contextlib.contextmanager
+def cluster_turn(locks: tuple[Path, Path], exclusive: bool) -> Iterator[None]:
+    """Hold the cluster shared (any number of tests at once) or exclusive (one test, nothing else).
+
+    Why a turnstile before the lock: flock gives waiting writers no priority, so an exclusive test could wait
+    for as long as other workers keep starting SLURM tests. A writer holds the turnstile while it waits for and
+    holds the lock; readers pass through the turnstile (briefly, shared) and so queue behind a waiting writer.
+    """
+    turnstile_path, lock_path = locks
+    with open(turnstile_path, "a") as turnstile, open(lock_path, "a") as lock:
+        if exclusive:
+            fcntl.flock(turnstile, fcntl.LOCK_EX)
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        else:
+            fcntl.flock(turnstile, fcntl.LOCK_SH)
+            fcntl.flock(lock, fcntl.LOCK_SH)
+            fcntl.flock(turnstile, fcntl.LOCK_UN)
+        yield  # closing the files releases what is still held
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster(_cluster_locks: tuple[Path, Path]) -> Iterator[SlurmCluster]:
     """The local cluster if it is up (slurmctld answers, node usable); else skip (fail under PORTAFLOW_CI=1).
 
-    Jobs submitted through it are cancelled at the end of the session.
+    Jobs submitted through it are cancelled at the end of the session. The probe (accounting on or off is
+    kept for the session) waits while an exclusive test may have changed the cluster.
     """
-    cluster = _probe_cluster()
+    with cluster_turn(_cluster_locks, exclusive=False):
+        cluster = _probe_cluster()
     if isinstance(cluster, str):
         _not_up(cluster)
     yield cluster
@@ -205,6 +243,14 @@ def slurm_jobs(slurm_cluster: SlurmCluster) -> Iterator[SlurmCluster]:
     before = len(slurm_cluster.submitted)
     yield slurm_cluster
     slurm_cluster.cancel(slurm_cluster.submitted[before:])
+
+
+@pytest.fixture(autouse=True)
+def _cluster_share(request: pytest.FixtureRequest, _cluster_locks: tuple[Path, Path]) -> Iterator[None]:
+    """Every SLURM test holds the cluster shared, or exclusive when marked `slurm_exclusive` (autouse: taken
+    before the test's own fixtures, such as one that turns accounting off)."""
+    with cluster_turn(_cluster_locks, exclusive=request.node.get_closest_marker("slurm_exclusive") is not None):
+        yield
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -11,6 +11,8 @@ from testlib import ROOT, WORKFLOWS, run_portaflow
 
 CLUSTER = ROOT / "tests" / "slurm" / "cluster.sh"
 
+pytestmark = pytest.mark.slurm_exclusive  # accounting off is off for every test on the cluster
+
 
 @pytest.fixture
 def accounting_off(slurm_cluster, slurm_accounting):

@@ -112,6 +112,7 @@ def status_queries(grown: dict[str, int]) -> int:
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("slurm-polling")  # one after the other: two 20-job runs at once would double the wall time bound
 @pytest.mark.parametrize("engine", ["parsl", "snakemake"])
 def test_status_queries_grow_with_run_time_not_job_count(slurm_cluster, tmp_path: Path, engine: str):
     log = tmp_path / "slurm-commands.log"

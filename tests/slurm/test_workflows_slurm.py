@@ -18,6 +18,7 @@ def queue() -> list[str]:
     return subprocess.run(["squeue", "--noheader", "--format=%i %j"], capture_output=True, text=True).stdout.splitlines()
 
 
+@pytest.mark.xdist_group("slurm-dask-workers")  # the queue check sees every run's worker jobs: not two at once
 @pytest.mark.parametrize("mode", ["jobs", "in_allocation"])
 def test_dask_cpu_and_gpu_workers_on_slurm(slurm_cluster, tmp_path, mode):
     result = run_portaflow("run", str(DATA / "dask_gpu_survey.yaml"), "--site", "slurm-local", "--workdir", str(tmp_path),

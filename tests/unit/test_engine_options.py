@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from portaflow.spec.loading import load_site
+
 from testlib import ROOT, run_portaflow
 
 RESOURCES = ROOT / "tests" / "data" / "workflows" / "resources.yaml"
