@@ -12,6 +12,7 @@ adapter (`ctx.scheduler`); this module writes the Snakefile and profile, runs Sn
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import shlex
@@ -25,6 +26,7 @@ from typing import IO, Any
 
 import yaml
 
+from portaflow.commands import run_command
 from portaflow.engines.base import Engine, RunContext, TaskOutcome, failure_message
 from portaflow.engines.snakemake_events import EVENTS_FILE, EventFile, RunEvents, logger_args
 from portaflow.gctools import paused_gc
@@ -35,6 +37,8 @@ _EXIT_STATUS = re.compile(r"returned non-zero exit status (\d+)")  # in a remote
 _POLL_S = 0.25
 """How often the events file is read while Snakemake runs (progress reaches ctx.on_event this late at most)."""
 
+
+logger = logging.getLogger(__name__)
 
 def _escape_braces(text: str) -> str:
     """Snakemake formats shell strings with str.format: double every brace so none is a field."""
@@ -138,9 +142,7 @@ class SnakemakeEngine(Engine):
     def dry_run_jobs(self, ctx: RunContext, out_dir: Path) -> dict[str, int]:
         """Snakemake's own dry-run job counts per rule (a test compares them with the plan)."""
         self.render(ctx, out_dir)
-        result = subprocess.run(self.command(ctx, out_dir, ["--dry-run", "--quiet", "rules"]), capture_output=True, text=True, env=_env(ctx))
-        if result.returncode != 0:
-            raise RuntimeError(f"snakemake dry-run failed:\n{result.stdout}\n{result.stderr}")
+        result = run_command(self.command(ctx, out_dir, ["--dry-run", "--quiet", "rules"]), env=_env(ctx), timeout=600)
         counts: dict[str, int] = {}
         for line in result.stdout.splitlines():
             parts = line.split()
@@ -173,7 +175,9 @@ class SnakemakeEngine(Engine):
         copied = 0  # of events.external_jobs into ctx.jobs
         with open(log_path, "w") as log:
             env = {**_env(ctx), **ctx.scheduler.client_environment()}
-            proc = subprocess.Popen(self.command(ctx, out_dir) + logger_args(events_path), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            command = self.command(ctx, out_dir) + logger_args(events_path)
+            logger.info("running Snakemake: %s", shlex.join(command))
+            proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                     text=True, env=env, start_new_session=True)
             assert proc.stdout is not None
             copier = threading.Thread(target=_copy_lines, args=(proc.stdout, log), name="snakemake-log", daemon=True)

@@ -8,13 +8,14 @@ submitted, that the profile asks only for what a submit description can express.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import shutil
-import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from portaflow.commands import CommandError, run_command
 from portaflow.errors import InputError, PlanError, Problem, SpecError
 from portaflow.plan.model import Task, TaskResources
 from portaflow.schedulers.base import Scheduler, common_rule_resources
@@ -24,6 +25,8 @@ from portaflow.units import describe_walltime
 
 if TYPE_CHECKING:
     from portaflow.schedulers.context import RunContext
+
+log = logging.getLogger(__name__)
 
 RUN_ATTRIBUTE = "PortaflowRun"
 """Job attribute carrying the run id: an interrupted run removes its jobs by it (condor_rm -constraint)."""
@@ -226,12 +229,11 @@ class HTCondorScheduler(Scheduler):
         if missing:
             return [f"site {self.site.name} uses HTCondor but {' and '.join(missing)} {'are' if len(missing) > 1 else 'is'} not on PATH"]
         try:
-            env = {**os.environ, **self.client_environment()}
-            result = subprocess.run(["condor_q", "-totals"], capture_output=True, text=True, timeout=60, env=env)
-        except (InputError, OSError, subprocess.TimeoutExpired) as exc:
+            run_command(["condor_q", "-totals"], env={**os.environ, **self.client_environment()})
+        except InputError as exc:
             return [f"site {self.site.name}: HTCondor does not answer ({exc})"]
-        if result.returncode != 0:
-            return [f"site {self.site.name}: HTCondor does not answer (condor_q: {result.stderr.strip()[:300]})"]
+        except CommandError as exc:
+            return [f"site {self.site.name}: HTCondor does not answer (condor_q: {(exc.stderr.strip() or exc.reason)[:300]})"]
         return []
 
     def check_rendered(self, files: list[Path]) -> list[str]:
@@ -262,15 +264,18 @@ class HTCondorScheduler(Scheduler):
         client = {k: v for k, v in self.client_environment(resolve=False).items() if k != "_CONDOR_SCITOKENS_FILE"}
         env = {**os.environ, **client, **_resolved_token(self)}
         constraint = f"{RUN_ATTRIBUTE} == {classad_string(run_id)}"
+        mine: list[str] = []
         try:
-            queue = subprocess.run(["condor_q", "-allusers", "-constraint", constraint, "-af", "ClusterId", "ProcId"],
-                                   capture_output=True, text=True, timeout=60, env=env)
-        except (OSError, subprocess.TimeoutExpired):
-            return []
-        mine = [".".join(line.split()) for line in queue.stdout.splitlines() if line.strip()] if queue.returncode == 0 else []
+            queue = run_command(["condor_q", "-allusers", "-constraint", constraint, "-af", "ClusterId", "ProcId"], env=env)
+            mine = [".".join(line.split()) for line in queue.stdout.splitlines() if line.strip()]
+        except CommandError as exc:
+            log.error("could not list the jobs of run %s in the queue (only the recorded ones are removed): %s", run_id, exc)
         mine += [j for j in known_jobs if j not in mine and f"{j}.0" not in mine]  # the plugin records cluster ids
         if mine:
-            subprocess.run(["condor_rm", *mine], capture_output=True, timeout=60, env=env)
+            try:
+                run_command(["condor_rm", *mine], env=env)
+            except CommandError as exc:
+                log.error("condor_rm could not remove every job of run %s (%s): %s", run_id, " ".join(mine), exc)
         return mine
 
     # -- checks before anything is submitted ---------------------------------------------------

