@@ -256,9 +256,17 @@ class StandInKube:
                 self.deleted_secrets.append(name)
                 return 200, SUCCESS
             return 200, secret
-        if kind == "jobs" and name is None and method == "GET":
-            items = [self._job_json(n) for n, (job, _) in self.jobs.items()
+        if kind == "jobs" and name is None and method in ("GET", "DELETE"):
+            names = [n for n, (job, _) in self.jobs.items()
                      if job["metadata"]["namespace"] == ns and _matches(job["metadata"].get("labels") or {}, terms)]
+            items = [self._job_json(n) for n in names]
+            if method == "DELETE":  # deletecollection: each job as if deleted by name (its pod too, unless orphaned)
+                for n in names:
+                    _, pod = self.jobs.pop(n)
+                    self.deleted.append(n)
+                    if (body.get("propagationPolicy") or q.get("propagationPolicy")) != "Orphan":
+                        self.pods.pop(pod.name, None)
+                        pod.terminate()
             return 200, {"kind": "JobList", "apiVersion": "batch/v1", "metadata": {}, "items": items}
         if kind == "jobs" and name and method in ("GET", "DELETE"):
             if name not in self.jobs or self.jobs[name][0]["metadata"]["namespace"] != ns:

@@ -246,7 +246,7 @@ def test_snakemake_launcher_completes_the_plugins_job():
 
 def test_cancel_run_deletes_the_runs_jobs_and_pods_by_label():
     scheduler = scheduler_for("kubernetes")(load_site("example-egi-cloud-k8s"))
-    seen: dict[str, list] = {"selectors": [], "jobs": [], "pods": []}
+    seen: dict[str, list] = {"selectors": [], "jobs": [], "pods": [], "collections": []}
 
     def items(*names):
         return type("L", (), {"items": [client.V1Job(metadata=client.V1ObjectMeta(name=n)) for n in names]})()
@@ -259,6 +259,9 @@ def test_cancel_run_deletes_the_runs_jobs_and_pods_by_label():
         def delete_namespaced_job(self, name, namespace, propagation_policy):
             seen["jobs"].append(name)
 
+        def delete_collection_namespaced_job(self, namespace, label_selector, propagation_policy):
+            seen["collections"].append(("jobs", label_selector, propagation_policy))
+
     class Core:
         def list_namespaced_pod(self, namespace, label_selector):
             seen["selectors"].append((namespace, label_selector))
@@ -267,10 +270,15 @@ def test_cancel_run_deletes_the_runs_jobs_and_pods_by_label():
         def delete_namespaced_pod(self, name, namespace):
             seen["pods"].append(name)
 
+        def delete_collection_namespaced_pod(self, namespace, label_selector):
+            seen["collections"].append(("pods", label_selector, None))
+
     scheduler.apis = lambda: (Batch(), Core())
     deleted = scheduler.cancel_run("20250101-000000-parsl-ab12", ["snakejob-b"])
     assert seen["selectors"] == [("portaflow", f"{RUN_LABEL}=20250101-000000-parsl-ab12")] * 2
-    assert seen["jobs"] == ["snakejob-a", "snakejob-b"] and seen["pods"] == ["parsl.block-0.abc"]
+    selector = f"{RUN_LABEL}=20250101-000000-parsl-ab12"
+    assert seen["collections"] == [("jobs", selector, "Background"), ("pods", selector, None)]  # one deletecollection each
+    assert seen["jobs"] == ["snakejob-b"] and seen["pods"] == []  # by name only what carries no label
     assert deleted == ["snakejob-a", "snakejob-b", "parsl.block-0.abc"]
 
 

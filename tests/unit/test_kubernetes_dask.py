@@ -273,9 +273,16 @@ def test_cancel_run_deletes_dask_clusters_first_when_the_site_has_the_operator(m
             calls.append(("delete", plural, name))
 
     empty = type("L", (), {"items": []})()
-    batch = type("B", (), {"list_namespaced_job": lambda self, ns, label_selector: empty})()
-    core = type("C", (), {"list_namespaced_pod": lambda self, ns, label_selector: empty})()
+    pods = type("L", (), {"items": [client.V1Pod(metadata=client.V1ObjectMeta(name="pf-survey-dask-worker-0"))]})()
+    batch = type("B", (), {"list_namespaced_job": lambda self, ns, label_selector: empty,
+                           "delete_collection_namespaced_job": lambda self, ns, label_selector, propagation_policy:
+                           calls.append(("deletecollection", "jobs", label_selector))})()
+    core = type("C", (), {"list_namespaced_pod": lambda self, ns, label_selector: pods,
+                          "delete_collection_namespaced_pod": lambda self, ns, label_selector:
+                          calls.append(("deletecollection", "pods", label_selector))})()
     scheduler.apis = lambda: (batch, core)
     monkeypatch.setattr(client, "CustomObjectsApi", lambda: Custom())
-    assert scheduler.cancel_run("run-9", []) == ["pf-survey-dask-1a2b3c"]
-    assert calls == [("list", "daskclusters", f"{RUN_LABEL}=run-9"), ("delete", "daskclusters", "pf-survey-dask-1a2b3c")]
+    assert scheduler.cancel_run("run-9", []) == ["pf-survey-dask-1a2b3c", "pf-survey-dask-worker-0"]
+    selector = f"{RUN_LABEL}=run-9"
+    assert calls == [("deletecollection", "jobs", selector), ("list", "daskclusters", selector),
+                     ("delete", "daskclusters", "pf-survey-dask-1a2b3c"), ("deletecollection", "pods", selector)]

@@ -33,8 +33,12 @@ RUN_ATTRIBUTE = "PortaflowRun"
 
 
 def classad_string(text: str) -> str:
-    """A ClassAd string literal: quotes and backslashes escaped."""
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    """A ClassAd string literal: quotes and backslashes escaped (by HTCondor's own classad2 where it is installed)."""
+    try:
+        from classad2 import quote
+    except ImportError:
+        return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return quote(text)
 
 
 def split_command(line: str) -> tuple[str, str]:

@@ -318,19 +318,19 @@ class KubernetesScheduler(Scheduler):
         batch, core = apis
         namespace = self.site.kubernetes.namespace
         selector = f"{RUN_LABEL}={label_safe(run_id)}"
-        deleted: list[str] = []
-        for job in batch.list_namespaced_job(namespace, label_selector=selector).items:
-            deleted.append(job.metadata.name)
-        deleted += [name for name in known_jobs if name not in deleted]
-        for name in deleted:
-            ignore_missing(lambda n=name: batch.delete_namespaced_job(n, namespace, propagation_policy="Background"))
+        # One deletecollection per kind deletes everything carrying the run's label; the list first names them.
+        deleted = [job.metadata.name for job in batch.list_namespaced_job(namespace, label_selector=selector).items]
+        batch.delete_collection_namespaced_job(namespace, label_selector=selector, propagation_policy="Background")
+        for name in known_jobs:  # created before the label could be added: by the name the engine logged
+            if name not in deleted:
+                ignore_missing(lambda n=name: batch.delete_namespaced_job(n, namespace, propagation_policy="Background"))
+                deleted.append(name)
         if self.site.kubernetes.dask_operator:  # first: the operator would replace the worker pods deleted below
             deleted += self._delete_dask_clusters(namespace, selector)
-        for pod in core.list_namespaced_pod(namespace, label_selector=selector).items:
-            if pod.metadata.name not in deleted:
-                ignore_missing(lambda n=pod.metadata.name: core.delete_namespaced_pod(n, namespace))
-                deleted.append(pod.metadata.name)
-        return deleted
+        pods = [pod.metadata.name for pod in core.list_namespaced_pod(namespace, label_selector=selector).items]
+        if pods:
+            core.delete_collection_namespaced_pod(namespace, label_selector=selector)
+        return deleted + [name for name in pods if name not in deleted]
 
     def _delete_dask_clusters(self, namespace: str, selector: str) -> list[str]:
         """Delete the run's DaskClusters (the operator then removes their scheduler and workers)."""

@@ -23,9 +23,6 @@ RUN_LABEL = "portaflow/run-id"
 TASK_LABEL = "portaflow/task"
 STANDARD_RESOURCES = ("cpu", "memory", "ephemeral-storage")
 _QUANTITY = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)(Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E|[eE][+-]?\d+)?$")
-_SUFFIX = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60, "n": Decimal("1e-9"),
-           "u": Decimal("1e-6"), "m": Decimal("1e-3"), "": 1, "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12,
-           "P": 10**15, "E": 10**18}
 
 
 class ManifestError(InputError):
@@ -41,13 +38,11 @@ def manifest(obj: Any) -> dict[str, Any]:
 
 def parse_quantity(text: str) -> Decimal:
     """A Kubernetes quantity ('500m', '4Gi', '1e3') as a number; ValueError if the server would refuse it."""
-    found = _QUANTITY.match(str(text))
-    if not found:
+    from kubernetes.utils import parse_quantity as client_parse_quantity
+
+    if not _QUANTITY.match(str(text)):  # the server's grammar; the client's parser also takes some it refuses (' 4Gi')
         raise ValueError(f"{text!r} is not a Kubernetes quantity (e.g. '2', '500m', '4Gi', '4G')")
-    number, suffix = found.group(1), found.group(3) or ""
-    if suffix[:1] in ("e", "E"):
-        return Decimal(number) * Decimal(10) ** int(suffix[1:])
-    return Decimal(number) * Decimal(_SUFFIX[suffix])
+    return client_parse_quantity(str(text))
 
 
 def image_reference(site: Any, container: str) -> str:
