@@ -178,7 +178,7 @@ def dask_resource_problems(body: dict[str, Any]) -> list[str]:
     if schema is None:
         problems.append("dask-kubernetes is not installed: the structure was not checked against the operator's CRD")
     else:
-        problems += _against(schema, body, "", [])
+        problems += _against(schema, body)
     for path, spec in _embedded(body, "PodSpec"):
         problems += _deployment_problems(spec, path)
         pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name or "x"}, "spec": spec}
@@ -211,47 +211,60 @@ def _crd_schema(kind: str) -> dict[str, Any] | None:
     return next(v["schema"]["openAPIV3Schema"] for v in crd["spec"]["versions"] if v["name"] == "v1")
 
 
-_REFS: dict[str, Any] = {}
+def _closed(schema: Any) -> Any:
+    """The schema with `additionalProperties: false` on every object that lists its properties: the API server prunes
+    unknown fields of a structural CRD silently, so a misspelt field would be lost without a word; here it is an error."""
+    if isinstance(schema, dict):
+        out = {k: _closed(v) for k, v in schema.items()}
+        if out.get("type") == "object" and "properties" in out and "additionalProperties" not in out:
+            out["additionalProperties"] = False
+        return out
+    if isinstance(schema, list):
+        return [_closed(v) for v in schema]
+    return schema
 
 
-def _resolve(schema: dict[str, Any]) -> dict[str, Any]:
-    """Follow the CRD's `python://` references: templates.yaml's own definitions; core types stay references."""
+def _retrieve(uri: str) -> Any:
+    """The CRD's `python://` references: the operator's templates.yaml (its own definitions, closed as above); a core
+    Kubernetes type (PodSpec, ServiceSpec) is any object here, since it is checked as a Pod or Service on its own."""
     import yaml
+    from referencing import Resource
 
-    ref = schema.get("$ref", "")
-    if "templates.yaml#/definitions/" not in ref:
-        return schema
-    if not _REFS:
+    if uri.endswith("templates.yaml"):
         import dask_kubernetes
 
         path = Path(dask_kubernetes.__file__).parent / "operator" / "customresources" / "templates.yaml"
-        _REFS.update(yaml.safe_load(path.read_text())["definitions"])
-    return _REFS[ref.rsplit("/", 1)[1]]
+        contents = _closed(yaml.safe_load(path.read_text()))
+    else:
+        contents = {"definitions": _AnyDefinition()}
+    return Resource.opaque(contents)
 
 
-def _against(schema: dict[str, Any], value: Any, path: str, problems: list[str]) -> list[str]:
-    """The operator CRD's structural schema (types, required keys, no unknown keys: the server prunes them)."""
-    schema = _resolve(schema)
-    if "$ref" in schema:  # a core type (PodSpec, ServiceSpec): checked as a Pod or Service below
-        return problems
-    kind = schema.get("type")
-    if kind == "object" and "properties" in schema:
-        if not isinstance(value, dict):
-            return problems + [f"{path or '.'}: expected an object"]
-        for key in schema.get("required", []):
-            if key not in value:
-                problems.append(f"{path}.{key}: required by the operator's CRD")
-        for key, item in value.items():
-            if key in ("apiVersion", "kind", "metadata") and not path:
-                continue
-            if key not in schema["properties"]:
-                problems.append(f"{path}.{key}: unknown field (the operator's CRD has {', '.join(sorted(schema['properties']))})")
-            else:
-                _against(schema["properties"][key], item, f"{path}.{key}", problems)
-    elif kind == "integer" and not (isinstance(value, int) and not isinstance(value, bool)):
-        problems.append(f"{path}: expected an integer, found {value!r}")
-    elif kind == "string" and not isinstance(value, str):
-        problems.append(f"{path}: expected a string, found {value!r}")
+class _AnyDefinition(dict):
+    """Every definition name resolves to the empty schema (anything)."""
+
+    def __missing__(self, key: str) -> dict[str, Any]:
+        return {}
+
+
+def _against(schema: dict[str, Any], body: dict[str, Any]) -> list[str]:
+    """The operator CRD's schema, validated by jsonschema (OpenAPI v3 structural schemas are JSON Schema draft 4 subsets)."""
+    from jsonschema import Draft4Validator
+    from referencing import Registry
+
+    validator = Draft4Validator(_closed(schema), registry=Registry(retrieve=_retrieve))
+    own = {k: v for k, v in body.items() if k not in ("apiVersion", "kind", "metadata")}  # the API server's fields: checked above
+    problems = []
+    for error in sorted(validator.iter_errors(own), key=lambda e: list(e.absolute_path)):
+        path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path)
+        if error.validator == "additionalProperties":
+            known = ", ".join(sorted(error.schema.get("properties", {})))
+            for key in sorted(set(error.instance) - set(error.schema.get("properties", {}))):
+                problems.append(f"{path}.{key}: unknown field (the operator's CRD has {known})")
+        elif error.validator == "required":
+            problems.append(f"{path}.{error.message.split(chr(39))[1]}: required by the operator's CRD")
+        else:
+            problems.append(f"{path or '.'}: {error.message}")
     return problems
 
 
