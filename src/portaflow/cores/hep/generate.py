@@ -48,6 +48,8 @@ class GeneratorConfig:
     background_muons: float = 0.4  # Poisson mean per event
     jets: float = 2.5  # Poisson mean per event
     met_sigma: float = 20.0  # GeV, per MET component
+    gen_weight: bool = False  # write a signed `genWeight` branch, as simulated NanoAOD has
+    negative_weight_fraction: float = 0.13  # share of events with a negative genWeight (NLO generators)
 
 
 @dataclass
@@ -175,8 +177,15 @@ def generate_events(config: GeneratorConfig) -> tuple[dict[str, Any], Truth]:
         "MET_pt": np.hypot(met_xy[0], met_xy[1]).astype(np.float32),
         "MET_phi": np.arctan2(met_xy[1], met_xy[0]).astype(np.float32),
     }
+    if config.gen_weight:
+        # Magnitudes are multiples of 1/4 up to 2: every sum of them is exact in float64, whatever the order,
+        # so tests can compare weighted sums exactly. Drawn last: the other branches do not change.
+        magnitude = rng.integers(1, 9, n) / 4.0
+        sign = np.where(rng.uniform(size=n) < config.negative_weight_fraction, -1.0, 1.0)
+        branches["genWeight"] = (sign * magnitude).astype(np.float32)
     truth = Truth(events=n, signal_events=int(n_sig), signal_in_window=in_window, muons=int(order.size),
-                  jets=total_jets, config={k: v for k, v in asdict(config).items()})
+                  jets=total_jets, config={k: v for k, v in asdict(config).items()
+                                               if config.gen_weight or k not in ("gen_weight", "negative_weight_fraction")})
     return branches, truth
 
 
@@ -211,6 +220,8 @@ def write_events_file(path: str | Path, config: GeneratorConfig, compression: st
     """
     branches, truth = generate_events(config)
     types = {k: (ak.types.from_datashape(v, highlevel=False) if isinstance(v, str) else v) for k, v in BRANCH_TYPES.items()}
+    if "genWeight" in branches:
+        types["genWeight"] = np.float32
     with uproot.recreate(path, compression=compression_from_name(compression)) as file:
         tree = file.mktree(TREE, types, title="Events")
         for start in range(0, max(config.events, 1), basket_entries):
