@@ -353,3 +353,28 @@ def test_mixing_weighted_and_unweighted_files_is_refused(weighted_files, mixed_d
     loop = event_loop(generated_events([weighted_files[0]], False) + generated_events([mixed_dataset[0][0]], False),
                       has_muons=True, has_met=True, has_jets=True)
     assert_equal_to_loop(unweighted, loop, weighted=False)
+
+
+# ---- RNTuple ---------------------------------------------------------------------------------------------------
+
+def test_rntuple_gives_the_same_histograms_as_the_ttree(tmp_path, dask_client):
+    """The same generated events (with signed genWeight) as a TTree and as an RNTuple of 3 clusters."""
+    from portaflow.cores.hep.generate import write_events_rntuple
+
+    config = GeneratorConfig(events=2600, seed=33, signal_fraction=0.3, gen_weight=True)
+    ttree, rntuple = str(tmp_path / "events_ttree.root"), str(tmp_path / "events_rntuple.root")
+    write_events_file(ttree, config, basket_entries=1000)
+    write_events_rntuple(rntuple, config, cluster_entries=1000)
+    with uproot.open(rntuple) as file:
+        assert "RNTuple" in file["Events"].classname
+        assert [c.num_first_entry for c in file["Events"].cluster_summaries] == [0, 1000, 2000]
+    reference = reduce_files([ttree], chunk_entries=700)
+    assert reference.weight == "genWeight" and reference.selected()["events_zmumu"] > 300
+    loop = event_loop(generated_events([ttree]), has_muons=True, has_met=True, has_jets=True)
+    assert_equal_to_loop(reference, loop, weighted=True)
+    for result in (reduce_files([rntuple], chunk_entries=700),
+                   reduce_files([rntuple], chunk_entries=400, partition_entries=400, client=dask_client)):
+        assert result.weight == "genWeight" and result.truth == reference.truth
+        assert sorted(result.counts) == sorted(reference.counts)
+        for name, values in reference.counts.items():
+            assert result.counts[name].tolist() == values.tolist(), name
