@@ -48,6 +48,8 @@ class GeneratorConfig:
     background_muons: float = 0.4  # Poisson mean per event
     jets: float = 2.5  # Poisson mean per event
     met_sigma: float = 20.0  # GeV, per MET component
+    gen_weight: bool = False  # write a signed `genWeight` branch, as simulated NanoAOD has
+    negative_weight_fraction: float = 0.13  # share of events with a negative genWeight (NLO generators)
 
 
 @dataclass
@@ -175,8 +177,15 @@ def generate_events(config: GeneratorConfig) -> tuple[dict[str, Any], Truth]:
         "MET_pt": np.hypot(met_xy[0], met_xy[1]).astype(np.float32),
         "MET_phi": np.arctan2(met_xy[1], met_xy[0]).astype(np.float32),
     }
+    if config.gen_weight:
+        # Magnitudes are multiples of 1/4 up to 2: every sum of them is exact in float64, whatever the order,
+        # so tests can compare weighted sums exactly. Drawn last: the other branches do not change.
+        magnitude = rng.integers(1, 9, n) / 4.0
+        sign = np.where(rng.uniform(size=n) < config.negative_weight_fraction, -1.0, 1.0)
+        branches["genWeight"] = (sign * magnitude).astype(np.float32)
     truth = Truth(events=n, signal_events=int(n_sig), signal_in_window=in_window, muons=int(order.size),
-                  jets=total_jets, config={k: v for k, v in asdict(config).items()})
+                  jets=total_jets, config={k: v for k, v in asdict(config).items()
+                                               if config.gen_weight or k not in ("gen_weight", "negative_weight_fraction")})
     return branches, truth
 
 
@@ -211,6 +220,8 @@ def write_events_file(path: str | Path, config: GeneratorConfig, compression: st
     """
     branches, truth = generate_events(config)
     types = {k: (ak.types.from_datashape(v, highlevel=False) if isinstance(v, str) else v) for k, v in BRANCH_TYPES.items()}
+    if "genWeight" in branches:
+        types["genWeight"] = np.float32
     with uproot.recreate(path, compression=compression_from_name(compression)) as file:
         tree = file.mktree(TREE, types, title="Events")
         for start in range(0, max(config.events, 1), basket_entries):
@@ -226,3 +237,31 @@ def read_truth(path: str | Path) -> dict[str, Any]:
     """The generator truth stored in a file written by write_events_file."""
     with uproot.open(path) as file:
         return json.loads(str(file[TRUTH_KEY]))
+
+
+def write_events_rntuple(path: str | Path, config: GeneratorConfig, compression: str = "zlib:1",
+                         cluster_entries: int = 100_000) -> Truth:
+    """The same events as write_events_file, as an RNTuple `Events` (ROOT's format for Run 4) with NanoAOD's
+    flat field names (`nMuon`, `Muon_pt`, ...), one cluster per `cluster_entries` events; truth as there.
+
+    Why: the reduction must give the same histograms from either format; uproot writes an RNTuple when a dict
+    of arrays is assigned to a file key, and `extend` adds clusters.
+    """
+    branches, truth = generate_events(config)
+    fields: dict[str, Any] = {}
+    for name, values in branches.items():
+        if isinstance(values, ak.Array) and values.fields:  # a collection: its counter and one field per member
+            fields[f"n{name}"] = ak.to_numpy(ak.num(values)).astype(np.int32)
+            fields.update({f"{name}_{member}": values[member] for member in values.fields})
+        else:
+            fields[name] = values
+    with uproot.recreate(path, compression=compression_from_name(compression)) as file:
+        for start in range(0, max(config.events, 1), cluster_entries):
+            stop = min(start + cluster_entries, config.events)
+            chunk = {name: values[start:stop] for name, values in fields.items()}
+            if start == 0:
+                file[TREE] = chunk
+            elif stop > start:
+                file[TREE].extend(chunk)
+        file[TRUTH_KEY] = truth.to_json()
+    return truth

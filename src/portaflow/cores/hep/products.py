@@ -16,7 +16,7 @@ import hist
 import numpy as np
 import uproot
 
-from portaflow.cores.hep.selections import COUNT_NAMES, HIST_BY_NAME, HISTOGRAMS, HistSpec
+from portaflow.cores.hep.selections import COUNT_NAMES, HIST_BY_NAME, HISTOGRAMS, SUMW, SUMW2, HistSpec
 
 FORMAT = "portaflow.hep.histograms/1"
 
@@ -29,38 +29,70 @@ def to_hist(spec: HistSpec, counts_with_flow: np.ndarray) -> hist.Hist:
     return h
 
 
+def _present(counts: Mapping[str, np.ndarray]) -> list[HistSpec]:
+    """The histograms a reduction produced (queries whose branches were missing produce none)."""
+    return [spec for spec in HISTOGRAMS if spec.name in counts]
+
+
+def is_weighted(counts: Mapping[str, np.ndarray]) -> bool:
+    return any(name.endswith(SUMW) for name in counts)
+
+
 def histograms(counts: Mapping[str, np.ndarray]) -> dict[str, hist.Hist]:
-    return {spec.name: to_hist(spec, counts[spec.name]) for spec in HISTOGRAMS}
+    """hist objects: Int64 storage (entries) when unweighted, Weight storage (sum w, sum w^2) when weighted."""
+    out = {}
+    for spec in _present(counts):
+        if spec.name + SUMW in counts:
+            out[spec.name] = _weighted(spec, np.asarray(counts[spec.name + SUMW]), np.asarray(counts[spec.name + SUMW2]))
+        else:
+            out[spec.name] = to_hist(spec, counts[spec.name])
+    return out
 
 
-def _weighted(spec: HistSpec, counts_with_flow: np.ndarray) -> hist.Hist:
-    """Weight storage (sum w, sum w^2) so uproot writes a TH1D with its Sumw2 filled."""
+def _weighted(spec: HistSpec, values_with_flow: np.ndarray, variances_with_flow: np.ndarray | None = None) -> hist.Hist:
+    """Weight storage (sum w, sum w^2) so uproot writes a TH1D with its Sumw2 filled; unweighted counts are
+    their own variances."""
     h = hist.Hist(hist.axis.Regular(spec.bins, spec.lo, spec.hi, name="x", label=spec.label),
                   storage=hist.storage.Weight(), name=spec.name, label=spec.title)
     view = h.view(flow=True)
-    view["value"] = counts_with_flow.astype(np.float64)
-    view["variance"] = counts_with_flow.astype(np.float64)
+    view["value"] = values_with_flow.astype(np.float64)
+    view["variance"] = (values_with_flow if variances_with_flow is None else variances_with_flow).astype(np.float64)
     return h
 
 
 def write_root(path: str | Path, counts: Mapping[str, np.ndarray]) -> None:
-    """One TH1D per histogram, named as in selections.HISTOGRAMS (counts exact up to 2**53)."""
+    """One TH1D per histogram, named as in selections.HISTOGRAMS (counts exact up to 2**53); weighted: the
+    sums of weights with their sums of squared weights as Sumw2."""
     with uproot.recreate(path) as file:
-        for spec in HISTOGRAMS:
-            file[spec.name] = _weighted(spec, np.asarray(counts[spec.name]))
+        for name, h in histograms(counts).items():
+            file[name] = h if h.storage_type is hist.storage.Weight else _weighted(HIST_BY_NAME[name], np.asarray(counts[name]))
 
 
 def histograms_document(counts: Mapping[str, np.ndarray], extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """The JSON document: every histogram with edges, in-range counts, variances and flow bins, plus counts."""
+    """The JSON document: every histogram with edges, in-range counts, variances and flow bins, plus counts.
+
+    Weighted: `counts`/`underflow`/`overflow` stay the numbers of entries; `values` are the sums of weights,
+    `variances` the sums of squared weights, `flow_values`/`flow_variances` the same for [underflow,
+    overflow]; `weighted_counts` gives each selected count's [sum w, sum w^2].
+    """
     doc: dict[str, Any] = {"format": FORMAT, "histograms": {}, "counts": {}}
-    for spec in HISTOGRAMS:
+    for spec in _present(counts):
         values = [int(v) for v in np.asarray(counts[spec.name])]
-        doc["histograms"][spec.name] = {
+        entry: dict[str, Any] = {
             "title": spec.title, "label": spec.label, "edges": spec.edges().tolist(),
             "counts": values[1:-1], "variances": [float(v) for v in values[1:-1]],
             "underflow": values[0], "overflow": values[-1],
         }
-    doc["counts"] = {name: int(np.asarray(counts[name])[0]) for name in COUNT_NAMES}
+        if spec.name + SUMW in counts:
+            sumw = [float(v) for v in np.asarray(counts[spec.name + SUMW])]
+            sumw2 = [float(v) for v in np.asarray(counts[spec.name + SUMW2])]
+            entry.update({"values": sumw[1:-1], "variances": sumw2[1:-1], "flow_values": [sumw[0], sumw[-1]],
+                          "flow_variances": [sumw2[0], sumw2[-1]]})
+        doc["histograms"][spec.name] = entry
+    doc["counts"] = {name: int(np.asarray(counts[name])[0]) for name in COUNT_NAMES if name in counts}
+    if is_weighted(counts):
+        doc["weighted_counts"] = {name: [float(np.asarray(counts[name + SUMW])[0]), float(np.asarray(counts[name + SUMW2])[0])]
+                                  for name in COUNT_NAMES if name + SUMW in counts}
     doc.update(extra or {})
     return doc
 

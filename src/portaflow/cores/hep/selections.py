@@ -88,11 +88,11 @@ class FlatChunk:
         return int(self.met_pt.shape[0])
 
 
-def bin_counts(values: Any, spec: HistSpec, xp: Any) -> Any:
-    """Counts with flow bins in hist's layout: [underflow, bin 0 .. bin n-1, overflow]; NaN -> overflow.
+def bin_index(values: Any, spec: HistSpec, xp: Any) -> Any:
+    """Flow-bin layout indices [0 = underflow, 1..bins, bins + 1 = overflow] of `values`; NaN -> overflow.
 
-    The bin index is floor((x - lo) * scale) clipped to [-1, bins], computed in place in one float64
-    temporary (memory: the kernel's peak is set by these per-event temporaries, not by the inputs).
+    floor((x - lo) * scale) clipped to [-1, bins], computed in place in one float64 temporary (memory: the
+    kernel's peak is set by these per-event temporaries, not by the inputs).
     """
     z = values.astype(xp.float64, copy=True)
     z -= spec.lo
@@ -101,7 +101,12 @@ def bin_counts(values: Any, spec: HistSpec, xp: Any) -> Any:
     xp.clip(z, -1.0, float(spec.bins), out=z)  # NaN stays NaN here
     z[xp.isnan(z)] = float(spec.bins)
     z += 1.0
-    return xp.bincount(z.astype(xp.int64), minlength=spec.bins + 2).astype(xp.int64)
+    return z.astype(xp.int64)
+
+
+def bin_counts(values: Any, spec: HistSpec, xp: Any) -> Any:
+    """Counts with flow bins in hist's layout: [underflow, bin 0 .. bin n-1, overflow]; NaN -> overflow."""
+    return xp.bincount(bin_index(values, spec, xp), minlength=spec.bins + 2).astype(xp.int64)
 
 
 def opposite_charge_pairs(offsets: Any, charge: Any, xp: Any) -> tuple[Any, Any, Any]:
@@ -143,6 +148,18 @@ def pair_masses(pt: Any, eta: Any, phi: Any, mass: Any, xp: Any) -> Any:
     return xp.sqrt(xp.maximum(m2, 0.0))
 
 
+def pair_masses_cartesian(px: Any, py: Any, pz: Any, energy: Any, xp: Any) -> Any:
+    """Invariant masses in float64 from the two muons' stored four-vectors (px, py, pz, E), each given as a
+    pair of arrays: m = sqrt(max((E1 + E2)^2 - |p1 + p2|^2, 0))."""
+    x, y, z, e = (a[0].astype(xp.float64) + a[1].astype(xp.float64) for a in (px, py, pz, energy))
+    m2 = e * e - (x * x + y * y + z * z)
+    return xp.sqrt(xp.maximum(m2, 0.0))
+
+
+MUON_KINEMATICS = {"polar": ("pt", "eta", "phi", "mass"), "cartesian": ("px", "py", "pz", "energy")}
+SUMW, SUMW2 = ":sumw", ":sumw2"  # suffixes of the weighted sums next to each count array
+
+
 @dataclass
 class MuonSelection:
     """What the muon part of the selection leaves: pair masses and a per-event Z-candidate flag."""
@@ -150,22 +167,27 @@ class MuonSelection:
     masses: Any  # float64, one per opposite-charge pair
     in_window: Any  # bool, per pair
     zmumu: Any  # bool, per event
+    owner: Any = None  # int64, the event of each pair (for pair weights)
 
 
-def select_muons(read: Callable[[str], Any], offsets: Any, n_events: int, xp: Any) -> MuonSelection:
-    """The muon part, asking `read(field)` for one flat column ('charge', 'pt', 'eta', 'phi', 'mass') at a
-    time and keeping only its values at the pair ends: a reader can thus hold one column, not five."""
+def select_muons(read: Callable[[str], Any], offsets: Any, n_events: int, xp: Any, form: str = "polar") -> MuonSelection:
+    """The muon part, asking `read(field)` for one flat column ('charge', then 'pt', 'eta', 'phi', 'mass' for
+    form "polar" or 'px', 'py', 'pz', 'energy' for "cartesian") at a time and keeping only its values at the
+    pair ends: a reader can thus hold one column, not five."""
     a, b, owner = opposite_charge_pairs(offsets, read("charge"), xp)
     ends = {}
-    for name in ("pt", "eta", "phi", "mass"):
+    for name in MUON_KINEMATICS[form]:
         column = read(name)
         ends[name] = (column[a], column[b])
         del column
-    masses = pair_masses(ends["pt"], ends["eta"], ends["phi"], ends["mass"], xp)
+    if form == "polar":
+        masses = pair_masses(ends["pt"], ends["eta"], ends["phi"], ends["mass"], xp)
+    else:
+        masses = pair_masses_cartesian(ends["px"], ends["py"], ends["pz"], ends["energy"], xp)
     in_window = (masses > Z_WINDOW[0]) & (masses < Z_WINDOW[1])
     zmumu = xp.zeros(n_events, dtype=bool)
     zmumu[owner[in_window]] = True
-    return MuonSelection(masses, in_window, zmumu)
+    return MuonSelection(masses, in_window, zmumu, owner)
 
 
 def select_jets(offsets: Any, pt: Any, xp: Any) -> Any:
@@ -175,25 +197,61 @@ def select_jets(offsets: Any, pt: Any, xp: Any) -> Any:
     return running[offsets[1:]] - running[offsets[:-1]] >= MIN_JETS
 
 
-def fill(muons: MuonSelection, two_jets: Any, met_pt: Any, xp: Any) -> dict[str, Any]:
-    """Histogram counts (flow bins included) and selected counts, as `xp` int64 arrays."""
-    met = met_pt
-    result = {
-        "dimuon_mass": bin_counts(muons.masses, HIST_BY_NAME["dimuon_mass"], xp),
-        "dimuon_mass_fine": bin_counts(muons.masses, HIST_BY_NAME["dimuon_mass_fine"], xp),
-        "met_all": bin_counts(met, HIST_BY_NAME["met_all"], xp),
-        "met_2jets40": bin_counts(met[two_jets], HIST_BY_NAME["met_2jets40"], xp),
-        "met_zmumu": bin_counts(met[muons.zmumu], HIST_BY_NAME["met_zmumu"], xp),
-    }
-    counts = {
-        "events": met.shape[0],
-        "os_pairs": muons.masses.shape[0],
-        "os_pairs_in_window": muons.in_window.sum(),
-        "events_2jets40": two_jets.sum(),
-        "events_zmumu": muons.zmumu.sum(),
-    }
-    result.update({name: xp.asarray(value, dtype=xp.int64).reshape(1) for name, value in counts.items()})
-    return result
+def fill(muons: MuonSelection | None, two_jets: Any, met_pt: Any, xp: Any, *, n_events: int | None = None,
+         weights: Any = None) -> dict[str, Any]:
+    """Histogram counts (flow bins included) and selected counts, as `xp` int64 arrays, for the queries whose
+    inputs are given (None: that object is missing, its queries produce nothing). With `weights` (float64, one
+    per event) every count array also gets its sum of weights (name + SUMW) and of squared weights (+ SUMW2);
+    a pair is weighted by its event's weight."""
+    n = int(met_pt.shape[0]) if met_pt is not None else int(n_events if n_events is not None else muons.zmumu.shape[0])
+    out: dict[str, Any] = {}
+
+    def histogram(name: str, values: Any, w: Any) -> None:
+        spec = HIST_BY_NAME[name]
+        index = bin_index(values, spec, xp)
+        out[name] = xp.bincount(index, minlength=spec.bins + 2).astype(xp.int64)
+        if w is not None:
+            out[name + SUMW] = xp.bincount(index, weights=w, minlength=spec.bins + 2).astype(xp.float64)
+            out[name + SUMW2] = xp.bincount(index, weights=w * w, minlength=spec.bins + 2).astype(xp.float64)
+
+    def count(name: str, selected: Any, w: Any) -> None:
+        """`selected`: a bool mask over the entries `w` weights, or None for all of them."""
+        total = n if name == "events" else (selected.sum() if selected is not None else w.shape[0])
+        out[name] = xp.asarray(total, dtype=xp.int64).reshape(1)
+        if weights is not None:
+            chosen = w if selected is None else w[selected]
+            out[name + SUMW] = xp.asarray(chosen.sum(), dtype=xp.float64).reshape(1)
+            out[name + SUMW2] = xp.asarray((chosen * chosen).sum(), dtype=xp.float64).reshape(1)
+
+    pair_w = weights[muons.owner] if weights is not None and muons is not None else None
+    if muons is not None:
+        histogram("dimuon_mass", muons.masses, pair_w)
+        histogram("dimuon_mass_fine", muons.masses, pair_w)
+    if met_pt is not None:
+        histogram("met_all", met_pt, weights)
+        if two_jets is not None:
+            histogram("met_2jets40", met_pt[two_jets], None if weights is None else weights[two_jets])
+        if muons is not None:
+            histogram("met_zmumu", met_pt[muons.zmumu], None if weights is None else weights[muons.zmumu])
+    count("events", None, weights)
+    if muons is not None:
+        out["os_pairs"] = xp.asarray(muons.masses.shape[0], dtype=xp.int64).reshape(1)
+        if weights is not None:
+            out["os_pairs" + SUMW] = xp.asarray(pair_w.sum(), dtype=xp.float64).reshape(1)
+            out["os_pairs" + SUMW2] = xp.asarray((pair_w * pair_w).sum(), dtype=xp.float64).reshape(1)
+        count("os_pairs_in_window", muons.in_window, pair_w)
+    if met_pt is not None and two_jets is not None:
+        count("events_2jets40", two_jets, weights)
+    if muons is not None:
+        count("events_zmumu", muons.zmumu, weights)
+    return {name: out[name] for name in _order(out)}
+
+
+def _order(out: dict[str, Any]) -> list[str]:
+    """Histograms first, then counts, in the documented order (as before weights and partial queries)."""
+    names = [spec.name for spec in HISTOGRAMS] + list(COUNT_NAMES)
+    ordered = [name + suffix for name in names for suffix in ("", SUMW, SUMW2) if name + suffix in out]
+    return ordered
 
 
 def select(chunk: FlatChunk, xp: Any = np) -> dict[str, Any]:

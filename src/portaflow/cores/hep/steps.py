@@ -19,10 +19,11 @@ from portaflow.cores.hep.generate import Z_MASS, Z_WIDTH, GeneratorConfig, write
 from portaflow.cores.hep.plots import plot_mass, plot_met
 from portaflow.cores.hep.products import histograms_document, read_histograms, write_json, write_root
 from portaflow.cores.hep.reduce import DEFAULT_CHUNK, reduce_files
+from portaflow.cores.hep.schema import Schema, expand_paths
 
 GENERATE_ARGS = {"events", "seed", "file_index", "signal_fraction", "compression", "background", "pt_resolution",
-                 "basket_entries"}
-REDUCE_ARGS = {"chunk_entries", "partition_entries", "device"}
+                 "basket_entries", "gen_weight", "negative_weight_fraction"}
+REDUCE_ARGS = {"chunk_entries", "partition_entries", "device", "tree", "columns", "weight", "files"}
 FIT_ARGS = {"fit_range"}
 MET_HISTOGRAMS = ("met_all", "met_2jets40", "met_zmumu")
 
@@ -55,6 +56,8 @@ def generate(*, inputs: Mapping[str, Any], outputs: Mapping[str, str], args: Map
         events=int(args.get("events", 200_000)), seed=int(args.get("seed", 1)),
         file_index=int(args.get("file_index", 0)), signal_fraction=float(args.get("signal_fraction", 0.15)),
         background=_flag(args.get("background", True)), pt_resolution=float(args.get("pt_resolution", 0.01)),
+        gen_weight=_flag(args.get("gen_weight", False)),
+        negative_weight_fraction=float(args.get("negative_weight_fraction", 0.13)),
     )
     if config.events < 0 or not 0.0 <= config.signal_fraction <= 1.0:
         raise ValueError(f"hep.generate: need events >= 0 and 0 <= signal_fraction <= 1, got {config}")
@@ -65,16 +68,25 @@ def generate(*, inputs: Mapping[str, Any], outputs: Mapping[str, str], args: Map
 
 
 def reduce(*, inputs: Mapping[str, Any], outputs: Mapping[str, str], args: Mapping[str, Any], client: Any) -> None:
-    """Reduce inputs["events"] (one path or a list) over the Dask client to outputs["histograms"] (ROOT)
-    and outputs["histograms_json"] (JSON with edges, counts, variances, selected counts and summed truth)."""
+    """Reduce inputs["events"] (paths, file lists or globs; plus args["files"], for datasets the workflow does
+    not track, e.g. root:// URLs) over the Dask client to outputs["histograms"] (ROOT) and
+    outputs["histograms_json"] (JSON with edges, counts, variances, selected counts and summed truth).
+    args `tree`, `columns`, `weight` declare the input layout (schema.Schema.from_args)."""
     _check_args(args, REDUCE_ARGS, "reduce")
-    paths = _paths(inputs["events"])
+    given = [*(_paths(inputs["events"]) if "events" in inputs else []), *(_paths(args["files"]) if "files" in args else [])]
+    paths = expand_paths(given)
+    schema = Schema.from_args(args.get("tree"), args.get("columns"), args.get("weight"))
     partition = args.get("partition_entries")
-    result = reduce_files(paths, chunk_entries=int(args.get("chunk_entries", DEFAULT_CHUNK)),
+    result = reduce_files(paths, schema=schema, chunk_entries=int(args.get("chunk_entries", DEFAULT_CHUNK)),
                           partition_entries=int(partition) if partition is not None else None,
                           device=str(args.get("device", "cpu")), client=client)
     write_root(outputs["histograms"], result.counts)
-    document = histograms_document(result.counts, {"truth": result.truth, "files": [Path(p).name for p in paths]})
+    extra: dict[str, Any] = {"truth": result.truth, "files": [Path(p).name for p in paths]}
+    if result.skipped:
+        extra["skipped"] = result.skipped
+    if result.weight:
+        extra["weight"] = result.weight
+    document = histograms_document(result.counts, extra)
     write_json(outputs["histograms_json"], document)
 
 
@@ -85,6 +97,9 @@ def fit_and_plot(*, inputs: Mapping[str, Any], outputs: Mapping[str, str], args:
     doc = read_histograms(inputs["histograms"])
     hists = doc["histograms"]
     fit_range = tuple(float(x) for x in args.get("fit_range", (70.0, 110.0)))
+    if "dimuon_mass_fine" not in hists:
+        raise ValueError(f"{inputs['histograms']}: no dimuon histograms to fit; the reduction skipped them: "
+                         f"{doc.get('skipped', {}).get('dimuon', 'not produced')}")
     fine = hists["dimuon_mass_fine"]
     try:
         fit, model = fit_z_peak(fine["edges"], fine["counts"], fit_range)  # type: ignore[arg-type]
@@ -98,7 +113,11 @@ def fit_and_plot(*, inputs: Mapping[str, Any], outputs: Mapping[str, str], args:
 
     plot_mass(outputs["mass_plot"], hists["dimuon_mass"], fine, fit, model)
     if "met_plot" in outputs:
-        plot_met(outputs["met_plot"], hists, MET_HISTOGRAMS)
+        names = tuple(name for name in MET_HISTOGRAMS if name in hists)
+        if not names:
+            raise ValueError(f"{inputs['histograms']}: no MET histograms to plot; the reduction skipped them: "
+                             f"{doc.get('skipped', {}).get('met_all', 'not produced')}")
+        plot_met(outputs["met_plot"], hists, names)
 
     spectrum = hists["dimuon_mass"]
     peak = int(np.argmax(spectrum["counts"])) if sum(spectrum["counts"]) else None
