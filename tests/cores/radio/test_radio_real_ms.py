@@ -112,3 +112,20 @@ def test_mwa_fornax_a_rephased_lands_at_its_catalogued_position(pyuvdata_data, t
     assert 2.5 * u.deg < centre.separation(FORNAX_A) < 3.2 * u.deg
     # Fornax A's lobes reach ~0.4 deg from NGC 1316; its mirror through the phase centre is 5.8 deg away
     assert peak.separation(FORNAX_A) < 0.5 * u.deg
+
+
+@pytest.mark.parametrize("name", [OVRO_LWA, MWA, VLA])
+def test_real_stokes_i_from_corr_type(pyuvdata_data, name):
+    """OVRO-LWA stores XX YY XY YX, MWA XX XY YX YY, the VLA RR RL LR LL: Stokes I is the parallel hands' mean."""
+    from casacore.tables import table
+
+    path = str(pyuvdata_data / name)
+    with table(f"{path}::POLARIZATION", ack=False) as t:
+        corr = list(t.getcell("CORR_TYPE", 0))
+    with table(path, ack=False) as t:
+        data = t.getcol("DATA")
+    a, b = (corr.index(9), corr.index(12)) if 9 in corr else (corr.index(5), corr.index(8))
+    obs = read_ms(path)
+    assert np.array_equal(obs.vis, 0.5 * (data[..., a] + data[..., b]))
+    if name == OVRO_LWA:
+        assert (a, b) == (0, 1)  # the old "first and last" would have been (XX + YX) / 2
