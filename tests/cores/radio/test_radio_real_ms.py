@@ -63,7 +63,8 @@ def test_reads_real_measurement_sets(pyuvdata_data, name, ncorr, nchan):
     obs = read_ms(path)
     with table(path, ack=False) as t:
         assert t.getcol("DATA").shape[1:] == (nchan, ncorr)
-        assert np.array_equal(obs.uvw, t.getcol("UVW"))
+        cross = t.getcol("ANTENNA1") != t.getcol("ANTENNA2")
+        assert np.array_equal(obs.uvw, t.getcol("UVW")[cross])
     assert obs.nchan == nchan and np.isfinite(obs.vis).all() and np.all(obs.weight >= 0)
 
 
@@ -123,9 +124,24 @@ def test_real_stokes_i_from_corr_type(pyuvdata_data, name):
     with table(f"{path}::POLARIZATION", ack=False) as t:
         corr = list(t.getcell("CORR_TYPE", 0))
     with table(path, ack=False) as t:
-        data = t.getcol("DATA")
+        cross = t.getcol("ANTENNA1") != t.getcol("ANTENNA2")
+        data = t.getcol("DATA")[cross]
     a, b = (corr.index(9), corr.index(12)) if 9 in corr else (corr.index(5), corr.index(8))
     obs = read_ms(path)
     assert np.array_equal(obs.vis, 0.5 * (data[..., a] + data[..., b]))
     if name == OVRO_LWA:
         assert (a, b) == (0, 1)  # the old "first and last" would have been (XX + YX) / 2
+
+
+@pytest.mark.parametrize("name,nauto", [(MWA, 121), (OVRO_LWA, 20), (VLA, 0)])
+def test_real_autocorrelations_dropped_and_counted(pyuvdata_data, name, nauto, caplog):
+    from casacore.tables import table
+
+    path = str(pyuvdata_data / name)
+    with table(path, ack=False) as t:
+        nrow = t.nrows()
+    with caplog.at_level("INFO", logger="portaflow.cores.radio.msio"):
+        obs = read_ms(path)
+    assert obs.nrow == nrow - nauto and not np.any(obs.antenna1 == obs.antenna2)
+    logged = [r.getMessage() for r in caplog.records if "autocorrelation" in r.getMessage()]
+    assert logged == ([f"{path}: {nauto} autocorrelation rows of {nrow} dropped"] if nauto else [])

@@ -13,7 +13,7 @@ XX, XY, YX, YY, RR, LL = 9, 10, 11, 12, 5, 8
 
 
 def write_small_ms(path: str, corr_types: list[int], data: np.ndarray, weight: np.ndarray | None = None,
-                   flag: np.ndarray | None = None) -> None:
+                   flag: np.ndarray | None = None, antenna2: np.ndarray | None = None) -> None:
     """A minimal valid MS: NROW cross-correlation rows, one SPW of NCHAN channels, the given correlations."""
     from casacore.tables import default_ms, makearrcoldesc, maketabdesc, table
 
@@ -27,7 +27,7 @@ def write_small_ms(path: str, corr_types: list[int], data: np.ndarray, weight: n
         ms.putcol("WEIGHT", np.ones((NROW, ncorr), np.float32) if weight is None else weight.astype(np.float32))
         ms.putcol("SIGMA", np.ones((NROW, ncorr), np.float32))
         ms.putcol("ANTENNA1", np.zeros(NROW, np.int32))
-        ms.putcol("ANTENNA2", np.arange(1, NROW + 1, dtype=np.int32))
+        ms.putcol("ANTENNA2", np.arange(1, NROW + 1, dtype=np.int32) if antenna2 is None else antenna2)
         ms.putcol("TIME", np.full(NROW, 5.0e9))
     with table(f"{path}::SPECTRAL_WINDOW", readonly=False, ack=False) as t:
         t.addrows(1)
@@ -92,3 +92,21 @@ def test_refuses_when_stokes_i_cannot_be_formed(tmp_path, order, names):
     with pytest.raises(InputError) as err:
         read_ms(path)
     assert path in str(err.value) and f"holds {names}" in str(err.value) and "Stokes I" in str(err.value)
+
+
+def test_autocorrelations_are_dropped_and_counted(tmp_path, caplog):
+    data = _data(np.random.default_rng(4), 2)
+    path = str(tmp_path / "autos.ms")
+    write_small_ms(path, [XX, YY], data, antenna2=np.array([0, 1, 2, 0, 4, 0], np.int32))  # rows 0, 3, 5: 0-0
+    with caplog.at_level("INFO", logger="portaflow.cores.radio.msio"):
+        obs = read_ms(path)
+    assert obs.nrow == 3 and list(obs.antenna2) == [1, 2, 4]
+    assert np.allclose(obs.vis, 0.5 * (data[[1, 2, 4], :, 0] + data[[1, 2, 4], :, 1]), atol=1e-6)
+    assert f"{path}: 3 autocorrelation rows of 6 dropped" in caplog.text
+
+
+def test_only_autocorrelations_is_refused(tmp_path):
+    path = str(tmp_path / "allautos.ms")
+    write_small_ms(path, [XX, YY], _data(np.random.default_rng(5), 2), antenna2=np.zeros(NROW, np.int32))
+    with pytest.raises(InputError, match="all 6 rows are autocorrelations"):
+        read_ms(path)

@@ -11,6 +11,7 @@ The simulation truth and image hints travel in a table keyword
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 from typing import Any
@@ -21,6 +22,8 @@ from portaflow.errors import InputError
 
 from .observation import Observation
 from .stokes import stokes_i
+
+log = logging.getLogger(__name__)
 
 META_KEYWORD = "PORTAFLOW_META"
 STOKES_I = 1  # casacore Stokes enum: I
@@ -121,7 +124,8 @@ def read_ms(path: str, row_chunks: int = 100_000, use_daskms: bool = True) -> Ob
     Main-table columns are read with dask-ms in row chunks (Dask arrays, computed here) when
     ``use_daskms`` is set, else with python-casacore directly.  Stokes I is formed from the correlations
     the POLARIZATION table names (:mod:`.stokes`); an MS that cannot give Stokes I raises InputError.
-    The spectral window and polarisation setup are those of the data's DATA_DESCRIPTION row."""
+    The spectral window and polarisation setup are those of the data's DATA_DESCRIPTION row;
+    autocorrelation rows are dropped (and counted in the log)."""
     from casacore.tables import table
 
     if not os.path.isdir(path):
@@ -158,11 +162,25 @@ def read_ms(path: str, row_chunks: int = 100_000, use_daskms: bool = True) -> Ob
     else:
         weight3 = np.repeat(np.asarray(cols["WEIGHT"], dtype=np.float32)[:, None, :], data.shape[1], axis=1)
     vis, flag, weight = stokes_i(data, flag3, weight3, corr_types, path)
-    return Observation(uvw=np.asarray(cols["UVW"], dtype=np.float64), freq=freq, vis=vis, weight=weight,
-                       flag=flag, antenna1=np.asarray(cols["ANTENNA1"], dtype=np.int32),
-                       antenna2=np.asarray(cols["ANTENNA2"], dtype=np.int32),
-                       time=np.asarray(cols["TIME"], dtype=np.float64), antenna_positions=positions,
+    ant1, ant2 = np.asarray(cols["ANTENNA1"], dtype=np.int32), np.asarray(cols["ANTENNA2"], dtype=np.int32)
+    cross = _cross_correlations(path, ant1, ant2)
+    return Observation(uvw=np.asarray(cols["UVW"], dtype=np.float64)[cross], freq=freq, vis=vis[cross],
+                       weight=weight[cross], flag=flag[cross], antenna1=ant1[cross], antenna2=ant2[cross],
+                       time=np.asarray(cols["TIME"], dtype=np.float64)[cross], antenna_positions=positions,
                        phase_centre=(ra, dec), meta=meta)
+
+
+def _cross_correlations(path: str, ant1: np.ndarray, ant2: np.ndarray) -> np.ndarray | slice:
+    """Rows to image: autocorrelations (ANTENNA1 == ANTENNA2) measure total power, not the sky's Fourier
+    transform at a baseline, and would add a huge constant to the dirty image; imagers drop them."""
+    auto = ant1 == ant2
+    nauto = int(auto.sum())
+    if not nauto:
+        return slice(None)
+    if nauto == auto.size:
+        raise InputError(f"{path}: all {nauto} rows are autocorrelations; there is nothing to image")
+    log.info("%s: %d autocorrelation rows of %d dropped", path, nauto, auto.size)
+    return ~auto
 
 
 def _read_main_daskms(path: str, columns: list[str], row_chunks: int) -> dict[str, np.ndarray]:
