@@ -20,20 +20,20 @@ def _lmn(npix: int, cell: float):
 
 
 def direct_dirty(uvw_m, freq, vis, npix, cell, use_w=True):
-    """I(l, m) = Re sum_k V_k exp(+2 pi i (u l + v m + w (n - 1))), every pixel, every visibility."""
+    """I(l, m) = Re sum_k V_k exp(-2 pi i (u l + v m + w (n - 1))), every pixel, every visibility."""
     l, m, n1 = _lmn(npix, cell)
     img = np.zeros(l.size)
     for c, f in enumerate(freq):
         uvw = uvw_m * (f / C)
         for s in range(0, uvw.shape[0], 256):
             u, v, w = (uvw[s:s + 256, k][:, None] for k in range(3))
-            phase = 2 * np.pi * (u * l + v * m + (w * n1 if use_w else 0.0))
+            phase = -2 * np.pi * (u * l + v * m + (w * n1 if use_w else 0.0))
             img += (vis[s:s + 256, c] @ np.exp(1j * phase)).real
     return img.reshape(npix, npix)
 
 
 def direct_predict(uvw_m, freq, model, cell):
-    """V_k = sum over non-zero pixels of I exp(-2 pi i (u l + v m + w (n - 1)))."""
+    """V_k = sum over non-zero pixels of I exp(+2 pi i (u l + v m + w (n - 1)))."""
     npix = model.shape[0]
     l, m, n1 = _lmn(npix, cell)
     keep = model.ravel() != 0
@@ -41,7 +41,7 @@ def direct_predict(uvw_m, freq, model, cell):
     out = np.zeros((uvw_m.shape[0], len(freq)), dtype=complex)
     for c, f in enumerate(freq):
         uvw = uvw_m * (f / C)
-        phase = -2 * np.pi * (uvw[:, 0:1] * l + uvw[:, 1:2] * m + uvw[:, 2:3] * n1)
+        phase = 2 * np.pi * (uvw[:, 0:1] * l + uvw[:, 1:2] * m + uvw[:, 2:3] * n1)
         out[:, c] = np.exp(1j * phase) @ flux
     return out
 

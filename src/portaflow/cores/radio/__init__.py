@@ -7,8 +7,13 @@ and JSON products.  Workflow steps live in :mod:`portaflow.cores.radio.steps`.
 
 Conventions used throughout (and checked by the tests against independent formulas):
 
-* Measurement equation (Thompson, Moran & Swenson): ``V(u,v,w) = sum_s F_s exp(-2 pi i (u l + v m + w (n-1)))``
-  with uvw in wavelengths, ``l`` towards east (increasing RA), ``m`` towards north, ``n = sqrt(1-l^2-m^2)``.
+* Measurement equation, with the sign real Measurement Sets follow:
+  ``V(u,v,w) = sum_s F_s exp(+2 pi i (u l + v m + w (n-1)))`` with uvw the MS UVW column (in wavelengths,
+  baseline = antenna2 - antenna1), ``l`` towards east (increasing RA), ``m`` towards north,
+  ``n = sqrt(1-l^2-m^2)``.  This is CASA's documented ``exp(-2 pi i (u l + v m + w (n-1)))`` with
+  (u, v, w) the baseline antenna1 - antenna2; it is the convention of the software that writes MSs
+  (pyuvdata phases with ``V *= exp(-2 pi i dw)``) and the one WSClean and pfb-imaging image with ducc0.
+  Imaging the other way round mirrors the sky through the phase centre.
 * Image arrays in memory follow ducc0: ``img[i, j]`` is at ``l = (i - N/2) cell``, ``m = (j - N/2) cell``.
   FITS files are transposed/flipped to the usual RA-left, Dec-up orientation (see ``products``).
 * Images are not divided by ``n``: a model pixel holds a flux in Jy, so degridding a model that holds the

@@ -10,8 +10,10 @@ Method (Arras et al. 2021, A&A 646 A58, "improved w-stacking"): visibilities are
 separable ES kernel onto an oversampled uv grid (factor 2) *and* onto w planes spaced by ``dw``; each
 plane is FFT'd and multiplied by its w screen; at the end the image is divided by the kernel's Fourier
 transform in u, v and w.  Negative w are mirrored (Hermitian symmetry) so only w >= 0 is gridded.
-Signs: gridding computes ``Re sum_k wgt_k V_k exp(+2 pi i (u l + v m + w (n-1)))``; degridding is its
-adjoint ``V_k = sum_lm I exp(-2 pi i (u l + v m + w (n-1)))`` (same as the ducc0 backend).
+Signs: gridding computes ``Re sum_k wgt_k V_k exp(-2 pi i (u l + v m + w (n-1)))``; degridding is its
+adjoint ``V_k = sum_lm I exp(+2 pi i (u l + v m + w (n-1)))`` (same as the ducc0 backend and real
+Measurement Sets).  The kernel below is written for the opposite exponent, so the uvw are negated once on
+entry (:data:`UVW_SIGN`), the equivalent of ducc0's ``flip_u``/``flip_v``/``flip_w`` all set.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from .geometry import ImageGeometry
 
 SIGMA = 2.0  # oversampling factor of the uv grid and of the w planes
 MAX_SPREAD_ELEMENTS = 1 << 23  # bound on (visibilities x kernel taps) held at once
+UVW_SIGN = -1.0  # the kernel grids with exp(+2 pi i ...); the data convention is exp(-2 pi i ...) for imaging
 
 
 @dataclass(frozen=True)
@@ -88,7 +91,7 @@ def _n_minus_one(npix: int, cell: float) -> np.ndarray:
 
 
 def _prepare(xp: Any, uvw: Any, freq: Any, active: Any, geom: ImageGeometry, kernel: ESKernel, nu: int) -> _Prepared:
-    scale = freq / C_LIGHT
+    scale = UVW_SIGN * freq / C_LIGHT
     idx = xp.nonzero(active.ravel())[0]
     rows, chans = idx // freq.shape[0], idx % freq.shape[0]
     u = uvw[rows, 0] * scale[chans]
@@ -155,7 +158,7 @@ def _image_index(npix: int, nu: int) -> np.ndarray:
 
 def vis2dirty(uvw: np.ndarray, freq: np.ndarray, vis: np.ndarray, wgt: np.ndarray | None, geom: ImageGeometry,
               xp: Any = np) -> np.ndarray:
-    """Dirty image ``Re sum wgt V exp(+2 pi i (u l + v m + w (n-1)))`` (numpy in, numpy out)."""
+    """Dirty image ``Re sum wgt V exp(-2 pi i (u l + v m + w (n-1)))`` (numpy in, numpy out)."""
     kernel = ESKernel.for_epsilon(geom.epsilon)
     nu = int(2 * math.ceil(SIGMA * geom.npix / 2))
     d_uvw, d_freq = xp.asarray(uvw, dtype=xp.float64), xp.asarray(freq, dtype=xp.float64)
@@ -196,7 +199,7 @@ def vis2dirty(uvw: np.ndarray, freq: np.ndarray, vis: np.ndarray, wgt: np.ndarra
 
 
 def dirty2vis(uvw: np.ndarray, freq: np.ndarray, dirty: np.ndarray, geom: ImageGeometry, xp: Any = np) -> np.ndarray:
-    """Visibilities ``sum_lm I exp(-2 pi i (u l + v m + w (n-1)))`` for every (row, chan) (numpy in/out)."""
+    """Visibilities ``sum_lm I exp(+2 pi i (u l + v m + w (n-1)))`` for every (row, chan) (numpy in/out)."""
     kernel = ESKernel.for_epsilon(geom.epsilon)
     nu = int(2 * math.ceil(SIGMA * geom.npix / 2))
     d_uvw, d_freq = xp.asarray(uvw, dtype=xp.float64), xp.asarray(freq, dtype=xp.float64)

@@ -2,21 +2,28 @@
 
 Why both: the Measurement Set is what radio astronomy software exchanges (CASA, WSClean, dask-ms), so
 the simulator writes a real one and the imager reads real ones; zarr is the chunked, cloud-friendly
-copy Dask reads cheaply.  Both round trips are exact (tested).  One spectral window, one field, one
-correlation (Stokes I, CORR_TYPE 1).  The simulation truth and image hints travel in a table keyword
+copy Dask reads cheaply.  Both round trips are exact (tested).  The MS written has one spectral window, one
+field, one correlation (Stokes I, CORR_TYPE 1); the reader forms Stokes I from whatever correlations an MS holds.
+The simulation truth and image hints travel in a table keyword
 (``PORTAFLOW_META``, JSON) so an MS is self-describing for the imaging step.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 from typing import Any
 
 import numpy as np
 
+from portaflow.errors import InputError
+
 from .observation import Observation
+from .stokes import stokes_i
+
+log = logging.getLogger(__name__)
 
 META_KEYWORD = "PORTAFLOW_META"
 STOKES_I = 1  # casacore Stokes enum: I
@@ -115,8 +122,10 @@ def read_ms(path: str, row_chunks: int = 100_000, use_daskms: bool = True) -> Ob
     """Read a Measurement Set written by :func:`write_ms` (or any single-SPW, single-field MS).
 
     Main-table columns are read with dask-ms in row chunks (Dask arrays, computed here) when
-    ``use_daskms`` is set, else with python-casacore directly; the first correlation is taken as
-    Stokes I (for a 2- or 4-correlation MS the mean of the parallel hands is used)."""
+    ``use_daskms`` is set, else with python-casacore directly.  Stokes I is formed from the correlations
+    the POLARIZATION table names (:mod:`.stokes`); an MS that cannot give Stokes I raises InputError.
+    The spectral window and polarisation setup are those of the data's DATA_DESCRIPTION row;
+    autocorrelation rows are dropped (and counted in the log)."""
     from casacore.tables import table
 
     if not os.path.isdir(path):
@@ -126,32 +135,52 @@ def read_ms(path: str, row_chunks: int = 100_000, use_daskms: bool = True) -> Ob
         present = set(t.colnames())
         meta = json.loads(t.getkeyword(META_KEYWORD)) if META_KEYWORD in t.keywordnames() else {}
         has_wspec = "WEIGHT_SPECTRUM" in present and t.iscelldefined("WEIGHT_SPECTRUM", 0) if t.nrows() else False
+        ddids = np.unique(t.getcol("DATA_DESC_ID")) if t.nrows() else np.zeros(1, dtype=int)
+        if len(ddids) != 1:
+            raise InputError(f"{path}: holds {len(ddids)} data descriptions (spectral windows/polarisation setups) "
+                             f"{ddids.tolist()}; this reader images exactly one")
         if not use_daskms:
             cols = {c: t.getcol(c) for c in columns if c in present and (c != "WEIGHT_SPECTRUM" or has_wspec)}
     if use_daskms:
         cols = _read_main_daskms(path, [c for c in columns if c in present and (c != "WEIGHT_SPECTRUM" or has_wspec)],
                                  row_chunks)
+    with table(f"{path}::DATA_DESCRIPTION", ack=False) as t:
+        spw_id = int(t.getcell("SPECTRAL_WINDOW_ID", int(ddids[0])))
+        pol_id = int(t.getcell("POLARIZATION_ID", int(ddids[0])))
     with table(f"{path}::SPECTRAL_WINDOW", ack=False) as t:
-        freq = np.asarray(t.getcell("CHAN_FREQ", 0), dtype=np.float64)
+        freq = np.asarray(t.getcell("CHAN_FREQ", spw_id), dtype=np.float64)
+    with table(f"{path}::POLARIZATION", ack=False) as t:
+        corr_types = [int(c) for c in np.asarray(t.getcell("CORR_TYPE", pol_id)).ravel()]
     with table(f"{path}::FIELD", ack=False) as t:
         ra, dec = (float(x) for x in np.asarray(t.getcell("PHASE_DIR", 0)).reshape(-1)[:2])
     with table(f"{path}::ANTENNA", ack=False) as t:
         positions = np.asarray(t.getcol("POSITION"), dtype=np.float64)
     data = np.asarray(cols["DATA"])
     flag3 = np.asarray(cols["FLAG"], dtype=bool)
-    vis = data[..., 0] if data.shape[-1] == 1 else 0.5 * (data[..., 0] + data[..., -1])
-    flag = flag3.any(axis=-1)
     if "WEIGHT_SPECTRUM" in cols:
-        wspec = np.asarray(cols["WEIGHT_SPECTRUM"], dtype=np.float32)
-        weight = wspec[..., 0] if wspec.shape[-1] == 1 else wspec.mean(axis=-1, dtype=np.float32)
+        weight3 = np.asarray(cols["WEIGHT_SPECTRUM"], dtype=np.float32)
     else:
-        wrow = np.asarray(cols["WEIGHT"], dtype=np.float32)
-        weight = np.repeat(wrow.mean(axis=-1, dtype=np.float32)[:, None], vis.shape[1], axis=1)
-    return Observation(uvw=np.asarray(cols["UVW"], dtype=np.float64), freq=freq, vis=vis, weight=weight,
-                       flag=flag, antenna1=np.asarray(cols["ANTENNA1"], dtype=np.int32),
-                       antenna2=np.asarray(cols["ANTENNA2"], dtype=np.int32),
-                       time=np.asarray(cols["TIME"], dtype=np.float64), antenna_positions=positions,
+        weight3 = np.repeat(np.asarray(cols["WEIGHT"], dtype=np.float32)[:, None, :], data.shape[1], axis=1)
+    vis, flag, weight = stokes_i(data, flag3, weight3, corr_types, path)
+    ant1, ant2 = np.asarray(cols["ANTENNA1"], dtype=np.int32), np.asarray(cols["ANTENNA2"], dtype=np.int32)
+    cross = _cross_correlations(path, ant1, ant2)
+    return Observation(uvw=np.asarray(cols["UVW"], dtype=np.float64)[cross], freq=freq, vis=vis[cross],
+                       weight=weight[cross], flag=flag[cross], antenna1=ant1[cross], antenna2=ant2[cross],
+                       time=np.asarray(cols["TIME"], dtype=np.float64)[cross], antenna_positions=positions,
                        phase_centre=(ra, dec), meta=meta)
+
+
+def _cross_correlations(path: str, ant1: np.ndarray, ant2: np.ndarray) -> np.ndarray | slice:
+    """Rows to image: autocorrelations (ANTENNA1 == ANTENNA2) measure total power, not the sky's Fourier
+    transform at a baseline, and would add a huge constant to the dirty image; imagers drop them."""
+    auto = ant1 == ant2
+    nauto = int(auto.sum())
+    if not nauto:
+        return slice(None)
+    if nauto == auto.size:
+        raise InputError(f"{path}: all {nauto} rows are autocorrelations; there is nothing to image")
+    log.info("%s: %d autocorrelation rows of %d dropped", path, nauto, auto.size)
+    return ~auto
 
 
 def _read_main_daskms(path: str, columns: list[str], row_chunks: int) -> dict[str, np.ndarray]:

@@ -142,7 +142,9 @@ def point_sources_at_pixels(npix: int, cell: float, phase_centre: tuple[float, f
 
 def predict_dft(uvw: np.ndarray, freq: np.ndarray, flux: np.ndarray, l: np.ndarray, m: np.ndarray,
                 max_elements: int = 1 << 22) -> np.ndarray:
-    """Exact visibilities ``sum_s F_s exp(-2 pi i (u l + v m + w (n-1)))`` for point sources.
+    """Exact visibilities ``sum_s F_s exp(+2 pi i (u l + v m + w (n-1)))`` for point sources.
+
+    The sign is that of real Measurement Sets (uvw = antenna2 - antenna1, see the package docstring).
 
     Vectorised over (rows, channels, sources) and chunked over rows so that at most ``max_elements``
     complex phases exist at once (memory stays bounded for millions of visibilities).
@@ -153,7 +155,7 @@ def predict_dft(uvw: np.ndarray, freq: np.ndarray, flux: np.ndarray, l: np.ndarr
         return vis
     nm1 = np.sqrt(1.0 - l**2 - m**2) - 1.0
     lmn = np.stack([l, m, nm1])  # (3, nsrc)
-    scale = -2j * np.pi * freq / C_LIGHT  # (nchan,)
+    scale = 2j * np.pi * freq / C_LIGHT  # (nchan,)
     rows_per_chunk = max(1, max_elements // (nchan * nsrc))
     for start in range(0, nrow, rows_per_chunk):
         stop = min(nrow, start + rows_per_chunk)
