@@ -102,6 +102,10 @@ class _PlainFormatter(logging.Formatter):
     """INFO as the bare message (it reads like the commands' own output); warnings and errors say so."""
 
     def format(self, record: logging.LogRecord) -> str:
+        if not (record.name == "portaflow" or record.name.startswith("portaflow.")) and (record.exc_info or record.exc_text):
+            # another library's traceback (Parsl logs each failed task with one) is for --debug; the step's own log and
+            # portaflow's report say what failed
+            record = logging.makeLogRecord({**record.__dict__, "exc_info": None, "exc_text": None, "stack_info": None})
         text = super().format(record)
         return text if record.levelno <= logging.INFO else f"{record.levelname.lower()}: {text}"
 

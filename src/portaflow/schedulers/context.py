@@ -82,8 +82,12 @@ class RunContext:
             f"timeout --kill-after=10 {task.resources.walltime_s} bash -c {shlex.quote(command)} &",
             "pf_step=$!",
             "trap 'kill -TERM \"$pf_step\" 2>/dev/null' TERM INT HUP",
+            # `wait` first: a step that already ended (a fast failure on a loaded machine) has been reaped, so `kill -0`
+            # no longer sees it, but `wait` still returns its status. Waiting again while it runs: a trapped signal
+            # interrupts `wait` (status > 128) and the step then ends with its own status.
             "pf_status=0",
-            "while kill -0 \"$pf_step\" 2>/dev/null; do wait \"$pf_step\" && pf_status=0 || pf_status=$?; done",
+            "wait \"$pf_step\" || pf_status=$?",
+            "while kill -0 \"$pf_step\" 2>/dev/null; do pf_status=0; wait \"$pf_step\" || pf_status=$?; done",
             'test "$pf_status" -eq 0 || exit "$pf_status"',
         ]
         return "\n".join(lines)
