@@ -13,6 +13,8 @@ import os
 import platform
 import secrets
 import signal
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -170,8 +172,8 @@ def run(plan: Plan, loaded: LoadedSite, engine_name: str, workdir: Path | None =
     log.info("run %s: engine %s on %s (%s); run directory %s", run_id, engine_name, loaded.site.name, loaded.site.scheduler, run_dir)
     _write_run_inputs(run_dir, plan, loaded)
     progress = Progress(len(todo))
-    ctx = RunContext(plan, loaded, workdir, run_dir, todo, adapter_for(loaded), run_id=run_id,
-                     on_event=progress.event if not quiet else (lambda *a: None))
+    recorder = Recorder(store, sigs, workdir, progress.event if not quiet else (lambda *a: None))
+    ctx = RunContext(plan, loaded, workdir, run_dir, todo, adapter_for(loaded), run_id=run_id, on_event=recorder.event)
     for task in todo:  # a rerun starts from nothing: no stale file may pass for a fresh one
         store.forget(task.id)
         remove_outputs(workdir, task)
@@ -180,7 +182,7 @@ def run(plan: Plan, loaded: LoadedSite, engine_name: str, workdir: Path | None =
     outcomes: dict[str, TaskOutcome] = {}
     if todo:
         render_context(engine, ctx, run_dir / "rendered")
-        previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+        previous = {sig: signal.signal(sig, _raise_interrupt) for sig in INTERRUPT_SIGNALS}
         try:
             outcomes = engine.execute(ctx)
         except KeyboardInterrupt:
@@ -190,14 +192,19 @@ def run(plan: Plan, loaded: LoadedSite, engine_name: str, workdir: Path | None =
                 log.info("cancelled %d job(s)%s", len(cancelled), f": {', '.join(cancelled)}" if cancelled else "")
             except PortaflowError as exc:  # clean-up and the manifest still happen; the person learns what is left
                 log.error("run %s: could not cancel every job (%s); known jobs: %s", run_id, exc, ", ".join(ctx.jobs) or "none")
-            _clean_unfinished(ctx, todo, outcomes)
+            outcomes = recorder.finished_outcomes()
+            _clean_unfinished(ctx, todo, recorder.recorded)
+            _report_interrupted(plan, todo, recorder.recorded)
             _write_manifest(run_dir, plan, loaded, engine_name, run_id, workdir, store, todo_ids, outcomes, ctx.jobs, images, status="interrupted")
             raise
         finally:
-            signal.signal(signal.SIGTERM, previous)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
     failed = {}
     for task in todo:
         outcome = outcomes.get(task.id) or TaskOutcome(task.id, False, message="no outcome reported")
+        if outcome.ok and task.id in recorder.recorded:
+            continue
         if outcome.ok and all((workdir / p).exists() for p in task.output_paths()):
             store.write(task, sigs[task.id])
         else:
@@ -211,15 +218,58 @@ def run(plan: Plan, loaded: LoadedSite, engine_name: str, workdir: Path | None =
     return RunResult(run_id, run_dir, workdir, [t.id for t in todo], [t.id for t in plan.tasks if t.id not in todo_ids], failed, manifest)
 
 
+INTERRUPT_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+"""Besides SIGINT (KeyboardInterrupt already): a login node's time limit (SIGTERM), a dropped connection (SIGHUP)."""
+
+
+class Recorder:
+    """Records each task as done the moment its engine reports it finished well, then passes the event on.
+
+    Why: a run can end at any instant (Ctrl-C, SIGTERM, the OOM killer's SIGKILL). A task recorded when it
+    finishes is kept by an interrupt and is not recomputed by the next run, even after `kill -9` of the
+    driver; a task recorded only when the whole run ends would be lost with it. Engines call `event` from
+    their own threads (Parsl's future callbacks), hence the lock."""
+
+    def __init__(self, store: StateStore, sigs: dict[str, str], workdir: Path, forward: Callable[[str, Task, Any], None]):
+        self.store, self.sigs, self.workdir, self.forward = store, sigs, workdir, forward
+        self.recorded: set[str] = set()
+        self.outcomes: dict[str, TaskOutcome] = {}
+        self._lock = threading.Lock()
+
+    def event(self, kind: str, task: Task, outcome: Any) -> None:
+        if kind == "finished" and isinstance(outcome, TaskOutcome):
+            with self._lock:
+                self.outcomes[task.id] = outcome
+                if outcome.ok and task.id not in self.recorded and all((self.workdir / p).exists() for p in task.output_paths()):
+                    try:
+                        self.store.write(task, self.sigs[task.id])
+                        self.recorded.add(task.id)
+                    except OSError as exc:  # the run goes on; the end of the run tries again
+                        log.error("could not record task %s as done: %s", task.display, exc)
+        self.forward(kind, task, outcome)
+
+    def finished_outcomes(self) -> dict[str, TaskOutcome]:
+        """What the engine reported before it was stopped: recorded tasks as done, reported failures as failed."""
+        with self._lock:
+            return {tid: o for tid, o in self.outcomes.items() if not o.ok or tid in self.recorded}
+
+
 def _raise_interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
 
-def _clean_unfinished(ctx: RunContext, todo: list[Task], outcomes: dict[str, TaskOutcome]) -> None:
+def _clean_unfinished(ctx: RunContext, todo: list[Task], recorded: set[str]) -> None:
+    """After an interrupt: the partial outputs of tasks that had not finished go; every recorded task's stay."""
     for task in todo:
-        outcome = outcomes.get(task.id)
-        if outcome is None or not outcome.ok:
+        if task.id not in recorded:
             remove_outputs(ctx.workdir, task)
+
+
+def _report_interrupted(plan: Plan, todo: list[Task], recorded: set[str]) -> None:
+    kept = [t.display for t in todo if t.id in recorded]
+    rerun = [t.display for t in todo if t.id not in recorded]
+    log.warning("kept %d finished task(s)%s", len(kept), f": {', '.join(kept)}" if kept else "")
+    log.warning("%d task(s) must rerun (partial outputs removed)%s", len(rerun), f": {', '.join(rerun)}" if rerun else "")
 
 
 def _write_run_inputs(run_dir: Path, plan: Plan, loaded: LoadedSite) -> None:

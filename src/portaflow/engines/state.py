@@ -45,10 +45,23 @@ class StateStore:
             digests[out.path] = sha256_path(full)
             outputs[out.path] = {"sha256": digests[out.path], "stat": stat_key(full)}
         self.directory.mkdir(parents=True, exist_ok=True)
-        tmp = self._path(task.id).with_suffix(".tmp")
-        tmp.write_text(json.dumps({"signature": signature, "outputs": outputs}, sort_keys=True))
-        os.replace(tmp, self._path(task.id))
+        self._write_durably(self._path(task.id), json.dumps({"signature": signature, "outputs": outputs}, sort_keys=True))
         return digests
+
+    def _write_durably(self, path: Path, text: str) -> None:
+        """Write to a temporary name, fsync, rename, fsync the directory: after a crash or a power cut the
+        record is either the old one or the new one, whole (a task recorded done stays done)."""
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        with open(tmp, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
     def forget(self, task_id: str) -> None:
         self._path(task_id).unlink(missing_ok=True)
