@@ -26,7 +26,7 @@ from portaflow.containers import container_call
 from portaflow.containers.images import image_digest
 from portaflow.engines import engine_for
 from portaflow.engines.base import Engine, RunContext, TaskOutcome, remove_outputs
-from portaflow.engines.state import StateStore, signatures, stale_tasks
+from portaflow.engines.state import StateStore, WorkdirLock, signatures, stale_tasks
 from portaflow.errors import PortaflowError
 from portaflow.hashing import stat_key
 from portaflow.plan import make_plan
@@ -91,9 +91,12 @@ def default_workdir(plan: Plan, loaded: LoadedSite) -> Path:
     return Path(os.path.expandvars(base)) / plan.workflow if base else Path("work") / plan.workflow
 
 
-def new_run_dir(workdir: Path, engine: str) -> tuple[str, Path]:
-    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    run_id = f"{stamp}-{engine}-{secrets.token_hex(2)}"
+def new_run_id(engine: str) -> str:
+    return f"{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}-{engine}-{secrets.token_hex(2)}"
+
+
+def new_run_dir(workdir: Path, engine: str, run_id: str | None = None) -> tuple[str, Path]:
+    run_id = run_id or new_run_id(engine)
     run_dir = workdir / ".portaflow" / "runs" / run_id
     run_dir.mkdir(parents=True)
     latest = run_dir.parent / "latest"
@@ -163,12 +166,22 @@ def run(plan: Plan, loaded: LoadedSite, engine_name: str, workdir: Path | None =
     """Run the plan's stale tasks on one engine. KeyboardInterrupt propagates after clean-up."""
     workdir = (workdir or default_workdir(plan, loaded)).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
+    run_id = new_run_id(engine_name)
+    lock = WorkdirLock(workdir)
+    lock.acquire(run_id)  # before anything in the work directory changes; WorkdirBusy (exit 2) if another run holds it
+    try:
+        return _run_locked(plan, loaded, engine_name, workdir, run_id, quiet)
+    finally:
+        lock.release()
+
+
+def _run_locked(plan: Plan, loaded: LoadedSite, engine_name: str, workdir: Path, run_id: str, quiet: bool) -> RunResult:
     preflight(plan, loaded, workdir)
     images = container_images(plan, loaded)
     store, sigs, todo = tasks_to_run(plan, loaded, workdir, images)
     todo_ids = {t.id for t in todo}
     engine = engine_for(engine_name)
-    run_id, run_dir = new_run_dir(workdir, engine_name)
+    run_id, run_dir = new_run_dir(workdir, engine_name, run_id)
     log.info("run %s: engine %s on %s (%s); run directory %s", run_id, engine_name, loaded.site.name, loaded.site.scheduler, run_dir)
     _write_run_inputs(run_dir, plan, loaded)
     progress = Progress(len(todo))

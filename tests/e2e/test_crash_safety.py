@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -123,3 +124,33 @@ def test_after_kill_9_of_the_driver_finished_tasks_are_not_recomputed(tmp_path, 
         proc.communicate(timeout=30)
     assert proc.returncode == -signal.SIGKILL
     rerun_runs_only_the_slow_step(engine, workdir, fast_before)
+
+
+@pytest.mark.parametrize("engine", ["parsl", "snakemake"])
+def test_one_run_per_work_directory_and_a_killed_runs_lock_is_taken_over(tmp_path, engine):
+    workdir = tmp_path / "work"
+    proc = start(engine, workdir, tmp_path)
+    try:
+        wait_until_fast_recorded_and_slow_runs(proc, workdir)
+        run_id = os.readlink(workdir / ".portaflow" / "runs" / "latest")
+        runs_before = sorted(os.listdir(workdir / ".portaflow" / "runs"))
+        state_before = {p.name: p.read_bytes() for p in (workdir / ".portaflow" / "state").iterdir()}
+        began = time.monotonic()
+        second = run_portaflow("run", str(WORKFLOW), "--engine", engine, "--workdir", str(workdir), "--param", "wait=0", timeout=120)
+        assert second.returncode == 2, second.stdout + second.stderr
+        assert time.monotonic() - began < 30, "the second run did not give up at once"
+        assert f"is in use by run {run_id} (pid {proc.pid} on host {socket.gethostname()}" in second.stderr, second.stderr
+        assert "Traceback" not in second.stderr
+        assert sorted(os.listdir(workdir / ".portaflow" / "runs")) == runs_before, "the refused run made a run directory"
+        assert {p.name: p.read_bytes() for p in (workdir / ".portaflow" / "state").iterdir()} == state_before
+        assert (workdir / "slow.txt").exists(), "the refused run removed the running step's output"
+        assert proc.poll() is None, "the first run stopped"
+        proc.kill()
+        proc.wait(timeout=30)
+    finally:
+        proc.kill()
+        stop_processes_in(tmp_path)
+        proc.communicate(timeout=30)
+    third = run_portaflow("run", str(WORKFLOW), "--engine", engine, "--workdir", str(workdir), "--param", "wait=0", timeout=300)
+    assert third.returncode == 0, third.stdout + third.stderr
+    assert f"taking over the lock of run {run_id} (pid {proc.pid}" in third.stderr, third.stderr
