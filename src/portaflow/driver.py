@@ -13,6 +13,8 @@ import os
 import platform
 import secrets
 import signal
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -24,11 +26,12 @@ from portaflow.containers import container_call
 from portaflow.containers.images import image_digest
 from portaflow.engines import engine_for
 from portaflow.engines.base import Engine, RunContext, TaskOutcome, remove_outputs
-from portaflow.engines.state import StateStore, signatures, stale_tasks
+from portaflow.engines.state import StateStore, WorkdirLock, signatures, stale_tasks
 from portaflow.errors import PortaflowError
 from portaflow.hashing import stat_key
 from portaflow.plan import make_plan
 from portaflow.plan.model import Plan, Task
+from portaflow.plan.planner import OutputPathError, located
 from portaflow.preflight import preflight
 from portaflow.progress import Progress
 from portaflow.schedulers import adapter_for
@@ -61,7 +64,10 @@ def load_plan(loaded_wf: LoadedWorkflow, site: str, site_overrides: dict[str, An
     scheduler = adapter_for(loaded_site)
     scheduler.check()
     scheduler.check_user_values()
-    plan = make_plan(loaded_wf.workflow, loaded_site.site, params)
+    try:
+        plan = make_plan(loaded_wf.workflow, loaded_site.site, params)
+    except OutputPathError as exc:
+        raise located(exc, loaded_wf.document) from None
     log.info("workflow %s from %s: %d task(s); parameters %s", plan.workflow, loaded_wf.path, len(plan.tasks),
              json.dumps(plan.parameters, sort_keys=True))
     return loaded_wf, loaded_site, plan
@@ -85,9 +91,12 @@ def default_workdir(plan: Plan, loaded: LoadedSite) -> Path:
     return Path(os.path.expandvars(base)) / plan.workflow if base else Path("work") / plan.workflow
 
 
-def new_run_dir(workdir: Path, engine: str) -> tuple[str, Path]:
-    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    run_id = f"{stamp}-{engine}-{secrets.token_hex(2)}"
+def new_run_id(engine: str) -> str:
+    return f"{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}-{engine}-{secrets.token_hex(2)}"
+
+
+def new_run_dir(workdir: Path, engine: str, run_id: str | None = None) -> tuple[str, Path]:
+    run_id = run_id or new_run_id(engine)
     run_dir = workdir / ".portaflow" / "runs" / run_id
     run_dir.mkdir(parents=True)
     latest = run_dir.parent / "latest"
@@ -157,17 +166,27 @@ def run(plan: Plan, loaded: LoadedSite, engine_name: str, workdir: Path | None =
     """Run the plan's stale tasks on one engine. KeyboardInterrupt propagates after clean-up."""
     workdir = (workdir or default_workdir(plan, loaded)).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
+    run_id = new_run_id(engine_name)
+    lock = WorkdirLock(workdir)
+    lock.acquire(run_id)  # before anything in the work directory changes; WorkdirBusy (exit 2) if another run holds it
+    try:
+        return _run_locked(plan, loaded, engine_name, workdir, run_id, quiet)
+    finally:
+        lock.release()
+
+
+def _run_locked(plan: Plan, loaded: LoadedSite, engine_name: str, workdir: Path, run_id: str, quiet: bool) -> RunResult:
     preflight(plan, loaded, workdir)
     images = container_images(plan, loaded)
     store, sigs, todo = tasks_to_run(plan, loaded, workdir, images)
     todo_ids = {t.id for t in todo}
     engine = engine_for(engine_name)
-    run_id, run_dir = new_run_dir(workdir, engine_name)
+    run_id, run_dir = new_run_dir(workdir, engine_name, run_id)
     log.info("run %s: engine %s on %s (%s); run directory %s", run_id, engine_name, loaded.site.name, loaded.site.scheduler, run_dir)
     _write_run_inputs(run_dir, plan, loaded)
     progress = Progress(len(todo))
-    ctx = RunContext(plan, loaded, workdir, run_dir, todo, adapter_for(loaded), run_id=run_id,
-                     on_event=progress.event if not quiet else (lambda *a: None))
+    recorder = Recorder(store, sigs, workdir, progress.event if not quiet else (lambda *a: None))
+    ctx = RunContext(plan, loaded, workdir, run_dir, todo, adapter_for(loaded), run_id=run_id, on_event=recorder.event)
     for task in todo:  # a rerun starts from nothing: no stale file may pass for a fresh one
         store.forget(task.id)
         remove_outputs(workdir, task)
@@ -176,7 +195,7 @@ def run(plan: Plan, loaded: LoadedSite, engine_name: str, workdir: Path | None =
     outcomes: dict[str, TaskOutcome] = {}
     if todo:
         render_context(engine, ctx, run_dir / "rendered")
-        previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+        previous = {sig: signal.signal(sig, _raise_interrupt) for sig in INTERRUPT_SIGNALS}
         try:
             outcomes = engine.execute(ctx)
         except KeyboardInterrupt:
@@ -186,14 +205,19 @@ def run(plan: Plan, loaded: LoadedSite, engine_name: str, workdir: Path | None =
                 log.info("cancelled %d job(s)%s", len(cancelled), f": {', '.join(cancelled)}" if cancelled else "")
             except PortaflowError as exc:  # clean-up and the manifest still happen; the person learns what is left
                 log.error("run %s: could not cancel every job (%s); known jobs: %s", run_id, exc, ", ".join(ctx.jobs) or "none")
-            _clean_unfinished(ctx, todo, outcomes)
+            outcomes = recorder.finished_outcomes()
+            _clean_unfinished(ctx, todo, recorder.recorded)
+            _report_interrupted(plan, todo, recorder.recorded)
             _write_manifest(run_dir, plan, loaded, engine_name, run_id, workdir, store, todo_ids, outcomes, ctx.jobs, images, status="interrupted")
             raise
         finally:
-            signal.signal(signal.SIGTERM, previous)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
     failed = {}
     for task in todo:
         outcome = outcomes.get(task.id) or TaskOutcome(task.id, False, message="no outcome reported")
+        if outcome.ok and task.id in recorder.recorded:
+            continue
         if outcome.ok and all((workdir / p).exists() for p in task.output_paths()):
             store.write(task, sigs[task.id])
         else:
@@ -207,15 +231,58 @@ def run(plan: Plan, loaded: LoadedSite, engine_name: str, workdir: Path | None =
     return RunResult(run_id, run_dir, workdir, [t.id for t in todo], [t.id for t in plan.tasks if t.id not in todo_ids], failed, manifest)
 
 
+INTERRUPT_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+"""Besides SIGINT (KeyboardInterrupt already): a login node's time limit (SIGTERM), a dropped connection (SIGHUP)."""
+
+
+class Recorder:
+    """Records each task as done the moment its engine reports it finished well, then passes the event on.
+
+    Why: a run can end at any instant (Ctrl-C, SIGTERM, the OOM killer's SIGKILL). A task recorded when it
+    finishes is kept by an interrupt and is not recomputed by the next run, even after `kill -9` of the
+    driver; a task recorded only when the whole run ends would be lost with it. Engines call `event` from
+    their own threads (Parsl's future callbacks), hence the lock."""
+
+    def __init__(self, store: StateStore, sigs: dict[str, str], workdir: Path, forward: Callable[[str, Task, Any], None]):
+        self.store, self.sigs, self.workdir, self.forward = store, sigs, workdir, forward
+        self.recorded: set[str] = set()
+        self.outcomes: dict[str, TaskOutcome] = {}
+        self._lock = threading.Lock()
+
+    def event(self, kind: str, task: Task, outcome: Any) -> None:
+        if kind == "finished" and isinstance(outcome, TaskOutcome):
+            with self._lock:
+                self.outcomes[task.id] = outcome
+                if outcome.ok and task.id not in self.recorded and all((self.workdir / p).exists() for p in task.output_paths()):
+                    try:
+                        self.store.write(task, self.sigs[task.id])
+                        self.recorded.add(task.id)
+                    except OSError as exc:  # the run goes on; the end of the run tries again
+                        log.error("could not record task %s as done: %s", task.display, exc)
+        self.forward(kind, task, outcome)
+
+    def finished_outcomes(self) -> dict[str, TaskOutcome]:
+        """What the engine reported before it was stopped: recorded tasks as done, reported failures as failed."""
+        with self._lock:
+            return {tid: o for tid, o in self.outcomes.items() if not o.ok or tid in self.recorded}
+
+
 def _raise_interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
 
-def _clean_unfinished(ctx: RunContext, todo: list[Task], outcomes: dict[str, TaskOutcome]) -> None:
+def _clean_unfinished(ctx: RunContext, todo: list[Task], recorded: set[str]) -> None:
+    """After an interrupt: the partial outputs of tasks that had not finished go; every recorded task's stay."""
     for task in todo:
-        outcome = outcomes.get(task.id)
-        if outcome is None or not outcome.ok:
+        if task.id not in recorded:
             remove_outputs(ctx.workdir, task)
+
+
+def _report_interrupted(plan: Plan, todo: list[Task], recorded: set[str]) -> None:
+    kept = [t.display for t in todo if t.id in recorded]
+    rerun = [t.display for t in todo if t.id not in recorded]
+    log.warning("kept %d finished task(s)%s", len(kept), f": {', '.join(kept)}" if kept else "")
+    log.warning("%d task(s) must rerun (partial outputs removed)%s", len(rerun), f": {', '.join(rerun)}" if rerun else "")
 
 
 def _write_run_inputs(run_dir: Path, plan: Plan, loaded: LoadedSite) -> None:

@@ -32,8 +32,9 @@ def failure_message(exit_code: int | None, task: Task) -> str:
 
 
 def remove_outputs(workdir: Path, task: Task) -> None:
-    """A failed or cancelled task leaves nothing a later run could take for complete."""
-    remove_paths({k: str(workdir / o.path) for k, o in task.outputs.items()})
+    """A failed or cancelled task leaves nothing a later run could take for complete; nothing outside `workdir`
+    is ever removed (the remover checks each path again, whatever the planner let through)."""
+    remove_paths({k: o.path for k, o in task.outputs.items()}, root=workdir)
 
 
 class Engine(ABC):

@@ -9,15 +9,63 @@ from collections import deque
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from portaflow.errors import InputError, PlanError
+from portaflow.errors import InputError, PlanError, Problem, SpecError
 from portaflow.gctools import paused_gc
 from portaflow.plan.model import DaskPlan, OutputPlan, Plan, Task, TaskResources
 from portaflow.plan.partitions import choose_partition
 from portaflow.plan.templates import TemplateError, fields, render_arg, render_command, render_path
 from portaflow.spec.loading import parse_value
 from portaflow.spec.site import SiteProfile
-from portaflow.spec.workflow import Step, Workflow
+from portaflow.spec.workflow import Step, Workflow, output_path_problem
 from portaflow.spec.yamlfile import did_you_mean
+
+
+class OutputPathError(PlanError):
+    """An output path that leaves the work directory once its parameters are filled in.
+
+    It carries the key path of the output in the workflow file, so that whoever holds the file (the
+    driver, `validate`) can say file:line (`located`)."""
+
+    def __init__(self, message: str, keypath: tuple[str, ...]):
+        super().__init__(message)
+        self.keypath = keypath
+
+
+def located(exc: OutputPathError, document: Any) -> SpecError:
+    """The error at its place in the workflow file (`document`: the workflow's YamlDocument)."""
+    return SpecError([Problem(document.value_location(exc.keypath), ".".join(exc.keypath), str(exc))])
+
+
+def confined_output(step: Step, step_name: str, key: str, template: str, path: str, values: Mapping[str, Any]) -> None:
+    """Refuse an output path that, filled in, is absolute, climbs out ('..') or is the work directory itself."""
+    problem = output_path_problem(path)
+    if problem is None:
+        return
+    used = ", ".join(f"{f}={values[f]!r}" for f in dict.fromkeys(fields(template)) if f in values)
+    raise OutputPathError(
+        f"step {step_name}: output {key} is {path!r}" + (f" (from {template!r} with {used})" if used else "")
+        + f", which {problem}; outputs must stay inside the work directory, and a parameter may not move them out of it",
+        ("steps", step_name, "outputs", key) + (() if isinstance(step.outputs[key], str) else ("path",)),
+    )
+
+
+def check_output_paths(workflow: Workflow, params: Mapping[str, Any]) -> None:
+    """What `validate` can say about output paths without a site: each one, filled in with `params` and every
+    scatter value, stays inside the work directory (OutputPathError otherwise). Templates that cannot be
+    filled are left to `plan`, which names them."""
+    scatter = scatter_values(workflow, params)
+    for step_name, step in workflow.steps.items():
+        own = list(step.scatter)
+        combos = [dict(zip(own, values, strict=True)) for values in itertools.product(*(scatter[v] for v in own))] or [{}]
+        for key, spec in step.output_specs().items():
+            for combo in combos:
+                values = {**params, **combo}
+                try:
+                    path = render_path(spec.path, values)
+                except TemplateError:
+                    break
+                confined_output(step, step_name, key, spec.path, path, values)
+
 
 CALL_ENTRY = "python3 -m portaflow.runtime.call"
 """How python and dask steps run: a small entry point, so both engines run a plain shell command."""
@@ -153,10 +201,11 @@ def _expand_step(name: str, step: Step, params: Mapping[str, Any], scatter: Mapp
         values = {**params, **combo}
         try:
             inputs = {k: _expand_input(v, values, scatter, own) for k, v in step.inputs.items()}
-            outputs = {
-                key: OutputPlan(key, _normal(render_path(spec.path, values)), spec.directory, spec.compare)
-                for key, spec in output_specs.items()
-            }
+            outputs = {}
+            for key, spec in output_specs.items():
+                path = render_path(spec.path, values)
+                confined_output(step, name, key, spec.path, path, values)
+                outputs[key] = OutputPlan(key, _normal(path), spec.directory, spec.compare)
             command = _command(step, values, inputs, outputs)
             env = {k: render_path(v, values) for k, v in step.env.items()}
         except TemplateError as exc:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib
 import json
 import logging
+import os
 import platform
 import shutil
 import sys
@@ -34,14 +35,28 @@ def load_target(target: str) -> Callable[..., Any]:
         raise SystemExit(f"portaflow: {module_name} has no function {func_name!r}") from None
 
 
-def remove_outputs(outputs: dict[str, str]) -> None:
-    """Delete whatever a failed step left at its output paths."""
+def remove_outputs(outputs: dict[str, str], root: str | Path | None = None) -> list[str]:
+    """Delete whatever a failed step left at its output paths; return the paths refused.
+
+    Only inside `root` (the work directory; the current directory, where a step runs, by default): the
+    planner refuses output paths that leave it, and this is the second line of defence. A path that is
+    absolute outside it, climbs out with '..', is the root itself, or lies under a symlink that leads out
+    of it is left alone and logged. A symlink at an output path is removed as a link, never followed.
+    """
+    base = Path(os.path.abspath(root if root is not None else Path.cwd()))
+    real_base = base.resolve()
+    refused = []
     for path in outputs.values():
-        p = Path(path)
+        p = Path(os.path.normpath(base / path))  # lexical: '..' is resolved against base, symlinks are not followed
+        if not p.is_relative_to(base) or p == base or not p.parent.resolve().is_relative_to(real_base):
+            log.error("not removing output %s: it is outside the work directory %s", path, base)
+            refused.append(path)
+            continue
         if p.is_dir() and not p.is_symlink():
             shutil.rmtree(p, ignore_errors=True)
         elif p.exists() or p.is_symlink():
             p.unlink()
+    return refused
 
 
 def container_seen() -> str | None:

@@ -7,9 +7,9 @@ Dask client). Files connect the steps: the DAG is derived from inputs and output
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from portaflow.spec.types import Identifier, MemoryMiB, WalltimeSeconds
 
@@ -52,10 +52,38 @@ class Comparison(Strict):
     ignore: list[str] = Field(default_factory=list, description="keys or header cards that may differ (e.g. timestamps)")
 
 
+def output_path_problem(path: str) -> str | None:
+    """Why an output path would leave the work directory, or None when it stays inside.
+
+    Why: portaflow deletes a stale or failed task's outputs (directories with rmtree), so an output path is
+    a path portaflow may remove. An absolute path, a `..` component or the work directory itself ('.', '')
+    would let a run delete what it does not own. Checked on the text as written (template fields left
+    in: '/{x}' is absolute whatever x is) and again by the planner once parameters are filled in."""
+    if path.startswith("/"):
+        return "is absolute"
+    parts = path.split("/")
+    if ".." in parts:
+        return "leaves the work directory ('..')"
+    if all(p in ("", ".") for p in parts):
+        return "is the work directory itself"
+    return None
+
+
+def _confined(path: str) -> str:
+    problem = output_path_problem(path)
+    if problem:
+        raise ValueError(f"output path {path!r} {problem}; outputs must be relative paths inside the work directory")
+    return path
+
+
+OutputPath = Annotated[str, AfterValidator(_confined)]
+"""An output path template that stays inside the work directory as written."""
+
+
 class Output(Strict):
     """One output file or directory, with the way its copies are compared."""
 
-    path: str = Field(..., min_length=1, description="path template relative to the work directory")
+    path: OutputPath = Field(..., min_length=1, description="path template relative to the work directory")
     directory: bool = Field(False, description="the output is a directory (Measurement Set, zarr store)")
     compare: Comparison = Field(default_factory=Comparison)
 
@@ -77,7 +105,7 @@ class Step(Strict):
     dask: str | None = Field(None, description="a Python callable receiving a Dask client, 'module:function'")
     args: dict[str, Any] = Field(default_factory=dict, description="keyword arguments for python/dask callables (templates allowed)")
     inputs: dict[Identifier, str | list[str]] = Field(default_factory=dict)
-    outputs: dict[Identifier, str | Output] = Field(default_factory=dict)
+    outputs: dict[Identifier, OutputPath | Output] = Field(default_factory=dict)
     scatter: dict[Identifier, ScatterValues] = Field(default_factory=dict, description="fan-out: variable -> list, '{param}' or {range: N}")
     resources: Resources = Field(default_factory=Resources)
     container: str | None = Field(None, description="a container name from containers/ (resolved by the site profile)")
