@@ -4,5 +4,6 @@ timeout --kill-after=10 300 bash -c 'tr -s '"'"' '"'"' '"'"'\n'"'"' < text/shard
 pf_step=$!
 trap 'kill -TERM "$pf_step" 2>/dev/null' TERM INT HUP
 pf_status=0
-while kill -0 "$pf_step" 2>/dev/null; do wait "$pf_step" && pf_status=0 || pf_status=$?; done
+wait "$pf_step" || pf_status=$?
+while kill -0 "$pf_step" 2>/dev/null; do pf_status=0; wait "$pf_step" || pf_status=$?; done
 test "$pf_status" -eq 0 || exit "$pf_status"
