@@ -86,4 +86,11 @@ done
   "$work/results/top_words.json" || fail "results/top_words.json is not a non-empty JSON document"
 took "run"
 
+phase "the same run through Snakemake (its logger plugin, snakemake_logger_plugin_portaflow, comes from the wheel)"
+"$pf" run wordfreq-copy.yaml --preset small --engine snakemake -w "$scratch/work-snakemake" || fail "portaflow run --engine snakemake exited $?"
+cmp "$work/results/top_words.json" "$scratch/work-snakemake/results/top_words.json" || fail "Snakemake's results differ from Parsl's"
+events=$scratch/work-snakemake/.portaflow/runs/latest/snakemake-events.jsonl
+grep -q '"event": *"job_finished"' "$events" || fail "no structured Snakemake events in $events (is the logger plugin in the wheel?)"
+took "run (Snakemake)"
+
 echo "check_wheel: ok (total $(( $(date +%s) - t_all ))s)"
