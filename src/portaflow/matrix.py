@@ -216,6 +216,8 @@ def _run_cell(cell: Cell, wf_path: Path, params: dict[str, Any], cell_dir: Path)
     started = time.perf_counter()
     # No time limit (a cell on a busy cluster takes what it takes; killing `portaflow run` would leave its
     # jobs behind), and its exit code is the cell's verdict, read below rather than raised.
+    from portaflow.schedulers import scheduler_for
+
     result = run_command(argv, check=False, timeout=None, input="", level=logging.INFO)
     cell.wall_s = time.perf_counter() - started
     cell.workdir = str(workdir)
@@ -224,7 +226,9 @@ def _run_cell(cell: Cell, wf_path: Path, params: dict[str, Any], cell_dir: Path)
     if manifest_path.exists():
         manifest = json.loads(manifest_path.read_text())
         cell.tasks = len(manifest["tasks"])
-        cell.jobs = len(manifest["scheduler_jobs"]) if manifest["scheduler"] != "local" else cell.tasks
+        # the scheduler's jobs where jobs have ids; where each task is a process on this machine, one per task
+        jobs_have_ids = scheduler_for(manifest["scheduler"]).blocks_are_jobs
+        cell.jobs = len(manifest["scheduler_jobs"]) if jobs_have_ids else cell.tasks
         cell.outputs = {path: info["sha256"] for path, info in sorted(manifest["outputs"].items())}
     if result.returncode == 0:
         cell.status = PASSED
