@@ -359,3 +359,28 @@ def test_examples_are_marked_and_valid():
         assert load_site(name).site.example
     result = run_portaflow("validate", str(SITES / f"{CERN}.yaml"), str(SITES / f"{INFN}.yaml"), cwd=ROOT)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_parsl_and_snakemake_ask_the_pool_for_the_same_jobs(rendered):
+    """For every task, the job ClassAd condor_submit would build from Parsl's description equals the one from the
+    Snakemake plugin's, in every attribute that sizes, places, charges or tags the job (the rest names files and
+    commands, which differ by engine). The CERN-like profile is the one both engines run on (the INFN-like pool has
+    no shared filesystem, which Parsl refuses)."""
+    if reason := _job_ads_available():
+        pytest.skip(reason)
+    compared = ("RequestCpus", "RequestMemory", "RequestGPUs", "RequireGPUs", "RequestDisk", "AcctGroup", "AccountingGroup",
+                "JobFlavour", "MaxRuntime", "PortaflowRun", "WantOS", "ContainerImage", "SingularityImage")
+    for workflow in (RESOURCES, WORDFREQ):
+        _, plan = plan_for(workflow, CERN)
+        ads = {engine: job_ads([description_for(rendered[f"{workflow.stem}--{CERN}--{engine}"], engine, task).read_text()
+                                for task in plan.tasks]) for engine in ("parsl", "snakemake")}
+        for task, parsl_ad, snakemake_ad in zip(plan.tasks, ads["parsl"], ads["snakemake"], strict=True):
+            parsl = {k: parsl_ad.get(k) for k in compared}
+            snakemake = {k: snakemake_ad.get(k) for k in compared}
+            # The submitter's name ends AccountingGroup: condor_submit takes the login name for Parsl's accounting_group,
+            # the plugin's attributes $ENV(USER) (the same on a login node; here USER is set to another name).
+            for ad in (parsl, snakemake):
+                group, _, user = str(ad.pop("AccountingGroup")).rpartition(".")
+                assert group == ad["AcctGroup"] and user, ad
+            assert parsl == snakemake, f"{workflow.stem}, task {task.id}"
+            assert parsl["RequestCpus"] == task.resources.cores  # and the comparison is of something
