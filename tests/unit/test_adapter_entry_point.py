@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -29,8 +30,10 @@ partitions:
 def installed(tmp_path_factory) -> dict[str, str]:
     """pip installs the adapter package into a directory of its own; the environment puts it on the path."""
     target = tmp_path_factory.mktemp("toyq-site")
+    source = tmp_path_factory.mktemp("toyq-src") / "adapter_pkg"
+    shutil.copytree(PACKAGE, source)  # a build writes build/ and *.egg-info beside the sources: not in the checkout
     result = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-                             "--no-index", "--target", str(target), str(PACKAGE)], capture_output=True, text=True, timeout=300)
+                             "--no-index", "--target", str(target), str(source)], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert list(target.glob("portaflow_toyq-*.dist-info/entry_points.txt")), "pip wrote no entry point metadata"
     return {"PYTHONPATH": os.pathsep.join([str(target), *filter(None, [os.environ.get("PYTHONPATH")])])}
