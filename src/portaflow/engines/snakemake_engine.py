@@ -28,7 +28,7 @@ import yaml
 
 from portaflow.commands import run_command
 from portaflow.engines.base import Engine, RunContext, TaskOutcome, failure_message
-from portaflow.engines.snakemake_events import EVENTS_FILE, EventFile, RunEvents, logger_args
+from portaflow.engines.snakemake_events import EVENTS_FILE, EventFile, RunEvents, logger_args, plugin_search_path
 from portaflow.gctools import paused_gc
 from portaflow.plan.model import Task
 from portaflow.schedulers.kubernetes.storage import fetch_rule, rule_path, staging_rules, target_path, uses_object_store
@@ -281,4 +281,5 @@ def _env(ctx: RunContext) -> dict[str, str]:
     description's `environment`, where a secret would be stored with the job."""
     env = {k: v for k, v in os.environ.items() if uses_object_store(ctx) or not k.startswith("SNAKEMAKE_STORAGE_")}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [plugin_search_path(), env.get("PYTHONPATH")]))
     return env

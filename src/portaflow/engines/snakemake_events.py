@@ -31,6 +31,20 @@ PLUGIN = "portaflow"
 """The logger plugin's name: the module `snakemake_logger_plugin_portaflow`, shipped with portaflow."""
 
 
+def plugin_search_path() -> str:
+    """The folder that holds the logger plugin's package, for Snakemake's PYTHONPATH.
+
+    Why: Snakemake finds logger plugins by listing the modules on its path (`pkgutil.iter_modules`). A wheel puts
+    the plugin in site-packages, where that works; an editable install of portaflow reaches its sources through an
+    import hook, which such a listing does not see ("invalid choice: 'portaflow'"). Naming the folder always works."""
+    import importlib.util
+
+    spec = importlib.util.find_spec(f"snakemake_logger_plugin_{PLUGIN}")
+    if spec is None or spec.origin is None:
+        raise RuntimeError(f"portaflow's Snakemake logger plugin (snakemake_logger_plugin_{PLUGIN}) is not installed")
+    return str(Path(spec.origin).parent.parent)
+
+
 def logger_args(events: Path) -> list[str]:
     """Snakemake's command-line arguments that make it write its log events to EVENTS (besides its text log)."""
     return ["--logger", PLUGIN, f"--logger-{PLUGIN}-events", str(events)]
