@@ -194,8 +194,8 @@ def common_rule_resources(task: Task) -> dict[str, Any]:
 
 
 def run_tag(run_id: str) -> str:
-    """The tag every job of a run carries, so a run's jobs can be found and cancelled (SLURM comment, HTCondor
-    attribute, Kubernetes label value): one rule for every scheduler and engine."""
+    """The comment every SLURM job of a run carries (Parsl blocks, Dask worker jobs), so that cancelling finds the run's
+    jobs by it. (HTCondor tags jobs with +PortaflowRun and Kubernetes with the run-id label, each in its adapter.)"""
     return f"portaflow:{run_id}"
 
 

@@ -66,10 +66,10 @@ class HTCondorScheduler(Scheduler):
     """Commands (lower case; attributes as '+name') set from the plan, the profile's own keys or the engines."""
 
     # -- engines (schedulers/htcondor/engines.py) ------------------------------------------------
-    def parsl_provider(self, ctx: RunContext, label: str, tasks: list[Task], offline: bool = False, recording: bool = False) -> Any:
+    def parsl_provider(self, ctx: RunContext, label: str, tasks: list[Task], offline: bool = False) -> Any:
         from portaflow.schedulers.htcondor.engines import condor_provider
 
-        return condor_provider(ctx, label, tasks, offline=offline, recording=recording)
+        return condor_provider(ctx, label, tasks, offline=offline)
 
     def render_parsl_blocks(self, ctx: RunContext, groups: dict[str, list[Task]], out_dir: Path) -> list[Path]:
         from portaflow.schedulers.htcondor.engines import render_condor_blocks

@@ -100,10 +100,10 @@ class SlurmScheduler(Scheduler):
         return super().flag_name(text)
 
     # -- engines -----------------------------------------------------------------------------------
-    def parsl_provider(self, ctx: RunContext, label: str, tasks: list[Task], offline: bool = False, recording: bool = False) -> Any:
+    def parsl_provider(self, ctx: RunContext, label: str, tasks: list[Task], offline: bool = False) -> Any:
         from portaflow.schedulers.slurm.parsl import slurm_provider
 
-        return slurm_provider(ctx, label, tasks, recording=recording)
+        return slurm_provider(ctx, label, tasks)
 
     def render_parsl_blocks(self, ctx: RunContext, groups: dict[str, list[Task]], out_dir: Path) -> list[Path]:
         from portaflow.schedulers.slurm.parsl import render_blocks
