@@ -227,11 +227,18 @@ class SnakemakeEngine(Engine):
 
 
 def _done(ctx: RunContext, task: Task, finished: set[str]) -> bool:
-    """Whether a task has finished well: its marker, where jobs see the driver's filesystem; elsewhere Snakemake's
-    word that its rule finished and, on object-store sites, its fetch-back rule too (its outputs are back)."""
+    """Whether a task has finished well: Snakemake's word that its rule finished and, where jobs see the driver's
+    filesystem, its marker (the step's own shell got that far); on object-store sites, its fetch-back rule too
+    (its outputs are back).
+
+    Why Snakemake's word even with a marker: after a job succeeds, Snakemake touches its outputs (so they look
+    newer than their inputs) and only then reports it finished. A task recorded on the marker alone kept the
+    outputs' earlier mtime, so the next run found them "changed by hand" and ran the task again (CI, under load)."""
+    if task.id not in finished:
+        return False
     if ctx.scheduler.jobs_see_driver_filesystem():
         return ctx.marker_path(task).exists()
-    return task.id in finished and (not uses_object_store(ctx) or fetch_rule(task) in finished)
+    return not uses_object_store(ctx) or fetch_rule(task) in finished
 
 
 def _copy_lines(source: IO[str], to: IO[str]) -> None:
