@@ -11,7 +11,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from portaflow.engines.snakemake_engine import _done
+from portaflow.engines.snakemake_engine import finished_well
 
 
 class _SharedFilesystem:
@@ -34,4 +34,4 @@ def test_a_task_is_done_when_its_marker_exists_and_snakemake_reported_it(tmp_pat
     (tmp_path / "done").mkdir()
     if marker:
         (tmp_path / "done" / "step").touch()
-    assert _done(_ctx(tmp_path), task, {"step"} if reported else set()) is done
+    assert finished_well(_ctx(tmp_path), task, {"step"} if reported else set()) is done

@@ -199,7 +199,7 @@ class SnakemakeEngine(Engine):
         catch_up()
         outcomes = {}
         for task in ctx.tasks:
-            if _done(ctx, task, events.finished):
+            if finished_well(ctx, task, events.finished):
                 outcomes[task.id] = TaskOutcome(task.id, True, 0)
                 continue
             failure = events.failures.get(task.id)
@@ -221,12 +221,12 @@ class SnakemakeEngine(Engine):
 
     def _report_new(self, ctx: RunContext, by_id: dict[str, Task], reported: set[str], finished: set[str]) -> None:
         for task_id, task in by_id.items():
-            if task_id not in reported and _done(ctx, task, finished):
+            if task_id not in reported and finished_well(ctx, task, finished):
                 reported.add(task_id)
                 ctx.on_event("finished", task, TaskOutcome(task_id, True, 0))
 
 
-def _done(ctx: RunContext, task: Task, finished: set[str]) -> bool:
+def finished_well(ctx: RunContext, task: Task, finished: set[str]) -> bool:
     """Whether a task has finished well: Snakemake's word that its rule finished and, where jobs see the driver's
     filesystem, its marker (the step's own shell got that far); on object-store sites, its fetch-back rule too
     (its outputs are back).
