@@ -15,14 +15,18 @@ from typing import Any
 
 import numpy as np
 
+from portaflow.errors import InputError
+
 from .clean import cotton_schwab, find_sources
 from .geometry import ImageGeometry
 from .gridding import get_backend
 from .imaging import VisibilityImager, summarize_partitions
 from .msio import read_observation, write_ms, write_zarr
 from .observation import Observation
-from .products import fits_pixel, robust_rms, source_table, write_fits, write_json, write_png
+from .products import ImageInfo, fits_pixel, mjd_seconds_to_isot, robust_rms, source_table, write_fits, write_json, write_png
 from .simulate import SimulationConfig, simulate_observation
+from .sizing import image_geometry
+from .weighting import imaging_weights
 
 IMAGE_OUTPUTS = ("restored", "model", "residual", "dirty", "psf", "preview", "summary")
 
@@ -107,16 +111,23 @@ def to_zarr(inputs: Mapping[str, Any], outputs: Mapping[str, str], args: Mapping
 
 
 def _geometry(obs: Observation, args: Mapping[str, Any]) -> ImageGeometry:
-    hints = obs.meta.get("image", {})
-    npix = _arg(args, "npix", hints.get("npix"), int)
-    cell_arcsec = _arg(args, "cell_arcsec", hints.get("cell_arcsec"), float)
-    if cell_arcsec is None:  # ~3 pixels across the synthesised beam of the longest baseline
-        umax = float(np.abs(obs.uvw[:, :2]).max() * obs.freq.max() / 299_792_458.0)
-        cell_arcsec = math.degrees(1.0 / (3.0 * umax)) * 3600.0
-    if npix is None:
-        npix = 1024
-    return ImageGeometry(npix=npix, cell=math.radians(cell_arcsec / 3600.0),
-                         epsilon=_arg(args, "epsilon", 1e-5, float), do_wgridding=_arg(args, "wgridding", True, bool))
+    return image_geometry(obs, npix=_arg(args, "npix", None, int), cell_arcsec=_arg(args, "cell_arcsec", None, float),
+                          fov_deg=_arg(args, "fov_deg", None, float), epsilon=_arg(args, "epsilon", 1e-5, float),
+                          wgridding=_arg(args, "wgridding", True, bool))
+
+
+IMAGE_ARGS = ("npix", "cell_arcsec", "fov_deg", "epsilon", "wgridding", "device", "niter", "gain", "threshold",
+              "threshold_rel", "mgain", "max_major", "patch_half", "nparts", "chan_groups", "nthreads",
+              "min_source_flux", "field", "spw", "data_column", "weight_column", "weighting", "robust")
+
+
+def _selection(args: Mapping[str, Any]) -> dict[str, Any]:
+    """read_ms's selection keywords from step args (empty strings mean 'the default')."""
+    spw = args.get("spw")
+    return {"field": args.get("field") if args.get("field") not in ("", None) else None,
+            "spw": spw if spw not in ("", None) else None,
+            "data_column": str(args.get("data_column") or "DATA").upper(),
+            "weight_column": str(args.get("weight_column") or "auto")}
 
 
 def _sig(x: float, digits: int = 7) -> float:
@@ -133,20 +144,29 @@ def image(inputs: Mapping[str, Any], outputs: Mapping[str, str], args: Mapping[s
     unknown = set(outputs) - set(IMAGE_OUTPUTS)
     if not outputs or unknown:
         raise ValueError(f"image outputs must be a non-empty subset of {IMAGE_OUTPUTS} (unknown: {sorted(unknown)})")
+    unknown_args = set(args) - set(IMAGE_ARGS)
+    if unknown_args:
+        raise InputError(f"unknown image args: {sorted(unknown_args)} (known: {', '.join(IMAGE_ARGS)})")
+    weighting = str(args.get("weighting") or "natural")
+    robust = _arg(args, "robust", 0.0, float)
     device = str(args.get("device", "cpu"))
     if device not in {"cpu", "gpu"}:
         raise ValueError("device must be 'cpu' or 'gpu'")
     if client is None:
         get_backend(device)  # check the GPU before reading anything
     t0 = time.perf_counter()
-    obs = read_observation(_single_input(inputs, ("ms", "zarr", "vis")))
+    obs = read_observation(_single_input(inputs, ("ms", "zarr", "vis")), **_selection(args))
     geom = _geometry(obs, args)
+    weights = imaging_weights(obs.uvw, obs.freq, obs.imaging_weights(), geom, weighting, robust)
+    if not np.any(weights > 0):
+        raise InputError("every visibility of the selection has zero imaging weight; there is nothing to image")
     _log(f"read {obs.nvis} visibilities in {time.perf_counter() - t0:.2f} s; image {geom.npix}^2, "
-         f"cell {math.degrees(geom.cell) * 3600:.3f} arcsec, epsilon {geom.epsilon}, device {device}")
+         f"cell {math.degrees(geom.cell) * 3600:.3f} arcsec, epsilon {geom.epsilon}, device {device}, "
+         f"weighting {weighting}{f' (robust {robust:g})' if weighting == 'briggs' else ''}")
     chan_groups = _arg(args, "chan_groups", 0, int) or None
     nparts = _arg(args, "nparts", 0, int) or None
     imager = VisibilityImager(obs, geom, client=client, device=device, nthreads=_arg(args, "nthreads", None, int),
-                              nparts=nparts, chan_groups=chan_groups)
+                              nparts=nparts, chan_groups=chan_groups, weights=weights)
     try:
         if imager.partitions:
             _log(f"{len(imager.partitions)} partitions: {summarize_partitions(imager.partitions)}")
@@ -161,12 +181,34 @@ def image(inputs: Mapping[str, Any], outputs: Mapping[str, str], args: Mapping[s
              f"({result.stop_reason}) in {time.perf_counter() - t1:.2f} s")
     finally:
         imager.close()
-    _write_image_products(obs, geom, result, outputs, args, device, len(imager.partitions) or 1)
+    _write_image_products(obs, geom, result, outputs, args, device, len(imager.partitions) or 1,
+                          weights, {"weighting": weighting, **({"robust": robust} if weighting == "briggs" else {})})
+
+
+def _image_info(obs: Observation, geom: ImageGeometry, weights: np.ndarray, how: Mapping[str, Any],
+                result: Any) -> ImageInfo:
+    """FITS header facts: frequency (mean of the channels that carry weight), band, telescope, field, start time,
+    and how the image was made."""
+    chans = np.flatnonzero(np.any(weights > 0, axis=0))
+    freqs = obs.freq[chans] if chans.size else obs.freq
+    sel = obs.selection
+    history = [f"portaflow.cores.radio: {obs.nvis} visibilities, Stokes I",
+               f"selection: field {sel.get('field_id', 0)} ({obs.field_name}), SPW {sel.get('spw', [0])}, "
+               f"column {sel.get('data_column', 'DATA')}, weights {'/'.join(sel.get('weight_column', ['stored']))}",
+               f"weighting {how['weighting']}" + (f" robust {how['robust']:g}" if "robust" in how else ""),
+               f"gridder ducc0-compatible w-gridding {geom.do_wgridding}, epsilon {geom.epsilon:g}",
+               f"CLEAN Cotton-Schwab {result.iterations} iterations, {result.major_cycles} major cycles"]
+    return ImageInfo(freq_hz=float(np.mean(freqs)), bandwidth_hz=float(np.ptp(freqs)) or None,
+                     telescope=obs.telescope, object_name=obs.field_name,
+                     date_obs=mjd_seconds_to_isot(float(obs.time.min())) if obs.time.size else "",
+                     history=tuple(history))
 
 
 def _write_image_products(obs: Observation, geom: ImageGeometry, result: Any, outputs: Mapping[str, str],
-                          args: Mapping[str, Any], device: str, nparts: int) -> None:
-    freq = float(np.mean(obs.freq))
+                          args: Mapping[str, Any], device: str, nparts: int, weights: np.ndarray,
+                          how: Mapping[str, Any]) -> None:
+    info = _image_info(obs, geom, weights, how, result)
+    freq = float(info.freq_hz or np.mean(obs.freq))
     rms = robust_rms(result.residual)
     min_flux = max(_arg(args, "min_source_flux", 0.0, float), 5.0 * rms)
     found = find_sources(result.model, result.beam, min_flux)
@@ -176,7 +218,7 @@ def _write_image_products(obs: Observation, geom: ImageGeometry, result: Any, ou
               "psf": (result.psf, "")}
     for name, (img, unit) in images.items():
         if name in outputs:
-            write_fits(outputs[name], img, geom.cell, obs.phase_centre, unit, beam=result.beam, freq_hz=freq)
+            write_fits(outputs[name], img, geom.cell, obs.phase_centre, unit, beam=result.beam, info=info)
     if "preview" in outputs:
         write_png(outputs["preview"], result.restored, geom.cell, obs.phase_centre,
                   title=f"restored image ({result.iterations} CLEAN iterations)", sources=sources)
@@ -188,7 +230,9 @@ def _write_image_products(obs: Observation, geom: ImageGeometry, result: Any, ou
             "image": {"npix": geom.npix, "cell_arcsec": _sig(math.degrees(geom.cell) * 3600),
                       "epsilon": geom.epsilon, "wgridding": geom.do_wgridding, "device": device,
                       "phase_centre_deg": [_sig(math.degrees(x), 12) for x in obs.phase_centre],
-                      "freq_mean_hz": _sig(freq, 12), "nvis": obs.nvis, "partitions": nparts},
+                      "freq_mean_hz": _sig(freq, 12), "nvis": obs.nvis, "partitions": nparts, **how,
+                      "nvis_weighted": int(np.count_nonzero(weights))},
+            "selection": obs.selection,
             "peak_jy_per_beam": _sig(result.restored.max()),
             "peak_pixel": {"x": px, "y": py},
             "rms_jy_per_beam": _sig(rms, 4),
