@@ -171,16 +171,17 @@ def read_ms(path: str, row_chunks: int = 100_000, use_daskms: bool = True, field
         in_field = field_col == field_id
         spw_ids = _select_spws(path, spw, sorted({dd_spw[d] for d in np.unique(ddid_col[in_field])}), field_id)
         groups = [int(d) for d in np.unique(ddid_col[in_field]) if dd_spw[int(d)] in spw_ids]
-        reads = []
+        plans = []
         for ddid in groups:
             with t.query(f"FIELD_ID=={field_id} AND DATA_DESC_ID=={ddid}") as sub:
                 weights_from = _weight_source(path, weight_column, present, sub)
                 columns = ["UVW", data_column, "FLAG", "FLAG_ROW", "ANTENNA1", "ANTENNA2", "TIME"]
                 columns += [c for c in (weights_from,) if c != "unit" and c not in columns]
-                cols = None if use_daskms else {c: sub.getcol(c) for c in columns}
-            if cols is None:
-                cols = _read_main_daskms(path, columns, row_chunks, field_id, ddid)
-            reads.append((ddid, weights_from, cols))
+                plans.append((ddid, weights_from, columns, None if use_daskms else {c: sub.getcol(c) for c in columns}))
+    # dask-ms opens the table its own way (user locking): only after python-casacore has closed it
+    reads = [(ddid, weights_from, cols if cols is not None else
+              _read_main_daskms(path, columns, row_chunks, field_id, ddid))
+             for ddid, weights_from, columns, cols in plans]
     freqs: dict[int, np.ndarray] = {}
     with table(f"{path}::SPECTRAL_WINDOW", ack=False) as t:
         for s in spw_ids:

@@ -27,7 +27,7 @@ def image_wcs(npix: int, cell: float, phase_centre: tuple[float, float]) -> Any:
     w = WCS(naxis=2)
     w.wcs.ctype = ["RA---SIN", "DEC--SIN"]
     w.wcs.cunit = ["deg", "deg"]
-    w.wcs.crval = [math.degrees(phase_centre[0]), math.degrees(phase_centre[1])]
+    w.wcs.crval = [math.degrees(phase_centre[0]) % 360.0, math.degrees(phase_centre[1])]
     w.wcs.crpix = [npix / 2, npix / 2 + 1]
     w.wcs.cdelt = [-math.degrees(cell), math.degrees(cell)]
     w.wcs.radesys = "ICRS"
@@ -79,7 +79,7 @@ def fits_wcs(npix: int, cell: float, phase_centre: tuple[float, float], freq_hz:
     w = WCS(naxis=4)
     w.wcs.ctype = ["RA---SIN", "DEC--SIN", "FREQ", "STOKES"]
     w.wcs.cunit = ["deg", "deg", "Hz", ""]
-    w.wcs.crval = [math.degrees(phase_centre[0]), math.degrees(phase_centre[1]), float(freq_hz), 1.0]
+    w.wcs.crval = [math.degrees(phase_centre[0]) % 360.0, math.degrees(phase_centre[1]), float(freq_hz), 1.0]
     w.wcs.crpix = [npix / 2, npix / 2 + 1, 1.0, 1.0]
     w.wcs.cdelt = [-math.degrees(cell), math.degrees(cell), float(bandwidth_hz or 1.0), 1.0]
     w.wcs.radesys = "ICRS"
@@ -101,6 +101,7 @@ def write_fits(path: str, img: np.ndarray, cell: float, phase_centre: tuple[floa
     freq = info.freq_hz if info.freq_hz is not None else freq_hz
     npix = img.shape[0]
     header = fits_wcs(npix, cell, phase_centre, float(freq or 0.0), info.bandwidth_hz).to_header()
+    header["EQUINOX"] = 2000.0  # astropy leaves it out for ICRS; CASA and WSClean readers expect it
     header["BUNIT"] = bunit
     header["BTYPE"] = "Intensity"
     if beam is not None:

@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 
 MAX_DEFAULT_NPIX = 4096
 FALLBACK_NPIX = 1024  # no dish diameter known: the former fixed default, still capped at the horizon
-HORIZON_FOV = 2.0 * math.asin(1.0 / math.sqrt(2.0))  # radians: the square whose corners touch l^2 + m^2 = 1
+HORIZON_FOV = math.sqrt(2.0)  # in l (the cell is a step in l): the square whose corners touch l^2 + m^2 = 1
 
 
 def _even(n: float) -> int:
@@ -37,6 +37,7 @@ def image_geometry(obs: Observation, npix: int | None = None, cell_arcsec: float
                    fov_deg: float | None = None, epsilon: float = 1e-5, wgridding: bool = True) -> ImageGeometry:
     """The image grid for ``obs``: given values win; missing ones are derived as the module docstring says."""
     hints = obs.meta.get("image", {})
+    given = {"cell_arcsec"} if cell_arcsec is not None else set()
     used = obs.imaging_weights() > 0
     if not used.any():
         raise InputError("every visibility of the selection is flagged or has zero weight; there is nothing to image")
@@ -50,7 +51,11 @@ def image_geometry(obs: Observation, npix: int | None = None, cell_arcsec: float
         cell_arcsec = math.degrees(1.0 / (3.0 * umax)) * 3600.0
     cell = math.radians(float(cell_arcsec) / 3600.0)
     if npix is None and fov_deg:
-        npix = _even(math.radians(float(fov_deg)) / cell)
+        fov = math.radians(float(fov_deg))
+        if fov / cell < 32 and "cell_arcsec" not in given:  # ducc0's smallest image: finer pixels, same field
+            cell = fov / 32
+            cell_arcsec = math.degrees(cell) * 3600.0
+        npix = _even(fov / cell)
     if npix is None:
         npix = hints.get("npix")
     if npix is None:
@@ -63,7 +68,11 @@ def image_geometry(obs: Observation, npix: int | None = None, cell_arcsec: float
             why = "no dish diameter in the data; the fallback size"
         if fov > HORIZON_FOV:
             fov, why = HORIZON_FOV, why + ", capped at the horizon"
-        npix = min(MAX_DEFAULT_NPIX, _even(fov / cell))
+            npix = max(32, int(fov / cell / 2.0) * 2)  # round down: stay inside the horizon
+        else:
+            npix = _even(fov / cell)
+        if npix > MAX_DEFAULT_NPIX:
+            npix, why = MAX_DEFAULT_NPIX, why + f", capped at {MAX_DEFAULT_NPIX} pixels"
         log.info("image size %d x %.3g arcsec = %.3g deg (%s)", npix, float(cell_arcsec), math.degrees(npix * cell), why)
     npix = int(npix)
     half = npix / 2 * cell
