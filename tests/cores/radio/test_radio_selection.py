@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from astropy.io import fits
 from astropy.wcs import WCS
-from test_radio_real_ms import MWA, OVRO_LWA, PYUVDATA, VLA
+from test_radio_real_ms import MWA, OVRO_LWA, VLA
 
 from portaflow.cores.radio import steps
 from portaflow.cores.radio.geometry import ImageGeometry
@@ -26,7 +26,7 @@ from portaflow.cores.radio.products import write_json
 from portaflow.cores.radio.weighting import imaging_weights, uv_cells
 from portaflow.errors import InputError
 
-from testdata import wheel_data
+from testdata import PYUVDATA, wheel_data
 
 ALMA_TAR = "X5707_1spw_1scan_10chan_1time_1bl_noatm.ms.tar.gz"
 ALMA = "X5707_1spw_1scan_10chan_1time_1bl_noatm.ms"
@@ -414,3 +414,32 @@ def test_unknown_image_arg_and_strict_json(tmp_path):
         steps.image({"ms": str(tmp_path)}, {"dirty": str(tmp_path / "d.fits")}, {"robustness": 0})
     write_json(str(tmp_path / "s.json"), {"rms": float("nan"), "peak": [1.0, float("inf")]})
     assert json.loads((tmp_path / "s.json").read_text()) == {"rms": None, "peak": [1.0, None]}
+
+
+# ---- spectral cube ----
+
+def test_dirty_cube_planes_equal_ducc0_per_channel_group(data_dir, tmp_path, dask_client):
+    """channels_out 4 on the VLA's 64 channels, on a 2-worker Dask cluster: each plane equals ducc0 on its 16
+    channels (its own weights), the FREQ axis gives each plane's centre; a channels_out that does not divide
+    the channels is refused."""
+    from casacore.tables import table
+
+    path = str(data_dir / VLA)
+    with table(f"{path}::SPECTRAL_WINDOW", ack=False) as t:
+        freq = t.getcell("CHAN_FREQ", 0)
+    uvw, vis, w = _columns(path)
+    out = {"cube": str(tmp_path / "cube.fits"), "summary": str(tmp_path / "s.json")}
+    steps.image({"ms": path}, out, {"npix": NPIX, "cell_arcsec": CELL_ARCSEC, "niter": 0, "epsilon": 1e-7,
+                                    "channels_out": 4}, client=dask_client)
+    with fits.open(out["cube"]) as hdul:
+        cube, header = np.asarray(hdul[0].data, dtype=np.float64), hdul[0].header
+    assert cube.shape == (1, 4, NPIX, NPIX)
+    wcs = WCS(header)
+    for k in range(4):
+        chans = slice(16 * k, 16 * (k + 1))
+        ref, sumw = _ducc0_dirty(uvw, freq[chans], vis[:, chans], w[:, chans])
+        _close(_lm(cube[0, k]), ref / sumw)
+        world = wcs.pixel_to_world_values(0, 0, k, 0)
+        assert world[2] == pytest.approx(np.mean(freq[chans]), rel=1e-9)
+    with pytest.raises(InputError, match="channels_out 5 must divide the 64 selected channels"):
+        steps.image({"ms": path}, out, {"npix": NPIX, "cell_arcsec": CELL_ARCSEC, "niter": 0, "channels_out": 5})

@@ -10,6 +10,7 @@ metadata, sorted JSON keys.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from dataclasses import dataclass
@@ -125,6 +126,23 @@ def write_fits(path: str, img: np.ndarray, cell: float, phase_centre: tuple[floa
     data = to_fits_array(img).astype(np.float32)[None, None, :, :]
     hdu = fits.PrimaryHDU(data=data, header=header)
     hdu.writeto(path, overwrite=True, output_verify="exception")
+
+
+def write_cube(path: str, planes: np.ndarray, cell: float, phase_centre: tuple[float, float], bunit: str,
+               freqs: np.ndarray, beam: Beam | None = None, info: ImageInfo | None = None) -> None:
+    """A spectral cube (nfreq, N, N) as one FITS file of shape (1, nfreq, N, N): the header of :func:`write_fits`
+    with the FREQ axis at the first plane's frequency, CDELT3 the (even) spacing of the planes."""
+    from astropy.io import fits
+
+    freqs = np.asarray(freqs, dtype=np.float64)
+    step = float(freqs[1] - freqs[0]) if freqs.size > 1 else float((info and info.bandwidth_hz) or 1.0)
+    single = dataclasses.replace(info or ImageInfo(), freq_hz=float(freqs[0]), bandwidth_hz=step)
+    write_fits(path, planes[0], cell, phase_centre, bunit, beam=beam, info=single)
+    data = np.stack([to_fits_array(p) for p in planes]).astype(np.float32)[None]
+    with fits.open(path, mode="update") as hdul:
+        hdul[0].data = data
+        hdul[0].header["OBSFREQ"] = (float(np.mean(freqs)), "[Hz] mean frequency of the planes")
+        hdul.flush(output_verify="exception")
 
 
 def write_png(path: str, img: np.ndarray, cell: float, phase_centre: tuple[float, float], title: str,

@@ -7,6 +7,7 @@ only translate args into the library calls; all arguments are documented in docs
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import time
@@ -23,12 +24,12 @@ from .gridding import get_backend
 from .imaging import VisibilityImager, summarize_partitions
 from .msio import read_observation, write_ms, write_zarr
 from .observation import Observation
-from .products import ImageInfo, fits_pixel, mjd_seconds_to_isot, robust_rms, source_table, write_fits, write_json, write_png
+from .products import ImageInfo, fits_pixel, mjd_seconds_to_isot, robust_rms, source_table, write_cube, write_fits, write_json, write_png
 from .simulate import SimulationConfig, simulate_observation
 from .sizing import image_geometry
 from .weighting import imaging_weights
 
-IMAGE_OUTPUTS = ("restored", "model", "residual", "dirty", "psf", "preview", "summary")
+IMAGE_OUTPUTS = ("restored", "model", "residual", "dirty", "psf", "cube", "preview", "summary")
 
 
 def _log(msg: str) -> None:
@@ -111,14 +112,17 @@ def to_zarr(inputs: Mapping[str, Any], outputs: Mapping[str, str], args: Mapping
 
 
 def _geometry(obs: Observation, args: Mapping[str, Any]) -> ImageGeometry:
-    return image_geometry(obs, npix=_arg(args, "npix", None, int), cell_arcsec=_arg(args, "cell_arcsec", None, float),
-                          fov_deg=_arg(args, "fov_deg", None, float), epsilon=_arg(args, "epsilon", 1e-5, float),
+    """The image grid from step args; a missing value, or 0 (how a workflow parameter says "derive it"), is derived."""
+    return image_geometry(obs, npix=_arg(args, "npix", None, int) or None,
+                          cell_arcsec=_arg(args, "cell_arcsec", None, float) or None,
+                          fov_deg=_arg(args, "fov_deg", None, float) or None, epsilon=_arg(args, "epsilon", 1e-5, float),
                           wgridding=_arg(args, "wgridding", True, bool))
 
 
 IMAGE_ARGS = ("npix", "cell_arcsec", "fov_deg", "epsilon", "wgridding", "device", "niter", "gain", "threshold",
               "threshold_rel", "mgain", "max_major", "patch_half", "nparts", "chan_groups", "nthreads",
-              "min_source_flux", "field", "spw", "data_column", "weight_column", "weighting", "robust")
+              "min_source_flux", "field", "spw", "data_column", "weight_column", "weighting", "robust",
+              "channels_out")
 
 
 def _selection(args: Mapping[str, Any]) -> dict[str, Any]:
@@ -139,7 +143,8 @@ def image(inputs: Mapping[str, Any], outputs: Mapping[str, str], args: Mapping[s
     """Image an MS or zarr store: partition -> grid on Dask -> Cotton-Schwab CLEAN -> FITS/PNG/JSON.
 
     Outputs (any subset, at least one): ``restored``, ``model``, ``residual``, ``dirty``, ``psf`` (FITS),
-    ``preview`` (PNG of the restored image), ``summary`` (JSON).  ``client`` is a distributed.Client; without
+    ``cube`` (FITS: dirty images of ``channels_out`` channel groups), ``preview`` (PNG of the restored image),
+    ``summary`` (JSON).  ``client`` is a distributed.Client; without
     one the imaging runs in this process (one gridder call per image)."""
     unknown = set(outputs) - set(IMAGE_OUTPUTS)
     if not outputs or unknown:
@@ -181,8 +186,48 @@ def image(inputs: Mapping[str, Any], outputs: Mapping[str, str], args: Mapping[s
              f"({result.stop_reason}) in {time.perf_counter() - t1:.2f} s")
     finally:
         imager.close()
+    how = {"weighting": weighting, **({"robust": robust} if weighting == "briggs" else {})}
+    if "cube" in outputs:
+        nout = _arg(args, "channels_out", 0, int) or obs.nchan
+        freqs, planes = dirty_cube(obs, geom, weights, nout, client=client, device=device,
+                                   nthreads=_arg(args, "nthreads", None, int), nparts=nparts)
+        info = _image_info(obs, geom, weights, how, result)
+        write_cube(outputs["cube"], planes, geom.cell, obs.phase_centre, "JY/BEAM", freqs, beam=result.beam,
+                   info=dataclasses.replace(info, history=(*info.history, f"dirty cube, {nout} channel groups")))
     _write_image_products(obs, geom, result, outputs, args, device, len(imager.partitions) or 1,
-                          weights, {"weighting": weighting, **({"robust": robust} if weighting == "briggs" else {})})
+                          weights, how)
+
+
+def dirty_cube(obs: Observation, geom: ImageGeometry, weights: np.ndarray, nout: int, client: Any = None,
+               device: str = "cpu", nthreads: int | None = None, nparts: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """A spectral cube of dirty images (``channels_out`` in WSClean's terms): the channels, in frequency order,
+    cut into ``nout`` equal groups, each imaged on its own (on Dask when a client is given) and normalised by its
+    own weights. Returns (group centre frequencies, planes (nout, npix, npix)); a group with no weight is NaN.
+    The groups must have evenly spaced centres (a linear FITS frequency axis): else an InputError."""
+    if not 1 <= nout <= obs.nchan or obs.nchan % nout:
+        raise InputError(f"channels_out {nout} must divide the {obs.nchan} selected channels (equal groups make the "
+                         "cube's linear frequency axis)")
+    order = np.argsort(obs.freq, kind="stable")
+    groups = np.split(order, nout)
+    centres = np.array([float(np.mean(obs.freq[g])) for g in groups])
+    if nout > 2 and not np.allclose(np.diff(centres), centres[1] - centres[0], rtol=1e-6, atol=0):
+        raise InputError(f"the {nout} channel groups' centres are not evenly spaced ({', '.join(f'{c:.6g}' for c in centres)} Hz): "
+                         "a FITS cube's frequency axis is linear; image the SPWs one at a time or choose another channels_out")
+    planes = np.full((nout, geom.npix, geom.npix), np.nan)
+    for k, chans in enumerate(groups):
+        w = weights[:, chans]
+        if not np.any(w > 0):
+            _log(f"cube plane {k} ({centres[k]:.6g} Hz): no unflagged data, written as NaN")
+            continue
+        sub = dataclasses.replace(obs, freq=obs.freq[chans], vis=obs.vis[:, chans], weight=obs.weight[:, chans],
+                                  flag=obs.flag[:, chans])
+        imager = VisibilityImager(sub, geom, client=client, device=device, nthreads=nthreads, nparts=nparts,
+                                  weights=w)
+        try:
+            planes[k] = imager.dirty()
+        finally:
+            imager.close()
+    return centres, planes
 
 
 def _image_info(obs: Observation, geom: ImageGeometry, weights: np.ndarray, how: Mapping[str, Any],
