@@ -106,8 +106,9 @@ def simulate(inputs: Mapping[str, Any], outputs: Mapping[str, str], args: Mappin
 
 
 def to_zarr(inputs: Mapping[str, Any], outputs: Mapping[str, str], args: Mapping[str, Any]) -> None:
-    """Convert an MS (``inputs['ms']``) to a zarr store (``outputs['zarr']``)."""
-    obs = read_observation(_single_input(inputs, ("ms", "vis")))
+    """Convert an MS (``inputs['ms']``) to a zarr store (``outputs['zarr']``): the selection that the args
+    ``field``, ``spw``, ``data_column`` and ``weight_column`` name (as for :func:`image`)."""
+    obs = read_observation(_single_input(inputs, ("ms", "vis")), **_selection(args))
     write_zarr(obs, outputs["zarr"], row_chunks=_arg(args, "row_chunks", 65_536, int))
 
 
@@ -191,7 +192,7 @@ def image(inputs: Mapping[str, Any], outputs: Mapping[str, str], args: Mapping[s
         nout = _arg(args, "channels_out", 0, int) or obs.nchan
         freqs, planes = dirty_cube(obs, geom, weights, nout, client=client, device=device,
                                    nthreads=_arg(args, "nthreads", None, int), nparts=nparts)
-        info = _image_info(obs, geom, weights, how, result)
+        info = _image_info(obs, geom, weights, {**how, "device": device}, result)
         write_cube(outputs["cube"], planes, geom.cell, obs.phase_centre, "JY/BEAM", freqs, beam=result.beam,
                    info=dataclasses.replace(info, history=(*info.history, f"dirty cube, {nout} channel groups")))
     _write_image_products(obs, geom, result, outputs, args, device, len(imager.partitions) or 1,
@@ -241,7 +242,8 @@ def _image_info(obs: Observation, geom: ImageGeometry, weights: np.ndarray, how:
                f"selection: field {sel.get('field_id', 0)} ({obs.field_name}), SPW {sel.get('spw', [0])}, "
                f"column {sel.get('data_column', 'DATA')}, weights {'/'.join(sel.get('weight_column', ['stored']))}",
                f"weighting {how['weighting']}" + (f" robust {how['robust']:g}" if "robust" in how else ""),
-               f"gridder ducc0-compatible w-gridding {geom.do_wgridding}, epsilon {geom.epsilon:g}",
+               f"gridder {'ducc0 wgridder' if how.get('device', 'cpu') == 'cpu' else 'ES w-gridder on CuPy'}, "
+               f"w-gridding {geom.do_wgridding}, epsilon {geom.epsilon:g}",
                f"CLEAN Cotton-Schwab {result.iterations} iterations, {result.major_cycles} major cycles"]
     return ImageInfo(freq_hz=float(np.mean(freqs)), bandwidth_hz=float(np.ptp(freqs)) or None,
                      telescope=obs.telescope, object_name=obs.field_name,
@@ -252,7 +254,7 @@ def _image_info(obs: Observation, geom: ImageGeometry, weights: np.ndarray, how:
 def _write_image_products(obs: Observation, geom: ImageGeometry, result: Any, outputs: Mapping[str, str],
                           args: Mapping[str, Any], device: str, nparts: int, weights: np.ndarray,
                           how: Mapping[str, Any]) -> None:
-    info = _image_info(obs, geom, weights, how, result)
+    info = _image_info(obs, geom, weights, {**how, "device": device}, result)
     freq = float(info.freq_hz or np.mean(obs.freq))
     rms = robust_rms(result.residual)
     min_flux = max(_arg(args, "min_source_flux", 0.0, float), 5.0 * rms)
