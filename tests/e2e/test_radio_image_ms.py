@@ -21,7 +21,7 @@ from testlib import WORKFLOWS, run_portaflow
 
 IMAGE_MS = WORKFLOWS / "radio" / "image-ms.yaml"
 FORNAX_A = SkyCoord("03h22m41.7s", "-37d12m30s", frame="icrs")  # NGC 1316 (NED)
-PARAMS = {"npix": 256, "cell_arcsec": 90.0, "niter": 200, "weighting": "briggs", "robust": 0.0}
+PARAMS = {"npix": 128, "cell_arcsec": 180.0, "niter": 100, "weighting": "briggs", "robust": 0.0}
 
 pytestmark = pytest.mark.xdist_group("pyuvdata_wheel")
 
