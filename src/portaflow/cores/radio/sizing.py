@@ -73,7 +73,8 @@ def image_geometry(obs: Observation, npix: int | None = None, cell_arcsec: float
             npix = _even(fov / cell)
         if npix > MAX_DEFAULT_NPIX:
             npix, why = MAX_DEFAULT_NPIX, why + f", capped at {MAX_DEFAULT_NPIX} pixels"
-        log.info("image size %d x %.3g arcsec = %.3g deg (%s)", npix, float(cell_arcsec), math.degrees(npix * cell), why)
+        level = logging.WARNING if "capped" in why else logging.INFO  # smaller than the primary beam: say so loudly
+        log.log(level, "image size %d x %.3g arcsec = %.3g deg (%s)", npix, float(cell_arcsec), math.degrees(npix * cell), why)
     npix = int(npix)
     half = npix / 2 * cell
     if half >= 1.0:
