@@ -35,6 +35,11 @@ class Wheel:
     sha256: str
 
 
+PYUVDATA = Wheel("pyuvdata", "3.1.3", "pyuvdata-3.1.3-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl",
+                 "4b3b10ff1ae26e10cc66e29b360ba389058c21ce84372e8ababf8f2b12ab892e")
+"""Real Measurement Sets (VLA, MWA, OVRO-LWA, ALMA, PAPER) under pyuvdata/data/ (the radio core's tests)."""
+
+
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:

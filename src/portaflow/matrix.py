@@ -159,8 +159,13 @@ def _decide(cell: Cell, wf_path: Path, loaded_wf: Any, site_name: str, params: d
         return None
     needs_gpu = any(t.resources.gpus or (t.dask and t.dask.gpu_workers) for t in plan.tasks)
     why_not_here = _not_runnable_here(loaded_site, plan)
+    # a workflow of the user's own data (radio/image-ms: an MS path as a parameter) has nothing to read here
+    absent = [p for p in plan.external_inputs if not (cell_dir / "work" / p).exists()]
     if why_not_here:
         _render_cell(cell, plan, loaded_site, cell_dir, why_not_here)
+    elif absent:
+        cell.status, cell.reason = UNSUPPORTED, (f"reads {absent[0]}, which no step produces and which is not here "
+                                                 "(a workflow of your own data: give its path with --param)")
     elif needs_gpu and gpu_problem:
         cell.status, cell.reason = SKIPPED, f"{GPU_SKIP}: {gpu_problem}"
     elif (missing := container_problems(plan, loaded_site.site)):

@@ -81,12 +81,16 @@ def test_fits_wcs_maps_source_pixels_to_simulated_radec(clean_obs, true_model, t
                beam=Beam(6.0, 4.0, 20.0), freq_hz=1.1e9)
     with fits.open(path) as hdul:
         header, data = hdul[0].header, hdul[0].data
-    assert header["CTYPE1"] == "RA---SIN" and header["CTYPE2"] == "DEC--SIN"
+    # 4 axes as CASA and WSClean write them: RA, Dec, frequency, Stokes (I)
+    assert data.shape == (1, 1, geom.npix, geom.npix)
+    assert [header[f"CTYPE{k}"] for k in range(1, 5)] == ["RA---SIN", "DEC--SIN", "FREQ", "STOKES"]
+    assert header["CRVAL3"] == pytest.approx(1.1e9) and header["CRVAL4"] == 1.0
     assert header["CDELT1"] < 0 < header["CDELT2"]
+    data = data[0, 0]
     assert header["BMAJ"] == pytest.approx(6.0 * math.degrees(geom.cell))
     assert header["BMIN"] == pytest.approx(4.0 * math.degrees(geom.cell))
     assert header["BPA"] == pytest.approx(20.0)
-    wcs = WCS(header)
+    wcs = WCS(header).celestial
     sky = obs.meta["sky"]
     ys, xs = np.nonzero(data)
     assert len(xs) == len(sky["flux"])

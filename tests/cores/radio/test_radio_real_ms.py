@@ -20,10 +20,8 @@ from portaflow.cores.radio import steps
 from portaflow.cores.radio.msio import read_ms, write_ms
 from portaflow.cores.radio.observation import Observation
 
-from testdata import Wheel, wheel_data
+from testdata import PYUVDATA, wheel_data
 
-PYUVDATA = Wheel("pyuvdata", "3.1.3", "pyuvdata-3.1.3-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl",
-                 "4b3b10ff1ae26e10cc66e29b360ba389058c21ce84372e8ababf8f2b12ab892e")
 MWA = "1102865728_small.ms"
 VLA = "day2_TDEM0003_10s_norx_1src_1spw.ms"
 OVRO_LWA = "2018-03-21-01_26_33_0004384620257280_000000_downselected.ms"

@@ -147,10 +147,12 @@ def plan_partitions(uvw: np.ndarray, freq: np.ndarray, geom: ImageGeometry, npar
     return best
 
 
-def make_chunk(obs: Observation, part: Partition) -> VisChunk:
-    """Copy one partition's arrays out of the observation (weights dropped when all are one)."""
+def make_chunk(obs: Observation, part: Partition, weights: np.ndarray | None = None) -> VisChunk:
+    """Copy one partition's arrays out of the observation (weights dropped when all are one).
+
+    ``weights``: the imaging weights of the whole observation (default: natural, flags applied)."""
     sl = slice(part.chan_start, part.chan_stop)
-    wgt = obs.imaging_weights()[part.rows, sl]
+    wgt = (obs.imaging_weights() if weights is None else weights)[part.rows, sl]
     return VisChunk(uvw=obs.uvw[part.rows], freq=obs.freq[sl].copy(), vis=obs.vis[part.rows, sl],
                     wgt=None if np.all(wgt == 1.0) else wgt)
 
@@ -202,13 +204,16 @@ class VisibilityImager:
     single-process reference); with a client the partitions are scattered once, each to its own
     worker, and every dirty/PSF/residual image is a set of per-partition tasks plus a tree sum.
     ``partitions`` overrides the w/channel plan (the benchmark uses it for a row-chunk baseline).
+    ``weights`` are the imaging weights (:mod:`.weighting`; default natural, flags applied).
     """
 
     def __init__(self, obs: Observation, geom: ImageGeometry, client: Any | None = None, device: str = "cpu",
                  nthreads: int | None = None, nparts: int | None = None, chan_groups: int | None = None,
-                 partitions: list[Partition] | None = None) -> None:
+                 partitions: list[Partition] | None = None, weights: np.ndarray | None = None) -> None:
         self.geom, self.client, self.device = geom, client, device
-        weights = obs.imaging_weights()
+        weights = obs.imaging_weights() if weights is None else np.asarray(weights, dtype=np.float64)
+        if weights.shape != obs.vis.shape:
+            raise ValueError(f"weights have shape {weights.shape}, the visibilities {obs.vis.shape}")
         self.sumwt = float(weights.sum())
         if self.sumwt <= 0:
             raise ValueError("all visibilities are flagged or have zero weight")
@@ -231,7 +236,7 @@ class VisibilityImager:
         for part in sorted(self.partitions, key=lambda p: -p.cost):
             target = min(loads, key=lambda w: (loads[w], w))
             loads[target] += part.cost
-            fut = client.scatter(make_chunk(obs, part), workers=[target], direct=False)
+            fut = client.scatter(make_chunk(obs, part, weights), workers=[target], direct=False)
             self._chunks.append(fut)
             self._workers.append(target)
 
@@ -264,7 +269,7 @@ class VisibilityImager:
         return self.client.gather(futures[0]) / self.sumwt
 
     def dirty(self) -> np.ndarray:
-        """Dirty image in Jy/beam (natural weighting, normalised by the sum of weights)."""
+        """Dirty image in Jy/beam (normalised by the sum of the imaging weights)."""
         return self._image("dirty")
 
     def psf(self) -> np.ndarray:

@@ -85,7 +85,7 @@ def write_ms(obs: Observation, path: str, overwrite: bool = True) -> None:
         t.putcol("POSITION", obs.antenna_positions)
         t.putcol("NAME", [f"m{k:03d}" for k in range(nant)])
         t.putcol("STATION", [f"m{k:03d}" for k in range(nant)])
-        t.putcol("DISH_DIAMETER", np.full(nant, 13.5))
+        t.putcol("DISH_DIAMETER", np.full(nant, obs.dish_diameter_m or 13.5))
         t.putcol("TYPE", ["GROUND-BASED"] * nant)
         t.putcol("MOUNT", ["ALT-AZ"] * nant)
     width = float(obs.freq[1] - obs.freq[0]) if nchan > 1 else 1e6
@@ -114,60 +114,205 @@ def write_ms(obs: Observation, path: str, overwrite: bool = True) -> None:
         t.addrows(1)
         for col in ("PHASE_DIR", "DELAY_DIR", "REFERENCE_DIR"):
             t.putcell(col, 0, direction)
-        t.putcell("NAME", 0, "SIM")
+        t.putcell("NAME", 0, obs.field_name or "SIM")
         t.putcell("NUM_POLY", 0, 0)
+    with sub("OBSERVATION") as t:
+        t.addrows(1)
+        t.putcell("TELESCOPE_NAME", 0, obs.telescope or "portaflow-sim")
 
 
-def read_ms(path: str, row_chunks: int = 100_000, use_daskms: bool = True) -> Observation:
-    """Read a Measurement Set written by :func:`write_ms` (or any single-SPW, single-field MS).
+DATA_COLUMNS = ("DATA", "CORRECTED_DATA", "MODEL_DATA")
+WEIGHT_COLUMNS = ("auto", "WEIGHT_SPECTRUM", "WEIGHT", "SIGMA_SPECTRUM", "SIGMA", "unit")
 
-    Main-table columns are read with dask-ms in row chunks (Dask arrays, computed here) when
-    ``use_daskms`` is set, else with python-casacore directly.  Stokes I is formed from the correlations
-    the POLARIZATION table names (:mod:`.stokes`); an MS that cannot give Stokes I raises InputError.
-    The spectral window and polarisation setup are those of the data's DATA_DESCRIPTION row;
-    autocorrelation rows are dropped (and counted in the log)."""
+
+def read_ms(path: str, row_chunks: int = 100_000, use_daskms: bool = True, field: int | str | None = None,
+            spw: int | str | list[int] | None = None, data_column: str = "DATA",
+            weight_column: str = "auto") -> Observation:
+    """Read the selected field, spectral windows and data column of a Measurement Set.
+
+    Why a selection: a real MS may hold several fields (calibrators and targets) and several spectral
+    windows; imaging them together silently mixes sources and puts the image at the wrong phase centre.
+    ``field`` (FIELD row id or NAME) defaults to the only field the data hold (an InputError lists them
+    when there are several); ``spw`` (an id, a list, or "0,2") defaults to every SPW of that field's data;
+    ``data_column`` is DATA, CORRECTED_DATA or MODEL_DATA.  Anything asked for that the MS lacks is an
+    InputError naming what it has.  Several SPWs become one channel axis (each SPW's channels in turn;
+    a row of one SPW is flagged, weight 0, in the others' channels, which the gridders skip).
+
+    Flags: FLAG or FLAG_ROW.  Weights (``weight_column``): ``auto`` takes WEIGHT_SPECTRUM where the MS
+    defines it, else WEIGHT (as CASA tclean and WSClean do); SIGMA/SIGMA_SPECTRUM give 1/sigma^2; ``unit``
+    gives every sample weight 1.  Stokes I is formed from the correlations the POLARIZATION table names
+    (:mod:`.stokes`); autocorrelation rows are dropped (and counted in the log).  Main-table columns are read
+    with dask-ms in row chunks when ``use_daskms`` is set, else with python-casacore directly; both read
+    exactly the selected rows."""
     from casacore.tables import table
 
     if not os.path.isdir(path):
         raise FileNotFoundError(f"no Measurement Set at {path}")
-    columns = ["UVW", "DATA", "FLAG", "WEIGHT_SPECTRUM", "WEIGHT", "ANTENNA1", "ANTENNA2", "TIME"]
+    if data_column not in DATA_COLUMNS:
+        raise InputError(f"{path}: data column {data_column!r} is not one of {', '.join(DATA_COLUMNS)}")
+    if weight_column not in WEIGHT_COLUMNS:
+        raise InputError(f"{path}: weight column {weight_column!r} is not one of {', '.join(WEIGHT_COLUMNS)}")
+    with table(f"{path}::FIELD", ack=False) as t:
+        field_names = [str(x) for x in t.getcol("NAME")] if t.nrows() else []
+        phase_dirs = [np.asarray(t.getcell("PHASE_DIR", k)).reshape(-1)[:2] for k in range(t.nrows())]
+    with table(f"{path}::DATA_DESCRIPTION", ack=False) as t:
+        dd_spw = [int(x) for x in t.getcol("SPECTRAL_WINDOW_ID")]
+        dd_pol = [int(x) for x in t.getcol("POLARIZATION_ID")]
     with table(path, ack=False) as t:
         present = set(t.colnames())
         meta = json.loads(t.getkeyword(META_KEYWORD)) if META_KEYWORD in t.keywordnames() else {}
-        has_wspec = "WEIGHT_SPECTRUM" in present and t.iscelldefined("WEIGHT_SPECTRUM", 0) if t.nrows() else False
-        ddids = np.unique(t.getcol("DATA_DESC_ID")) if t.nrows() else np.zeros(1, dtype=int)
-        if len(ddids) != 1:
-            raise InputError(f"{path}: holds {len(ddids)} data descriptions (spectral windows/polarisation setups) "
-                             f"{ddids.tolist()}; this reader images exactly one")
-        if not use_daskms:
-            cols = {c: t.getcol(c) for c in columns if c in present and (c != "WEIGHT_SPECTRUM" or has_wspec)}
-    if use_daskms:
-        cols = _read_main_daskms(path, [c for c in columns if c in present and (c != "WEIGHT_SPECTRUM" or has_wspec)],
-                                 row_chunks)
-    with table(f"{path}::DATA_DESCRIPTION", ack=False) as t:
-        spw_id = int(t.getcell("SPECTRAL_WINDOW_ID", int(ddids[0])))
-        pol_id = int(t.getcell("POLARIZATION_ID", int(ddids[0])))
+        if data_column not in present:
+            have = [c for c in DATA_COLUMNS if c in present]
+            raise InputError(f"{path}: has no {data_column} column (data columns present: {', '.join(have) or 'none'})")
+        if not t.nrows():
+            raise InputError(f"{path}: the main table has no rows; there is nothing to image")
+        field_col, ddid_col = t.getcol("FIELD_ID"), t.getcol("DATA_DESC_ID")
+        field_id = _select_field(path, field, field_col, field_names)
+        in_field = field_col == field_id
+        spw_ids = _select_spws(path, spw, sorted({dd_spw[d] for d in np.unique(ddid_col[in_field])}), field_id)
+        groups = [int(d) for d in np.unique(ddid_col[in_field]) if dd_spw[int(d)] in spw_ids]
+        plans = []
+        for ddid in groups:
+            with t.query(f"FIELD_ID=={field_id} AND DATA_DESC_ID=={ddid}") as sub:
+                weights_from = _weight_source(path, weight_column, present, sub)
+                columns = ["UVW", data_column, "FLAG", "FLAG_ROW", "ANTENNA1", "ANTENNA2", "TIME"]
+                columns += [c for c in (weights_from,) if c != "unit" and c not in columns]
+                plans.append((ddid, weights_from, columns, None if use_daskms else {c: sub.getcol(c) for c in columns}))
+    # dask-ms opens the table its own way (user locking): only after python-casacore has closed it
+    reads = [(ddid, weights_from, cols if cols is not None else
+              _read_main_daskms(path, columns, row_chunks, field_id, ddid))
+             for ddid, weights_from, columns, cols in plans]
+    freqs: dict[int, np.ndarray] = {}
     with table(f"{path}::SPECTRAL_WINDOW", ack=False) as t:
-        freq = np.asarray(t.getcell("CHAN_FREQ", spw_id), dtype=np.float64)
+        for s in spw_ids:
+            freqs[s] = np.asarray(t.getcell("CHAN_FREQ", s), dtype=np.float64)
     with table(f"{path}::POLARIZATION", ack=False) as t:
-        corr_types = [int(c) for c in np.asarray(t.getcell("CORR_TYPE", pol_id)).ravel()]
-    with table(f"{path}::FIELD", ack=False) as t:
-        ra, dec = (float(x) for x in np.asarray(t.getcell("PHASE_DIR", 0)).reshape(-1)[:2])
+        corr_types = {ddid: [int(c) for c in np.asarray(t.getcell("CORR_TYPE", dd_pol[ddid])).ravel()]
+                      for ddid, _, _ in reads}
     with table(f"{path}::ANTENNA", ack=False) as t:
         positions = np.asarray(t.getcol("POSITION"), dtype=np.float64)
-    data = np.asarray(cols["DATA"])
-    flag3 = np.asarray(cols["FLAG"], dtype=bool)
-    if "WEIGHT_SPECTRUM" in cols:
-        weight3 = np.asarray(cols["WEIGHT_SPECTRUM"], dtype=np.float32)
-    else:
-        weight3 = np.repeat(np.asarray(cols["WEIGHT"], dtype=np.float32)[:, None, :], data.shape[1], axis=1)
-    vis, flag, weight = stokes_i(data, flag3, weight3, corr_types, path)
-    ant1, ant2 = np.asarray(cols["ANTENNA1"], dtype=np.int32), np.asarray(cols["ANTENNA2"], dtype=np.int32)
+        dishes = np.asarray(t.getcol("DISH_DIAMETER"), dtype=np.float64) if "DISH_DIAMETER" in t.colnames() else []
+    telescope = ""
+    if os.path.isdir(os.path.join(path, "OBSERVATION")):
+        with table(f"{path}::OBSERVATION", ack=False) as t:
+            telescope = str(t.getcell("TELESCOPE_NAME", 0)) if t.nrows() and "TELESCOPE_NAME" in t.colnames() else ""
+    offsets, nchan = {}, 0
+    for s in spw_ids:
+        offsets[s], nchan = nchan, nchan + freqs[s].size
+    parts = []
+    for ddid, weights_from, cols in reads:
+        data = np.asarray(cols[data_column])
+        flag3 = np.asarray(cols["FLAG"], dtype=bool) | np.asarray(cols["FLAG_ROW"], dtype=bool)[:, None, None]
+        weight3 = _weights(weights_from, cols, data.shape)
+        vis, flag, weight = stokes_i(data, flag3, weight3, corr_types[ddid], path)
+        s = dd_spw[ddid]
+        if len(spw_ids) > 1:  # place this SPW's channels on the common axis; elsewhere flagged, weight 0
+            full_vis = np.zeros((vis.shape[0], nchan), dtype=vis.dtype)
+            full_flag = np.ones((vis.shape[0], nchan), dtype=bool)
+            full_weight = np.zeros((vis.shape[0], nchan), dtype=np.float32)
+            sl = slice(offsets[s], offsets[s] + freqs[s].size)
+            full_vis[:, sl], full_flag[:, sl], full_weight[:, sl] = vis, flag, weight
+            vis, flag, weight = full_vis, full_flag, full_weight
+        parts.append((np.asarray(cols["UVW"], dtype=np.float64), vis, flag, weight,
+                      np.asarray(cols["ANTENNA1"], dtype=np.int32), np.asarray(cols["ANTENNA2"], dtype=np.int32),
+                      np.asarray(cols["TIME"], dtype=np.float64), int(np.asarray(cols["FLAG_ROW"], bool).sum())))
+    uvw, vis, flag, weight, ant1, ant2, time = (np.concatenate([p[k] for p in parts]) for k in range(7))
     cross = _cross_correlations(path, ant1, ant2)
-    return Observation(uvw=np.asarray(cols["UVW"], dtype=np.float64)[cross], freq=freq, vis=vis[cross],
-                       weight=weight[cross], flag=flag[cross], antenna1=ant1[cross], antenna2=ant2[cross],
-                       time=np.asarray(cols["TIME"], dtype=np.float64)[cross], antenna_positions=positions,
-                       phase_centre=(ra, dec), meta=meta)
+    freq = np.concatenate([freqs[s] for s in spw_ids])
+    selection = {"field_id": field_id, "field_name": field_names[field_id] if field_id < len(field_names) else "",
+                 "spw": spw_ids, "data_column": data_column,
+                 "weight_column": sorted({w for _, w, _ in reads}), "rows_read": int(uvw.shape[0]),
+                 "autocorrelation_rows_dropped": int(uvw.shape[0] - ant1[cross].size),
+                 "flag_row_rows": sum(p[7] for p in parts)}
+    log.info("%s: field %d (%s), SPW %s, column %s, weights %s: %d rows", path, field_id, selection["field_name"],
+             spw_ids, data_column, "/".join(selection["weight_column"]), selection["rows_read"])
+    ra, dec = (float(x) for x in phase_dirs[field_id])
+    return Observation(uvw=uvw[cross], freq=freq, vis=vis[cross], weight=weight[cross], flag=flag[cross],
+                       antenna1=ant1[cross], antenna2=ant2[cross], time=time[cross], antenna_positions=positions,
+                       phase_centre=(ra, dec), meta=meta, telescope=telescope,
+                       field_name=selection["field_name"],
+                       dish_diameter_m=float(np.median(dishes)) if len(dishes) else 0.0, selection=selection)
+
+
+def _fields_text(field_col: np.ndarray, names: list[str]) -> str:
+    ids, counts = np.unique(field_col, return_counts=True)
+    return ", ".join(f"{int(i)} {names[int(i)] if int(i) < len(names) else '?'!r} ({int(n)} rows)"
+                     for i, n in zip(ids, counts, strict=True))
+
+
+def _select_field(path: str, field: int | str | None, field_col: np.ndarray, names: list[str]) -> int:
+    """The FIELD row to image: the one given (id or NAME), else the only one the data hold."""
+    with_data = sorted(int(x) for x in np.unique(field_col))
+    if field is None or field == "":
+        if len(with_data) != 1:
+            raise InputError(f"{path}: the data hold {len(with_data)} fields ({_fields_text(field_col, names)}); "
+                             "choose one with 'field' (an id or a name)")
+        return with_data[0]
+    text = str(field).strip()
+    if text.lstrip("-").isdigit():
+        fid = int(text)
+        if not 0 <= fid < len(names):
+            raise InputError(f"{path}: has no field {fid}: its FIELD table has {len(names)} rows "
+                             f"({', '.join(f'{k} {n!r}' for k, n in enumerate(names))})")
+    else:
+        matches = [k for k, n in enumerate(names) if n == text]
+        if not matches:
+            raise InputError(f"{path}: has no field named {text!r} (fields: {', '.join(repr(n) for n in names)})")
+        with_rows = [k for k in matches if k in with_data]
+        fid = (with_rows or matches)[0]
+    if fid not in with_data:
+        raise InputError(f"{path}: field {fid} ({names[fid]!r}) has no data rows; fields with data: "
+                         f"{_fields_text(field_col, names)}")
+    return fid
+
+
+def _select_spws(path: str, spw: int | str | list[int] | None, available: list[int], field_id: int) -> list[int]:
+    """SPW ids to image: those given (an int, a list, or a comma-separated string), else all of the field's."""
+    if spw is None or spw == "" or spw == []:
+        return available
+    if isinstance(spw, str):
+        try:
+            wanted = [int(x) for x in spw.replace(" ", "").split(",") if x]
+        except ValueError:
+            raise InputError(f"{path}: spw {spw!r} is not an SPW id or a comma-separated list of ids") from None
+    elif isinstance(spw, (list, tuple)):
+        wanted = [int(x) for x in spw]
+    else:
+        wanted = [int(spw)]
+    missing = [s for s in wanted if s not in available]
+    if missing:
+        raise InputError(f"{path}: field {field_id} has no data in SPW {', '.join(map(str, missing))} "
+                         f"(SPWs with data: {', '.join(map(str, available))})")
+    return sorted(set(wanted), key=wanted.index)
+
+
+def _weight_source(path: str, weight_column: str, present: set[str], sub: Any) -> str:
+    """The column the weights of these rows come from (``auto``: WEIGHT_SPECTRUM if defined, else WEIGHT)."""
+    def defined(col: str) -> bool:
+        return col in present and sub.nrows() > 0 and bool(sub.iscelldefined(col, 0))
+
+    if weight_column == "auto":
+        if defined("WEIGHT_SPECTRUM"):
+            return "WEIGHT_SPECTRUM"
+        if "WEIGHT" in present:
+            return "WEIGHT"
+        return "SIGMA"
+    if weight_column != "unit" and not defined(weight_column):
+        have = [c for c in WEIGHT_COLUMNS[1:-1] if defined(c)]
+        raise InputError(f"{path}: has no {weight_column} values (weight columns with values: {', '.join(have) or 'none'})")
+    return weight_column
+
+
+def _weights(source: str, cols: dict[str, Any], shape: tuple[int, ...]) -> np.ndarray:
+    """(nrow, nchan, ncorr) float32 weights from the chosen column (SIGMA: 1/sigma^2, 0 where sigma <= 0)."""
+    if source == "unit":
+        return np.ones(shape, dtype=np.float32)
+    values = np.asarray(cols[source], dtype=np.float64)
+    if values.ndim == 2:  # WEIGHT / SIGMA: one value per correlation, the same in every channel
+        values = np.broadcast_to(values[:, None, :], shape)
+    if source.startswith("SIGMA"):
+        values = np.divide(1.0, values * values, out=np.zeros(shape), where=values > 0)
+    return np.ascontiguousarray(values, dtype=np.float32)
 
 
 def _cross_correlations(path: str, ant1: np.ndarray, ant2: np.ndarray) -> np.ndarray | slice:
@@ -183,16 +328,17 @@ def _cross_correlations(path: str, ant1: np.ndarray, ant2: np.ndarray) -> np.nda
     return ~auto
 
 
-def _read_main_daskms(path: str, columns: list[str], row_chunks: int) -> dict[str, np.ndarray]:
-    """Main-table columns via dask-ms (one dataset per FIELD/DDID; this core supports exactly one)."""
+def _read_main_daskms(path: str, columns: list[str], row_chunks: int, field_id: int, ddid: int) -> dict[str, np.ndarray]:
+    """Main-table columns of one FIELD_ID/DATA_DESC_ID group via dask-ms, in row chunks."""
     import dask
     from daskms import xds_from_ms
 
     datasets = xds_from_ms(path, columns=columns, group_cols=["FIELD_ID", "DATA_DESC_ID"],
                            chunks={"row": int(row_chunks)})
-    if len(datasets) != 1:
-        raise ValueError(f"{path}: expected one field and one spectral window, found {len(datasets)} groups")
-    ds = datasets[0]
+    chosen = [ds for ds in datasets if int(ds.attrs["FIELD_ID"]) == field_id and int(ds.attrs["DATA_DESC_ID"]) == ddid]
+    if len(chosen) != 1:
+        raise ValueError(f"{path}: dask-ms found {len(chosen)} groups for field {field_id}, data description {ddid}")
+    ds = chosen[0]
     (arrays,) = dask.compute({c: ds[c].data for c in columns}, scheduler="threads")
     return arrays
 
@@ -224,6 +370,9 @@ def write_zarr(obs: Observation, path: str, row_chunks: int = 65_536, overwrite:
         z[...] = arr
     root.attrs["phase_centre"] = [float(obs.phase_centre[0]), float(obs.phase_centre[1])]
     root.attrs["meta"] = json.loads(json.dumps(obs.meta))
+    root.attrs["info"] = {"telescope": obs.telescope, "field_name": obs.field_name,
+                          "dish_diameter_m": float(obs.dish_diameter_m),
+                          "selection": json.loads(json.dumps(obs.selection))}
 
 
 def read_zarr(path: str) -> Observation:
@@ -233,14 +382,22 @@ def read_zarr(path: str) -> Observation:
     root = zarr.open_group(path, mode="r")
     arrays = {name: np.asarray(root[name][...]) for name in ZARR_ARRAYS}
     ra, dec = root.attrs["phase_centre"]
-    return Observation(phase_centre=(float(ra), float(dec)), meta=dict(root.attrs.get("meta", {})), **arrays)
+    info = dict(root.attrs.get("info", {}))
+    return Observation(phase_centre=(float(ra), float(dec)), meta=dict(root.attrs.get("meta", {})),
+                       telescope=str(info.get("telescope", "")), field_name=str(info.get("field_name", "")),
+                       dish_diameter_m=float(info.get("dish_diameter_m", 0.0)),
+                       selection=dict(info.get("selection", {})), **arrays)
 
 
-def read_observation(path: str) -> Observation:
-    """Read an MS directory or a zarr store, telling them apart by content."""
+def read_observation(path: str, **selection: Any) -> Observation:
+    """Read an MS directory (with :func:`read_ms`'s ``selection`` keywords) or a zarr store, by content.
+
+    A zarr store holds one selection already: asking it for a field, SPW or column is an InputError."""
     if os.path.isdir(path) and os.path.exists(os.path.join(path, "table.dat")):
-        return read_ms(path)
+        return read_ms(path, **selection)
     if os.path.isdir(path) and (os.path.exists(os.path.join(path, "zarr.json")) or os.path.exists(os.path.join(path, ".zgroup"))):
+        asked = {k: v for k, v in selection.items() if v not in (None, "", [], "DATA", "auto")}
+        if asked:
+            raise InputError(f"{path}: a zarr store holds one selection already; {sorted(asked)} apply to an MS only")
         return read_zarr(path)
-    raise ValueError(f"{path} is neither a Measurement Set nor a zarr store")
-
+    raise InputError(f"{path} is neither a Measurement Set nor a zarr store")

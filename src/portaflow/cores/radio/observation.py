@@ -28,6 +28,9 @@ class Observation:
     * ``antenna_positions``: (nant, 3) float64 ITRF-like XYZ metres.
     * ``phase_centre``: (ra, dec) radians.
     * ``meta``: plain JSON-able dict (simulation settings, the true sky, suggested image geometry).
+    * ``telescope``, ``field_name``: as the MS's OBSERVATION and FIELD tables name them (for FITS headers).
+    * ``dish_diameter_m``: median DISH_DIAMETER of the antennas (0 when unknown): sizes the default image.
+    * ``selection``: what was read (field id, SPW ids, data and weight columns, rows dropped): JSON-able.
     """
 
     uvw: np.ndarray
@@ -41,6 +44,10 @@ class Observation:
     antenna_positions: np.ndarray
     phase_centre: tuple[float, float]
     meta: dict[str, Any] = field(default_factory=dict)
+    telescope: str = ""
+    field_name: str = ""
+    dish_diameter_m: float = 0.0
+    selection: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         nrow, nchan = self.vis.shape

@@ -4,13 +4,16 @@ Orientation: in memory an image is ``img[i, j]`` at ``l = (i - N/2) cell`` (east
 (north), as ducc0 returns it.  FITS wants ``data[y, x]`` with RA increasing to the left (CDELT1 < 0),
 so the array is written as ``img[::-1, :].T``: FITS pixel x = N-1-i, y = j, which puts the phase centre
 at CRPIX1 = N/2, CRPIX2 = N/2 + 1 (1-based).  :func:`fits_pixel` does the same mapping for positions.
-All outputs are deterministic: no dates in FITS headers or PNG metadata, sorted JSON keys.
+All outputs are deterministic: no dates of writing in FITS headers (DATE-OBS is the observation's start) or PNG
+metadata, sorted JSON keys.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -25,7 +28,7 @@ def image_wcs(npix: int, cell: float, phase_centre: tuple[float, float]) -> Any:
     w = WCS(naxis=2)
     w.wcs.ctype = ["RA---SIN", "DEC--SIN"]
     w.wcs.cunit = ["deg", "deg"]
-    w.wcs.crval = [math.degrees(phase_centre[0]), math.degrees(phase_centre[1])]
+    w.wcs.crval = [math.degrees(phase_centre[0]) % 360.0, math.degrees(phase_centre[1])]
     w.wcs.crpix = [npix / 2, npix / 2 + 1]
     w.wcs.cdelt = [-math.degrees(cell), math.degrees(cell)]
     w.wcs.radesys = "ICRS"
@@ -43,25 +46,103 @@ def fits_pixel(i: float, j: float, npix: int) -> tuple[float, float]:
     return float(npix - 1 - i), float(j)
 
 
+@dataclass(frozen=True)
+class ImageInfo:
+    """What a FITS header says about the observation besides the pixel grid (all optional).
+
+    ``freq_hz``/``bandwidth_hz``: the image's frequency (MFS: the mean of the imaged channels) and the band it
+    covers; ``date_obs``: ISO start of the data; ``history``: how the image was made, one line a card."""
+
+    freq_hz: float | None = None
+    bandwidth_hz: float | None = None
+    telescope: str = ""
+    object_name: str = ""
+    date_obs: str = ""
+    history: tuple[str, ...] = ()
+
+
+def mjd_seconds_to_isot(seconds: float) -> str:
+    """An MS TIME (MJD seconds, UTC) as the ISO date FITS' DATE-OBS holds."""
+    import warnings
+
+    from astropy.time import Time
+
+    with warnings.catch_warnings():  # erfa calls years before 1960 or beyond its leap-second table "dubious"
+        warnings.simplefilter("ignore")
+        return str(Time(float(seconds) / 86_400.0, format="mjd", scale="utc").isot)
+
+
+def fits_wcs(npix: int, cell: float, phase_centre: tuple[float, float], freq_hz: float,
+             bandwidth_hz: float | None) -> Any:
+    """The 4-axis WCS CASA and WSClean write: RA---SIN, DEC--SIN, FREQ, STOKES (I), phase centre at CRVAL."""
+    from astropy.wcs import WCS
+
+    w = WCS(naxis=4)
+    w.wcs.ctype = ["RA---SIN", "DEC--SIN", "FREQ", "STOKES"]
+    w.wcs.cunit = ["deg", "deg", "Hz", ""]
+    w.wcs.crval = [math.degrees(phase_centre[0]) % 360.0, math.degrees(phase_centre[1]), float(freq_hz), 1.0]
+    w.wcs.crpix = [npix / 2, npix / 2 + 1, 1.0, 1.0]
+    w.wcs.cdelt = [-math.degrees(cell), math.degrees(cell), float(bandwidth_hz or 1.0), 1.0]
+    w.wcs.radesys = "ICRS"
+    w.wcs.equinox = 2000.0
+    w.wcs.specsys = "TOPOCENT"
+    w.wcs.restfrq = float(freq_hz)
+    return w
+
+
 def write_fits(path: str, img: np.ndarray, cell: float, phase_centre: tuple[float, float], bunit: str,
-               beam: Beam | None = None, freq_hz: float | None = None, extra: dict[str, Any] | None = None) -> None:
-    """Write a 2D FITS image with celestial WCS and (optionally) the restoring beam (BMAJ/BMIN/BPA, deg)."""
+               beam: Beam | None = None, freq_hz: float | None = None, extra: dict[str, Any] | None = None,
+               info: ImageInfo | None = None) -> None:
+    """Write a FITS image as CASA and WSClean do: 4 axes (RA---SIN, DEC--SIN, FREQ, STOKES) of shape
+    (1, 1, N, N), CRVAL at the phase centre, BUNIT, the restoring beam (BMAJ/BMIN/BPA in degrees; a COMMENT says
+    when there is none), RESTFRQ, DATE-OBS, TELESCOP, OBJECT, EQUINOX/RADESYS, and HISTORY lines."""
     from astropy.io import fits
 
+    info = info or ImageInfo(freq_hz=freq_hz)
+    freq = info.freq_hz if info.freq_hz is not None else freq_hz
     npix = img.shape[0]
-    header = image_wcs(npix, cell, phase_centre).to_header()
+    header = fits_wcs(npix, cell, phase_centre, float(freq or 0.0), info.bandwidth_hz).to_header()
+    header["EQUINOX"] = 2000.0  # astropy leaves it out for ICRS; CASA and WSClean readers expect it
     header["BUNIT"] = bunit
     header["BTYPE"] = "Intensity"
     if beam is not None:
         bmaj, bmin, bpa = beam.in_degrees(cell)
         header["BMAJ"], header["BMIN"], header["BPA"] = bmaj, bmin, bpa
-    if freq_hz is not None:
-        header["OBSFREQ"] = (float(freq_hz), "[Hz] mean frequency (MFS image)")
+    else:
+        header["COMMENT"] = "no restoring beam (BMAJ/BMIN/BPA not defined for this image)"
+    if freq is not None:
+        header["OBSFREQ"] = (float(freq), "[Hz] mean frequency (MFS image)")
+    if info.telescope:
+        header["TELESCOP"] = info.telescope
+    if info.object_name:
+        header["OBJECT"] = info.object_name
+    if info.date_obs:
+        header["DATE-OBS"] = info.date_obs
     for key, value in (extra or {}).items():
         header[key] = value
     header["ORIGIN"] = "portaflow.cores.radio"
-    hdu = fits.PrimaryHDU(data=to_fits_array(img).astype(np.float32), header=header)
+    for line in info.history:
+        header.add_history(line)
+    data = to_fits_array(img).astype(np.float32)[None, None, :, :]
+    hdu = fits.PrimaryHDU(data=data, header=header)
     hdu.writeto(path, overwrite=True, output_verify="exception")
+
+
+def write_cube(path: str, planes: np.ndarray, cell: float, phase_centre: tuple[float, float], bunit: str,
+               freqs: np.ndarray, beam: Beam | None = None, info: ImageInfo | None = None) -> None:
+    """A spectral cube (nfreq, N, N) as one FITS file of shape (1, nfreq, N, N): the header of :func:`write_fits`
+    with the FREQ axis at the first plane's frequency, CDELT3 the (even) spacing of the planes."""
+    from astropy.io import fits
+
+    freqs = np.asarray(freqs, dtype=np.float64)
+    step = float(freqs[1] - freqs[0]) if freqs.size > 1 else float((info and info.bandwidth_hz) or 1.0)
+    single = dataclasses.replace(info or ImageInfo(), freq_hz=float(freqs[0]), bandwidth_hz=step)
+    write_fits(path, planes[0], cell, phase_centre, bunit, beam=beam, info=single)
+    data = np.stack([to_fits_array(p) for p in planes]).astype(np.float32)[None]
+    with fits.open(path, mode="update") as hdul:
+        hdul[0].data = data
+        hdul[0].header["OBSFREQ"] = (float(np.mean(freqs)), "[Hz] mean frequency of the planes")
+        hdul.flush(output_verify="exception")
 
 
 def write_png(path: str, img: np.ndarray, cell: float, phase_centre: tuple[float, float], title: str,
@@ -89,10 +170,21 @@ def write_png(path: str, img: np.ndarray, cell: float, phase_centre: tuple[float
     fig.savefig(path, format="png", metadata={"Software": None})
 
 
+def _finite(value: Any) -> Any:
+    """``value`` with every NaN or infinite float replaced by None (strict JSON has no NaN)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
 def write_json(path: str, summary: dict[str, Any]) -> None:
-    """Deterministic JSON (sorted keys, no timestamps)."""
+    """Deterministic, strict JSON (sorted keys, no timestamps; NaN and infinities written as null)."""
     with open(path, "w", encoding="utf-8") as fh:
-        json.dump(summary, fh, indent=2, sort_keys=True)
+        json.dump(_finite(summary), fh, indent=2, sort_keys=True, allow_nan=False)
         fh.write("\n")
 
 

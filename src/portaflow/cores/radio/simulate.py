@@ -225,4 +225,5 @@ def simulate_observation(config: SimulationConfig, antenna_enu: np.ndarray | Non
     }
     return Observation(uvw=uvw, freq=freq, vis=vis, weight=weight, flag=np.zeros(vis.shape, dtype=bool),
                        antenna1=a1, antenna2=a2, time=time, antenna_positions=centre + itrf,
-                       phase_centre=(ra0, dec0), meta=meta)
+                       phase_centre=(ra0, dec0), meta=meta, telescope="portaflow-sim", field_name="SIM",
+                       dish_diameter_m=13.5)

@@ -7,6 +7,7 @@ only translate args into the library calls; all arguments are documented in docs
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import time
@@ -15,16 +16,20 @@ from typing import Any
 
 import numpy as np
 
+from portaflow.errors import InputError
+
 from .clean import cotton_schwab, find_sources
 from .geometry import ImageGeometry
 from .gridding import get_backend
 from .imaging import VisibilityImager, summarize_partitions
 from .msio import read_observation, write_ms, write_zarr
 from .observation import Observation
-from .products import fits_pixel, robust_rms, source_table, write_fits, write_json, write_png
+from .products import ImageInfo, fits_pixel, mjd_seconds_to_isot, robust_rms, source_table, write_cube, write_fits, write_json, write_png
 from .simulate import SimulationConfig, simulate_observation
+from .sizing import image_geometry
+from .weighting import imaging_weights
 
-IMAGE_OUTPUTS = ("restored", "model", "residual", "dirty", "psf", "preview", "summary")
+IMAGE_OUTPUTS = ("restored", "model", "residual", "dirty", "psf", "cube", "preview", "summary")
 
 
 def _log(msg: str) -> None:
@@ -101,22 +106,33 @@ def simulate(inputs: Mapping[str, Any], outputs: Mapping[str, str], args: Mappin
 
 
 def to_zarr(inputs: Mapping[str, Any], outputs: Mapping[str, str], args: Mapping[str, Any]) -> None:
-    """Convert an MS (``inputs['ms']``) to a zarr store (``outputs['zarr']``)."""
-    obs = read_observation(_single_input(inputs, ("ms", "vis")))
+    """Convert an MS (``inputs['ms']``) to a zarr store (``outputs['zarr']``): the selection that the args
+    ``field``, ``spw``, ``data_column`` and ``weight_column`` name (as for :func:`image`)."""
+    obs = read_observation(_single_input(inputs, ("ms", "vis")), **_selection(args))
     write_zarr(obs, outputs["zarr"], row_chunks=_arg(args, "row_chunks", 65_536, int))
 
 
 def _geometry(obs: Observation, args: Mapping[str, Any]) -> ImageGeometry:
-    hints = obs.meta.get("image", {})
-    npix = _arg(args, "npix", hints.get("npix"), int)
-    cell_arcsec = _arg(args, "cell_arcsec", hints.get("cell_arcsec"), float)
-    if cell_arcsec is None:  # ~3 pixels across the synthesised beam of the longest baseline
-        umax = float(np.abs(obs.uvw[:, :2]).max() * obs.freq.max() / 299_792_458.0)
-        cell_arcsec = math.degrees(1.0 / (3.0 * umax)) * 3600.0
-    if npix is None:
-        npix = 1024
-    return ImageGeometry(npix=npix, cell=math.radians(cell_arcsec / 3600.0),
-                         epsilon=_arg(args, "epsilon", 1e-5, float), do_wgridding=_arg(args, "wgridding", True, bool))
+    """The image grid from step args; a missing value, or 0 (how a workflow parameter says "derive it"), is derived."""
+    return image_geometry(obs, npix=_arg(args, "npix", None, int) or None,
+                          cell_arcsec=_arg(args, "cell_arcsec", None, float) or None,
+                          fov_deg=_arg(args, "fov_deg", None, float) or None, epsilon=_arg(args, "epsilon", 1e-5, float),
+                          wgridding=_arg(args, "wgridding", True, bool))
+
+
+IMAGE_ARGS = ("npix", "cell_arcsec", "fov_deg", "epsilon", "wgridding", "device", "niter", "gain", "threshold",
+              "threshold_rel", "mgain", "max_major", "patch_half", "nparts", "chan_groups", "nthreads",
+              "min_source_flux", "field", "spw", "data_column", "weight_column", "weighting", "robust",
+              "channels_out")
+
+
+def _selection(args: Mapping[str, Any]) -> dict[str, Any]:
+    """read_ms's selection keywords from step args (empty strings mean 'the default')."""
+    spw = args.get("spw")
+    return {"field": args.get("field") if args.get("field") not in ("", None) else None,
+            "spw": spw if spw not in ("", None) else None,
+            "data_column": str(args.get("data_column") or "DATA").upper(),
+            "weight_column": str(args.get("weight_column") or "auto")}
 
 
 def _sig(x: float, digits: int = 7) -> float:
@@ -128,25 +144,35 @@ def image(inputs: Mapping[str, Any], outputs: Mapping[str, str], args: Mapping[s
     """Image an MS or zarr store: partition -> grid on Dask -> Cotton-Schwab CLEAN -> FITS/PNG/JSON.
 
     Outputs (any subset, at least one): ``restored``, ``model``, ``residual``, ``dirty``, ``psf`` (FITS),
-    ``preview`` (PNG of the restored image), ``summary`` (JSON).  ``client`` is a distributed.Client; without
+    ``cube`` (FITS: dirty images of ``channels_out`` channel groups), ``preview`` (PNG of the restored image),
+    ``summary`` (JSON).  ``client`` is a distributed.Client; without
     one the imaging runs in this process (one gridder call per image)."""
     unknown = set(outputs) - set(IMAGE_OUTPUTS)
     if not outputs or unknown:
         raise ValueError(f"image outputs must be a non-empty subset of {IMAGE_OUTPUTS} (unknown: {sorted(unknown)})")
+    unknown_args = set(args) - set(IMAGE_ARGS)
+    if unknown_args:
+        raise InputError(f"unknown image args: {sorted(unknown_args)} (known: {', '.join(IMAGE_ARGS)})")
+    weighting = str(args.get("weighting") or "natural")
+    robust = _arg(args, "robust", 0.0, float)
     device = str(args.get("device", "cpu"))
     if device not in {"cpu", "gpu"}:
         raise ValueError("device must be 'cpu' or 'gpu'")
     if client is None:
         get_backend(device)  # check the GPU before reading anything
     t0 = time.perf_counter()
-    obs = read_observation(_single_input(inputs, ("ms", "zarr", "vis")))
+    obs = read_observation(_single_input(inputs, ("ms", "zarr", "vis")), **_selection(args))
     geom = _geometry(obs, args)
+    weights = imaging_weights(obs.uvw, obs.freq, obs.imaging_weights(), geom, weighting, robust)
+    if not np.any(weights > 0):
+        raise InputError("every visibility of the selection has zero imaging weight; there is nothing to image")
     _log(f"read {obs.nvis} visibilities in {time.perf_counter() - t0:.2f} s; image {geom.npix}^2, "
-         f"cell {math.degrees(geom.cell) * 3600:.3f} arcsec, epsilon {geom.epsilon}, device {device}")
+         f"cell {math.degrees(geom.cell) * 3600:.3f} arcsec, epsilon {geom.epsilon}, device {device}, "
+         f"weighting {weighting}{f' (robust {robust:g})' if weighting == 'briggs' else ''}")
     chan_groups = _arg(args, "chan_groups", 0, int) or None
     nparts = _arg(args, "nparts", 0, int) or None
     imager = VisibilityImager(obs, geom, client=client, device=device, nthreads=_arg(args, "nthreads", None, int),
-                              nparts=nparts, chan_groups=chan_groups)
+                              nparts=nparts, chan_groups=chan_groups, weights=weights)
     try:
         if imager.partitions:
             _log(f"{len(imager.partitions)} partitions: {summarize_partitions(imager.partitions)}")
@@ -161,12 +187,75 @@ def image(inputs: Mapping[str, Any], outputs: Mapping[str, str], args: Mapping[s
              f"({result.stop_reason}) in {time.perf_counter() - t1:.2f} s")
     finally:
         imager.close()
-    _write_image_products(obs, geom, result, outputs, args, device, len(imager.partitions) or 1)
+    how = {"weighting": weighting, **({"robust": robust} if weighting == "briggs" else {})}
+    if "cube" in outputs:
+        nout = _arg(args, "channels_out", 0, int) or obs.nchan
+        freqs, planes = dirty_cube(obs, geom, weights, nout, client=client, device=device,
+                                   nthreads=_arg(args, "nthreads", None, int), nparts=nparts)
+        info = _image_info(obs, geom, weights, {**how, "device": device}, result)
+        write_cube(outputs["cube"], planes, geom.cell, obs.phase_centre, "JY/BEAM", freqs, beam=result.beam,
+                   info=dataclasses.replace(info, history=(*info.history, f"dirty cube, {nout} channel groups")))
+    _write_image_products(obs, geom, result, outputs, args, device, len(imager.partitions) or 1,
+                          weights, how)
+
+
+def dirty_cube(obs: Observation, geom: ImageGeometry, weights: np.ndarray, nout: int, client: Any = None,
+               device: str = "cpu", nthreads: int | None = None, nparts: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """A spectral cube of dirty images (``channels_out`` in WSClean's terms): the channels, in frequency order,
+    cut into ``nout`` equal groups, each imaged on its own (on Dask when a client is given) and normalised by its
+    own weights. Returns (group centre frequencies, planes (nout, npix, npix)); a group with no weight is NaN.
+    The groups must have evenly spaced centres (a linear FITS frequency axis): else an InputError."""
+    if not 1 <= nout <= obs.nchan or obs.nchan % nout:
+        raise InputError(f"channels_out {nout} must divide the {obs.nchan} selected channels (equal groups make the "
+                         "cube's linear frequency axis)")
+    order = np.argsort(obs.freq, kind="stable")
+    groups = np.split(order, nout)
+    centres = np.array([float(np.mean(obs.freq[g])) for g in groups])
+    if nout > 2 and not np.allclose(np.diff(centres), centres[1] - centres[0], rtol=1e-6, atol=0):
+        raise InputError(f"the {nout} channel groups' centres are not evenly spaced ({', '.join(f'{c:.6g}' for c in centres)} Hz): "
+                         "a FITS cube's frequency axis is linear; image the SPWs one at a time or choose another channels_out")
+    planes = np.full((nout, geom.npix, geom.npix), np.nan)
+    for k, chans in enumerate(groups):
+        w = weights[:, chans]
+        if not np.any(w > 0):
+            _log(f"cube plane {k} ({centres[k]:.6g} Hz): no unflagged data, written as NaN")
+            continue
+        sub = dataclasses.replace(obs, freq=obs.freq[chans], vis=obs.vis[:, chans], weight=obs.weight[:, chans],
+                                  flag=obs.flag[:, chans])
+        imager = VisibilityImager(sub, geom, client=client, device=device, nthreads=nthreads, nparts=nparts,
+                                  weights=w)
+        try:
+            planes[k] = imager.dirty()
+        finally:
+            imager.close()
+    return centres, planes
+
+
+def _image_info(obs: Observation, geom: ImageGeometry, weights: np.ndarray, how: Mapping[str, Any],
+                result: Any) -> ImageInfo:
+    """FITS header facts: frequency (mean of the channels that carry weight), band, telescope, field, start time,
+    and how the image was made."""
+    chans = np.flatnonzero(np.any(weights > 0, axis=0))
+    freqs = obs.freq[chans] if chans.size else obs.freq
+    sel = obs.selection
+    history = [f"portaflow.cores.radio: {obs.nvis} visibilities, Stokes I",
+               f"selection: field {sel.get('field_id', 0)} ({obs.field_name}), SPW {sel.get('spw', [0])}, "
+               f"column {sel.get('data_column', 'DATA')}, weights {'/'.join(sel.get('weight_column', ['stored']))}",
+               f"weighting {how['weighting']}" + (f" robust {how['robust']:g}" if "robust" in how else ""),
+               f"gridder {'ducc0 wgridder' if how.get('device', 'cpu') == 'cpu' else 'ES w-gridder on CuPy'}, "
+               f"w-gridding {geom.do_wgridding}, epsilon {geom.epsilon:g}",
+               f"CLEAN Cotton-Schwab {result.iterations} iterations, {result.major_cycles} major cycles"]
+    return ImageInfo(freq_hz=float(np.mean(freqs)), bandwidth_hz=float(np.ptp(freqs)) or None,
+                     telescope=obs.telescope, object_name=obs.field_name,
+                     date_obs=mjd_seconds_to_isot(float(obs.time.min())) if obs.time.size else "",
+                     history=tuple(history))
 
 
 def _write_image_products(obs: Observation, geom: ImageGeometry, result: Any, outputs: Mapping[str, str],
-                          args: Mapping[str, Any], device: str, nparts: int) -> None:
-    freq = float(np.mean(obs.freq))
+                          args: Mapping[str, Any], device: str, nparts: int, weights: np.ndarray,
+                          how: Mapping[str, Any]) -> None:
+    info = _image_info(obs, geom, weights, {**how, "device": device}, result)
+    freq = float(info.freq_hz or np.mean(obs.freq))
     rms = robust_rms(result.residual)
     min_flux = max(_arg(args, "min_source_flux", 0.0, float), 5.0 * rms)
     found = find_sources(result.model, result.beam, min_flux)
@@ -176,7 +265,7 @@ def _write_image_products(obs: Observation, geom: ImageGeometry, result: Any, ou
               "psf": (result.psf, "")}
     for name, (img, unit) in images.items():
         if name in outputs:
-            write_fits(outputs[name], img, geom.cell, obs.phase_centre, unit, beam=result.beam, freq_hz=freq)
+            write_fits(outputs[name], img, geom.cell, obs.phase_centre, unit, beam=result.beam, info=info)
     if "preview" in outputs:
         write_png(outputs["preview"], result.restored, geom.cell, obs.phase_centre,
                   title=f"restored image ({result.iterations} CLEAN iterations)", sources=sources)
@@ -188,7 +277,9 @@ def _write_image_products(obs: Observation, geom: ImageGeometry, result: Any, ou
             "image": {"npix": geom.npix, "cell_arcsec": _sig(math.degrees(geom.cell) * 3600),
                       "epsilon": geom.epsilon, "wgridding": geom.do_wgridding, "device": device,
                       "phase_centre_deg": [_sig(math.degrees(x), 12) for x in obs.phase_centre],
-                      "freq_mean_hz": _sig(freq, 12), "nvis": obs.nvis, "partitions": nparts},
+                      "freq_mean_hz": _sig(freq, 12), "nvis": obs.nvis, "partitions": nparts, **how,
+                      "nvis_weighted": int(np.count_nonzero(weights))},
+            "selection": obs.selection,
             "peak_jy_per_beam": _sig(result.restored.max()),
             "peak_pixel": {"x": px, "y": py},
             "rms_jy_per_beam": _sig(rms, 4),
