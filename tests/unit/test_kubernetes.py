@@ -226,6 +226,63 @@ def test_parsl_pod_is_checked_before_the_api_call():
     assert len(calls) == 1
 
 
+BOTH = ROOT / "tests" / "data" / "sites" / "k8s-both-engines.yaml"
+"""The one Kubernetes profile both engines run on: an object store (Snakemake's plugin) and a volume claim (Parsl)."""
+
+
+@pytest.fixture(scope="module")
+def rendered_for_both(tmp_path_factory):
+    out = {}
+    for workflow in (RESOURCES, WORDFREQ):
+        for engine in ("parsl", "snakemake"):
+            result, path = render(tmp_path_factory.mktemp(f"{workflow.stem}-{engine}"), workflow, str(BOTH), engine)
+            assert result.returncode == 0, result.stderr
+            out[workflow.stem, engine] = path
+    return out
+
+
+def test_parsl_and_snakemake_ask_kubernetes_for_the_same_pods(rendered_for_both):
+    """For every task, the pod Parsl's KubernetesProvider creates for the task's block and the pod template of the Job
+    Snakemake's plugin creates for it ask for the same resources (requests and limits) on the same nodes (node
+    selector, tolerations), from the same image with the same pull settings and account. Memory: the plugin counts
+    in MB, so its request is the plan's MiB rounded up to a whole MB (never less, under 1 MB more). The deadline is
+    the task's walltime for the Job, its block's longest for the pod."""
+    from portaflow.engines.parsl_engine import resource_classes
+    from portaflow.plan import make_plan
+    from portaflow.spec.loading import load_workflow
+
+    site = load_site(str(BOTH)).site
+    grace = site.kubernetes.deadline_grace
+    for workflow in (RESOURCES, WORDFREQ):
+        plan = make_plan(load_workflow(workflow).workflow, site, {"shards": 2} if workflow == WORDFREQ else {})
+        jobs = {d["metadata"]["labels"]["portaflow/task"]: d for d in manifests(rendered_for_both[workflow.stem, "snakemake"])}
+        assert sorted(jobs) == sorted(t.id for t in plan.tasks)
+        for label, tasks in resource_classes(plan.tasks, by_container=True).items():
+            [pod] = [d for d in yaml.safe_load_all((rendered_for_both[workflow.stem, "parsl"] / "pods" / f"{label}.yaml").read_text()) if d]
+            parsl = pod["spec"]
+            for task in tasks:
+                snakemake = jobs[task.id]["spec"]["template"]["spec"]
+                where = f"{workflow.stem}, task {task.id}"
+                for key in ("nodeSelector", "imagePullSecrets", "serviceAccountName", "restartPolicy"):
+                    assert parsl.get(key) == snakemake.get(key), f"{where}: {key}"
+                key = lambda t: sorted(t.items())  # noqa: E731
+                assert sorted(parsl.get("tolerations") or [], key=key) == sorted(snakemake.get("tolerations") or [], key=key), where
+                [p], [s] = parsl["containers"], snakemake["containers"]
+                assert (p["image"], p["imagePullPolicy"]) == (s["image"], s["imagePullPolicy"]), where
+                for kind in ("requests", "limits"):
+                    ours, theirs = p["resources"][kind], s["resources"][kind]
+                    assert sorted(ours) == sorted(theirs), f"{where}: {kind}"
+                    for name in ours:
+                        q_parsl, q_snakemake = parse_quantity(ours[name]), parse_quantity(theirs[name])
+                        if name == "memory":
+                            assert 0 <= q_snakemake - q_parsl < 10**6, f"{where}: {kind}.memory {ours[name]} vs {theirs[name]}"
+                        else:
+                            assert q_parsl == q_snakemake, f"{where}: {kind}.{name} {ours[name]} vs {theirs[name]}"
+                assert parse_quantity(p["resources"]["requests"]["cpu"]) == task.resources.cores  # and it compares something
+                assert jobs[task.id]["spec"]["activeDeadlineSeconds"] == task.resources.walltime_s + grace
+                assert parsl["activeDeadlineSeconds"] == max(t.resources.walltime_s for t in tasks) + grace
+
+
 def test_portaflow_plugin_completes_the_jobs_the_upstream_plugin_creates():
     """portaflow's executor plugin hands each Job to the JobCompleter before its BatchV1Api creates it; a Job whose step
     cannot be told is refused, nothing sent."""

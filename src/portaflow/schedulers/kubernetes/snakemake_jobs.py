@@ -12,6 +12,7 @@ which the plugin is told with `--portaflow-kubernetes-launch` (schedulers/kubern
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 from portaflow.plan.model import TaskResources
@@ -28,8 +29,9 @@ def job_specs(tasks: list[Any]) -> dict[str, dict[str, Any]]:
 
 
 def launch_file(ctx: Any) -> dict[str, Any]:
-    """The launch file's content: the site as the user gave it, the run id, each rule's request."""
-    return {"site": ctx.loaded_site.path, "overrides": ctx.loaded_site.overrides, "run_id": ctx.run_id, "tasks": job_specs(ctx.tasks)}
+    """The launch file's content: the site's file (absolute: Snakemake runs in the work directory), the user's
+    overrides, the run id, each rule's request."""
+    return {"site": str(Path(ctx.loaded_site.path).absolute()), "overrides": ctx.loaded_site.overrides, "run_id": ctx.run_id, "tasks": job_specs(ctx.tasks)}
 
 
 class JobCompleter:
