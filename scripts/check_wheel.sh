@@ -25,6 +25,16 @@ venv=$tmp/venv
 "$venv/bin/python" -m pip wheel -qq --no-deps --wheel-dir "$tmp/dist" "$tmp/src"
 wheel=$(ls "$tmp/dist"/portaflow-*.whl)
 echo "    $(basename "$wheel"): $("$venv/bin/python" -c 'import sys, zipfile; print(sum(n.startswith("portaflow/_shipped/") for n in zipfile.ZipFile(sys.argv[1]).namelist()))' "$wheel") shipped files"
+# portaflow's Snakemake plugins (logger, executors) are top-level packages Snakemake finds by name: all in the wheel
+"$venv/bin/python" - "$wheel" "$checkout/src" <<'EOF' || fail "the wheel lacks portaflow's Snakemake plugins"
+import sys, zipfile
+from pathlib import Path
+names = set(zipfile.ZipFile(sys.argv[1]).namelist())
+plugins = sorted(p.name for p in Path(sys.argv[2]).glob("snakemake_*_plugin_portaflow*") if (p / "__init__.py").exists())
+missing = [p for p in plugins if f"{p}/__init__.py" not in names]
+assert len(plugins) >= 3 and not missing, f"plugins {plugins}, missing from the wheel: {missing}"
+print(f"    Snakemake plugins in the wheel: {', '.join(plugins)}")
+EOF
 took "build"
 
 phase "install the wheel and its base dependencies into a clean venv ($venv)"
@@ -91,6 +101,11 @@ phase "the same run through Snakemake (its logger plugin, snakemake_logger_plugi
 cmp "$work/results/top_words.json" "$scratch/work-snakemake/results/top_words.json" || fail "Snakemake's results differ from Parsl's"
 events=$scratch/work-snakemake/.portaflow/runs/latest/snakemake-events.jsonl
 grep -q '"event": *"job_finished"' "$events" || fail "no structured Snakemake events in $events (is the logger plugin in the wheel?)"
+# Snakemake imports every plugin it finds: portaflow's executor plugins must import (and be listed) even where the
+# upstream htcondor and kubernetes plugins they subclass are not installed (base dependencies only, as here).
+"$venv/bin/python" -m snakemake --help > snakemake-help.txt 2>&1 || { tail -20 snakemake-help.txt; fail "snakemake --help with portaflow's plugins"; }
+grep -q "portaflow-kubernetes" snakemake-help.txt && grep -q "portaflow-htcondor" snakemake-help.txt \
+  || fail "snakemake does not list portaflow's executor plugins"
 took "run (Snakemake)"
 
 echo "check_wheel: ok (total $(( $(date +%s) - t_all ))s)"

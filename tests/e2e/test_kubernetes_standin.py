@@ -2,7 +2,7 @@
 
 No API server and no object store run here, so two loopback stand-ins take their place, and everything
 else is the product's real path. Snakemake (object-store staging, example-cloud-gpu-k8s): `portaflow run`
-starts it through portaflow's launcher with the real kubernetes executor plugin and S3 storage plugin; the
+runs it with portaflow's executor plugin (portaflow-kubernetes: the real kubernetes executor plugin, subclassed) and S3 storage plugin; the
 plugin's Jobs (completed and checked by portaflow) go over HTTP to `standin_kube.StandInKube`, which runs
 each pod's command as a local process in an empty directory (no shared filesystem, as on the cloud site);
 files travel through S3's protocol to moto's server (an S3 implementation for tests, not a production

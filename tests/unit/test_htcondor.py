@@ -325,7 +325,7 @@ def test_step_longer_than_every_flavour_is_refused(tmp_path):
 def test_storage_credentials_in_the_users_environment_never_reach_a_submit_description(tmp_path):
     """Snakemake hands every installed storage plugin's SNAKEMAKE_STORAGE_* variables to each job (the htcondor plugin
     writes them into `environment`, stored with the job); a pool without an object store gets none of them, and
-    its jobs start Snakemake without a per-job `pip install` of storage plugins (schedulers.snakemake_cli)."""
+    its jobs start Snakemake without a per-job `pip install` of storage plugins (portaflow's plugin portaflow-htcondor)."""
     secret = "portaflow-test-secret-value"
     result = run_portaflow("render", str(WORDFREQ), "--site", CERN, "--engine", "snakemake", "-o", str(tmp_path / "out"), cwd=ROOT,
                            env={"SNAKEMAKE_STORAGE_S3_SECRET_KEY": secret, "SNAKEMAKE_STORAGE_S3_ACCESS_KEY": "portaflow-test"})

@@ -7,7 +7,10 @@ rules the schema does not hold. Golden files: PORTAFLOW_UPDATE_GOLDEN=1 regenera
 
 from __future__ import annotations
 
+import dataclasses
+import importlib
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -118,7 +121,7 @@ def test_snakemake_jobs_carry_the_profile(tmp_path):
     assert limits == pod["containers"][0]["resources"]["requests"]
     assert parse_quantity(limits["memory"]) >= 6144 * 2**20  # never less than the MiB the plan checked
     profile = yaml.safe_load((out / "profile" / "config.yaml").read_text())
-    assert profile["executor"] == "kubernetes"
+    assert profile["executor"] == "portaflow-kubernetes"
     assert profile["default-storage-provider"] == "s3"
     assert profile["default-storage-prefix"] == "s3://example-portaflow-runs/staging/resources"
 
@@ -223,25 +226,135 @@ def test_parsl_pod_is_checked_before_the_api_call():
     assert len(calls) == 1
 
 
-def test_snakemake_launcher_completes_the_plugins_job():
-    from portaflow.schedulers.kubernetes.snakemake_launch import completing
+BOTH = ROOT / "tests" / "data" / "sites" / "k8s-both-engines.yaml"
+"""The one Kubernetes profile both engines run on: an object store (Snakemake's plugin) and a volume claim (Parsl)."""
+
+
+@pytest.fixture(scope="module")
+def rendered_for_both(tmp_path_factory):
+    out = {}
+    for workflow in (RESOURCES, WORDFREQ):
+        for engine in ("parsl", "snakemake"):
+            result, path = render(tmp_path_factory.mktemp(f"{workflow.stem}-{engine}"), workflow, str(BOTH), engine)
+            assert result.returncode == 0, result.stderr
+            out[workflow.stem, engine] = path
+    return out
+
+
+def test_parsl_and_snakemake_ask_kubernetes_for_the_same_pods(rendered_for_both):
+    """For every task, the pod Parsl's KubernetesProvider creates for the task's block and the pod template of the Job
+    Snakemake's plugin creates for it ask for the same resources (requests and limits) on the same nodes (node
+    selector, tolerations), from the same image with the same pull settings and account. Memory: the plugin counts
+    in MB, so its request is the plan's MiB rounded up to a whole MB (never less, under 1 MB more). The deadline is
+    the task's walltime for the Job, its block's longest for the pod."""
+    from portaflow.engines.parsl_engine import resource_classes
+    from portaflow.plan import make_plan
+    from portaflow.spec.loading import load_workflow
+
+    site = load_site(str(BOTH)).site
+    grace = site.kubernetes.deadline_grace
+    for workflow in (RESOURCES, WORDFREQ):
+        plan = make_plan(load_workflow(workflow).workflow, site, {"shards": 2} if workflow == WORDFREQ else {})
+        jobs = {d["metadata"]["labels"]["portaflow/task"]: d for d in manifests(rendered_for_both[workflow.stem, "snakemake"])}
+        assert sorted(jobs) == sorted(t.id for t in plan.tasks)
+        for label, tasks in resource_classes(plan.tasks, by_container=True).items():
+            [pod] = [d for d in yaml.safe_load_all((rendered_for_both[workflow.stem, "parsl"] / "pods" / f"{label}.yaml").read_text()) if d]
+            parsl = pod["spec"]
+            for task in tasks:
+                snakemake = jobs[task.id]["spec"]["template"]["spec"]
+                where = f"{workflow.stem}, task {task.id}"
+                for key in ("nodeSelector", "imagePullSecrets", "serviceAccountName", "restartPolicy"):
+                    assert parsl.get(key) == snakemake.get(key), f"{where}: {key}"
+                key = lambda t: sorted(t.items())  # noqa: E731
+                assert sorted(parsl.get("tolerations") or [], key=key) == sorted(snakemake.get("tolerations") or [], key=key), where
+                [p], [s] = parsl["containers"], snakemake["containers"]
+                assert (p["image"], p["imagePullPolicy"]) == (s["image"], s["imagePullPolicy"]), where
+                for kind in ("requests", "limits"):
+                    ours, theirs = p["resources"][kind], s["resources"][kind]
+                    assert sorted(ours) == sorted(theirs), f"{where}: {kind}"
+                    for name in ours:
+                        q_parsl, q_snakemake = parse_quantity(ours[name]), parse_quantity(theirs[name])
+                        if name == "memory":
+                            assert 0 <= q_snakemake - q_parsl < 10**6, f"{where}: {kind}.memory {ours[name]} vs {theirs[name]}"
+                        else:
+                            assert q_parsl == q_snakemake, f"{where}: {kind}.{name} {ours[name]} vs {theirs[name]}"
+                assert parse_quantity(p["resources"]["requests"]["cpu"]) == task.resources.cores  # and it compares something
+                assert jobs[task.id]["spec"]["activeDeadlineSeconds"] == task.resources.walltime_s + grace
+                assert parsl["activeDeadlineSeconds"] == max(t.resources.walltime_s for t in tasks) + grace
+
+
+def test_portaflow_plugin_completes_the_jobs_the_upstream_plugin_creates():
+    """portaflow's executor plugin hands each Job to the JobCompleter before its BatchV1Api creates it; a Job whose step
+    cannot be told is refused, nothing sent."""
+    from portaflow.schedulers.kubernetes.snakemake_jobs import JobCompleter
+    from snakemake_executor_plugin_portaflow_kubernetes import CompletingBatchApi
 
     sent = []
+
+    class Batch:
+        def create_namespaced_job(self, namespace, body):
+            sent.append(body)
+
+        def read_namespaced_job_status(self, name, namespace):
+            return "status of " + name
+
     scheduler = scheduler_for("kubernetes")(load_site("example-cloud-gpu-k8s"))
     specs = {"train": {"request": TaskResources(cores=4, memory_mib=6144, walltime_s=1500, gpus=2).__dict__,
                        "partition": "gpu-a100", "walltime_s": 1500}}
-    create = completing(lambda api, ns, body: sent.append(body), scheduler, specs, "run-7")
+    batch = CompletingBatchApi(Batch(), JobCompleter(scheduler, specs, "run-7"))
     container = client.V1Container(name="snakemake", image="x/y:1", args=["-c", "snakemake --target-jobs 'train:' --other"])
     job = client.V1Job(metadata=client.V1ObjectMeta(name="snakejob-1", labels={"app": "snakemake"}), spec=client.V1JobSpec(
         template=client.V1PodTemplateSpec(spec=client.V1PodSpec(containers=[container], restart_policy="Never"))))
-    create(None, "research-pipelines", job)
+    batch.create_namespaced_job("research-pipelines", job)
     body = manifest(sent[0])
     assert body["metadata"]["labels"][RUN_LABEL] == "run-7"
     assert body["spec"]["activeDeadlineSeconds"] == 1560
     assert body["spec"]["template"]["spec"]["nodeSelector"] == {"cloud.google.com/gke-nodepool": "gpu-a100"}
+    assert batch.read_namespaced_job_status("snakejob-1", "research-pipelines") == "status of snakejob-1"
     container.args = ["-c", "snakemake --no-target"]
     with pytest.raises(RuntimeError, match="cannot tell which step"):
-        create(None, "research-pipelines", job)
+        batch.create_namespaced_job("research-pipelines", job)
+    assert len(sent) == 1
+
+
+def test_portaflow_plugins_are_the_upstream_ones_without_per_job_pip_install():
+    """Snakemake finds portaflow's executor plugins by name; each is the upstream plugin's Executor and settings,
+    subclassed, with common settings of its own (no auto-deployment of storage plugins); the upstream module is left
+    as it is."""
+    from snakemake_interface_executor_plugins.registry import ExecutorPluginRegistry
+
+    registry = ExecutorPluginRegistry()
+    for name in ("kubernetes", "htcondor"):
+        upstream = importlib.import_module(f"snakemake_executor_plugin_{name}")
+        module_name = f"snakemake_executor_plugin_portaflow_{name}"
+        ours = importlib.import_module(module_name)
+        registry.validate_plugin(module_name, ours)  # what Snakemake checks of a plugin module it finds
+        assert registry.load_plugin(f"portaflow-{name}", ours).cli_prefix == f"portaflow-{name}"
+        assert issubclass(ours.Executor, upstream.Executor) and ours.Executor is not upstream.Executor
+        assert issubclass(ours.ExecutorSettings, upstream.ExecutorSettings)
+        assert ours.common_settings.auto_deploy_default_storage_provider is False
+        assert upstream.common_settings.auto_deploy_default_storage_provider is True
+        assert dataclasses.replace(ours.common_settings, auto_deploy_default_storage_provider=True) == upstream.common_settings
+
+
+@pytest.mark.parametrize("name", ["kubernetes", "htcondor"])
+def test_portaflow_plugin_imports_where_the_upstream_plugin_is_missing(monkeypatch, name):
+    """Snakemake imports every plugin on its path, so an install without the upstream plugin (portaflow's base
+    dependencies) must still import portaflow's; using it then says what to install."""
+    import importlib.util
+
+    from snakemake_interface_common.exceptions import WorkflowError
+    from snakemake_interface_executor_plugins.registry import ExecutorPluginRegistry
+
+    registry = ExecutorPluginRegistry()  # collects the installed plugins (the upstream one too) before it is hidden
+    monkeypatch.setitem(sys.modules, f"snakemake_executor_plugin_{name}", None)  # `import` of it raises ImportError
+    path = ROOT / "src" / f"snakemake_executor_plugin_portaflow_{name}" / "__init__.py"
+    spec = importlib.util.spec_from_file_location(f"portaflow_plugin_without_upstream_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    registry.validate_plugin(f"snakemake_executor_plugin_portaflow_{name}", module)
+    with pytest.raises(WorkflowError, match=rf"needs snakemake-executor-plugin-{name}.*pip install 'portaflow\[{name}\]'"):
+        module.Executor(None, None)
 
 
 def test_cancel_run_deletes_the_runs_jobs_and_pods_by_label():

@@ -20,7 +20,6 @@ from portaflow.errors import InputError, PlanError, Problem, SpecError
 from portaflow.plan.model import Task, TaskResources
 from portaflow.schedulers.base import Scheduler, common_rule_resources
 from portaflow.schedulers.htcondor.commands import is_documented_command
-from portaflow.schedulers.snakemake_cli import snakemake_cli_command
 from portaflow.units import describe_walltime
 
 if TYPE_CHECKING:
@@ -52,7 +51,9 @@ def split_command(line: str) -> tuple[str, str]:
 
 class HTCondorScheduler(Scheduler):
     name = "htcondor"
-    snakemake_executor = "htcondor"
+    snakemake_executor = "portaflow-htcondor"
+    """portaflow's executor plugin (src/snakemake_executor_plugin_portaflow_htcondor): the upstream htcondor plugin,
+    without its per-job pip install of storage plugins, and able to capture what it would submit (render)."""
     snakemake_submission = re.compile(r"^Job (?P<job>\d+) submitted to HTCondor Cluster ID (?P<id>\d+)")
     """snakemake-executor-plugin-htcondor 0.3.0: "Job 4 submitted to HTCondor Cluster ID 17 with batch name ..."."""
     managed_flags = frozenset({
@@ -85,10 +86,6 @@ class HTCondorScheduler(Scheduler):
         from portaflow.schedulers.htcondor.engines import executor_profile
 
         return executor_profile(ctx)
-
-    def snakemake_launcher(self, ctx: RunContext, out_dir: Path, dry_run: bool) -> list[str]:
-        """Jobs start Snakemake on the pool: without the plugins' pip deployment (schedulers.snakemake_cli)."""
-        return snakemake_cli_command()
 
     def render_snakemake_submissions(self, ctx: RunContext, out_dir: Path, profile: dict[str, Any], command: Any,
                                      env: dict[str, str], capture: bool = True) -> list[Path]:

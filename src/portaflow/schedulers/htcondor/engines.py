@@ -6,7 +6,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -137,7 +136,7 @@ def rule_resources(ctx: RunContext, task: Task) -> dict[str, Any]:
 def executor_profile(ctx: RunContext) -> dict[str, Any]:
     """The htcondor plugin's settings: its job logs go with the run's record; file transfer where nothing is shared."""
     cfg = ctx.scheduler.plugin_settings(ctx)
-    cfg["htcondor-jobdir"] = str(ctx.run_dir / "htcondor")  # job logs go with the run's record
+    cfg[f"{ctx.scheduler.snakemake_executor}-jobdir"] = str(ctx.run_dir / "htcondor")  # job logs go with the run's record
     if ctx.scheduler.transfers_files():
         cfg["shared-fs-usage"] = "none"  # the plugin then transfers each rule's inputs and outputs
     return cfg
@@ -151,7 +150,10 @@ def transfer_script(ctx: RunContext, task: Task) -> str:
 
 
 def capture_htcondor_submits(ctx: RunContext, out_dir: Path, snakemake_command: Callable[[list[str]], list[str]], env: dict[str, str]) -> list[Path]:
-    """Each rule's submit description as the htcondor plugin hands it to the bindings (schedulers.htcondor.capture).
+    """Each rule's submit description as the htcondor plugin would hand it to the bindings: the real Snakemake command
+    line, with portaflow's plugin told to write each description to a file instead (`--portaflow-htcondor-capture`),
+    in Snakemake's own `--immediate-submit` mode (every job is handed to the executor at once, without waiting for
+    upstream jobs).
 
     Snakemake runs in a scratch work directory, so rendering writes nothing in the real one and
     inputs from outside the workflow can be stood in by empty files; the scratch path is then
@@ -167,11 +169,12 @@ def capture_htcondor_submits(ctx: RunContext, out_dir: Path, snakemake_command: 
                 (Path(scratch) / path).parent.mkdir(parents=True, exist_ok=True)
                 (Path(scratch) / path).touch()
         # Status checks are not needed here (nothing runs); without them Snakemake stops at once.
-        args = snakemake_command(["--immediate-submit", "--notemp", "--quiet", "--seconds-between-status-checks", "0"])
+        args = snakemake_command(["--immediate-submit", "--notemp", "--quiet", "--seconds-between-status-checks", "0",
+                                  f"--{ctx.scheduler.snakemake_executor}-capture", str(jobs_dir.absolute())])
         args[args.index("--directory") + 1] = scratch
         # A fixed hash seed: Snakemake writes some option sets (--rerun-triggers...) in set order.
         env = {**env, **ctx.scheduler.client_environment(resolve=False), "PYTHONHASHSEED": "0"}
-        run_command([sys.executable, "-m", "portaflow.schedulers.htcondor.capture", str(jobs_dir), *args[3:]], env=env, cwd=scratch, timeout=600)
+        run_command(args, env=env, cwd=scratch, timeout=600)
         written = []
         for path in sorted(jobs_dir.glob("*.sub")):
             text = path.read_text()

@@ -39,7 +39,6 @@ from portaflow.schedulers.kubernetes.manifests import (
     schema_problems,
     write_manifests,
 )
-from portaflow.schedulers.snakemake_cli import snakemake_cli_command
 
 if TYPE_CHECKING:
     from portaflow.schedulers.context import RunContext
@@ -69,7 +68,7 @@ __all__ = [
 
 class KubernetesScheduler(Scheduler):
     name = "kubernetes"
-    snakemake_executor = "kubernetes"
+    snakemake_executor = kube_snakemake.PLUGIN
     snakemake_submission = re.compile(r"^Get status with: kubectl describe job (?P<id>snakejob-[0-9a-f-]+)")
     """snakemake-executor-plugin-kubernetes 0.5.1: "Get status with: kubectl describe job snakejob-<uuid>" (names no
     Snakemake job)."""
@@ -92,10 +91,9 @@ class KubernetesScheduler(Scheduler):
     def snakemake_profile(self, ctx: RunContext) -> dict[str, Any]:
         return kube_snakemake.executor_profile(ctx)
 
-    def snakemake_launcher(self, ctx: RunContext, out_dir: Path, dry_run: bool) -> list[str]:
-        """Snakemake through portaflow's launcher, which completes each Job at the plugin's API call (a dry run
-        creates none: there, only the CLI without the plugins' pip deployment)."""
-        return snakemake_cli_command() if dry_run else kube_snakemake.kubernetes_launcher(ctx, out_dir)
+    def snakemake_run_profile(self, ctx: RunContext, profile: dict[str, Any]) -> dict[str, Any]:
+        """The profile names the run's launch file, from which portaflow's plugin completes each Job."""
+        return kube_snakemake.run_profile(ctx, profile)
 
     def render_snakemake_submissions(self, ctx: RunContext, out_dir: Path, profile: dict[str, Any], command: Any,
                                      env: dict[str, str], capture: bool = True) -> list[Path]:

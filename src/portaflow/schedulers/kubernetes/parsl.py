@@ -2,14 +2,15 @@
 
 Parsl has no parameter for node selectors, tolerations, pull policy, several pull secrets, labels or a
 deadline: the provider's API client (its public `kube_client`) is wrapped so every pod it creates is
-completed and checked (schedulers.kubernetes) before the one call that reaches the cluster.
+completed and checked (schedulers.kubernetes) before the one call that reaches the cluster. Render constructs the
+provider in a process of its own, with a kubeconfig of its own (schedulers/kubernetes/capture.py).
 """
 
 from __future__ import annotations
 
-import contextlib
+import base64
 import json
-from collections.abc import Iterator
+import pickle
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,44 +23,70 @@ if TYPE_CHECKING:
     from portaflow.schedulers.context import RunContext
 
 
+def provider_arguments(ctx: RunContext, tasks: list[Task]) -> dict[str, Any]:
+    """KubernetesProvider's arguments for pods of exactly this resource class's size, in its image (JSON values:
+    render hands them to its capture process)."""
+    site, k8s = ctx.site, ctx.site.kubernetes
+    request = tasks[0].resources
+    ctx.scheduler.check_workdir(str(ctx.workdir))  # workers read and write the work directory
+    quantities = ctx.scheduler.quantities(request)
+    gpu = {k8s.gpu_resource: quantities[k8s.gpu_resource]} if request.gpus else {}
+    return dict(
+        image=image_reference(site, tasks[0].container or k8s.default_container),
+        namespace=k8s.namespace,
+        nodes_per_block=1,
+        init_blocks=site.parsl.init_blocks,
+        min_blocks=0,
+        max_blocks=max_jobs_at_once(site, site.parsl.max_blocks),
+        max_cpu=float(request.cores), init_cpu=float(request.cores),
+        max_mem=quantities["memory"], init_mem=quantities["memory"],
+        extra_requests=gpu, extra_limits=dict(gpu),
+        # the image holds the environment: no driver paths, only the site's own lines
+        worker_init=worker_init(ctx, driver_path=False),
+        secret=k8s.image_pull_secrets[0] if k8s.image_pull_secrets else None,
+        persistent_volumes=[(v.claim, v.mount_path) for v in k8s.volume_claims],
+        service_account_name=k8s.service_account,
+    )
+
+
 def kubernetes_provider(ctx: RunContext, label: str, tasks: list[Task], offline: bool = False, api: Any = None) -> Any:
     """A KubernetesProvider whose pods are exactly this resource class's size, in its image.
 
     Parsl has no parameter for node selectors, tolerations, pull policy, several pull secrets,
     labels or a deadline: its API client is wrapped so every pod it creates is completed from the
     profile and checked (schedulers.kubernetes) before the one call that reaches the cluster.
-    `offline` (rendering): no cluster configuration is read; `api` stands in for CoreV1Api.
+    `offline` (rendering): the provider's constructor reads a cluster configuration, so it is constructed in render's
+    capture process, with a kubeconfig of render's own (schedulers/kubernetes/capture.py), and handed back; `api`
+    then stands in for CoreV1Api.
     """
-    from parsl.providers import KubernetesProvider
+    arguments = provider_arguments(ctx, tasks)
+    if offline:
+        provider = pickle.loads(_constructed_offline(ctx, arguments))
+    else:
+        from parsl.providers import KubernetesProvider
 
-    site, k8s = ctx.site, ctx.site.kubernetes
-    scheduler = ctx.scheduler
-    request = tasks[0].resources
-    walltime = longest_walltime(tasks)
-    scheduler.check_workdir(str(ctx.workdir))  # workers read and write the work directory
-    quantities = scheduler.quantities(request)
-    gpu = {k8s.gpu_resource: quantities[k8s.gpu_resource]} if request.gpus else {}
-    if not offline:
         load_config()  # a clear error instead of Parsl's when no cluster is configured
-    with _kube_config_unread_if(offline):
-        provider = KubernetesProvider(
-            image=image_reference(site, tasks[0].container or k8s.default_container),
-            namespace=k8s.namespace,
-            nodes_per_block=1,
-            init_blocks=site.parsl.init_blocks,
-            min_blocks=0,
-            max_blocks=max_jobs_at_once(site, site.parsl.max_blocks),
-            max_cpu=float(request.cores), init_cpu=float(request.cores),
-            max_mem=quantities["memory"], init_mem=quantities["memory"],
-            extra_requests=gpu, extra_limits=dict(gpu),
-            # the image holds the environment: no driver paths, only the site's own lines
-            worker_init=worker_init(ctx, driver_path=False),
-            secret=k8s.image_pull_secrets[0] if k8s.image_pull_secrets else None,
-            persistent_volumes=[(v.claim, v.mount_path) for v in k8s.volume_claims],
-            service_account_name=k8s.service_account,
-        )
-    provider.kube_client = CompletingCoreApi(api or provider.kube_client, scheduler, request, tasks[0].partition, ctx.run_id, walltime)
+        provider = KubernetesProvider(**arguments)
+    provider.kube_client = CompletingCoreApi(api or provider.kube_client, ctx.scheduler, tasks[0].resources, tasks[0].partition, ctx.run_id,
+                                             longest_walltime(tasks))
     return provider
+
+
+_CONSTRUCTED: dict[str, bytes] = {}
+"""Providers constructed by render's capture process (pickled), by their arguments: one process per render."""
+
+
+def _constructed_offline(ctx: RunContext, arguments: dict[str, Any]) -> bytes:
+    """The pickled provider for these arguments, constructed in render's capture process together with those of
+    every other resource class of the run (the engine asks for one executor at a time)."""
+    from portaflow.schedulers.kubernetes.capture import capture
+
+    key = json.dumps(arguments, sort_keys=True)
+    if key not in _CONSTRUCTED:  # a class's arguments are those of any of its tasks: one per task, deduplicated
+        wanted = {json.dumps(a, sort_keys=True): a for a in [provider_arguments(ctx, [t]) for t in ctx.tasks] + [arguments]}
+        constructed = capture({"parsl": dict(enumerate(wanted.values()))})["parsl"]
+        _CONSTRUCTED.update({k: base64.b64decode(constructed[str(i)]) for i, k in enumerate(wanted)})
+    return _CONSTRUCTED[key]
 
 
 def render_kubernetes_pods(ctx: RunContext, groups: dict[str, list[Task]], pods_dir: Path) -> list[Path]:
@@ -111,27 +138,6 @@ class RecordingCoreApi:
         data = manifest(body)
         self.created.append(data)
         return body
-
-
-@contextlib.contextmanager
-def _kube_config_unread_if(offline: bool) -> Iterator[None]:
-    """While rendering, KubernetesProvider's constructor must not read a cluster configuration.
-
-    The one place where upstream has no hook: Parsl's constructor always calls `kubernetes.config.load_kube_config()`,
-    whose file location the client fixes when it is imported. So, for the constructor's duration only, that function is
-    a no-op. Written against parsl 2026.10.26 and kubernetes 32.x (pyproject.toml bounds both).
-    """
-    if not offline:
-        yield
-        return
-    from kubernetes import config
-
-    original = config.load_kube_config
-    config.load_kube_config = lambda *args, **kwargs: None
-    try:
-        yield
-    finally:
-        config.load_kube_config = original
 
 
 def _replace_in_json(data: Any, old: str, new: str) -> Any:

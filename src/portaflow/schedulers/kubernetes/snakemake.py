@@ -1,12 +1,11 @@
-"""Snakemake on Kubernetes: the kubernetes executor plugin's resources and settings, the shell of its jobs (which
-see no shared filesystem), the launcher that completes each Job at the plugin's API call, and render's capture."""
+"""Snakemake on Kubernetes: portaflow's kubernetes executor plugin's resources and settings, the shell of its jobs
+(which see no shared filesystem), the launch file it completes each Job from, and render's capture."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
 import math
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -14,7 +13,7 @@ from portaflow.errors import InputError
 from portaflow.plan.model import Task
 from portaflow.schedulers.base import common_rule_resources
 from portaflow.schedulers.kubernetes.manifests import image_reference, write_manifests
-from portaflow.schedulers.kubernetes.snakemake_launch import launch_file, render_jobs
+from portaflow.schedulers.kubernetes.snakemake_jobs import LAUNCH_SETTING, launch_file
 from portaflow.schedulers.kubernetes.storage import staged_directory, storage_profile
 
 if TYPE_CHECKING:
@@ -45,9 +44,13 @@ def gpu_manufacturer(ctx: RunContext) -> str:
     return resource.split(".", 1)[0]
 
 
+PLUGIN = "portaflow-kubernetes"
+"""portaflow's executor plugin (src/snakemake_executor_plugin_portaflow_kubernetes): the upstream kubernetes plugin,
+whose Jobs it completes from the profile; its settings are the upstream ones under this prefix."""
+
+
 def executor_profile(ctx: RunContext) -> dict[str, Any]:
-    """The kubernetes plugin's settings; what it has no setting for is added at its API call
-    (schedulers.kubernetes.snakemake_launch)."""
+    """The plugin's settings; what it has no setting for is added at its API call (schedulers.kubernetes.snakemake_jobs)."""
     site, k8s = ctx.site, ctx.site.kubernetes
     images = sorted({image_reference(site, t.container or k8s.default_container) for t in ctx.tasks})
     if len(images) > 1:
@@ -55,15 +58,15 @@ def executor_profile(ctx: RunContext) -> dict[str, Any]:
                          f"these steps need {len(images)}: {', '.join(images)}. Use --engine parsl, or one container for every step")
     cfg: dict[str, Any] = {
         **ctx.scheduler.plugin_settings(ctx),
-        "kubernetes-namespace": k8s.namespace,
-        "kubernetes-cpu-scalar": 1.0,  # requests = the cores the plan checked against the node pool
+        f"{PLUGIN}-namespace": k8s.namespace,
+        f"{PLUGIN}-cpu-scalar": 1.0,  # requests = the cores the plan checked against the node pool
         "container-image": images[0] if images else image_reference(site, k8s.default_container),
         **storage_profile(ctx),
     }
     if k8s.service_account:
-        cfg["kubernetes-service-account-name"] = k8s.service_account
+        cfg[f"{PLUGIN}-service-account-name"] = k8s.service_account
     if k8s.volume_claims:
-        cfg["kubernetes-persistent-volumes"] = [f"{v.claim}:{v.mount_path}" for v in k8s.volume_claims]
+        cfg[f"{PLUGIN}-persistent-volumes"] = [f"{v.claim}:{v.mount_path}" for v in k8s.volume_claims]
     return cfg
 
 
@@ -77,20 +80,28 @@ def job_script(ctx: RunContext, task: Task) -> str:
     return dataclasses.replace(ctx, workdir=staged_directory(ctx)).shell_line(task)
 
 
-def kubernetes_launcher(ctx: RunContext, out_dir: Path) -> list[str]:
-    """The command that starts Snakemake's CLI (arguments follow) through portaflow's launcher,
-    which completes each Job at the plugin's API call; writes the launcher's file (launch.json)."""
+def run_profile(ctx: RunContext, profile: dict[str, Any]) -> dict[str, Any]:
+    """The profile a run uses: it names the run's launch file (written here, beside the rendered Snakefile), from which
+    the plugin completes each Job."""
+    out_dir = ctx.run_dir / "snakemake"
+    out_dir.mkdir(parents=True, exist_ok=True)
     launch = out_dir / "launch.json"
     launch.write_text(json.dumps(launch_file(ctx), indent=1, sort_keys=True))
-    return [sys.executable, "-m", "portaflow.schedulers.kubernetes.launcher", str(launch), "--"]
+    return {**profile, LAUNCH_SETTING: str(launch)}
 
 
 def render_kubernetes_jobs(ctx: RunContext, jobs_dir: Path, profile: dict[str, Any]) -> Path:
-    """Every task's Job as the plugin's run_job builds it, completed from the profile and checked."""
+    """Every task's Job as the plugin's run_job builds it, completed from the profile and checked
+    (schedulers/kubernetes/capture.py: the plugin's executor, constructed as in a run, with recording API clients)."""
+    from portaflow.schedulers.kubernetes.capture import capture
+
     jobs_dir.mkdir(parents=True, exist_ok=True)
-    bodies = render_jobs(ctx, profile, lambda task: ctx.scheduler.snakemake_resources(ctx, task))
+    jobs = [{"rule": task.id, "jobid": index, "cores": task.resources.cores, "resources": ctx.scheduler.snakemake_resources(ctx, task)}
+            for index, task in enumerate(ctx.tasks, start=1)]
+    bodies = capture({"snakemake": {"profile": profile, "jobs": jobs}}, launch_file(ctx))["snakemake"]
     path = jobs_dir / "jobs.yaml"
     write_manifests(path, bodies, (
-        f"The Jobs snakemake-executor-plugin-kubernetes creates (its own run_job, a recording BatchV1Api), completed from site "
-        f"{ctx.site.name}.\nThe container's command line is a placeholder: Snakemake writes it at run time (it needs the object store)."))
+        f"The Jobs snakemake-executor-plugin-kubernetes creates (its own run_job, in portaflow's plugin {PLUGIN}, a recording "
+        f"BatchV1Api), completed from site {ctx.site.name}.\nThe container's command line is a placeholder: Snakemake writes it "
+        "at run time (it needs the object store)."))
     return path
