@@ -31,7 +31,8 @@ def job_specs(tasks: list[Any]) -> dict[str, dict[str, Any]]:
 def launch_file(ctx: Any) -> dict[str, Any]:
     """The launch file's content: the site's file (absolute: Snakemake runs in the work directory), the user's
     overrides, the run id, each rule's request."""
-    return {"site": str(Path(ctx.loaded_site.path).absolute()), "overrides": ctx.loaded_site.overrides, "run_id": ctx.run_id, "tasks": job_specs(ctx.tasks)}
+    return {"site": str(Path(ctx.loaded_site.path).absolute()), "overrides": ctx.loaded_site.overrides, "run_id": ctx.run_id,
+            "tasks": job_specs(ctx.tasks)}
 
 
 class JobCompleter:
