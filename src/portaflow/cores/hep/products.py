@@ -127,3 +127,51 @@ def read_histograms(path: str | Path) -> dict[str, Any]:
                 "underflow": int(round(values[0])), "overflow": int(round(values[-1])),
             }
     return out
+
+
+# ---- processor products (histograms with dataset and systematic category axes) -----------------------------------
+
+PROCESSOR_FORMAT = "portaflow.hep.processor/1"
+
+
+def _axis_document(axis: Any) -> dict[str, Any]:
+    if isinstance(axis, hist.axis.StrCategory):
+        return {"name": axis.name, "categories": list(axis)}
+    return {"name": axis.name, "label": axis.label, "edges": axis.edges.tolist()}
+
+
+def hist_document(h: hist.Hist) -> dict[str, Any]:
+    """Axes, in-range values (sum w) and variances (sum w^2) as nested lists, flow bins left out."""
+    view = h.view(flow=False)
+    return {"axes": [_axis_document(a) for a in h.axes], "label": h.label or "",
+            "values": np.asarray(view["value"]).tolist(), "variances": np.asarray(view["variance"]).tolist()}
+
+
+def processor_document(histograms: Mapping[str, hist.Hist], extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The JSON product of a processor run: every histogram (hist_document), plus `extra` (samples, luminosity...)."""
+    return {"format": PROCESSOR_FORMAT, "histograms": {name: hist_document(h) for name, h in histograms.items()},
+            **(extra or {})}
+
+
+def read_processor_document(path: str | Path) -> dict[str, Any]:
+    doc = json.loads(Path(path).read_text())
+    if doc.get("format") != PROCESSOR_FORMAT:
+        raise ValueError(f"{path}: not a portaflow HEP processor product (format {doc.get('format')!r})")
+    return doc
+
+
+def write_processor_root(path: str | Path, histograms: Mapping[str, hist.Hist]) -> list[str]:
+    """One TH1D per category combination of every histogram with a single non-category axis, named
+    `name__dataset__systematic` (the convention of combine-style fit tools); returns the names written."""
+    written = []
+    with uproot.recreate(path) as file:
+        for name, h in histograms.items():
+            categories = [a for a in h.axes if isinstance(a, hist.axis.StrCategory)]
+            if len(h.axes) - len(categories) != 1:
+                continue
+            for combination in np.ndindex(*(len(a) for a in categories)):
+                index = {a.name: a[k] for a, k in zip(categories, combination, strict=True)}
+                key = "__".join([name, *index.values()])
+                file[key] = h[index]
+                written.append(key)
+    return written
