@@ -34,20 +34,22 @@ def _save(fig: Figure, path: str | Path) -> None:
 
 def plot_mass(path: str | Path, spectrum: Mapping[str, Any], fine: Mapping[str, Any],
               fit: FitResult | None, model: ZPeakModel | None) -> None:
-    """Left: the full opposite-charge dimuon spectrum (log scale); right: the Z region with the fit."""
+    """Left: the full opposite-charge dimuon spectrum (log scale); right: the Z region with the fit. Weighted
+    products show their sums of weights with sqrt(sum w^2) errors."""
     import mplhep
 
     with _style():
         fig = Figure(figsize=(16, 7), layout="constrained")
         left, right = fig.subplots(1, 2)
-        mplhep.histplot(np.asarray(spectrum["counts"]), np.asarray(spectrum["edges"]), ax=left, histtype="fill",
+        mplhep.histplot(np.asarray(spectrum.get("values", spectrum["counts"])), np.asarray(spectrum["edges"]), ax=left, histtype="fill",
                         alpha=0.6, label="opposite-charge pairs")
         left.set_yscale("log")
         left.set_xlabel(spectrum["label"])
         left.set_ylabel("Pairs / bin")
         left.legend(loc="upper left", fontsize=14)
-        edges, counts = np.asarray(fine["edges"]), np.asarray(fine["counts"], dtype=float)
-        mplhep.histplot(counts, edges, yerr=np.sqrt(counts), ax=right, histtype="errorbar", color="black", label="data")
+        edges, counts = np.asarray(fine["edges"]), np.asarray(fine.get("values", fine["counts"]), dtype=float)
+        errors = np.sqrt(np.asarray(fine["variances"], dtype=float))  # = sqrt(counts) when unweighted
+        mplhep.histplot(counts, edges, yerr=errors, ax=right, histtype="errorbar", color="black", label="data")
         if fit is not None and model is not None:
             x = np.linspace(fit.fit_range[0], fit.fit_range[1], 800)
             width = edges[1] - edges[0]

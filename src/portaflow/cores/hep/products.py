@@ -60,10 +60,16 @@ def _weighted(spec: HistSpec, values_with_flow: np.ndarray, variances_with_flow:
     return h
 
 
-def write_root(path: str | Path, counts: Mapping[str, np.ndarray]) -> None:
+TRUTH_KEY = "portaflow_truth"
+
+
+def write_root(path: str | Path, counts: Mapping[str, np.ndarray], truth: Mapping[str, Any] | None = None) -> None:
     """One TH1D per histogram, named as in selections.HISTOGRAMS (counts exact up to 2**53); weighted: the
-    sums of weights with their sums of squared weights as Sumw2."""
+    sums of weights with their sums of squared weights as Sumw2. A generator truth (summed over the inputs) goes
+    along as a TObjString, so a fit from the ROOT product knows, as from the JSON, that the events were generated."""
     with uproot.recreate(path) as file:
+        if truth:
+            file[TRUTH_KEY] = json.dumps(dict(truth), sort_keys=True)
         for name, h in histograms(counts).items():
             file[name] = h if h.storage_type is hist.storage.Weight else _weighted(HIST_BY_NAME[name], np.asarray(counts[name]))
 
@@ -104,7 +110,7 @@ def write_json(path: str | Path, document: Mapping[str, Any]) -> None:
 def read_histograms(path: str | Path) -> dict[str, Any]:
     """Histograms from either product: {'histograms': {name: {edges, counts, variances, ...}}, 'counts': ...}.
 
-    From ROOT only the histograms come back (the selected counts live in the JSON product).
+    From ROOT only the histograms and the generator truth come back (the selected counts live in the JSON product).
     """
     path = Path(path)
     if path.suffix == ".json":
@@ -114,6 +120,8 @@ def read_histograms(path: str | Path) -> dict[str, Any]:
         return doc
     out: dict[str, Any] = {"format": FORMAT, "histograms": {}, "counts": {}}
     with uproot.open(path) as file:
+        if TRUTH_KEY in file.keys(cycle=False):
+            out["truth"] = json.loads(str(file[TRUTH_KEY]))
         for name in file.keys(cycle=False):
             h = file[name]
             if not h.classname.startswith("TH1"):

@@ -98,7 +98,7 @@ def reduce(*, inputs: Mapping[str, Any], outputs: Mapping[str, str], args: Mappi
     result = reduce_files(paths, schema=schema, chunk_entries=int(args.get("chunk_entries", DEFAULT_CHUNK)),
                           partition_entries=int(partition) if partition is not None else None,
                           device=str(args.get("device", "cpu")), client=client)
-    write_root(outputs["histograms"], result.counts)
+    write_root(outputs["histograms"], result.counts, result.truth)
     extra: dict[str, Any] = {"truth": result.truth, "files": [Path(p).name for p in paths]}
     if result.skipped:
         extra["skipped"] = result.skipped
@@ -119,14 +119,20 @@ def fit_and_plot(*, inputs: Mapping[str, Any], outputs: Mapping[str, str], args:
         raise ValueError(f"{inputs['histograms']}: no dimuon histograms to fit; the reduction skipped them: "
                          f"{doc.get('skipped', {}).get('dimuon', 'not produced')}")
     fine = hists["dimuon_mass_fine"]
+    weighted = "values" in fine  # a weighted product: fit sum w with sum w^2 (scaled Poisson likelihood)
     try:
-        fit, model = fit_z_peak(fine["edges"], fine["counts"], fit_range)  # type: ignore[arg-type]
+        fit, model = fit_z_peak(fine["edges"], fine["values"] if weighted else fine["counts"], fit_range,
+                                fine["variances"] if weighted else None)
         fit_doc: dict[str, Any] = {"status": "ok", **fit.as_dict()}
     except ValueError as exc:  # too few entries: report it, still plot the data
         fit, model, fit_doc = None, None, {"status": f"not fitted: {exc}", "valid": False}
-    fit_doc["generated"] = {"mass": Z_MASS, "width": Z_WIDTH}
+    # Only the generator's own files have a generated mass; on real data the PDG values are a reference, no pull.
+    generated = bool(doc.get("truth"))
+    fit_doc["generated" if generated else "reference_pdg"] = {"mass": Z_MASS, "width": Z_WIDTH}
+    if weighted:
+        fit_doc["weighted"] = doc.get("weight", True)
     fit_doc["model"] = ("extended binned Poisson likelihood: n_signal * Voigt(mass, width=FWHM of the Breit-Wigner, sigma)"
-                        " + n_background * exp(slope * m)")
+                        " + n_background * exp(slope * m)" + ("; weighted: scaled Poisson (sum w, sum w^2)" if weighted else ""))
     write_json(outputs["fit"], fit_doc)
 
     plot_mass(outputs["mass_plot"], hists["dimuon_mass"], fine, fit, model)
@@ -149,7 +155,8 @@ def fit_and_plot(*, inputs: Mapping[str, Any], outputs: Mapping[str, str], args:
     if fit is not None:
         for name in ("mass", "width", "sigma", "n_signal", "n_background"):
             summary["fit"][name] = {"value": fit.values[name], "error": fit.errors[name]}
-        summary["fit"]["mass_pull"] = (fit.values["mass"] - Z_MASS) / fit.errors["mass"]
+        if generated:
+            summary["fit"]["mass_pull"] = (fit.values["mass"] - Z_MASS) / fit.errors["mass"]
         summary["fit"]["chi2_ndof"] = [fit.chi2, fit.ndof]
     write_json(outputs["summary"], summary)
 
@@ -207,15 +214,26 @@ def process(*, inputs: Mapping[str, Any], outputs: Mapping[str, str], args: Mapp
 
 
 def plot_samples(*, inputs: Mapping[str, Any], outputs: Mapping[str, str], args: Mapping[str, Any]) -> None:
-    """Stacked data/simulation plots from a `process` product: one PNG per output, each named after the
-    histogram it shows unless args["histograms"] maps output name -> histogram."""
+    """Stacked data/simulation plots from `process` products (inputs["histograms"]: one JSON or a list of them,
+    over the same samples): one PNG per output, each named after the histogram it shows unless args["histograms"]
+    maps output name -> histogram."""
     _check_args(args, PLOT_ARGS, "plot_samples")
-    doc = read_processor_document(inputs["histograms"])
+    paths = _paths(inputs["histograms"])
+    doc = read_processor_document(paths[0])
+    for path in paths[1:]:
+        other = read_processor_document(path)
+        if {k: v.get("kind") for k, v in other.get("samples", {}).items()} != \
+                {k: v.get("kind") for k, v in doc.get("samples", {}).items()}:
+            raise ValueError(f"{path}: its samples differ from {paths[0]}'s; plot them separately")
+        clash = sorted(set(other["histograms"]) & set(doc["histograms"]))
+        if clash:
+            raise ValueError(f"{path}: histograms {clash} are also in {paths[0]}")
+        doc["histograms"].update(other["histograms"])
     chosen = dict(args.get("histograms") or {name: name for name in outputs})
     for output, name in chosen.items():
         if output not in outputs:
             raise ValueError(f"hep.plot_samples: args.histograms names output {output!r}, which the step does not declare")
         if name not in doc["histograms"]:
-            raise ValueError(f"{inputs['histograms']}: no histogram {name!r}; it has {sorted(doc['histograms'])}"
+            raise ValueError(f"{', '.join(paths)}: no histogram {name!r}; there are {sorted(doc['histograms'])}"
                              + (f"; skipped: {doc['skipped']}" if doc.get("skipped") else ""))
         plot_stack(outputs[output], doc, name, log_y=_flag(args.get("log_y", False)))
