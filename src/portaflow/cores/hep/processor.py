@@ -30,7 +30,7 @@ import hist
 import numpy as np
 import uproot
 
-from portaflow.cores.hep.reduce import DEFAULT_CHUNK, WorkItem, _items, auto_partition, inspect_files, open_tree, tune_allocator
+from portaflow.cores.hep.reduce import DEFAULT_CHUNK, WorkItem, auto_partition, file_work_items, inspect_files, open_tree, tune_allocator
 from portaflow.cores.hep.schema import SchemaError, expand_paths
 
 log = logging.getLogger(__name__)
@@ -249,7 +249,7 @@ def run_processor(samples: Sequence[Sample], spec: ProcessorSpec, *, luminosity:
     partition = partition_entries or auto_partition(total_entries, chunk_entries, slots)
     for sample in samples:
         for info in infos_by_sample[sample.name]:
-            jobs.extend((sample, item) for item in _items(info.path, info.offsets, chunk_entries, partition))
+            jobs.extend((sample, item) for item in file_work_items(info.path, info.offsets, chunk_entries, partition))
     if client is None:
         parts = [process_item(item, sample, spec) for sample, item in jobs]
     else:
