@@ -77,7 +77,7 @@ HISTOGRAMS: dict[str, tuple[str, int, float, float, str]] = {
     "ht_clean": ("q7", 100, 0.0, 400.0, r"$\sum p_T$ of jets away from leptons [GeV]"),
     "mt_lepton": ("q8", 100, 0.0, 200.0, r"$m_T$(lepton, $p_T^{miss}$) [GeV]"),
 }
-ARGS = {"objects", "queries", "muon_pt_scale", "jet_pt_scale", "weight_variations"}
+ARGS = {"objects", "queries", "muon_pt_scale", "jet_pt_scale", "weight_variations", "systematics"}
 
 
 def object_mapping(objects: Mapping[str, Any] | None) -> dict[str, dict[str, str]]:
@@ -341,6 +341,9 @@ def new_histograms(run: Iterable[str], systematics: list[str]) -> dict[str, hist
 
 
 def systematics(args: Mapping[str, Any]) -> list[str]:
+    """The categories of the systematic axis; `systematics: false` keeps only the nominal (cheaper)."""
+    if args.get("systematics", True) in (False, "false", "no", "off"):
+        return ["nominal"]
     names = ["nominal", "muon_pt_up", "muon_pt_down", "jet_pt_up", "jet_pt_down"]
     for name in (args.get("weight_variations") or {}):
         names += [f"{name}_up", f"{name}_down"]
@@ -365,13 +368,13 @@ def process(events: ak.Array, context: Any) -> dict[str, hist.Hist]:
     n = len(events)
     nominal = queries(base, run, n)
     values = dict.fromkeys(names, nominal)
-    for obj, scale in (("muon", muon_scale), ("jet", jet_scale)):
+    for obj, scale in (("muon", muon_scale), ("jet", jet_scale)) if len(names) > 1 else ():
         affected = [q for q in run if obj in QUERY_NEEDS[q]]
         for suffix, factor in (("up", 1 + scale), ("down", 1 - scale)):
             # only the queries that use the varied object are recomputed; the others are the nominal values
             values[f"{obj}_pt_{suffix}"] = {**nominal, **queries({**base, obj: build(events, mapping[obj], factor)}, affected, n)}
     weights = dict.fromkeys(names, weight)
-    for name, (up, down) in variations.items() if not context.is_data else ():
+    for name, (up, down) in variations.items() if not context.is_data and len(names) > 1 else ():
         for suffix, branch in (("up", up), ("down", down)):
             weights[f"{name}_{suffix}"] = weight * _column(events[branch])[1].astype(np.float64)
     for syst in names:

@@ -151,11 +151,12 @@ def process_item(item: WorkItem, sample: Sample, spec: ProcessorSpec) -> SampleR
     with uproot.open(item.path, array_cache=None) as file:
         tree = open_tree(file, spec.tree, item.path)
         branches = spec.reads(sample)
+        if branches is not None and sample.weight is not None and sample.weight not in branches:
+            branches = [*branches, sample.weight]  # one read per chunk; the weight is also in `events`
         for start, stop in item.chunks():
             events = tree.arrays(branches, entry_start=start, entry_stop=stop, library="ak")
             if sample.weight is not None:
-                weight = ak.to_numpy(tree.arrays([sample.weight], entry_start=start, entry_stop=stop,
-                                                 library="ak", how=dict)[sample.weight]).astype(np.float64)
+                weight = ak.to_numpy(events[sample.weight]).astype(np.float64)
             else:
                 weight = np.ones(stop - start, dtype=np.float64)
             context = ChunkContext(sample.name, sample.is_data, weight, item.path, start, stop, spec.args)
