@@ -461,7 +461,8 @@ def _samples_dask_child(paths: list[str], chunk: int, workers: int, repeat: int)
     with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0",
                       host="127.0.0.1", memory_limit="4GiB") as cluster, Client(cluster) as client:
         client.run(import_all)
-        portaflow_samples(paths[:1], chunk, client)  # warm-up: every code path once
+        client.run(portaflow_samples, [WARMUP], chunk)  # warm-up: every worker runs every code path once
+        portaflow_samples([WARMUP], chunk, client)
         seconds = []
         for _ in range(repeat):
             start = time.time()
