@@ -5,6 +5,7 @@ read-only rate and coffea, on the same generated NanoAOD-like files, in one run.
     python benchmarks/hep_reduction.py            # bench size: 4M events per compression (zlib-1, lz4-1)
     python benchmarks/hep_reduction.py --small    # 400k events per compression, a quick check
     python benchmarks/hep_reduction.py --keep /tmp/hep_data   # keep (and later reuse) the generated files
+    python benchmarks/hep_reduction.py --compressions "" --rss-sweep ""   # only the weighted multi-sample query
 
 Why each measurement runs in a fresh (spawned) process: peak RSS is the high-water mark of a process, so
 every variant gets its own process, and RSS is reported as peak minus that process's RSS right after its
@@ -357,6 +358,156 @@ def rss_sweep(paths: list[str], chunks: list[int]) -> list[str]:
     return lines
 
 
+# ---------------------------------------------------------------- the weighted multi-sample query (issue 18)
+# Two simulated samples with signed genWeight, normalised to a luminosity (xsec x lumi / sum of weights); the
+# histograms of ADL Q1 (MET) and Q5 (MET of events with an opposite-charge muon pair of 60-120 GeV), weighted,
+# nominal only. A sample is the files whose name starts with it.
+
+SAMPLE_XSEC = {"dy": 150.0, "other": 850.0}
+SAMPLE_LUMI = 10.0
+
+
+def generate_weighted(path: str, events: int, index: int, compression: str) -> int:
+    from portaflow.cores.hep.generate import GeneratorConfig, write_events_file
+
+    signal = 1.0 if Path(path).name.startswith("dy") else 0.0
+    write_events_file(path, GeneratorConfig(events=events, seed=2025, file_index=index, signal_fraction=signal,
+                                            background=signal == 0.0, gen_weight=True), compression=compression)
+    return events
+
+
+def make_samples(folder: Path, events: int, files: int, procs: int) -> list[str]:
+    per_file = events // files
+    paths = [str(folder / f"{name}_{i}.root") for name in SAMPLE_XSEC for i in range(files // 2)]
+    with ProcessPoolExecutor(procs, mp_context=mp.get_context("spawn")) as pool:
+        list(pool.map(generate_weighted, paths, [per_file] * len(paths), range(len(paths)), ["zlib:1"] * len(paths)))
+    return paths
+
+
+def _by_sample(paths: list[str]) -> dict[str, list[str]]:
+    """Files by sample (their name's prefix); the harness's warm-up file stands for a weighted one, `warmup_dy.root`
+    beside it (the shared warm-up file has no genWeight)."""
+    paths = [str(Path(p).with_name("warmup_dy.root")) if p == WARMUP else p for p in paths]
+    return {name: [p for p in paths if Path(p).name.startswith(name) or (name == "dy" and Path(p).name == "warmup_dy.root")]
+            for name in SAMPLE_XSEC}
+
+
+def plain_awkward_samples(paths: list[str], chunk: int) -> dict[str, float]:
+    """uproot.iterate + awkward + hist (Weight storage), as a user would write it: weighted MET histograms,
+    the sum of weights per sample, then the normalisation. Returns events, and the normalised yields."""
+    import awkward as ak
+    import hist
+    import numpy as np
+    import uproot
+
+    out: dict[str, float] = {"events": 0, "met_yield": 0.0, "z_yield": 0.0}
+    for name, files in _by_sample(paths).items():
+        if not files:
+            continue
+        met_h, z_h = (hist.Hist.new.Reg(100, 0, 200).Weight() for _ in range(2))
+        sumw = 0.0
+        for a in uproot.iterate([{p: "Events"} for p in files], ["Muon_pt", "Muon_eta", "Muon_phi", "Muon_mass",
+                                                                 "Muon_charge", "MET_pt", "genWeight"],
+                                step_size=chunk, library="ak"):
+            w = ak.to_numpy(a["genWeight"]).astype(np.float64)
+            sumw += float(w.sum())
+            muons = ak.zip({k: ak.values_astype(a[f"Muon_{k}"], np.float64) for k in ("pt", "eta", "phi", "mass")}
+                           | {"charge": a["Muon_charge"]})
+            pairs = ak.combinations(muons, 2, fields=["a", "b"])
+            px = pairs.a.pt * np.cos(pairs.a.phi) + pairs.b.pt * np.cos(pairs.b.phi)
+            py = pairs.a.pt * np.sin(pairs.a.phi) + pairs.b.pt * np.sin(pairs.b.phi)
+            pz = pairs.a.pt * np.sinh(pairs.a.eta) + pairs.b.pt * np.sinh(pairs.b.eta)
+            energy = (np.sqrt((pairs.a.pt * np.cosh(pairs.a.eta)) ** 2 + pairs.a.mass**2)
+                      + np.sqrt((pairs.b.pt * np.cosh(pairs.b.eta)) ** 2 + pairs.b.mass**2))
+            mass = np.sqrt(np.maximum(energy**2 - px**2 - py**2 - pz**2, 0))
+            has_z = ak.to_numpy(ak.any((pairs.a.charge * pairs.b.charge < 0) & (mass > 60) & (mass < 120), axis=1))
+            met = ak.to_numpy(a["MET_pt"])
+            met_h.fill(met, weight=w)
+            z_h.fill(met[has_z], weight=w[has_z])
+            out["events"] += len(met)
+        scale = SAMPLE_XSEC[name] * SAMPLE_LUMI / sumw
+        out["met_yield"] += float(met_h.values().sum()) * scale
+        out["z_yield"] += float(z_h.values().sum()) * scale
+    return out
+
+
+def _samples(paths: list[str]) -> list[Any]:
+    from portaflow.cores.hep.processor import Sample
+
+    return [Sample(name, tuple(files), xsec=xsec) for name, xsec in SAMPLE_XSEC.items()
+            if (files := _by_sample(paths)[name])]
+
+
+def _processor_yields(run: Any) -> dict[str, float]:
+    met, z = run.histograms["met"], run.histograms["met_os_mumu"]
+    return {"events": sum(r.events for r in run.samples.values()),
+            "met_yield": float(met[{"systematic": "nominal"}].values().sum()),
+            "z_yield": float(z[{"systematic": "nominal"}].values().sum())}
+
+
+def portaflow_samples(paths: list[str], chunk: int, client: Any = None) -> dict[str, float]:
+    from portaflow.cores.hep.processor import ProcessorSpec, run_processor
+
+    spec = ProcessorSpec("portaflow.cores.hep.adl:process",
+                         ("Muon_pt", "Muon_eta", "Muon_phi", "Muon_mass", "Muon_charge", "MET_pt"),
+                         {"queries": ["q1", "q5"], "systematics": False})
+    return _processor_yields(run_processor(_samples(paths), spec, luminosity=SAMPLE_LUMI, chunk_entries=chunk,
+                                           client=client))
+
+
+def _samples_dask_child(paths: list[str], chunk: int, workers: int, repeat: int) -> dict[str, Any]:
+    from distributed import Client, LocalCluster
+
+    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0",
+                      host="127.0.0.1", memory_limit="4GiB") as cluster, Client(cluster) as client:
+        client.run(import_all)
+        client.run(portaflow_samples, [WARMUP], chunk)  # warm-up: every worker runs every code path once
+        portaflow_samples([WARMUP], chunk, client)
+        seconds = []
+        for _ in range(repeat):
+            start = time.time()
+            counts = portaflow_samples(paths, chunk, client)
+            seconds.append(time.time() - start)
+    return {"counts": counts, "seconds": min(seconds), "rss_delta": 0.0, "baseline": 0.0}
+
+
+def samples_on_dask(name: str, paths: list[str], chunk: int, workers: int, repeat: int) -> dict[str, Any]:
+    with ProcessPoolExecutor(1, mp_context=mp.get_context("spawn")) as pool:
+        r = pool.submit(_samples_dask_child, paths, chunk, workers, repeat).result()
+    return {"name": name, "cores": workers, **r}
+
+
+def samples_section(folder: Path, events: int, files: int, chunk: int, n: int, repeat: int) -> list[str]:
+    """The weighted multi-sample query: plain awkward (1 and n processes) against portaflow's processor."""
+    paths = sorted(str(p) for p in folder.glob("dy_*.root")) + sorted(str(p) for p in folder.glob("other_*.root"))
+    if len(paths) != 2 * (files // 2):
+        paths = make_samples(folder, events, files, n)
+    generate_weighted(str(folder / "warmup_dy.root"), 2000, 998, "zlib:1")
+    warm_cache(paths)
+    rows = [
+        in_process("plain awkward 1 proc", plain_awkward_samples, paths, chunk, repeat),
+        in_process("portaflow processor in-process", portaflow_samples, paths, chunk, repeat),
+        samples_on_dask("portaflow processor dask 1 worker", paths, chunk, 1, repeat),
+        samples_on_dask(f"portaflow processor dask {n} workers", paths, chunk, n, repeat),
+    ]
+    reference = rows[0]["counts"]
+    for r in rows:
+        for key in ("met_yield", "z_yield"):
+            if abs(r["counts"][key] - reference[key]) > 1e-9 * abs(reference[key]):
+                raise SystemExit(f"{r['name']}: {key} = {r['counts'][key]} but plain awkward found {reference[key]}")
+    total = reference["events"]
+    lines = [f"### weighted multi-sample query (2 samples, {total:,} events, Q1 + Q5 weighted and normalised)", "",
+             "| variant | cores | seconds | MHz | MHz/core | vs plain awkward 1 proc (per core) |", "|---|---:|---:|---:|---:|---|"]
+    base = total / rows[0]["seconds"]
+    for r in rows:
+        rate = total / r["seconds"]
+        lines.append(f"| {r['name']} | {r['cores']} | {r['seconds']:.2f} | {rate / 1e6:.2f} | {rate / r['cores'] / 1e6:.2f} | "
+                     f"**{rate / r['cores'] / base:.2f}x** |")
+    lines += ["", f"Normalised yields (all variants agree to 1e-9): MET {reference['met_yield']:.3f}, "
+              f"Q5 {reference['z_yield']:.3f} events at {SAMPLE_LUMI:g} pb^-1."]
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--small", action="store_true", help="400k events per compression instead of 4M")
@@ -370,6 +521,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rss-sweep", default="25000,100000,400000,1000000",
                         help="chunk sizes for the RSS-vs-chunk measurement (empty: skip)")
     parser.add_argument("--keep", type=Path, default=None, help="keep the data in this folder (reused if present)")
+    parser.add_argument("--no-samples", action="store_true", help="skip the weighted multi-sample query")
     args = parser.parse_args(argv)
     events = args.events or (400_000 if args.small else 4_000_000)
     n = args.workers
@@ -384,7 +536,7 @@ def main(argv: list[str] | None = None) -> int:
           f"N = {n}, {os.cpu_count()} CPUs, python {sys.version.split()[0]}, coffea {coffea_version or 'not installed'}")
     out: list[str] = []
     try:
-        for compression in args.compressions.split(","):
+        for compression in filter(None, args.compressions.split(",")):
             t0 = time.time()
             paths = sorted(str(p) for p in folder.glob(f"{compression.split(':')[0]}_*.root"))
             if len(paths) != args.files:
@@ -418,6 +570,10 @@ def main(argv: list[str] | None = None) -> int:
                 out += [f"RSS vs chunk size, {compression}:", ""]
                 out += rss_sweep(paths, [int(c) for c in args.rss_sweep.split(",")])
                 out.append("")
+        if not args.no_samples:
+            print("## weighted multi-sample query", flush=True)
+            out += samples_section(folder, events, args.files, args.chunk, n, args.repeat)
+            out.append("")
     finally:
         if args.keep is None:
             shutil.rmtree(folder, ignore_errors=True)

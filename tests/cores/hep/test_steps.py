@@ -48,7 +48,8 @@ def test_reduce_writes_root_and_json_that_agree(pipeline):
     assert doc["counts"]["events_zmumu"] == sum(t["signal_in_window"] for t in truth)
     assert doc["truth"]["signal_in_window"] == doc["counts"]["events_zmumu"]
     with uproot.open(hist_out["histograms"]) as file:
-        assert set(file.keys(cycle=False)) == set(doc["histograms"])
+        assert set(file.keys(cycle=False)) == set(doc["histograms"]) | {"portaflow_truth"}
+        assert json.loads(str(file["portaflow_truth"])) == doc["truth"]  # a fit from ROOT knows it is generated
         for name, h in doc["histograms"].items():
             th1 = file[name]
             assert th1.classname == "TH1D"

@@ -34,7 +34,7 @@ class FitResult:
     valid: bool
     accurate_covariance: bool
     nll: float
-    chi2: float  # Pearson chi-square of the bins with expectation > 0, for a goodness-of-fit figure
+    chi2: float  # Pearson chi-square of the bins with expectation > 0 (weighted: over sum w^2), a goodness-of-fit figure
     ndof: int
     fit_range: tuple[float, float]
     correlation_mass_width: float
@@ -78,19 +78,26 @@ class ZPeakModel:
         return values["n_signal"] * signal + values["n_background"] * background
 
 
-def fit_z_peak(edges: Sequence[float], counts: Sequence[int], fit_range: tuple[float, float] | None = None) -> tuple[FitResult, ZPeakModel]:
-    """Fit the histogram (in-range bins only) within fit_range (default: the whole histogram)."""
+def fit_z_peak(edges: Sequence[float], counts: Sequence[float], fit_range: tuple[float, float] | None = None,
+               variances: Sequence[float] | None = None) -> tuple[FitResult, ZPeakModel]:
+    """Fit the histogram (in-range bins only) within fit_range (default: the whole histogram).
+
+    Weighted histograms: `counts` are the sums of weights and `variances` their sums of squared weights; iminuit's
+    ExtendedBinnedNLL then uses the scaled Poisson likelihood (Bohm and Zech), whose uncertainties reflect the
+    effective number of entries sum(w)^2 / sum(w^2), not the sum of weights."""
     edges_all, counts_all = np.asarray(edges, dtype=np.float64), np.asarray(counts, dtype=np.float64)
     lo, hi = fit_range or (edges_all[0], edges_all[-1])
     first = int(np.searchsorted(edges_all, lo - 1e-9))
     last = int(np.searchsorted(edges_all, hi + 1e-9, side="right")) - 1
     edges_fit, n = edges_all[first:last + 1], counts_all[first:last]
-    if len(n) < 8 or n.sum() < 50:
-        raise ValueError(f"too little to fit: {len(n)} bins with {int(n.sum())} entries in {lo}-{hi} GeV")
+    var = None if variances is None else np.asarray(variances, dtype=np.float64)[first:last]
+    effective = n.sum() if var is None else (n.sum() ** 2 / var.sum() if var.sum() > 0 else 0.0)
+    if len(n) < 8 or effective < 50:
+        raise ValueError(f"too little to fit: {len(n)} bins with {effective:.0f} (effective) entries in {lo}-{hi} GeV")
     model = ZPeakModel(edges_fit)
     total = float(n.sum())
     peak = float(0.5 * (edges_fit[np.argmax(n)] + edges_fit[np.argmax(n) + 1]))
-    cost = ExtendedBinnedNLL(n, edges_fit, model)
+    cost = ExtendedBinnedNLL(n if var is None else np.stack([n, var], axis=-1), edges_fit, model)
     minuit = Minuit(cost, n_signal=0.9 * total, mass=peak, width=2.5, sigma=1.0, n_background=0.1 * total, slope=-0.02)
     minuit.limits["n_signal"] = (0, None)
     minuit.limits["n_background"] = (0, None)
@@ -109,7 +116,11 @@ def fit_z_peak(edges: Sequence[float], counts: Sequence[int], fit_range: tuple[f
     errors = {name: 0.0 if minuit.fixed[name] else float(minuit.errors[name]) for name in PARAMETERS}
     expected = np.diff(model(edges_fit, *[values[p] for p in PARAMETERS]))
     positive = expected > 0
-    chi2 = float((((n - expected) ** 2)[positive] / expected[positive]).sum())
+    if var is None:
+        chi2 = float((((n - expected) ** 2)[positive] / expected[positive]).sum())
+    else:  # Neyman-like with the bins' own variances (sum w^2); empty bins left out
+        positive &= var > 0
+        chi2 = float((((n - expected) ** 2)[positive] / var[positive]).sum())
     correlation = float(minuit.covariance.correlation()["mass", "width"]) if minuit.covariance is not None else float("nan")
     result = FitResult(values=values, errors=errors, valid=bool(minuit.valid),
                        accurate_covariance=bool(minuit.accurate), nll=float(minuit.fval), chi2=chi2,

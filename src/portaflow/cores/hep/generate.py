@@ -50,6 +50,7 @@ class GeneratorConfig:
     met_sigma: float = 20.0  # GeV, per MET component
     gen_weight: bool = False  # write a signed `genWeight` branch, as simulated NanoAOD has
     negative_weight_fraction: float = 0.13  # share of events with a negative genWeight (NLO generators)
+    sf_weights: bool = False  # write per-event muon scale-factor variations `muonSF_up/down` (weight variations)
 
 
 @dataclass
@@ -183,9 +184,15 @@ def generate_events(config: GeneratorConfig) -> tuple[dict[str, Any], Truth]:
         magnitude = rng.integers(1, 9, n) / 4.0
         sign = np.where(rng.uniform(size=n) < config.negative_weight_fraction, -1.0, 1.0)
         branches["genWeight"] = (sign * magnitude).astype(np.float32)
+    if config.sf_weights:
+        # A muon efficiency scale factor's up/down variation, 1 +- 1/32 per muon (dyadic: exact sums); no draws.
+        n_muons = ak.to_numpy(ak.num(muons)).astype(np.float64)
+        branches["muonSF_up"] = (1.0 + n_muons / 32).astype(np.float32)
+        branches["muonSF_down"] = np.maximum(1.0 - n_muons / 32, 0.0).astype(np.float32)
     truth = Truth(events=n, signal_events=int(n_sig), signal_in_window=in_window, muons=int(order.size),
                   jets=total_jets, config={k: v for k, v in asdict(config).items()
-                                               if config.gen_weight or k not in ("gen_weight", "negative_weight_fraction")})
+                                               if (config.gen_weight or k not in ("gen_weight", "negative_weight_fraction"))
+                                               and (config.sf_weights or k != "sf_weights")})
     return branches, truth
 
 
@@ -220,8 +227,9 @@ def write_events_file(path: str | Path, config: GeneratorConfig, compression: st
     """
     branches, truth = generate_events(config)
     types = {k: (ak.types.from_datashape(v, highlevel=False) if isinstance(v, str) else v) for k, v in BRANCH_TYPES.items()}
-    if "genWeight" in branches:
-        types["genWeight"] = np.float32
+    for name in ("genWeight", "muonSF_up", "muonSF_down"):
+        if name in branches:
+            types[name] = np.float32
     with uproot.recreate(path, compression=compression_from_name(compression)) as file:
         tree = file.mktree(TREE, types, title="Events")
         for start in range(0, max(config.events, 1), basket_entries):

@@ -60,10 +60,16 @@ def _weighted(spec: HistSpec, values_with_flow: np.ndarray, variances_with_flow:
     return h
 
 
-def write_root(path: str | Path, counts: Mapping[str, np.ndarray]) -> None:
+TRUTH_KEY = "portaflow_truth"
+
+
+def write_root(path: str | Path, counts: Mapping[str, np.ndarray], truth: Mapping[str, Any] | None = None) -> None:
     """One TH1D per histogram, named as in selections.HISTOGRAMS (counts exact up to 2**53); weighted: the
-    sums of weights with their sums of squared weights as Sumw2."""
+    sums of weights with their sums of squared weights as Sumw2. A generator truth (summed over the inputs) goes
+    along as a TObjString, so a fit from the ROOT product knows, as from the JSON, that the events were generated."""
     with uproot.recreate(path) as file:
+        if truth:
+            file[TRUTH_KEY] = json.dumps(dict(truth), sort_keys=True)
         for name, h in histograms(counts).items():
             file[name] = h if h.storage_type is hist.storage.Weight else _weighted(HIST_BY_NAME[name], np.asarray(counts[name]))
 
@@ -104,7 +110,7 @@ def write_json(path: str | Path, document: Mapping[str, Any]) -> None:
 def read_histograms(path: str | Path) -> dict[str, Any]:
     """Histograms from either product: {'histograms': {name: {edges, counts, variances, ...}}, 'counts': ...}.
 
-    From ROOT only the histograms come back (the selected counts live in the JSON product).
+    From ROOT only the histograms and the generator truth come back (the selected counts live in the JSON product).
     """
     path = Path(path)
     if path.suffix == ".json":
@@ -114,6 +120,8 @@ def read_histograms(path: str | Path) -> dict[str, Any]:
         return doc
     out: dict[str, Any] = {"format": FORMAT, "histograms": {}, "counts": {}}
     with uproot.open(path) as file:
+        if TRUTH_KEY in file.keys(cycle=False):
+            out["truth"] = json.loads(str(file[TRUTH_KEY]))
         for name in file.keys(cycle=False):
             h = file[name]
             if not h.classname.startswith("TH1"):
@@ -127,3 +135,51 @@ def read_histograms(path: str | Path) -> dict[str, Any]:
                 "underflow": int(round(values[0])), "overflow": int(round(values[-1])),
             }
     return out
+
+
+# ---- processor products (histograms with dataset and systematic category axes) -----------------------------------
+
+PROCESSOR_FORMAT = "portaflow.hep.processor/1"
+
+
+def _axis_document(axis: Any) -> dict[str, Any]:
+    if isinstance(axis, hist.axis.StrCategory):
+        return {"name": axis.name, "categories": list(axis)}
+    return {"name": axis.name, "label": axis.label, "edges": axis.edges.tolist()}
+
+
+def hist_document(h: hist.Hist) -> dict[str, Any]:
+    """Axes, in-range values (sum w) and variances (sum w^2) as nested lists, flow bins left out."""
+    view = h.view(flow=False)
+    return {"axes": [_axis_document(a) for a in h.axes], "label": h.label or "",
+            "values": np.asarray(view["value"]).tolist(), "variances": np.asarray(view["variance"]).tolist()}
+
+
+def processor_document(histograms: Mapping[str, hist.Hist], extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The JSON product of a processor run: every histogram (hist_document), plus `extra` (samples, luminosity...)."""
+    return {"format": PROCESSOR_FORMAT, "histograms": {name: hist_document(h) for name, h in histograms.items()},
+            **(extra or {})}
+
+
+def read_processor_document(path: str | Path) -> dict[str, Any]:
+    doc = json.loads(Path(path).read_text())
+    if doc.get("format") != PROCESSOR_FORMAT:
+        raise ValueError(f"{path}: not a portaflow HEP processor product (format {doc.get('format')!r})")
+    return doc
+
+
+def write_processor_root(path: str | Path, histograms: Mapping[str, hist.Hist]) -> list[str]:
+    """One TH1D per category combination of every histogram with a single non-category axis, named
+    `name__dataset__systematic` (the convention of combine-style fit tools); returns the names written."""
+    written = []
+    with uproot.recreate(path) as file:
+        for name, h in histograms.items():
+            categories = [a for a in h.axes if isinstance(a, hist.axis.StrCategory)]
+            if len(h.axes) - len(categories) != 1:
+                continue
+            for combination in np.ndindex(*(len(a) for a in categories)):
+                index = {a.name: a[k] for a, k in zip(categories, combination, strict=True)}
+                key = "__".join([name, *index.values()])
+                file[key] = h[index]
+                written.append(key)
+    return written

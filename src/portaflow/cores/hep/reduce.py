@@ -102,11 +102,13 @@ def plan_work(paths: Iterable[str | Path], chunk_entries: int = DEFAULT_CHUNK,
     for path in paths:
         with uproot.open(path) as file:
             offsets = entry_offsets(open_tree(file, tree_name, str(path)))
-        items.extend(_items(str(path), offsets, chunk_entries, partition_entries))
+        items.extend(file_work_items(str(path), offsets, chunk_entries, partition_entries))
     return items
 
 
-def _items(path: str, offsets: Sequence[int], chunk_entries: int, partition_entries: int | None) -> list[WorkItem]:
+def file_work_items(path: str, offsets: Sequence[int], chunk_entries: int, partition_entries: int | None) -> list[WorkItem]:
+    """One file's work items: its chunks (on `offsets`, basket or cluster starts) grouped about `partition_entries`
+    at a time (the reduction and the processor runner cut files the same way)."""
     bounds = chunk_boundaries(offsets, chunk_entries)
     per_item = max(1, (partition_entries or chunk_entries * 5) // chunk_entries)
     return [WorkItem(path, tuple(bounds[k:k + per_item + 1])) for k in range(0, max(len(bounds) - 1, 1), per_item)]
@@ -368,7 +370,7 @@ def reduce_files(paths: str | Path | Sequence[str | Path], *, schema: Schema | N
     slots = _threads(client) if client is not None else 1
     if partition_entries is None:
         partition_entries = auto_partition(sum(info.entries for info in infos), chunk_entries, slots)
-    items = [item for info in infos for item in _items(info.path, info.offsets, chunk_entries, partition_entries)]
+    items = [item for info in infos for item in file_work_items(info.path, info.offsets, chunk_entries, partition_entries)]
     parts: list[dict[str, np.ndarray] | None] = [None] * len(items)
     if client is None:
         if device == "gpu":

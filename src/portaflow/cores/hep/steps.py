@@ -8,23 +8,40 @@ ignored. The args are documented in docs/cores/hep.md.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from portaflow.cores.hep import adl
 from portaflow.cores.hep.fit import fit_z_peak
 from portaflow.cores.hep.generate import Z_MASS, Z_WIDTH, GeneratorConfig, write_events_file
-from portaflow.cores.hep.plots import plot_mass, plot_met
-from portaflow.cores.hep.products import histograms_document, read_histograms, write_json, write_root
-from portaflow.cores.hep.reduce import DEFAULT_CHUNK, reduce_files
-from portaflow.cores.hep.schema import Schema, expand_paths
+from portaflow.cores.hep.plots import plot_mass, plot_met, plot_stack
+from portaflow.cores.hep.processor import ProcessorSpec, Sample, run_processor
+from portaflow.cores.hep.products import (
+    histograms_document,
+    processor_document,
+    read_histograms,
+    read_processor_document,
+    write_json,
+    write_processor_root,
+    write_root,
+)
+from portaflow.cores.hep.reduce import DEFAULT_CHUNK, inspect_files, reduce_files
+from portaflow.cores.hep.schema import Schema, SchemaError, expand_paths
+
+log = logging.getLogger(__name__)
 
 GENERATE_ARGS = {"events", "seed", "file_index", "signal_fraction", "compression", "background", "pt_resolution",
-                 "basket_entries", "gen_weight", "negative_weight_fraction"}
+                 "basket_entries", "gen_weight", "negative_weight_fraction", "sf_weights"}
 REDUCE_ARGS = {"chunk_entries", "partition_entries", "device", "tree", "columns", "weight", "files"}
 FIT_ARGS = {"fit_range"}
+PROCESS_ARGS = {"samples", "luminosity", "processor", "processor_args", "branches", "tree", "chunk_entries",
+                "partition_entries"}
+PLOT_ARGS = {"histograms", "log_y"}
+ADL_PROCESSOR = "portaflow.cores.hep.adl:process"
 MET_HISTOGRAMS = ("met_all", "met_2jets40", "met_zmumu")
 
 
@@ -58,6 +75,7 @@ def generate(*, inputs: Mapping[str, Any], outputs: Mapping[str, str], args: Map
         background=_flag(args.get("background", True)), pt_resolution=float(args.get("pt_resolution", 0.01)),
         gen_weight=_flag(args.get("gen_weight", False)),
         negative_weight_fraction=float(args.get("negative_weight_fraction", 0.13)),
+        sf_weights=_flag(args.get("sf_weights", False)),
     )
     if config.events < 0 or not 0.0 <= config.signal_fraction <= 1.0:
         raise ValueError(f"hep.generate: need events >= 0 and 0 <= signal_fraction <= 1, got {config}")
@@ -80,7 +98,7 @@ def reduce(*, inputs: Mapping[str, Any], outputs: Mapping[str, str], args: Mappi
     result = reduce_files(paths, schema=schema, chunk_entries=int(args.get("chunk_entries", DEFAULT_CHUNK)),
                           partition_entries=int(partition) if partition is not None else None,
                           device=str(args.get("device", "cpu")), client=client)
-    write_root(outputs["histograms"], result.counts)
+    write_root(outputs["histograms"], result.counts, result.truth)
     extra: dict[str, Any] = {"truth": result.truth, "files": [Path(p).name for p in paths]}
     if result.skipped:
         extra["skipped"] = result.skipped
@@ -101,14 +119,20 @@ def fit_and_plot(*, inputs: Mapping[str, Any], outputs: Mapping[str, str], args:
         raise ValueError(f"{inputs['histograms']}: no dimuon histograms to fit; the reduction skipped them: "
                          f"{doc.get('skipped', {}).get('dimuon', 'not produced')}")
     fine = hists["dimuon_mass_fine"]
+    weighted = "values" in fine  # a weighted product: fit sum w with sum w^2 (scaled Poisson likelihood)
     try:
-        fit, model = fit_z_peak(fine["edges"], fine["counts"], fit_range)  # type: ignore[arg-type]
+        fit, model = fit_z_peak(fine["edges"], fine["values"] if weighted else fine["counts"], fit_range,
+                                fine["variances"] if weighted else None)
         fit_doc: dict[str, Any] = {"status": "ok", **fit.as_dict()}
     except ValueError as exc:  # too few entries: report it, still plot the data
         fit, model, fit_doc = None, None, {"status": f"not fitted: {exc}", "valid": False}
-    fit_doc["generated"] = {"mass": Z_MASS, "width": Z_WIDTH}
+    # Only the generator's own files have a generated mass; on real data the PDG values are a reference, no pull.
+    generated = bool(doc.get("truth"))
+    fit_doc["generated" if generated else "reference_pdg"] = {"mass": Z_MASS, "width": Z_WIDTH}
+    if weighted:
+        fit_doc["weighted"] = doc.get("weight", True)
     fit_doc["model"] = ("extended binned Poisson likelihood: n_signal * Voigt(mass, width=FWHM of the Breit-Wigner, sigma)"
-                        " + n_background * exp(slope * m)")
+                        " + n_background * exp(slope * m)" + ("; weighted: scaled Poisson (sum w, sum w^2)" if weighted else ""))
     write_json(outputs["fit"], fit_doc)
 
     plot_mass(outputs["mass_plot"], hists["dimuon_mass"], fine, fit, model)
@@ -131,6 +155,85 @@ def fit_and_plot(*, inputs: Mapping[str, Any], outputs: Mapping[str, str], args:
     if fit is not None:
         for name in ("mass", "width", "sigma", "n_signal", "n_background"):
             summary["fit"][name] = {"value": fit.values[name], "error": fit.errors[name]}
-        summary["fit"]["mass_pull"] = (fit.values["mass"] - Z_MASS) / fit.errors["mass"]
+        if generated:
+            summary["fit"]["mass_pull"] = (fit.values["mass"] - Z_MASS) / fit.errors["mass"]
         summary["fit"]["chi2_ndof"] = [fit.chi2, fit.ndof]
     write_json(outputs["summary"], summary)
+
+
+def process(*, inputs: Mapping[str, Any], outputs: Mapping[str, str], args: Mapping[str, Any], client: Any) -> None:
+    """Run a processor (default: the ADL queries, portaflow.cores.hep.adl:process) over several samples on the
+    Dask client; normalise simulation to `luminosity`; write outputs["histograms_json"] (every histogram with its
+    dataset and systematic axes, and per sample its events, sum of weights, negative-weight events and scale)
+    and, if asked, outputs["histograms"] (ROOT: one TH1D per histogram, dataset and systematic).
+
+    args: `samples` {name: {files, kind: data|mc, xsec [pb], weight, sumw}} (a sample without `files` takes
+    inputs[name]), `luminosity` [pb^-1], `processor` ('module:function'), `processor_args` (its args),
+    `branches` (what a user processor reads; default every branch), `tree`, `chunk_entries`, `partition_entries`.
+    """
+    _check_args(args, PROCESS_ARGS, "process")
+    given = args.get("samples")
+    if not isinstance(given, Mapping) or not given:
+        raise SchemaError("hep.process: args.samples: a mapping of sample name -> {files, kind, xsec, ...} is required")
+    samples = []
+    for name, value in given.items():
+        value = dict(value or {})
+        if "files" not in value and name in inputs:
+            value["files"] = _paths(inputs[name])
+        samples.append(Sample.from_args(str(name), value))
+    tree = str(args.get("tree", "Events"))
+    function = str(args.get("processor", ADL_PROCESSOR))
+    processor_args = dict(args.get("processor_args") or {})
+    skipped: dict[str, str] = {}
+    if function == ADL_PROCESSOR:
+        if "branches" in args:
+            raise SchemaError("hep.process: the ADL processor chooses its branches; give `branches` only with your own processor")
+        infos = inspect_files([p for s in samples for p in s.files], tree)
+        spec, skipped = adl.processor_spec({i.path: i.branches for i in infos}, processor_args, tree)
+        if skipped:
+            log.warning("ADL queries skipped for missing branches: %s",
+                        " | ".join(f"{q}: {why}" for q, why in skipped.items()))
+    else:
+        branches = args.get("branches")
+        spec = ProcessorSpec(function, None if branches is None else tuple(_paths(branches)), processor_args, tree)
+    partition = args.get("partition_entries")
+    luminosity = args.get("luminosity")
+    run = run_processor(samples, spec, luminosity=None if luminosity is None else float(luminosity),
+                        chunk_entries=int(args.get("chunk_entries", DEFAULT_CHUNK)),
+                        partition_entries=int(partition) if partition is not None else None, client=client)
+    summary = run.summary()
+    for sample in samples:
+        summary[sample.name].update(kind="data" if sample.is_data else "mc", xsec=sample.xsec,
+                                    files=[Path(p).name for p in sample.files])
+    extra: dict[str, Any] = {"luminosity": run.luminosity, "samples": summary, "processor": function}
+    if skipped:
+        extra["skipped"] = skipped
+    write_json(outputs["histograms_json"], processor_document(run.histograms, extra))
+    if "histograms" in outputs:
+        write_processor_root(outputs["histograms"], run.histograms)
+
+
+def plot_samples(*, inputs: Mapping[str, Any], outputs: Mapping[str, str], args: Mapping[str, Any]) -> None:
+    """Stacked data/simulation plots from `process` products (inputs["histograms"]: one JSON or a list of them,
+    over the same samples): one PNG per output, each named after the histogram it shows unless args["histograms"]
+    maps output name -> histogram."""
+    _check_args(args, PLOT_ARGS, "plot_samples")
+    paths = _paths(inputs["histograms"])
+    doc = read_processor_document(paths[0])
+    for path in paths[1:]:
+        other = read_processor_document(path)
+        if {k: v.get("kind") for k, v in other.get("samples", {}).items()} != \
+                {k: v.get("kind") for k, v in doc.get("samples", {}).items()}:
+            raise ValueError(f"{path}: its samples differ from {paths[0]}'s; plot them separately")
+        clash = sorted(set(other["histograms"]) & set(doc["histograms"]))
+        if clash:
+            raise ValueError(f"{path}: histograms {clash} are also in {paths[0]}")
+        doc["histograms"].update(other["histograms"])
+    chosen = dict(args.get("histograms") or {name: name for name in outputs})
+    for output, name in chosen.items():
+        if output not in outputs:
+            raise ValueError(f"hep.plot_samples: args.histograms names output {output!r}, which the step does not declare")
+        if name not in doc["histograms"]:
+            raise ValueError(f"{', '.join(paths)}: no histogram {name!r}; there are {sorted(doc['histograms'])}"
+                             + (f"; skipped: {doc['skipped']}" if doc.get("skipped") else ""))
+        plot_stack(outputs[output], doc, name, log_y=_flag(args.get("log_y", False)))
