@@ -31,6 +31,7 @@ from portaflow.engines.base import Engine, RunContext, TaskOutcome, failure_mess
 from portaflow.engines.snakemake_events import EVENTS_FILE, EventFile, RunEvents, logger_args, plugin_search_path
 from portaflow.gctools import paused_gc
 from portaflow.plan.model import Task
+from portaflow.safetext import one_line
 from portaflow.schedulers.kubernetes.storage import fetch_rule, rule_path, staging_rules, target_path, uses_object_store
 
 _EXIT_STATUS = re.compile(r"returned non-zero exit status (\d+)")  # in a remote job's own log (_last_exit_status)
@@ -52,7 +53,7 @@ class SnakemakeEngine(Engine):
     def snakefile(self, ctx: RunContext) -> str:
         lines = [
             "# Snakefile compiled by portaflow: one rule per task; do not edit (re-render instead).",
-            f"# workflow: {ctx.plan.workflow}   site: {ctx.site.name} ({ctx.site.scheduler})",
+            "# " + one_line(f"workflow: {ctx.plan.workflow}   site: {ctx.site.name} ({ctx.site.scheduler})"),
             'shell.executable("/bin/bash")',
             'shell.prefix("")  # portaflow writes its own strict-mode line into every rule',
             "",
@@ -71,7 +72,8 @@ class SnakemakeEngine(Engine):
         return "\n".join(lines) + "\n"
 
     def _rule(self, ctx: RunContext, task: Task) -> list[str]:
-        out = [f"rule {task.id}:", f"    # {task.display}"]
+        # The Snakefile is Python: user text appears only inside string literals (repr) or escaped into one comment line.
+        out = [f"rule {task.id}:", f"    # {one_line(task.display)}"]
         if task.input_paths():
             out.append("    input:")
             out += [f"        {rule_path(ctx, p)}," for p in task.input_paths()]
