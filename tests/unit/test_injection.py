@@ -371,6 +371,8 @@ steps:
      "both write x.txt"),
     ("a: {command: 'touch {outputs.o}', scatter: {s: [1, 1]}, outputs: {o: 'x{s}.txt'}}", 3, "repeated values"),
     ("a: {command: 'touch {outputs.o} {nope}', outputs: {o: x.txt}}", 3, "unknown field {nope}"),
+    ("a: {command: 'mkdir {outputs.d}', outputs: {d: {path: d, directory: true}}}\n"
+     "  b: {command: 'touch {outputs.o}', outputs: {o: d/x.txt}}", 4, "is inside d, an output of a"),
 ])
 def test_validate_refuses_what_plan_refuses_with_file_line(tmp_path, steps, line, message):
     path = tmp_path / "wf.yaml"
@@ -401,3 +403,26 @@ def test_a_container_cache_dir_expands_variables_but_runs_nothing(tmp_path):
         echoed = subprocess.run(["bash", "-c", f"SCRATCH=/s; printf '%s' {double_quoted(value)}"], capture_output=True, text=True)
         assert echoed.stdout == expected
     assert not canary.exists()
+
+
+def test_a_task_snakemake_never_ran_is_reported_with_snakemake_s_own_error(tmp_path):
+    """When Snakemake stops on its own (here: a Snakefile it refuses), no task is blamed on 'a task it depends on failed':
+    the report quotes Snakemake's error."""
+    from portaflow.engines.snakemake_engine import SnakemakeEngine
+    from portaflow.schedulers.context import RunContext
+
+    class RefusedSnakefile(SnakemakeEngine):
+        def snakefile(self, ctx):
+            return super().snakefile(ctx) + "\nrule broken:\n    output: 'x'\n    shell: 'true'\n    nonsense_keyword: 1\n"
+
+    path = tmp_path / "wf.yaml"
+    path.write_text("name: t\nsteps:\n  a:\n    command: touch {outputs.o}\n    outputs: {o: o.txt}\n")
+    loaded = load_site("local", environ={})
+    plan = make_plan(load_workflow(path).workflow, loaded.site)
+    run_dir = tmp_path / "wd" / ".portaflow" / "runs" / "r"
+    run_dir.mkdir(parents=True)
+    ctx = RunContext(plan, loaded, tmp_path / "wd", run_dir, plan.tasks, adapter_for(loaded), run_id="r")
+    outcome = RefusedSnakefile().execute(ctx)["a"]
+    assert not outcome.ok
+    assert "Snakemake stopped before running it: SyntaxError" in outcome.message and "rule broken" in outcome.message, outcome.message
+    assert "a task it depends on failed" not in outcome.message

@@ -403,6 +403,17 @@ def _wire(tasks: list[Task]) -> tuple[list[Task], dict[str, list[str]]]:
                     )
                 raise WorkflowPlanError(f"steps {other.step} and {task.step} both write {path}", ("steps", task.step, "outputs", key))
             producer[path] = task.id
+    for task in tasks:  # an output inside another: removing the outer one (a stale directory) would remove it too
+        for key, output in task.outputs.items():
+            parts = output.path.split("/")
+            for depth in range(1, len(parts)):
+                outer = "/".join(parts[:depth])
+                if outer in producer:
+                    other = by_id[producer[outer]]
+                    raise WorkflowPlanError(
+                        f"step {task.step}: output {key} ({output.path}) is inside {outer}, an output of {other.display}; outputs may "
+                        "not nest (a rerun removes the outer one with everything in it, and Snakemake refuses such rules)",
+                        ("steps", task.step, "outputs", key))
     external: dict[str, list[str]] = {}
     wired: dict[str, Task] = {}
     for task in tasks:
