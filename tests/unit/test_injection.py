@@ -107,13 +107,12 @@ def test_the_snakefile_holds_values_only_as_data(tmp_path, canary):
     assert not canary.exists(), "the Snakefile ran a parameter's text"
 
 
-def test_step_names_are_snakemake_rule_names():
-    runner = CliRunner()
-    with runner.isolated_filesystem():
-        Path("wf.yaml").write_text("name: hy\nsteps:\n  my-step:\n    command: touch {outputs.o}\n    outputs: {o: o.txt}\n")
-        result = runner.invoke(cli, ["validate", "wf.yaml"])
+def test_step_names_are_snakemake_rule_names(tmp_path):
+    path = tmp_path / "wf.yaml"
+    path.write_text("name: hy\nsteps:\n  my-step:\n    command: touch {outputs.o}\n    outputs: {o: o.txt}\n")
+    result = CliRunner().invoke(cli, ["validate", str(path)])
     assert result.exit_code == 2
-    assert "wf.yaml:4:" in result.stderr and "step name 'my-step'" in result.stderr and "Snakemake rule name" in result.stderr
+    assert f"{path}:4:" in result.stderr and "step name 'my-step'" in result.stderr and "Snakemake rule name" in result.stderr
 
 
 def test_scatter_variables_with_hyphens_still_make_rule_names(tmp_path):
