@@ -25,7 +25,7 @@ from rich.table import Table
 
 from portaflow import __version__, shipped
 from portaflow.errors import InputError, PortaflowError
-from portaflow.spec.loading import LoadedSite, load_any, load_site, load_workflow, parse_assignments, parse_value, site_search_path
+from portaflow.spec.loading import LoadedSite, LoadedWorkflow, load_any, load_site, load_workflow, parse_assignments, parse_value, site_search_path
 
 console = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -308,12 +308,20 @@ def _plan_table(plan: Any, loaded: LoadedSite, to_run: set[str] | None) -> None:
 
 @cli.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path())
-def validate(files: tuple[str, ...]) -> None:
-    """Check workflow and site profile files; report every problem with its location."""
-    from portaflow.errors import SpecError
+@click.option("--site", "site_names", multiple=True, help="also plan each workflow on this site (name or file): do its steps fit? (repeatable)")
+def validate(files: tuple[str, ...], site_names: tuple[str, ...]) -> None:
+    """Check workflow and site profile files; report every problem with its location.
+
+    A workflow is planned with its default parameters, as `plan` would plan it (scatter lists, templates, paths,
+    clashing outputs, cycles), and with --site on that site too (whether each step fits its partitions)."""
+    from portaflow.errors import PlanError, SpecError
+    from portaflow.plan import make_plan
+    from portaflow.plan.planner import WorkflowPlanError, check_workflow, located
     from portaflow.schedulers import adapter_for
 
     problems: list[str] = []
+    workflows: list[tuple[str, LoadedWorkflow]] = []
+    sites: list[LoadedSite] = []
     for name in files:
         try:
             loaded = load_any(shipped.resolve_workflow(name))
@@ -321,17 +329,35 @@ def validate(files: tuple[str, ...]) -> None:
                 adapter_for(loaded).check()
                 console.print(f"{name}: ok (site profile {loaded.site.name}, scheduler {loaded.site.scheduler})")
             else:
-                from portaflow.plan.planner import OutputPathError, check_output_paths, located
-
                 try:
-                    check_output_paths(loaded.workflow, dict(loaded.workflow.parameters))
-                except OutputPathError as exc:
+                    check_workflow(loaded.workflow, dict(loaded.workflow.parameters))
+                except WorkflowPlanError as exc:
                     raise located(exc, loaded.document) from None
+                except PlanError as exc:
+                    raise InputError(f"{loaded.path}: {exc}") from None
+                workflows.append((name, loaded))
                 console.print(f"{name}: ok (workflow {loaded.workflow.name}, {len(loaded.workflow.steps)} steps)")
         except SpecError as exc:
             problems.extend(str(p) for p in exc.problems)
         except InputError as exc:
             problems.append(f"{name}: {exc}")
+    for site_name in site_names:
+        try:
+            loaded_site = load_site(site_name)
+            adapter_for(loaded_site).check()
+            sites.append(loaded_site)
+        except SpecError as exc:
+            problems.extend(str(p) for p in exc.problems)
+        except InputError as exc:
+            problems.append(f"--site {site_name}: {exc}")
+    for name, loaded_wf in workflows:  # each request against each --site: what `plan --site` would refuse
+        for loaded_site in sites:
+            try:
+                make_plan(loaded_wf.workflow, loaded_site.site, {})
+            except WorkflowPlanError as exc:
+                problems.extend(f"{p} (on site {loaded_site.site.name})" for p in located(exc, loaded_wf.document).problems)
+            except PlanError as exc:
+                problems.append(f"{name}: on site {loaded_site.site.name}: {exc}")
     if problems:
         raise InputError(f"{len(problems)} problem(s):\n" + "\n".join(problems))
 

@@ -112,7 +112,7 @@ def test_preset_then_params_file_then_param(write):
 
 
 def test_preset_naming_an_unknown_parameter_is_a_spec_error(write):
-    bad = write("wf.yaml", "name: demo\nparameters: {n: 1}\npresets:\n  small: {m: 2}\nsteps: {a: {command: 'echo {n}'}}\n")
+    bad = write("wf.yaml", "name: demo\nparameters: {n: 1}\npresets:\n  small: {m: 2}\nsteps: {a: {command: 'echo {n} > x', outputs: {x: x}}}\n")
     result = run_portaflow("validate", str(bad))
     assert result.returncode == 2
     assert "presets.small: sets m, which is not among the parameters (n)" in result.stderr

@@ -47,7 +47,7 @@ def test_smallest_partition_that_fits(resources, partition):
 
 
 def test_walltime_rejection_names_step_request_and_limit():
-    wf = workflow({"image": {"command": "true", "resources": {"walltime": "3d", "gpus": 1}}})
+    wf = workflow({"image": {"command": "true", "outputs": {"o": "o.txt"}, "resources": {"walltime": "3d", "gpus": 1}}})
     with pytest.raises(PlanError) as err:
         make_plan(wf, SITE)
     assert "step image needs 3 days; partition gpu allows at most 2 days" in str(err.value)
@@ -126,7 +126,7 @@ def test_unknown_and_mistyped_parameters():
     wf = one_step()
     with pytest.raises(InputError, match="unknown parameter 'nope'"):
         make_plan(wf, SITE, {"nope": 1})
-    wf = workflow({"s": {"command": "true"}}, {"n": 3})
+    wf = workflow({"s": {"command": "true", "outputs": {"o": "o.txt"}}}, {"n": 3})
     with pytest.raises(InputError, match="parameter 'n' expects int"):
         make_plan(wf, SITE, {"n": "three"})
 
@@ -149,7 +149,7 @@ def test_values_are_quoted_into_commands(evil, tmp_path):
 
 def test_in_allocation_dask_step_holds_its_workers():
     site = SITE.model_copy(update={"dask": SITE.dask.model_copy(update={"mode": "in_allocation", "worker_memory": 4096})})
-    wf = workflow({"d": {"dask": "m:f", "resources": {"cores": 1, "dask_workers": {"cpu": 3, "gpu": 1, "threads": 2}}}})
+    wf = workflow({"d": {"dask": "m:f", "outputs": {"o": "o.txt"}, "resources": {"cores": 1, "dask_workers": {"cpu": 3, "gpu": 1, "threads": 2}}}})
     task = make_plan(wf, site).tasks[0]
     assert (task.resources.cores, task.resources.memory_mib, task.resources.gpus) == (8, 16384, 1)
     assert task.partition == "gpu"
@@ -157,7 +157,7 @@ def test_in_allocation_dask_step_holds_its_workers():
 
 def test_dask_worker_jobs_get_their_own_partitions():
     site = SITE.model_copy(update={"dask": SITE.dask.model_copy(update={"mode": "jobs"})})
-    wf = workflow({"d": {"dask": "m:f", "resources": {"dask_workers": {"cpu": 2, "gpu": 1}}}})
+    wf = workflow({"d": {"dask": "m:f", "outputs": {"o": "o.txt"}, "resources": {"dask_workers": {"cpu": 2, "gpu": 1}}}})
     task = make_plan(wf, site).tasks[0]
     assert (task.dask.cpu_worker_partition, task.dask.gpu_worker_partition) == ("short", "gpu")
     assert task.resources.gpus == 0

@@ -7,6 +7,7 @@ the shell line gives both engines the same behaviour, per step and per site.
 
 from __future__ import annotations
 
+import re
 import shlex
 from dataclasses import dataclass
 
@@ -47,9 +48,10 @@ def container_call(site: SiteProfile, name: str | None) -> ContainerCall | None:
 
 
 def double_quoted(value: str) -> str:
-    """`value` in double quotes for a POSIX shell: `$NAME` in it is expanded where the line runs, but quotes,
-    backslashes and backquotes are literal."""
-    escaped = "".join("\\" + c if c in '"\\`' else c for c in value)
+    """`value` in double quotes for a POSIX shell: `$NAME` and `${NAME}` in it are expanded where the line runs, but
+    quotes, backslashes, backquotes and any other `$` (a command substitution `$(...)`, `$$`) are literal."""
+    escaped = "".join("\\" + c if c in '"\\`' or (c == "$" and not re.match(r"[A-Za-z_{]", value[i + 1:i + 2])) else c
+                      for i, c in enumerate(value))
     return f'"{escaped}"'
 
 

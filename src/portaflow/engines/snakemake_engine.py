@@ -31,7 +31,8 @@ from portaflow.engines.base import Engine, RunContext, TaskOutcome, failure_mess
 from portaflow.engines.snakemake_events import EVENTS_FILE, EventFile, RunEvents, logger_args, plugin_search_path
 from portaflow.gctools import paused_gc
 from portaflow.plan.model import Task
-from portaflow.schedulers.kubernetes.storage import fetch_rule, rule_path, staging_rules, target_path, uses_object_store
+from portaflow.safetext import one_line
+from portaflow.schedulers.kubernetes.storage import FETCH_PREFIX, fetch_rule, rule_path, staging_rules, target_path, uses_object_store
 
 _EXIT_STATUS = re.compile(r"returned non-zero exit status (\d+)")  # in a remote job's own log (_last_exit_status)
 _POLL_S = 0.25
@@ -52,7 +53,7 @@ class SnakemakeEngine(Engine):
     def snakefile(self, ctx: RunContext) -> str:
         lines = [
             "# Snakefile compiled by portaflow: one rule per task; do not edit (re-render instead).",
-            f"# workflow: {ctx.plan.workflow}   site: {ctx.site.name} ({ctx.site.scheduler})",
+            "# " + one_line(f"workflow: {ctx.plan.workflow}   site: {ctx.site.name} ({ctx.site.scheduler})"),
             'shell.executable("/bin/bash")',
             'shell.prefix("")  # portaflow writes its own strict-mode line into every rule',
             "",
@@ -71,7 +72,8 @@ class SnakemakeEngine(Engine):
         return "\n".join(lines) + "\n"
 
     def _rule(self, ctx: RunContext, task: Task) -> list[str]:
-        out = [f"rule {task.id}:", f"    # {task.display}"]
+        # The Snakefile is Python: user text appears only inside string literals (repr) or escaped into one comment line.
+        out = [f"rule {task.id}:", f"    # {one_line(task.display)}"]
         if task.input_paths():
             out.append("    input:")
             out += [f"        {rule_path(ctx, p)}," for p in task.input_paths()]
@@ -198,6 +200,8 @@ class SnakemakeEngine(Engine):
             copier.join()  # until Snakemake's output ends, as snakemake.log must hold all of it
         catch_up()
         outcomes = {}
+        # The tasks a failed task (or its fetch-back rule, on object-store sites) kept from running.
+        after_failure = ctx.plan.downstream({rule.removeprefix(FETCH_PREFIX) for rule in events.failures})
         for task in ctx.tasks:
             if finished_well(ctx, task, events.finished):
                 outcomes[task.id] = TaskOutcome(task.id, True, 0)
@@ -213,8 +217,11 @@ class SnakemakeEngine(Engine):
                 # The SLURM job it ran in (its last try); other schedulers' ids are in ctx.jobs but, as before, not in the report.
                 job_id = events.job_of_rule.get(task.id, failure.external_jobid) if ctx.scheduler.snakemake_failure_names_job else None
                 outcome = TaskOutcome(task.id, False, code, job_id=job_id, message=failure_message(code, task))
-            else:
+            elif task.id in after_failure:
                 outcome = TaskOutcome(task.id, False, None, message=f"not run: a task it depends on failed (see {log_path})")
+            else:  # nothing it depends on failed: Snakemake itself stopped (a refused Snakefile, a DAG error)
+                outcome = TaskOutcome(task.id, False, None, message=f"not run: Snakemake stopped before running it: "
+                                                                    f"{snakemake_error(log_path)} (see {log_path})")
             outcomes[task.id] = outcome
             ctx.on_event("finished", task, outcome)
         return outcomes
@@ -239,6 +246,24 @@ def finished_well(ctx: RunContext, task: Task, finished: set[str]) -> bool:
     if ctx.scheduler.jobs_see_driver_filesystem():
         return ctx.marker_path(task).exists()
     return not uses_object_store(ctx) or fetch_rule(task) in finished
+
+
+_ERROR_LINE = re.compile(r"^\s*(\w*(Error|Exception)\b.*|\S+: error: .*)$")
+
+
+def snakemake_error(log_path: Path) -> str:
+    """The error Snakemake printed when it stopped on its own (its first `...Error`/`...Exception` line and the line
+    after it), for a report that names the real cause rather than blaming a task that never failed."""
+    try:
+        lines = log_path.read_text(errors="replace").splitlines()
+    except OSError:
+        return "its log could not be read"
+    for n, line in enumerate(lines):
+        match = _ERROR_LINE.match(line)
+        if match:
+            following = lines[n + 1].strip() if n + 1 < len(lines) else ""
+            return (match.group(1).strip() + (f" {following}" if following else ""))[:400]
+    return "no error message in its log"
 
 
 def _copy_lines(source: IO[str], to: IO[str]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import re
@@ -20,31 +21,47 @@ from portaflow.spec.workflow import Step, Workflow, output_path_problem
 from portaflow.spec.yamlfile import did_you_mean
 
 
-class OutputPathError(PlanError):
-    """An output path that leaves the work directory once its parameters are filled in.
+class WorkflowPlanError(PlanError):
+    """A plan error caused by one place of the workflow file (a step's resources, scatter, outputs, inputs).
 
-    It carries the key path of the output in the workflow file, so that whoever holds the file (the
-    driver, `validate`) can say file:line (`located`)."""
+    It carries the key path of that place, so that whoever holds the file (the driver, `validate`) can say
+    file:line (`located`)."""
 
     def __init__(self, message: str, keypath: tuple[str, ...]):
         super().__init__(message)
         self.keypath = keypath
 
 
-def located(exc: OutputPathError, document: Any) -> SpecError:
+class OutputPathError(WorkflowPlanError):
+    """An output path that leaves the work directory once its parameters are filled in."""
+
+
+def located(exc: WorkflowPlanError, document: Any) -> SpecError:
     """The error at its place in the workflow file (`document`: the workflow's YamlDocument)."""
-    return SpecError([Problem(document.value_location(exc.keypath), ".".join(exc.keypath), str(exc))])
+    keypath = exc.keypath
+    while keypath and _missing(document.data, keypath):  # e.g. an output given as a bare path has no 'path' key
+        keypath = keypath[:-1]
+    return SpecError([Problem(document.value_location(keypath), ".".join(keypath), str(exc))])
+
+
+def _missing(data: Any, keypath: tuple[str, ...]) -> bool:
+    node = data
+    for key in keypath:
+        if not isinstance(node, Mapping) or key not in node:
+            return True
+        node = node[key]
+    return False
 
 
 def confined_output(step: Step, step_name: str, key: str, template: str, path: str, values: Mapping[str, Any]) -> None:
     """Refuse an output path that, filled in, is absolute, climbs out ('..') or is the work directory itself."""
-    problem = output_path_problem(path)
+    problem = output_path_problem(path) or path_text_problem(path)
     if problem is None:
         return
     used = ", ".join(f"{f}={values[f]!r}" for f in dict.fromkeys(fields(template)) if f in values)
     raise OutputPathError(
         f"step {step_name}: output {key} is {path!r}" + (f" (from {template!r} with {used})" if used else "")
-        + f", which {problem}; outputs must stay inside the work directory, and a parameter may not move them out of it",
+        + f", which {problem}; outputs must be plain paths inside the work directory, whatever the parameters hold",
         ("steps", step_name, "outputs", key) + (() if isinstance(step.outputs[key], str) else ("path",)),
     )
 
@@ -65,6 +82,40 @@ def check_output_paths(workflow: Workflow, params: Mapping[str, Any]) -> None:
                 except TemplateError:
                     break
                 confined_output(step, step_name, key, spec.path, path, values)
+
+
+def path_text_problem(path: str) -> str | None:
+    """Why a filled-in input or output path cannot be written into every engine's files, or None.
+
+    Why: Snakemake reads braces in a rule's input and output paths as wildcards (a path with `{x}` fails there with a
+    WildcardError while Parsl runs it), and a newline or NUL cannot be in a file name the engines and shells agree on.
+    Refusing them keeps both engines running the same workflows."""
+    if "\n" in path or "\r" in path or "\0" in path:
+        return "contains a newline, carriage return or NUL"
+    if "{" in path or "}" in path:
+        return "contains a brace, which Snakemake would read as a wildcard"
+    if any(len(part.encode()) > 255 for part in path.split("/")):
+        return "has a file or directory name longer than 255 bytes, which no common filesystem can hold"
+    return None
+
+
+def check_workflow(workflow: Workflow, params: Mapping[str, Any]) -> Plan:
+    """What `validate` refuses without a site: everything `make_plan` refuses that does not depend on a site's limits
+    (scatter lists, templates, paths, clashing outputs, self-dependencies, cycles), planned on a stand-in site that
+    fits every request (WorkflowPlanError, located, or PlanError)."""
+    check_output_paths(workflow, params)
+    return make_plan(workflow, _fits_everything(workflow), params)
+
+
+def _fits_everything(workflow: Workflow) -> SiteProfile:
+    """A site with one partition larger than any step asks for (so only the workflow's own problems are found)."""
+    models = sorted({s.resources.gpu_model for s in workflow.steps.values() if s.resources.gpu_model})
+    big = 2 ** 40
+    return SiteProfile.model_validate({
+        "name": "any", "scheduler": "local",
+        "partitions": {"any": {"max_walltime": big, "cores_per_node": big, "memory_per_node": big, "gpus_per_node": big,
+                               "gpu_models": models, "max_nodes": big}},
+    })
 
 
 CALL_ENTRY = "python3 -m portaflow.runtime.call"
@@ -119,11 +170,18 @@ def scatter_values(workflow: Workflow, params: Mapping[str, Any]) -> dict[str, l
     for step_name, step in workflow.steps.items():
         for var, spec in step.scatter.items():
             where = f"steps.{step_name}.scatter.{var}"
+            keypath = ("steps", step_name, "scatter", var)
             if var in params:
-                raise PlanError(f"{where}: scatter variable {var!r} has the name of a parameter; choose another name")
-            values = _scatter_list(spec, params, where)
+                raise WorkflowPlanError(f"{where}: scatter variable {var!r} has the name of a parameter; choose another name", keypath)
+            try:
+                values = _scatter_list(spec, params, where)
+            except TemplateError as exc:
+                raise WorkflowPlanError(f"{where}: {exc}", keypath) from None
+            except PlanError as exc:
+                raise WorkflowPlanError(str(exc), keypath) from None
             if var in out and out[var] != values:
-                raise PlanError(f"{where}: scatter variable {var!r} has other values in step {owner[var]}; use one list per variable")
+                raise WorkflowPlanError(f"{where}: scatter variable {var!r} has other values in step {owner[var]}; use one list per variable",
+                                        keypath)
             out[var], owner[var] = values, step_name
     return out
 
@@ -162,13 +220,18 @@ def _scatter_list(spec: Any, params: Mapping[str, Any], where: str) -> list[Any]
 
 
 _SAFE = re.compile(r"[^A-Za-z0-9_]")
+_LONGEST_ID = 120
+"""Task ids name files (`<id>.log`, job scripts with suffixes, Snakemake's per-rule log folders): long scatter values are
+cut and a digest of the whole keeps ids distinct."""
 
 
 def _task_ids(step_name: str, combo: Mapping[str, Any]) -> tuple[str, str]:
     if not combo:
         return step_name, step_name
     display = step_name + "[" + ",".join(f"{k}={v}" for k, v in combo.items()) + "]"
-    safe = step_name + "__" + "__".join(f"{k}_{_SAFE.sub('_', str(v))}" for k, v in combo.items())
+    safe = step_name + "__" + "__".join(f"{_SAFE.sub('_', k)}_{_SAFE.sub('_', str(v))}" for k, v in combo.items())
+    if len(safe) > _LONGEST_ID:  # a file name (logs, markers, job scripts) must stay well under 255 bytes
+        safe = safe[:_LONGEST_ID - 17] + "__" + hashlib.sha256(display.encode()).hexdigest()[:15]
     return safe, display
 
 
@@ -183,24 +246,37 @@ def _expand_step(name: str, step: Step, params: Mapping[str, Any], scatter: Mapp
         gpu_model=step.resources.gpu_model,
         nodes=step.resources.nodes,
     )
-    dask_plan = _dask_plan(name, step, site) if step.kind == "dask" else None
-    if dask_plan and dask_plan.mode in ("local", "in_allocation"):
-        request = _with_in_allocation_workers(request, dask_plan)
-    partition = choose_partition(site, request, f"step {name}")
+    try:
+        dask_plan = _dask_plan(name, step, site) if step.kind == "dask" else None
+        if dask_plan and dask_plan.mode in ("local", "in_allocation"):
+            request = _with_in_allocation_workers(request, dask_plan)
+        partition = choose_partition(site, request, f"step {name}")
+    except WorkflowPlanError:
+        raise
+    except PlanError as exc:  # the step's request does not fit the site: located at its resources
+        raise WorkflowPlanError(str(exc), ("steps", name, "resources")) from None
     where = f"steps.{name}"
     output_specs = step.output_specs()
     for key, spec in output_specs.items():
         try:
             missing = [f for f in fields(spec.path) if f in scatter and f not in own]
         except TemplateError as exc:
-            raise PlanError(f"{where}.outputs.{key}: {exc}") from None
+            raise WorkflowPlanError(f"{where}.outputs.{key}: {exc}", _output_keypath(step, name, key)) from None
         if missing:
-            raise PlanError(f"{where}.outputs.{key}: uses scatter variable {missing[0]!r}, which step {name} does not scatter over")
+            raise WorkflowPlanError(f"{where}.outputs.{key}: uses scatter variable {missing[0]!r}, which step {name} does not scatter over",
+                                    _output_keypath(step, name, key))
     seen_ids: set[str] = set()
     for combo in combos:
         values = {**params, **combo}
         try:
-            inputs = {k: _expand_input(v, values, scatter, own) for k, v in step.inputs.items()}
+            inputs = {}
+            for k, v in step.inputs.items():
+                inputs[k] = _expand_input(v, values, scatter, own)
+                for path in [inputs[k]] if isinstance(inputs[k], str) else inputs[k]:
+                    problem = path_text_problem(path)
+                    if problem:
+                        raise WorkflowPlanError(f"step {name}: input {k} is {path!r}, which {problem}; input paths must be plain "
+                                                "file names, whatever the parameters hold", ("steps", name, "inputs", k))
             outputs = {}
             for key, spec in output_specs.items():
                 path = render_path(spec.path, values)
@@ -212,8 +288,9 @@ def _expand_step(name: str, step: Step, params: Mapping[str, Any], scatter: Mapp
             known = sorted([*params, *scatter])
             unknown = re.search(r"\{(.+?)\}", str(exc))
             hint = did_you_mean(unknown.group(1), known) if unknown else None
-            raise PlanError(f"{where}: {exc}" + (f"; {hint}" if hint else f" (known: parameters {', '.join(params) or 'none'}; scatter "
-                                                                          f"variables {', '.join(scatter) or 'none'})")) from None
+            raise WorkflowPlanError(f"{where}: {exc}" + (f"; {hint}" if hint else f" (known: parameters {', '.join(params) or 'none'}; "
+                                                                                  f"scatter variables {', '.join(scatter) or 'none'})"),
+                                    ("steps", name)) from None
         task_id, display = _task_ids(name, combo)
         if task_id in seen_ids:
             task_id = f"{task_id}_{len(seen_ids)}"
@@ -223,6 +300,10 @@ def _expand_step(name: str, step: Step, params: Mapping[str, Any], scatter: Mapp
             inputs=inputs, outputs=outputs, command=command, resources=request, partition=partition,
             container=step.container, env=env, retries=step.retries, depends=(), dask=dask_plan,
         )
+
+
+def _output_keypath(step: Step, name: str, key: str) -> tuple[str, ...]:
+    return ("steps", name, "outputs", key) + (() if isinstance(step.outputs[key], str) else ("path",))
 
 
 def _normal(path: str) -> str:
@@ -314,13 +395,25 @@ def _wire(tasks: list[Task]) -> tuple[list[Task], dict[str, list[str]]]:
         for path in task.output_paths():
             if path in producer:
                 other = by_id[producer[path]]
+                key = next(k for k, o in task.outputs.items() if o.path == path)
                 if other.step == task.step:
-                    raise PlanError(
+                    raise WorkflowPlanError(
                         f"step {task.step}: tasks {other.display} and {task.display} both write {path}; "
-                        "put the scatter variable in the output path"
+                        "put the scatter variable in the output path", ("steps", task.step, "outputs", key)
                     )
-                raise PlanError(f"steps {other.step} and {task.step} both write {path}")
+                raise WorkflowPlanError(f"steps {other.step} and {task.step} both write {path}", ("steps", task.step, "outputs", key))
             producer[path] = task.id
+    for task in tasks:  # an output inside another: removing the outer one (a stale directory) would remove it too
+        for key, output in task.outputs.items():
+            parts = output.path.split("/")
+            for depth in range(1, len(parts)):
+                outer = "/".join(parts[:depth])
+                if outer in producer:
+                    other = by_id[producer[outer]]
+                    raise WorkflowPlanError(
+                        f"step {task.step}: output {key} ({output.path}) is inside {outer}, an output of {other.display}; outputs may "
+                        "not nest (a rerun removes the outer one with everything in it, and Snakemake refuses such rules)",
+                        ("steps", task.step, "outputs", key))
     external: dict[str, list[str]] = {}
     wired: dict[str, Task] = {}
     for task in tasks:
@@ -328,7 +421,9 @@ def _wire(tasks: list[Task]) -> tuple[list[Task], dict[str, list[str]]]:
         for path in task.input_paths():
             if path in producer:
                 if producer[path] == task.id:
-                    raise PlanError(f"step {task.step}: {path} is both an input and an output of {task.display}")
+                    key = next(k for k, v in task.inputs.items() if path == v or (not isinstance(v, str) and path in v))
+                    raise WorkflowPlanError(f"step {task.step}: {path} is both an input and an output of {task.display}",
+                                            ("steps", task.step, "inputs", key))
                 deps.append(producer[path])
             else:
                 external.setdefault(path, []).append(task.id)
@@ -353,7 +448,8 @@ def _topological(tasks: dict[str, Task]) -> list[Task]:
             if indegree[child] == 0:
                 ready.append(child)
     if len(order) < len(tasks):
-        raise PlanError(f"the workflow has a cycle: {' -> '.join(_find_cycle(tasks, set(tasks) - set(order)))}")
+        cycle = _find_cycle(tasks, set(tasks) - set(order))
+        raise WorkflowPlanError(f"the workflow has a cycle: {' -> '.join(cycle)}", ("steps", cycle[0]))
     return [tasks[tid] for tid in order]
 
 

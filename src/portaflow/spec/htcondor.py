@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from portaflow.spec.types import MemoryMiB, WalltimeSeconds
+from portaflow.spec.types import AttributeName, EnvName, MemoryMiB, OneLine, SchedulerWord, WalltimeSeconds
 from portaflow.spec.workflow import Strict
 
 
@@ -19,27 +19,27 @@ class HTCondorCredentials(Strict):
     """How jobs and the submitting client authenticate. Only names are kept here, never a secret:
     token files are found through environment variables at run time, job tokens come from the pool's credd."""
 
-    auth_methods: list[str] = Field(default_factory=list, description="client authentication methods for condor_submit and the bindings (SEC_CLIENT_AUTHENTICATION_METHODS), e.g. [SCITOKENS, IDTOKENS]")
-    token_file_env: str | None = Field(None, description="environment variable holding the path of the user's token file (e.g. BEARER_TOKEN_FILE); passed to HTCondor as SCITOKENS_FILE when the run starts")
-    oauth_services: list[str] = Field(default_factory=list, description="credential services whose tokens the pool's credd gives each job (use_oauth_services)")
+    auth_methods: list[SchedulerWord] = Field(default_factory=list, description="client authentication methods for condor_submit and the bindings (SEC_CLIENT_AUTHENTICATION_METHODS), e.g. [SCITOKENS, IDTOKENS]")
+    token_file_env: EnvName | None = Field(None, description="environment variable holding the path of the user's token file (e.g. BEARER_TOKEN_FILE); passed to HTCondor as SCITOKENS_FILE when the run starts")
+    oauth_services: list[SchedulerWord] = Field(default_factory=list, description="credential services whose tokens the pool's credd gives each job (use_oauth_services)")
 
 
 class HTCondorSettings(Strict):
     """Where jobs are submitted and the pool-specific submit commands portaflow adds to each job."""
 
-    schedd: str | None = Field(None, description="the schedd to submit to (SCHEDD_HOST); unset: the local schedd")
-    collector: str | None = Field(None, description="the pool's collector (COLLECTOR_HOST), host[:port]")
-    accounting_group: str | None = Field(None, description="accounting_group for every job (fair-share group)")
-    accounting_group_user: str | None = Field(None, description="accounting_group_user (defaults to the submitting user)")
+    schedd: OneLine | None = Field(None, description="the schedd to submit to (SCHEDD_HOST); unset: the local schedd")
+    collector: OneLine | None = Field(None, description="the pool's collector (COLLECTOR_HOST), host[:port]")
+    accounting_group: SchedulerWord | None = Field(None, description="accounting_group for every job (fair-share group)")
+    accounting_group_user: SchedulerWord | None = Field(None, description="accounting_group_user (defaults to the submitting user)")
     request_disk: MemoryMiB | None = Field(None, description="scratch disk each job asks for (request_disk)")
-    requirements: str | None = Field(None, description="a ClassAd expression every job's slot must satisfy")
-    runtime_attribute: str | None = Field("MaxRuntime", description="job attribute set to the step's walltime in seconds (e.g. MaxRuntime); null: none")
+    requirements: OneLine | None = Field(None, description="a ClassAd expression every job's slot must satisfy")
+    runtime_attribute: AttributeName | None = Field("MaxRuntime", description="job attribute set to the step's walltime in seconds (e.g. MaxRuntime); null: none")
     flavours: dict[str, WalltimeSeconds] = Field(default_factory=dict, description="named runtime classes -> longest walltime each allows (CERN's JobFlavour); the shortest that covers a step is used")
-    flavour_attribute: str = Field("JobFlavour", description="job attribute that carries the chosen flavour")
-    gpu_requirements: dict[str, str] = Field(default_factory=dict, description="GPU model (as workflows name it) -> require_gpus expression")
+    flavour_attribute: AttributeName = Field("JobFlavour", description="job attribute that carries the chosen flavour")
+    gpu_requirements: dict[str, OneLine] = Field(default_factory=dict, description="GPU model (as workflows name it) -> require_gpus expression")
     container_mode: Literal["wrap", "attribute", "universe"] = Field(
         "wrap",
         description="wrap: portaflow runs the container inside the job; attribute: the pool starts the job in the image named by image_attribute; universe: container universe with container_image",
     )
-    image_attribute: str = Field("SingularityImage", description="job attribute naming the image when container_mode is attribute")
+    image_attribute: AttributeName = Field("SingularityImage", description="job attribute naming the image when container_mode is attribute")
     credentials: HTCondorCredentials = Field(default_factory=HTCondorCredentials)

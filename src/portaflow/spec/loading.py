@@ -18,6 +18,7 @@ from ruamel.yaml import YAML
 
 from portaflow import shipped
 from portaflow.errors import InputError, Location, Problem, SpecError
+from portaflow.safetext import looks_secret
 from portaflow.spec.site import SiteProfile
 from portaflow.spec.slurm import MOVED_TO_SLURM
 from portaflow.spec.validation import depth_present, dotted, moved_message, problems_from_validation
@@ -110,6 +111,7 @@ def load_site(
     from_env = _env_overrides(environ if environ is not None else os.environ)
     from_cli = {k: parse_value(v) for k, v in (overrides or {}).items()}
     _refuse_moved_overrides(from_env, from_cli)
+    _refuse_secret_overrides(from_env, from_cli)
     user = {**from_env, **from_cli}
     for keypath, value in user.items():
         _set_dotted(merged, keypath, value)
@@ -118,7 +120,7 @@ def load_site(
     except ValidationError as exc:
         problems = problems_from_validation(exc, docs, SiteProfile, moved=MOVED_TO_SLURM)
         if user:
-            problems.append(Problem(Location("(user overrides)"), "", f"set from --site-set or {ENV_PREFIX}*: {user}"))
+            problems.append(Problem(Location("(user overrides)"), "", f"set from --site-set or {ENV_PREFIX}*: {shown_overrides(user)}"))
         raise SpecError(problems) from None
     return LoadedSite(site, docs, user)
 
@@ -158,6 +160,41 @@ def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
             dotted = key[len(ENV_PREFIX):].lower().replace("__", ".")
             out[dotted] = parse_value(value)
     return out
+
+
+SECRET_HINT = ("name the variable instead of giving its value: export {name} in the environment you run portaflow from "
+               "(jobs on local and SLURM sites inherit it; for steps in containers add it to container.env_passthrough: "
+               "--site-set 'container.env_passthrough=[{name}]'); its value is then passed to jobs through the environment "
+               "only and never written into a rendered file, the run record or a log")
+
+
+def _refuse_secret_overrides(from_env: Mapping[str, Any], from_cli: Mapping[str, Any]) -> None:
+    """A credential given as a value (`--site-set environment.env.API_TOKEN=...`) is refused, without repeating the value:
+    set there, it would be written into the Snakefile, the job scripts, the run's site.yaml and its logs."""
+    problems = []
+    for source, values in (("--site-set", from_cli), ("environment", from_env)):
+        for dotted_key, value in values.items():
+            keys = dotted_key.split(".")
+            if source == "environment":
+                where = ENV_PREFIX + dotted_key.upper().replace(".", "__")
+            else:
+                where = source
+            names = [keys[2]] if keys[:2] == ["environment", "env"] and len(keys) == 3 else []
+            if keys == ["environment", "env"] and isinstance(value, dict):
+                names = [str(k) for k in value]
+            for name in names:
+                if looks_secret(name):
+                    name = name.upper() if source == "environment" else name
+                    problems.append(Problem(Location(where), f"environment.env.{name}",
+                                            f"{name} looks like a credential (its name has TOKEN, SECRET, PASSWORD or KEY), and "
+                                            "credentials are not accepted as values", SECRET_HINT.format(name=name)))
+    if problems:
+        raise SpecError(problems)
+
+
+def shown_overrides(user: Mapping[str, Any]) -> dict[str, Any]:
+    """User overrides as an error message may show them: values under a credential-like name hidden."""
+    return {k: ("<hidden>" if any(looks_secret(part) for part in k.split(".")) else v) for k, v in user.items()}
 
 
 def _refuse_moved_overrides(from_env: Mapping[str, Any], from_cli: Mapping[str, Any]) -> None:

@@ -14,7 +14,7 @@ from pydantic import Field, model_validator
 from portaflow.spec.htcondor import HTCondorSettings
 from portaflow.spec.kubernetes import KubernetesSettings
 from portaflow.spec.slurm import SlurmSettings
-from portaflow.spec.types import CoresOrAuto, Identifier, MemoryMiB, MemoryOrAuto, WalltimeSeconds
+from portaflow.spec.types import CoresOrAuto, EnvName, Identifier, MemoryMiB, MemoryOrAuto, OneLine, SchedulerWord, WalltimeSeconds
 from portaflow.spec.workflow import Strict
 
 ContainerRuntime = Literal["apptainer", "singularity", "podman", "docker", "none"]
@@ -27,10 +27,10 @@ class Partition(Strict):
     cores_per_node: CoresOrAuto = Field(..., ge=1)
     memory_per_node: MemoryOrAuto = Field(..., description="memory a job may ask for on one node")
     gpus_per_node: int = Field(0, ge=0)
-    gpu_models: list[str] = Field(default_factory=list, description="GPU models offered, as the site names them")
+    gpu_models: list[SchedulerWord] = Field(default_factory=list, description="GPU models offered, as the site names them")
     max_nodes: int = Field(1, ge=1)
     default: bool = Field(False, description="used for helper jobs (Parsl blocks, Dask workers) when nothing else decides")
-    constraint: str | None = Field(None, description="a --constraint always added for this partition")
+    constraint: OneLine | None = Field(None, description="a --constraint always added for this partition")
 
 
 class ContainerSettings(Strict):
@@ -44,15 +44,15 @@ class ContainerSettings(Strict):
     images: dict[str, str] = Field(default_factory=dict, description="container name -> image location (SIF path, docker://, oras://, local image, CVMFS directory)")
     image_dir: str | None = Field(None, description="directory holding '<name>.sif' for names not listed in images")
     run_options: list[str] = Field(default_factory=list, description="extra options for every container run")
-    env_passthrough: list[str] = Field(default_factory=list, description="host environment variables passed into containers")
+    env_passthrough: list[EnvName] = Field(default_factory=list, description="host environment variables passed into containers (by name; credentials go this way)")
 
 
 class Environment(Strict):
     """How a job's shell is prepared before a step runs."""
 
-    modules: list[str] = Field(default_factory=list, description="environment modules to load")
+    modules: list[OneLine] = Field(default_factory=list, description="environment modules to load")
     worker_init: list[str] = Field(default_factory=list, description="shell lines run before each job (e.g. activate a venv)")
-    env: dict[str, str] = Field(default_factory=dict, description="environment variables for every step")
+    env: dict[EnvName, str] = Field(default_factory=dict, description="environment variables for every step (names: letters, digits, '_'; never a credential's value)")
 
 
 class Network(Strict):
@@ -117,9 +117,9 @@ class SiteProfile(Strict):
     extends: str | None = Field(None, description="a profile (name or file) whose values this one overrides")
     scheduler: Identifier = Field(..., description="local, slurm, htcondor, kubernetes, or an installed adapter's name (entry point group portaflow.schedulers)")
     partitions: dict[Identifier, Partition] = Field(..., min_length=1)
-    account: str | None = None
+    account: SchedulerWord | None = None
     account_required: bool = Field(False, description="jobs without an account are refused here: portaflow asks the user for one before submitting")
-    extra_directives: list[str] = Field(default_factory=list, description="escape hatch: scheduler flags added to every job (managed flags are refused)")
+    extra_directives: list[OneLine] = Field(default_factory=list, description="escape hatch: scheduler flags added to every job, one option each (managed flags are refused)")
     container: ContainerSettings = Field(default_factory=ContainerSettings)
     environment: Environment = Field(default_factory=Environment)
     network: Network = Field(default_factory=Network)

@@ -16,6 +16,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field
 
+from portaflow.spec.types import OneLine, SchedulerWord
 from portaflow.spec.workflow import Strict
 
 MOVED_TO_SLURM: dict[tuple[str, ...], tuple[str, ...]] = {
@@ -39,15 +40,15 @@ def _gpu_template(value: str) -> str:
     return value
 
 
-GpuTemplate = Annotated[str, AfterValidator(_gpu_template)]
+GpuTemplate = Annotated[OneLine, AfterValidator(_gpu_template)]
 
 
 class SlurmSettings(Strict):
     """How SLURM jobs are asked for beyond partition, account and size: sbatch options and the site's rules."""
 
-    qos: str | None = Field(None, description="--qos for every job")
-    reservation: str | None = Field(None, description="--reservation for every job")
-    constraint: str | None = Field(None, description="--constraint for every job (AND-ed with a partition's own constraint)")
+    qos: SchedulerWord | None = Field(None, description="--qos for every job")
+    reservation: SchedulerWord | None = Field(None, description="--reservation for every job")
+    constraint: OneLine | None = Field(None, description="--constraint for every job (AND-ed with a partition's own constraint)")
     memory_rule: Literal["per_node", "per_cpu", "none"] = Field("per_node", description="per_node: --mem; per_cpu: --mem-per-cpu; none: no memory flag")
     gpu_syntax: GpuTemplate = Field("--gres=gpu:{n}", description="how N GPUs are requested, e.g. '--gres=gpu:{n}', '--gpus={n}', '--gpus-per-node={n}'")
     gpu_model_syntax: GpuTemplate = Field("--gres=gpu:{model}:{n}", description="how N GPUs of a model are requested")

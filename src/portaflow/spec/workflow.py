@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from portaflow.spec.types import Identifier, MemoryMiB, WalltimeSeconds
+from portaflow.spec.types import EnvName, Identifier, MemoryMiB, SchedulerWord, StepName, WalltimeSeconds
 
 
 class Strict(BaseModel):
@@ -36,7 +36,7 @@ class Resources(Strict):
     memory: MemoryMiB = Field(1024, description="memory per task, e.g. '4GB'")
     walltime: WalltimeSeconds = Field(3600, description="time limit per task, e.g. '90m', '2-00:00:00'")
     gpus: int = Field(0, ge=0, description="GPUs per task")
-    gpu_model: str | None = Field(None, description="a GPU model the site names (e.g. 'a100')")
+    gpu_model: SchedulerWord | None = Field(None, description="a GPU model the site names (e.g. 'a100')")
     nodes: int = Field(1, ge=1, description="nodes per task")
     dask_workers: DaskWorkers | None = Field(None, description="Dask workers, for `dask` steps")
 
@@ -108,9 +108,9 @@ class Step(Strict):
     outputs: dict[Identifier, OutputPath | Output] = Field(default_factory=dict)
     scatter: dict[Identifier, ScatterValues] = Field(default_factory=dict, description="fan-out: variable -> list, '{param}' or {range: N}")
     resources: Resources = Field(default_factory=Resources)
-    container: str | None = Field(None, description="a container name from containers/ (resolved by the site profile)")
+    container: Identifier | None = Field(None, description="a container name from containers/ (resolved by the site profile)")
     retries: int = Field(0, ge=0, le=10)
-    env: dict[str, str] = Field(default_factory=dict, description="environment variables for the step")
+    env: dict[EnvName, str] = Field(default_factory=dict, description="environment variables for the step (names: letters, digits, '_')")
 
     @model_validator(mode="after")
     def _exactly_one_action(self) -> Step:
@@ -124,6 +124,11 @@ class Step(Strict):
                 raise ValueError(f"{key}: expected 'module:function', found {target!r}")
         if self.dask is None and self.resources.dask_workers is not None:
             raise ValueError("resources.dask_workers is only for 'dask' steps")
+        if not self.outputs:
+            # Both engines decide from outputs: Snakemake runs a rule only to make its outputs (a step without any never
+            # ran there, while Parsl ran it), and portaflow records and removes a task's work through them.
+            raise ValueError("a step needs at least one output (its results, or a file such as a log or a 'done' marker it writes): "
+                             "both engines run a step to make its outputs, and reruns are decided from them")
         return self
 
     @property
@@ -151,7 +156,7 @@ class Workflow(Strict):
         default_factory=dict,
         description="named sets of parameter values (e.g. 'small' for CI and the portability matrix), chosen with --preset",
     )
-    steps: dict[Identifier, Step] = Field(..., min_length=1)
+    steps: dict[StepName, Step] = Field(..., min_length=1)
 
     @model_validator(mode="after")
     def _presets_set_known_parameters(self) -> Workflow:

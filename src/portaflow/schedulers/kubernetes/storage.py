@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from portaflow.errors import InputError
 from portaflow.plan.model import Task
+from portaflow.safetext import one_line
 
 if TYPE_CHECKING:
     from portaflow.schedulers.context import RunContext
@@ -105,7 +106,7 @@ def staging_rules(ctx: RunContext) -> list[str]:
     lines: list[str] = []
     for n, path in enumerate(needed):
         directory = path in directories or (ctx.workdir / path).is_dir()
-        lines += [f"rule {STAGE_PREFIX}{n}:", f"    # stage {path} from the work directory into the object store",
+        lines += [f"rule {STAGE_PREFIX}{n}:", f"    # stage {one_line(path)} from the work directory into the object store",
                   "    localrule: True", f"    input: local({path!r})",
                   f"    output: {_output(repr(path), directory)}", '    shell: "cp -a {input:q} {output:q}"', ""]
     for task in ctx.tasks:
@@ -113,7 +114,7 @@ def staging_rules(ctx: RunContext) -> list[str]:
         if not outputs:
             continue
         copies = " && ".join(f"cp -a {{input[{i}]:q}} {{output[{i}]:q}}" for i in range(len(outputs)))
-        lines += [f"rule {fetch_rule(task)}:", f"    # fetch the outputs of {task.display} from the object store into the work directory",
+        lines += [f"rule {fetch_rule(task)}:", f"    # fetch the outputs of {one_line(task.display)} from the object store into the work directory",
                   "    localrule: True", "    input:"]
         lines += [f"        {o.path!r}," for o in outputs]
         lines.append("    output:")

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from portaflow.commands import CommandError, run_command
+from portaflow.errors import SpecError
 from portaflow.plan.model import Task, TaskResources
 from portaflow.schedulers.base import Scheduler, run_tag
 from portaflow.units import format_walltime
@@ -25,6 +26,10 @@ if TYPE_CHECKING:
     from portaflow.schedulers.context import RunContext
 
 log = logging.getLogger(__name__)
+
+ONE_OPTION = re.compile(r"(--[A-Za-z][A-Za-z0-9-]*(=[^\s'\"\\]+| [^\s'\"\\-][^\s'\"\\]*)?|-[A-Za-z]( ?[^\s'\"\\-][^\s'\"\\]*)?)")
+"""One sbatch option as an extra directive: `--name`, `--name=value`, `--name value`, `-x`, `-x value` or `-xvalue`, with no
+quote or backslash (which `#SBATCH` lines and a shell read differently) and no second option after it."""
 
 
 class SlurmScheduler(Scheduler):
@@ -94,10 +99,35 @@ class SlurmScheduler(Scheduler):
 
     @classmethod
     def flag_name(cls, directive: str) -> str:
-        """'#SBATCH --mem=4G' and '--mem=4G' -> '--mem'; '-p gpu' -> '-p'."""
+        """'#SBATCH --mem=4G' and '--mem=4G' -> '--mem'; '-p gpu' and '-pgpu' -> '-p'; '--acc=x' -> '--account' (sbatch takes
+        any unambiguous prefix of a long option, so a prefix of a managed flag is that flag)."""
         text = directive.strip()
         text = text[len("#SBATCH"):].strip() if text.startswith("#SBATCH") else text
-        return super().flag_name(text)
+        flag = super().flag_name(text)
+        if flag.startswith("-") and not flag.startswith("--"):
+            return flag[:2]
+        if flag.startswith("--") and len(flag) > 2 and flag not in cls.managed_flags:
+            longer = sorted(f for f in cls.managed_flags if f.startswith(flag))
+            if longer:
+                return longer[0]
+        return flag
+
+    def check(self) -> None:
+        """Besides managed flags (Scheduler.check): each extra directive is exactly one sbatch option, so that no second
+        option (`--comment=x --account=other`) or shell text rides along inside it."""
+        problems = [self.loaded.problem(("extra_directives", index), f"{directive!r} is not one sbatch option",
+                                        "expected '--name=value', '--name value', '-x value' or '--flag', one per list entry, "
+                                        "without quotes or backslashes")
+                    for index, directive in enumerate(self.site.extra_directives) if not ONE_OPTION.fullmatch(directive.strip())]
+        if problems:
+            raise SpecError(problems)
+        super().check()
+
+    @staticmethod
+    def shell_words(directives: list[str]) -> str:
+        """Directives as words of a shell command line, each quoted: Snakemake's SLURM plugin pastes `slurm_extra` into the
+        sbatch command it runs through a shell."""
+        return " ".join(shlex.quote(word) for directive in directives for word in directive.split())
 
     # -- engines -----------------------------------------------------------------------------------
     def parsl_provider(self, ctx: RunContext, label: str, tasks: list[Task], offline: bool = False) -> Any:

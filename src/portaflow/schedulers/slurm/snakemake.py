@@ -57,7 +57,7 @@ def rule_resources(scheduler: SlurmScheduler, task: Task) -> dict[str, Any]:
         extra.append(f"--reservation={site.slurm.reservation}")
     extra += site.extra_directives
     if extra:
-        res["slurm_extra"] = " ".join(extra)
+        res["slurm_extra"] = scheduler.shell_words(extra)
     return res
 
 
