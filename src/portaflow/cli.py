@@ -321,11 +321,11 @@ def validate(files: tuple[str, ...]) -> None:
                 adapter_for(loaded).check()
                 console.print(f"{name}: ok (site profile {loaded.site.name}, scheduler {loaded.site.scheduler})")
             else:
-                from portaflow.plan.planner import OutputPathError, check_output_paths, located
+                from portaflow.plan.planner import LocatedPlanError, check_output_paths, located
 
                 try:
                     check_output_paths(loaded.workflow, dict(loaded.workflow.parameters))
-                except OutputPathError as exc:
+                except LocatedPlanError as exc:
                     raise located(exc, loaded.document) from None
                 console.print(f"{name}: ok (workflow {loaded.workflow.name}, {len(loaded.workflow.steps)} steps)")
         except SpecError as exc:

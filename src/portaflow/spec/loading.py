@@ -20,6 +20,7 @@ from portaflow import shipped
 from portaflow.errors import InputError, Location, Problem, SpecError
 from portaflow.spec.site import SiteProfile
 from portaflow.spec.slurm import MOVED_TO_SLURM
+from portaflow.spec.templates import workflow_template_problems
 from portaflow.spec.validation import depth_present, dotted, moved_message, problems_from_validation
 from portaflow.spec.workflow import Workflow
 from portaflow.spec.yamlfile import YamlDocument, did_you_mean, read_yaml, to_plain
@@ -54,13 +55,17 @@ class LoadedSite:
         return Problem(doc.locate(keypath), dotted(keypath), message, hint)
 
 
-def load_workflow(path: str | Path) -> LoadedWorkflow:
-    """Read and validate a workflow file (SpecError with locations on any problem)."""
-    doc = read_yaml(path)
+def load_workflow(path: str | Path, document: YamlDocument | None = None) -> LoadedWorkflow:
+    """Read and validate a workflow file (SpecError with locations on any problem, templates' fields included);
+    `document`: the file already read."""
+    doc = document or read_yaml(path)
     try:
         workflow = Workflow.model_validate(to_plain(doc.data))
     except ValidationError as exc:
         raise SpecError(problems_from_validation(exc, [doc], Workflow)) from None
+    problems = workflow_template_problems(workflow, doc)
+    if problems:
+        raise SpecError(problems)
     return LoadedWorkflow(workflow, doc)
 
 
@@ -80,7 +85,7 @@ def find_site_file(name_or_path: str, relative_to: Path | None = None) -> Path:
         if near.is_file():
             return near
     if candidate.suffix in (".yaml", ".yml") or os.sep in name_or_path:
-        if candidate.is_file():
+        if candidate.exists():  # reading it says what is wrong with it, if it is not a regular file
             return candidate
         raise InputError(f"site profile file not found: {name_or_path}")
     for directory in site_search_path():
@@ -99,10 +104,12 @@ def load_site(
     name_or_path: str | Path = "local",
     overrides: Mapping[str, str] | None = None,
     environ: Mapping[str, str] | None = None,
+    document: YamlDocument | None = None,
 ) -> LoadedSite:
-    """Read a site profile, apply `extends`, then user overrides (command line wins over environment)."""
+    """Read a site profile, apply `extends`, then user overrides (command line wins over environment);
+    `document`: the profile's file already read."""
     path = find_site_file(str(name_or_path))
-    docs = _extends_chain(path, seen=[])
+    docs = _extends_chain(path, seen=[], document=document)
     merged: dict[str, Any] = {}
     for doc in reversed(docs):
         merged = _deep_merge(merged, to_plain(doc.data))
@@ -123,12 +130,12 @@ def load_site(
     return LoadedSite(site, docs, user)
 
 
-def _extends_chain(path: Path, seen: list[Path]) -> list[YamlDocument]:
+def _extends_chain(path: Path, seen: list[Path], document: YamlDocument | None = None) -> list[YamlDocument]:
     resolved = path.resolve()
     if resolved in seen:
         chain = " -> ".join(str(p) for p in [*seen, resolved])
         raise SpecError([Problem(Location(str(path)), "extends", f"profiles extend each other in a cycle: {chain}")])
-    doc = read_yaml(path)
+    doc = document or read_yaml(path)
     parent = doc.data.get("extends")
     if not parent:
         return [doc]
@@ -204,8 +211,8 @@ def load_any(path: str | Path) -> LoadedWorkflow | LoadedSite:
     """Load a file as a site profile (it has `scheduler`, or `extends` another) or a workflow (it has `steps`)."""
     doc = read_yaml(path)
     if ("scheduler" in doc.data or "extends" in doc.data) and "steps" not in doc.data:
-        return load_site(str(path), environ={})
-    return load_workflow(path)
+        return load_site(str(path), environ={}, document=doc)
+    return load_workflow(path, document=doc)
 
 
 def parse_assignments(pairs: list[str] | tuple[str, ...], flag: str) -> dict[str, str]:
