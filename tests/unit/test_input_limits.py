@@ -140,6 +140,13 @@ def test_a_small_alias_use_still_works(write):
     assert load_workflow(path).workflow.presets["small"]["sizes"] == [1, 2, 3]
 
 
+def test_an_alias_bomb_on_the_command_line_is_refused():
+    bomb = "[" + ", ".join(f"&l{i} [" + ", ".join([f"*l{i - 1}" if i else "1"] * 9) + "]" for i in range(12)) + "]"
+    with quickly():
+        code, out = plan(WORDFREQ, "--param", f"shards={bomb}")
+    assert code == 2 and "MAX_YAML_VALUES" in out and "Traceback" not in out
+
+
 def test_an_alias_inside_its_own_value_is_refused(write):
     path = write("rec.yaml", "name: x\nparameters: {a: &r [1, *r]}\nsteps: {a: {command: echo}}\n")
     code, out = validate(str(path))

@@ -18,6 +18,7 @@ from ruamel.yaml import YAML
 
 from portaflow import shipped
 from portaflow.errors import InputError, Location, Problem, SpecError
+from portaflow.spec.limits import MAX_NESTING_DEPTH, MAX_YAML_VALUES, limit_message
 from portaflow.spec.site import SiteProfile
 from portaflow.spec.slurm import MOVED_TO_SLURM
 from portaflow.spec.templates import workflow_template_problems
@@ -194,7 +195,25 @@ def parse_value(text: str) -> Any:
         value = YAML(typ="safe").load(text)
     except Exception:
         return text
+    if _expanded_size(value) > MAX_YAML_VALUES:  # an alias bomb on the command line: shared references until expanded
+        raise InputError(limit_message(f"the value {text[:40]!r}... has a number of values, with aliases expanded, that",
+                                       MAX_YAML_VALUES, "MAX_YAML_VALUES"))
     return text if value is None and text.strip() not in ("null", "~") else value
+
+
+def _expanded_size(value: Any, sizes: dict[int, int] | None = None, active: frozenset[int] = frozenset()) -> int:
+    """How many values `value` stands for with shared references expanded (memoised per object; a structure that
+    contains itself counts as over every limit)."""
+    sizes = {} if sizes is None else sizes
+    if not isinstance(value, (list, dict)):
+        return 1
+    key = id(value)
+    if key in active or len(active) > MAX_NESTING_DEPTH:
+        return MAX_YAML_VALUES + 1
+    if key not in sizes:
+        children = value.values() if isinstance(value, dict) else value
+        sizes[key] = 1 + sum(_expanded_size(child, sizes, active | {key}) for child in children)
+    return sizes[key]
 
 
 def _set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:

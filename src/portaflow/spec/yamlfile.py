@@ -119,6 +119,10 @@ def _file_kind(mode: int) -> str:
     return next((name for test, name in kinds if test(mode)), "not a plain file")
 
 
+class _OverLimit(ComposerError):
+    """A limit of portaflow.spec.limits reached while composing (not a YAML syntax error)."""
+
+
 class _BoundedComposer(Composer):
     """ruamel's composer that counts what it builds, an alias as everything it stands for (MAX_YAML_VALUES),
     and refuses an alias inside the node it names (a structure that contains itself has no plain form).
@@ -162,7 +166,7 @@ class _BoundedComposer(Composer):
     def _count(self, values: int, mark: Any) -> None:
         self._values += values
         if self._values > MAX_YAML_VALUES:
-            raise ComposerError(None, None, limit_message("the number of values, with aliases expanded,", MAX_YAML_VALUES,
+            raise _OverLimit(None, None, limit_message("the number of values, with aliases expanded,", MAX_YAML_VALUES,
                                                           "MAX_YAML_VALUES"), mark)
 
 
@@ -200,6 +204,8 @@ def parse_yaml_text(text: str, display: str) -> YamlDocument:
     except MaxDepthExceededError as exc:
         raise SpecError([Problem(_mark_location(display, exc), "", limit_message("the nesting of mappings and lists", MAX_NESTING_DEPTH,
                                                                                  "MAX_NESTING_DEPTH"))]) from None
+    except _OverLimit as exc:
+        raise SpecError([Problem(_mark_location(display, exc), "", exc.problem)]) from None
     except MarkedYAMLError as exc:
         what = (exc.problem or "").strip() or "invalid YAML"
         context = f" {exc.context.strip()}" if exc.context else ""
