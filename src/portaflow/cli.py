@@ -27,10 +27,12 @@ from portaflow import __version__, shipped
 from portaflow.errors import InputError, PortaflowError
 from portaflow.spec.loading import LoadedSite, load_any, load_site, load_workflow, parse_assignments, parse_value, site_search_path
 
-console = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
-err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+# emoji=False: rich would print 'file.yaml:100:9' as 'file.yaml💯9' (':100:' is an emoji code), and users' names and paths
+# are printed verbatim
+console = Console(highlight=False, soft_wrap=True, emoji=False, width=None if sys.stdout.isatty() else 200)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
 """Progress and notes on stderr (silenced by -q)."""
-error_console = Console(stderr=True, highlight=False, soft_wrap=True)
+error_console = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
 """The final error message: printed even with -q."""
 
 site_option = click.option("--site", "-s", default="local", show_default=True, help="site profile: a name or a YAML file")

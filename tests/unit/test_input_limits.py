@@ -169,6 +169,18 @@ def test_an_integer_too_long_for_python_is_located(write):
     assert code == 2 and f"{path}:2:17: YAML syntax error: cannot read this value" in out
 
 
+def test_a_tagged_value_that_cannot_be_made_is_located(write):
+    path = write("tag.yaml", "name: x\nparameters: {b: !!bool maybe}\nsteps: {a: {command: echo}}\n")
+    code, out = validate(str(path))
+    assert code == 2 and f"{path}:2:17: YAML syntax error: cannot read this value: KeyError" in out
+
+
+def test_line_100_is_printed_as_a_number(write):
+    path = write("long.yaml", "name: x\nsteps: {a: {command: echo}}\n" + "#\n" * 97 + "parameters: {n: {range: 2}}\n")
+    code, out = validate(str(path))  # rich would print ':100:' as an emoji
+    assert code == 2 and f"{path}:100:" in out
+
+
 def test_a_merge_key_error_is_located(write):
     path = write("merge.yaml", "name: x\nsteps:\n  a: {<<: {command: 5}}\n")
     code, out = validate(str(path))

@@ -173,16 +173,16 @@ class _BoundedComposer(Composer):
 class _LocatedConstructor(RoundTripConstructor):
     """ruamel's constructor whose every failure on a value says where the value is.
 
-    Why: a few values fail in Python rather than in YAML (an integer of more than 4,300 digits); ruamel lets
-    such a ValueError through without a position."""
+    Why: a few values fail in Python rather than in YAML (an integer of more than 4,300 digits, `!!bool maybe`);
+    ruamel lets such a ValueError or KeyError through without a position."""
 
     def construct_non_recursive_object(self, node: Any, tag: str | None = None) -> Any:
         try:
             return super().construct_non_recursive_object(node, tag)
         except MarkedYAMLError:
             raise
-        except (ValueError, TypeError, OverflowError, ArithmeticError) as exc:
-            raise ConstructorError(None, None, f"cannot read this value: {exc}", node.start_mark) from None
+        except Exception as exc:  # e.g. `!!bool maybe`: ruamel's own lookup fails with a KeyError
+            raise ConstructorError(None, None, f"cannot read this value: {type(exc).__name__}: {exc}", node.start_mark) from None
 
 
 def parse_yaml_text(text: str, display: str) -> YamlDocument:
