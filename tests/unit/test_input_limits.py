@@ -175,6 +175,20 @@ def test_a_tagged_value_that_cannot_be_made_is_located(write):
     assert code == 2 and f"{path}:2:17: YAML syntax error: cannot read this value: KeyError" in out
 
 
+@pytest.mark.parametrize("tag", ["!!python/name:os.system", "!!binary aGk=", "!custom 1", "!!set {a, b}", "<<"])
+def test_tags_without_a_plain_value_are_refused_at_their_place(write, tag):
+    path = write("tag.yaml", f"name: x\nsteps:\n  a:\n    python: m:f\n    args:\n      v: {tag}\n")
+    code, out = validate(str(path))
+    assert code == 2 and f"{path}:6:10: YAML syntax error: the YAML tag" in out and "is not supported" in out
+
+
+def test_an_unquoted_date_is_text(write):
+    path = write("date.yaml", "name: x\nversion: 2024-01-01\nsteps:\n  a: {python: 'm:f', args: {day: 2024-01-01}}\n")
+    loaded = load_workflow(path)
+    assert loaded.workflow.version == "2024-01-01" and loaded.workflow.steps["a"].args == {"day": "2024-01-01"}
+    make_plan(loaded.workflow, load_site("local", environ={}).site)  # the arguments are JSON: a date was not
+
+
 def test_line_100_is_printed_as_a_number(write):
     path = write("long.yaml", "name: x\nsteps: {a: {command: echo}}\n" + "#\n" * 97 + "parameters: {n: {range: 2}}\n")
     code, out = validate(str(path))  # rich would print ':100:' as an emoji

@@ -6,6 +6,7 @@ item, so a schema error deep inside a file can still point at `file:line:column`
 
 from __future__ import annotations
 
+import datetime as dt
 import difflib
 import os
 import re
@@ -170,6 +171,10 @@ class _BoundedComposer(Composer):
                                                           "MAX_YAML_VALUES"), mark)
 
 
+_PLAIN_TAGS = frozenset(f"tag:yaml.org,2002:{name}" for name in ("str", "int", "float", "bool", "null", "map", "seq", "timestamp"))
+"""The YAML types portaflow's files may hold (what JSON holds, and dates, which to_plain writes as text)."""
+
+
 class _LocatedConstructor(RoundTripConstructor):
     """ruamel's constructor whose every failure on a value says where the value is.
 
@@ -177,6 +182,10 @@ class _LocatedConstructor(RoundTripConstructor):
     ruamel lets such a ValueError or KeyError through without a position."""
 
     def construct_non_recursive_object(self, node: Any, tag: str | None = None) -> Any:
+        if str(tag or node.tag) not in _PLAIN_TAGS:  # `!!python/name:os.system`, `!!binary`, `!custom`: no plain value
+            shown = str(tag or node.tag).replace("tag:yaml.org,2002:", "!!")
+            raise ConstructorError(None, None, f"the YAML tag {shown} is not supported (a workflow or profile holds text, numbers, "
+                                               "booleans, dates, lists and mappings)", node.start_mark)
         try:
             return super().construct_non_recursive_object(node, tag)
         except MarkedYAMLError:
@@ -319,6 +328,8 @@ def to_plain(value: Any) -> Any:
         return int(value)
     if type(value).__name__ == "ScalarBoolean":
         return bool(value)
+    if isinstance(value, (dt.date, dt.datetime)):  # an unquoted 2024-01-01: kept as the text it was
+        return value.isoformat()
     if isinstance(value, str):
         return str(value)
     return value
