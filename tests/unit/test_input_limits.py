@@ -383,3 +383,18 @@ def test_check_template_reports_each_field_once_and_fields_before_a_broken_brace
     problems = check_template("{x} {x} {y} {", {"y"})
     assert [(p.offset, p.fragment) for p in problems] == [(0, "{x}"), (12, "{")]
     assert isinstance(problems[1], TemplateError) and "never closed" in problems[1].message
+
+
+def test_scan_fills_as_str_format_did_for_every_valid_template():
+    """The planner used string.Formatter.parse before: what it accepted and filled, scan fills the same."""
+    import string
+
+    from portaflow.spec.templates import render
+
+    templates = ["a {{b}} {c} }}{d}", "{{{x}}}", "awk '{{print $2\"\\t\"$1}}' > {outputs.counts}", "{{ echo a; }} {i}", "plain", ""]
+    for path in WORKFLOWS.rglob("*.yaml"):
+        steps = load_workflow(path).workflow.steps.values()
+        templates += [s.command for s in steps if s.command] + [p for s in steps for p in s.inputs.values() if isinstance(p, str)]
+    for template in templates:
+        expected = "".join(literal + (f"<{name}>" if name is not None else "") for literal, name, _, _ in string.Formatter().parse(template))
+        assert render(template, lambda name: f"<{name}>") == expected, template

@@ -12,6 +12,7 @@ the next `}`; a field's name is letters, digits, `_`, `-` and `.` (`inputs.reads
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass
@@ -46,39 +47,50 @@ class Piece:
     name: str | None = None
 
 
+_TOKEN = re.compile(r"\{\{|\}\}|\{([^{}]*)\}|[{}]")
+"""An escape, a whole field, or a lone brace (left to right, an escape before a field, as str.format reads)."""
+
+
 def scan(template: str) -> Iterator[Piece]:
     """The template's literal text and fields, in order (TemplateError, with the offset, on malformed braces)."""
+    return iter(_pieces(template))
+
+
+@functools.lru_cache(maxsize=4096)
+def _pieces(template: str) -> tuple[Piece, ...]:
+    """scan's work, once per template text (a step's templates are filled once per task: thousands of times)."""
+    out: list[Piece] = []
     literal: list[str] = []
     start = 0
-    i = 0
-    n = len(template)
-    while i < n:
-        char = template[i]
-        if char not in "{}":
-            literal.append(char)
-            i += 1
+    position = 0
+    for match in _TOKEN.finditer(template):
+        literal.append(template[position:match.start()])
+        position = match.end()
+        token = match.group()
+        if token in ("{{", "}}"):
+            literal.append(token[0])
             continue
-        if i + 1 < n and template[i + 1] == char:  # '{{' or '}}'
-            literal.append(char)
-            i += 2
-            continue
-        if char == "}":
+        i = match.start()
+        if token == "}":
             raise TemplateError("a single '}' outside a field", i, "}", LITERAL_BRACES)
-        end = template.find("}", i + 1)
-        other = template.find("{", i + 1)
-        if end < 0:
-            raise TemplateError("'{' opens a field that is never closed", i, "{", LITERAL_BRACES)
-        if 0 <= other < end:
+        if token == "{":
+            end = template.find("}", i + 1)
+            if end < 0:
+                raise TemplateError("'{' opens a field that is never closed", i, "{", LITERAL_BRACES)
             raise TemplateError(f"'{{' opens a field that another '{{' interrupts: {template[i:end + 1]!r}", i, template[i:end + 1],
                                 LITERAL_BRACES)
-        name = template[i + 1:end]
-        _check_name(name, i, template[i:end + 1])
-        if literal:
-            yield Piece(start, "".join(literal))
-        yield Piece(i, "", name)
-        literal, start, i = [], end + 1, end + 1
-    if literal:
-        yield Piece(start, "".join(literal))
+        name = match.group(1)
+        _check_name(name, i, token)
+        text = "".join(literal)
+        if text:
+            out.append(Piece(start, text))
+        out.append(Piece(i, "", name))
+        literal, start = [], position
+    literal.append(template[position:])
+    text = "".join(literal)
+    if text:
+        out.append(Piece(start, text))
+    return tuple(out)
 
 
 def _check_name(name: str, offset: int, fragment: str) -> None:
@@ -116,19 +128,22 @@ def check_template(template: str, allowed: Collection[str] | FieldCheck, what: s
     commands, paths, arguments and environment values, and profile fields such as `slurm.gpu_syntax`. Fields
     before a malformed brace are checked too; the text after it is not (its braces cannot be read)."""
     check = allowed if callable(allowed) else _known_names(sorted(allowed), what)
+    broken: TemplateError | None = None
+    try:
+        pieces = _pieces(template)
+    except TemplateError as exc:  # the text before the bad brace reads well: its fields are checked too
+        broken = exc
+        pieces = _pieces(template[: exc.offset]) if exc.offset else ()
     out = []
     seen: set[str] = set()
-    try:
-        for piece in scan(template):
-            if piece.name is None or piece.name in seen:  # a field is reported once, however often it is used
-                continue
-            seen.add(piece.name)
-            why = check(piece.name)
-            if why is not None:
-                out.append(TemplateError(why[0], piece.offset, "{" + piece.name + "}", why[1]))
-    except TemplateError as exc:
-        out.append(exc)
-    return out
+    for piece in pieces:
+        if piece.name is None or piece.name in seen:  # a field is reported once, however often it is used
+            continue
+        seen.add(piece.name)
+        why = check(piece.name)
+        if why is not None:
+            out.append(TemplateError(why[0], piece.offset, "{" + piece.name + "}", why[1]))
+    return out + ([broken] if broken else [])
 
 
 def _known_names(names: list[str], what: str) -> FieldCheck:
