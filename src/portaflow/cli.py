@@ -27,10 +27,12 @@ from portaflow import __version__, shipped
 from portaflow.errors import InputError, PortaflowError
 from portaflow.spec.loading import LoadedSite, LoadedWorkflow, load_any, load_site, load_workflow, parse_assignments, parse_value, site_search_path
 
-console = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
-err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+# emoji=False: rich would print 'file.yaml:100:9' as 'file.yaml💯9' (':100:' is an emoji code), and users' names and paths
+# are printed verbatim
+console = Console(highlight=False, soft_wrap=True, emoji=False, width=None if sys.stdout.isatty() else 200)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
 """Progress and notes on stderr (silenced by -q)."""
-error_console = Console(stderr=True, highlight=False, soft_wrap=True)
+error_console = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
 """The final error message: printed even with -q."""
 
 site_option = click.option("--site", "-s", default="local", show_default=True, help="site profile: a name or a YAML file")
@@ -316,7 +318,7 @@ def validate(files: tuple[str, ...], site_names: tuple[str, ...]) -> None:
     clashing outputs, cycles), and with --site on that site too (whether each step fits its partitions)."""
     from portaflow.errors import PlanError, SpecError
     from portaflow.plan import make_plan
-    from portaflow.plan.planner import WorkflowPlanError, check_workflow, located
+    from portaflow.plan.planner import LocatedPlanError, check_workflow, located
     from portaflow.schedulers import adapter_for
 
     problems: list[str] = []
@@ -331,7 +333,7 @@ def validate(files: tuple[str, ...], site_names: tuple[str, ...]) -> None:
             else:
                 try:
                     check_workflow(loaded.workflow, dict(loaded.workflow.parameters))
-                except WorkflowPlanError as exc:
+                except LocatedPlanError as exc:
                     raise located(exc, loaded.document) from None
                 except PlanError as exc:
                     raise InputError(f"{loaded.path}: {exc}") from None
@@ -354,7 +356,7 @@ def validate(files: tuple[str, ...], site_names: tuple[str, ...]) -> None:
         for loaded_site in sites:
             try:
                 make_plan(loaded_wf.workflow, loaded_site.site, {})
-            except WorkflowPlanError as exc:
+            except LocatedPlanError as exc:
                 problems.extend(f"{p} (on site {loaded_site.site.name})" for p in located(exc, loaded_wf.document).problems)
             except PlanError as exc:
                 problems.append(f"{name}: on site {loaded_site.site.name}: {exc}")

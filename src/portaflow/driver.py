@@ -31,7 +31,7 @@ from portaflow.errors import PortaflowError
 from portaflow.hashing import stat_key
 from portaflow.plan import make_plan
 from portaflow.plan.model import Plan, Task
-from portaflow.plan.planner import WorkflowPlanError, located
+from portaflow.plan.planner import LocatedPlanError, located
 from portaflow.preflight import preflight
 from portaflow.progress import Progress
 from portaflow.schedulers import adapter_for
@@ -66,7 +66,7 @@ def load_plan(loaded_wf: LoadedWorkflow, site: str, site_overrides: dict[str, An
     scheduler.check_user_values()
     try:
         plan = make_plan(loaded_wf.workflow, loaded_site.site, params)
-    except WorkflowPlanError as exc:  # a step's resources, scatter, paths: at their line in the workflow file
+    except LocatedPlanError as exc:  # a step's resources, scatter, paths: at their line in the workflow file
         raise located(exc, loaded_wf.document) from None
     log.info("workflow %s from %s: %d task(s); parameters %s", plan.workflow, loaded_wf.path, len(plan.tasks),
              json.dumps(plan.parameters, sort_keys=True))

@@ -15,7 +15,7 @@ from portaflow.plan.model import Task
 @dataclass
 class Progress:
     total: int
-    console: Console = field(default_factory=lambda: Console(stderr=True, highlight=False, soft_wrap=True))
+    console: Console = field(default_factory=lambda: Console(stderr=True, highlight=False, soft_wrap=True, emoji=False))
     done: int = 0
     failed: int = 0
 

@@ -15,33 +15,39 @@ from portaflow.gctools import paused_gc
 from portaflow.plan.model import DaskPlan, OutputPlan, Plan, Task, TaskResources
 from portaflow.plan.partitions import choose_partition
 from portaflow.plan.templates import TemplateError, fields, render_arg, render_command, render_path
+from portaflow.spec.limits import MAX_FANOUT, MAX_PLAN_PATHS, MAX_PLAN_TASKS, limit_message
 from portaflow.spec.loading import parse_value
 from portaflow.spec.site import SiteProfile
 from portaflow.spec.workflow import Step, Workflow, output_path_problem
 from portaflow.spec.yamlfile import did_you_mean
 
 
-class WorkflowPlanError(PlanError):
-    """A plan error caused by one place of the workflow file (a step's resources, scatter, outputs, inputs).
+class LocatedPlanError(PlanError):
+    """A plan error that belongs to one key of the workflow file (a scatter list, an output path).
 
-    It carries the key path of that place, so that whoever holds the file (the driver, `validate`) can say
-    file:line (`located`)."""
+    It carries the key's path, so that whoever holds the file (the driver, `validate`) can say file:line
+    (`located`); the plan itself reads no file."""
 
     def __init__(self, message: str, keypath: tuple[str, ...]):
-        super().__init__(message)
+        super().__init__(f"{'.'.join(keypath)}: {message}")
+        self.message = message
         self.keypath = keypath
 
 
-class OutputPathError(WorkflowPlanError):
+class OutputPathError(LocatedPlanError):
     """An output path that leaves the work directory once its parameters are filled in."""
 
+    def __init__(self, message: str, keypath: tuple[str, ...]):
+        super().__init__(message, keypath)
+        self.args = (message,)  # its message names the step and the output already
 
-def located(exc: WorkflowPlanError, document: Any) -> SpecError:
+
+def located(exc: LocatedPlanError, document: Any) -> SpecError:
     """The error at its place in the workflow file (`document`: the workflow's YamlDocument)."""
     keypath = exc.keypath
     while keypath and _missing(document.data, keypath):  # e.g. an output given as a bare path has no 'path' key
         keypath = keypath[:-1]
-    return SpecError([Problem(document.value_location(keypath), ".".join(keypath), str(exc))])
+    return SpecError([Problem(document.value_location(keypath), ".".join(keypath), exc.message)])
 
 
 def _missing(data: Any, keypath: tuple[str, ...]) -> bool:
@@ -102,7 +108,7 @@ def path_text_problem(path: str) -> str | None:
 def check_workflow(workflow: Workflow, params: Mapping[str, Any]) -> Plan:
     """What `validate` refuses without a site: everything `make_plan` refuses that does not depend on a site's limits
     (scatter lists, templates, paths, clashing outputs, self-dependencies, cycles), planned on a stand-in site that
-    fits every request (WorkflowPlanError, located, or PlanError)."""
+    fits every request (LocatedPlanError, located, or PlanError)."""
     check_output_paths(workflow, params)
     return make_plan(workflow, _fits_everything(workflow), params)
 
@@ -157,66 +163,124 @@ def _make_plan(workflow: Workflow, site: SiteProfile, parameters: Mapping[str, A
     params = resolve_parameters(workflow, parameters or {})
     scatter = scatter_values(workflow, params)
     tasks: list[Task] = []
+    paths = 0
     for step_name, step in workflow.steps.items():
+        paths += _paths_of_step(step, params, scatter)
+        if paths > MAX_PLAN_PATHS:
+            raise LocatedPlanError(limit_message(f"the input and output paths of the plan's tasks, up to step {step_name},", MAX_PLAN_PATHS,
+                                                 "MAX_PLAN_PATHS", paths), ("steps", step_name))
         tasks.extend(_expand_step(step_name, step, params, scatter, site))
     tasks, external = _wire(tasks)
     return Plan(workflow.name, site.name, site.scheduler, params, tasks, external)
 
 
 def scatter_values(workflow: Workflow, params: Mapping[str, Any]) -> dict[str, list[Any]]:
-    """Each scatter variable's values, fixed now (data-dependent fan-out is refused)."""
+    """Each scatter variable's values, fixed now (data-dependent fan-out is refused), and no step wider than
+    MAX_FANOUT nor the plan's steps together over MAX_PLAN_TASKS (LocatedPlanError: the key that asks for it)."""
     out: dict[str, list[Any]] = {}
     owner: dict[str, str] = {}
+    total = 0
     for step_name, step in workflow.steps.items():
+        width = 1
         for var, spec in step.scatter.items():
-            where = f"steps.{step_name}.scatter.{var}"
-            keypath = ("steps", step_name, "scatter", var)
+            where = ("steps", step_name, "scatter", var)
             if var in params:
-                raise WorkflowPlanError(f"{where}: scatter variable {var!r} has the name of a parameter; choose another name", keypath)
-            try:
-                values = _scatter_list(spec, params, where)
-            except TemplateError as exc:
-                raise WorkflowPlanError(f"{where}: {exc}", keypath) from None
-            except PlanError as exc:
-                raise WorkflowPlanError(str(exc), keypath) from None
+                raise LocatedPlanError(f"scatter variable {var!r} has the name of a parameter; choose another name", where)
+            values = _scatter_list(spec, params, where)
             if var in out and out[var] != values:
-                raise WorkflowPlanError(f"{where}: scatter variable {var!r} has other values in step {owner[var]}; use one list per variable",
-                                        keypath)
+                raise LocatedPlanError(f"scatter variable {var!r} has other values in step {owner[var]}; use one list per variable", where)
             out[var], owner[var] = values, step_name
+            width *= len(values)
+            if width > MAX_FANOUT:
+                sizes = " x ".join(str(len(out[v])) for v in step.scatter if v in out)
+                raise LocatedPlanError(limit_message(f"step {step_name}'s fan-out ({sizes} values) into tasks", MAX_FANOUT, "MAX_FANOUT", width),
+                                       where)
+        total += width
+        if total > MAX_PLAN_TASKS:
+            raise LocatedPlanError(limit_message(f"the plan's tasks up to step {step_name}", MAX_PLAN_TASKS, "MAX_PLAN_TASKS", total),
+                                   ("steps", step_name))
     return out
 
 
-def _scatter_list(spec: Any, params: Mapping[str, Any], where: str) -> list[Any]:
+def _scatter_list(spec: Any, params: Mapping[str, Any], where: tuple[str, ...]) -> list[Any]:
     if isinstance(spec, list):
         values = spec
     elif isinstance(spec, str):
         match = re.fullmatch(r"\{(\w+)\}", spec.strip())
         if not match:
-            raise PlanError(
-                f"{where}: expected a list, '{{parameter}}' naming a list parameter, or {{range: N}}, found {spec!r}. "
-                "Fan-out lists are fixed when the plan is made: fan-out that depends on data (globs, files listing files) is not supported"
+            raise LocatedPlanError(
+                f"expected a list, '{{parameter}}' naming a list parameter, or {{range: N}}, found {spec!r}. "
+                "Fan-out lists are fixed when the plan is made: fan-out that depends on data (globs, files listing files) is not supported",
+                where,
             )
         name = match.group(1)
         if name not in params:
-            raise PlanError(f"{where}: unknown parameter {name!r}")
+            raise LocatedPlanError(f"unknown parameter {name!r}", where)
         values = params[name]
         if not isinstance(values, list):
-            raise PlanError(f"{where}: parameter {name!r} must be a list to scatter over, found {values!r}")
+            raise LocatedPlanError(f"parameter {name!r} must be a list to scatter over, found {values!r}", where)
     elif isinstance(spec, dict) and set(spec) == {"range"}:
-        bound = spec["range"]
-        if isinstance(bound, str):
-            bound = render_arg(bound, params)
-        bounds = bound if isinstance(bound, list) else [bound]
-        if not bounds or not all(isinstance(b, int) and not isinstance(b, bool) for b in bounds) or len(bounds) > 3:
-            raise PlanError(f"{where}: range expects N, [start, stop] or [start, stop, step] of integers, found {spec['range']!r}")
-        values = list(range(*bounds))
+        values = _range_values(spec["range"], params, where)
     else:
-        raise PlanError(f"{where}: expected a list, '{{parameter}}' or {{range: N}}, found {spec!r}")
+        raise LocatedPlanError(f"expected a list, '{{parameter}}' or {{range: N}}, found {spec!r}", where)
     if not values:
-        raise PlanError(f"{where}: the fan-out is empty")
-    if len(set(map(json.dumps, values))) != len(values):
-        raise PlanError(f"{where}: the fan-out has repeated values")
+        raise LocatedPlanError("the fan-out is empty", where)
+    if len(values) > MAX_FANOUT:
+        raise LocatedPlanError(limit_message("the fan-out's number of values", MAX_FANOUT, "MAX_FANOUT", len(values)), where)
+    if len(set(map(_value_key, values))) != len(values):
+        raise LocatedPlanError("the fan-out has repeated values", where)
     return list(values)
+
+
+def _range_values(bound: Any, params: Mapping[str, Any], where: tuple[str, ...]) -> list[int]:
+    """{range: N}, [start, stop] or [start, stop, step], N possibly '{parameter}'; measured before it is made."""
+    if isinstance(bound, str):
+        try:
+            bound = render_arg(bound, params)
+        except TemplateError as exc:
+            raise LocatedPlanError(str(exc), (*where, "range")) from None
+    bounds = bound if isinstance(bound, list) else [bound]
+    if not bounds or not all(isinstance(b, int) and not isinstance(b, bool) for b in bounds) or len(bounds) > 3 or bounds[2:] == [0]:
+        raise LocatedPlanError(f"range expects N, [start, stop] or [start, stop, step] of integers (step not 0), found {bound!r}",
+                               (*where, "range"))
+    values = range(*bounds)
+    try:
+        count: int | None = len(values)
+    except OverflowError:  # more values than a Python sequence can count
+        count = None
+    if count is None or count > MAX_FANOUT:
+        raise LocatedPlanError(limit_message(f"range {bound!r}'s number of values", MAX_FANOUT, "MAX_FANOUT", count), (*where, "range"))
+    return list(values)
+
+
+def _value_key(value: Any) -> str:
+    """A scatter value as text that tells values apart (JSON; repr for what JSON cannot write)."""
+    try:
+        return json.dumps(value, sort_keys=True)
+    except (TypeError, ValueError):
+        return repr(value)
+
+
+def _paths_of_step(step: Step, params: Mapping[str, Any], scatter: Mapping[str, list[Any]]) -> int:
+    """How many input and output paths the step's tasks hold, counted before they are made (MAX_PLAN_PATHS).
+
+    Why: a step that gathers over a wide fan-out holds every path of it in each of its own tasks, so two wide
+    fan-outs multiply, far beyond either one's width."""
+    tasks = 1
+    for var in step.scatter:
+        tasks *= len(scatter[var])
+    per_task = len(step.outputs)
+    for template in step.inputs.values():
+        for text in [template] if isinstance(template, str) else template:
+            try:
+                gathered = [f for f in dict.fromkeys(fields(text)) if f in scatter and f not in step.scatter]
+            except TemplateError:
+                gathered = []  # the planner names it
+            size = 1
+            for var in gathered:
+                size *= len(scatter[var])
+            per_task += size
+    return tasks * per_task
 
 
 _SAFE = re.compile(r"[^A-Za-z0-9_]")
@@ -251,19 +315,19 @@ def _expand_step(name: str, step: Step, params: Mapping[str, Any], scatter: Mapp
         if dask_plan and dask_plan.mode in ("local", "in_allocation"):
             request = _with_in_allocation_workers(request, dask_plan)
         partition = choose_partition(site, request, f"step {name}")
-    except WorkflowPlanError:
+    except LocatedPlanError:
         raise
     except PlanError as exc:  # the step's request does not fit the site: located at its resources
-        raise WorkflowPlanError(str(exc), ("steps", name, "resources")) from None
+        raise LocatedPlanError(str(exc), ("steps", name, "resources")) from None
     where = f"steps.{name}"
     output_specs = step.output_specs()
     for key, spec in output_specs.items():
         try:
             missing = [f for f in fields(spec.path) if f in scatter and f not in own]
         except TemplateError as exc:
-            raise WorkflowPlanError(f"{where}.outputs.{key}: {exc}", _output_keypath(step, name, key)) from None
+            raise LocatedPlanError(f"{where}.outputs.{key}: {exc}", _output_keypath(step, name, key)) from None
         if missing:
-            raise WorkflowPlanError(f"{where}.outputs.{key}: uses scatter variable {missing[0]!r}, which step {name} does not scatter over",
+            raise LocatedPlanError(f"{where}.outputs.{key}: uses scatter variable {missing[0]!r}, which step {name} does not scatter over",
                                     _output_keypath(step, name, key))
     seen_ids: set[str] = set()
     for combo in combos:
@@ -275,7 +339,7 @@ def _expand_step(name: str, step: Step, params: Mapping[str, Any], scatter: Mapp
                 for path in [inputs[k]] if isinstance(inputs[k], str) else inputs[k]:
                     problem = path_text_problem(path)
                     if problem:
-                        raise WorkflowPlanError(f"step {name}: input {k} is {path!r}, which {problem}; input paths must be plain "
+                        raise LocatedPlanError(f"step {name}: input {k} is {path!r}, which {problem}; input paths must be plain "
                                                 "file names, whatever the parameters hold", ("steps", name, "inputs", k))
             outputs = {}
             for key, spec in output_specs.items():
@@ -288,7 +352,7 @@ def _expand_step(name: str, step: Step, params: Mapping[str, Any], scatter: Mapp
             known = sorted([*params, *scatter])
             unknown = re.search(r"\{(.+?)\}", str(exc))
             hint = did_you_mean(unknown.group(1), known) if unknown else None
-            raise WorkflowPlanError(f"{where}: {exc}" + (f"; {hint}" if hint else f" (known: parameters {', '.join(params) or 'none'}; "
+            raise LocatedPlanError(f"{where}: {exc}" + (f"; {hint}" if hint else f" (known: parameters {', '.join(params) or 'none'}; "
                                                                                   f"scatter variables {', '.join(scatter) or 'none'})"),
                                     ("steps", name)) from None
         task_id, display = _task_ids(name, combo)
@@ -397,11 +461,11 @@ def _wire(tasks: list[Task]) -> tuple[list[Task], dict[str, list[str]]]:
                 other = by_id[producer[path]]
                 key = next(k for k, o in task.outputs.items() if o.path == path)
                 if other.step == task.step:
-                    raise WorkflowPlanError(
+                    raise LocatedPlanError(
                         f"step {task.step}: tasks {other.display} and {task.display} both write {path}; "
                         "put the scatter variable in the output path", ("steps", task.step, "outputs", key)
                     )
-                raise WorkflowPlanError(f"steps {other.step} and {task.step} both write {path}", ("steps", task.step, "outputs", key))
+                raise LocatedPlanError(f"steps {other.step} and {task.step} both write {path}", ("steps", task.step, "outputs", key))
             producer[path] = task.id
     for task in tasks:  # an output inside another: removing the outer one (a stale directory) would remove it too
         for key, output in task.outputs.items():
@@ -410,7 +474,7 @@ def _wire(tasks: list[Task]) -> tuple[list[Task], dict[str, list[str]]]:
                 outer = "/".join(parts[:depth])
                 if outer in producer:
                     other = by_id[producer[outer]]
-                    raise WorkflowPlanError(
+                    raise LocatedPlanError(
                         f"step {task.step}: output {key} ({output.path}) is inside {outer}, an output of {other.display}; outputs may "
                         "not nest (a rerun removes the outer one with everything in it, and Snakemake refuses such rules)",
                         ("steps", task.step, "outputs", key))
@@ -422,7 +486,7 @@ def _wire(tasks: list[Task]) -> tuple[list[Task], dict[str, list[str]]]:
             if path in producer:
                 if producer[path] == task.id:
                     key = next(k for k, v in task.inputs.items() if path == v or (not isinstance(v, str) and path in v))
-                    raise WorkflowPlanError(f"step {task.step}: {path} is both an input and an output of {task.display}",
+                    raise LocatedPlanError(f"step {task.step}: {path} is both an input and an output of {task.display}",
                                             ("steps", task.step, "inputs", key))
                 deps.append(producer[path])
             else:
@@ -449,7 +513,7 @@ def _topological(tasks: dict[str, Task]) -> list[Task]:
                 ready.append(child)
     if len(order) < len(tasks):
         cycle = _find_cycle(tasks, set(tasks) - set(order))
-        raise WorkflowPlanError(f"the workflow has a cycle: {' -> '.join(cycle)}", ("steps", cycle[0]))
+        raise LocatedPlanError(f"the workflow has a cycle: {' -> '.join(cycle)}", ("steps", cycle[0]))
     return [tasks[tid] for tid in order]
 
 

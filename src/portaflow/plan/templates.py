@@ -1,4 +1,4 @@
-"""The one template language of workflow files: `{name}` fields, `{{` for a literal brace.
+"""Filling the template language of workflow files (spec/templates.py): `{name}` fields, `{{` for a literal brace.
 
 Paths are filled in raw (they are data). Commands get every value shell-quoted, so a parameter
 such as `$(touch pwned)` or `a; rm -rf x` reaches the program as one argument and never runs.
@@ -7,43 +7,12 @@ such as `$(touch pwned)` or `a; rm -rf x` reaches the program as one argument an
 from __future__ import annotations
 
 import shlex
-import string
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
-_FORMATTER = string.Formatter()
+from portaflow.spec.templates import TemplateError, fields, render
 
-
-class TemplateError(ValueError):
-    """A template names an unknown field or uses format syntax portaflow does not support."""
-
-
-def fields(template: str) -> list[str]:
-    """The field names a template uses, in order (raises TemplateError on malformed braces)."""
-    try:
-        parsed = list(_FORMATTER.parse(template))
-    except ValueError as exc:
-        raise TemplateError(f"malformed template {template!r}: {exc} (write '{{{{' for a literal brace)") from None
-    names = []
-    for _, name, spec, conversion in parsed:
-        if name is None:
-            continue
-        if spec or conversion:
-            raise TemplateError(f"template field {{{name}}} may not use format specs or conversions")
-        if not name:
-            raise TemplateError(f"empty template field '{{}}' in {template!r}")
-        names.append(name)
-    return names
-
-
-def render(template: str, lookup: Callable[[str], str]) -> str:
-    """Fill `template`, asking `lookup` for each field's final text."""
-    out = []
-    for literal, name, _, _ in _FORMATTER.parse(template):
-        out.append(literal)
-        if name is not None:
-            out.append(lookup(name))
-    return "".join(out)
+__all__ = ["TemplateError", "fields", "quote_value", "render", "render_arg", "render_command", "render_path"]
 
 
 def render_path(template: str, values: Mapping[str, Any]) -> str:

@@ -19,8 +19,10 @@ from ruamel.yaml import YAML
 from portaflow import shipped
 from portaflow.errors import InputError, Location, Problem, SpecError
 from portaflow.safetext import looks_secret
+from portaflow.spec.limits import MAX_NESTING_DEPTH, MAX_YAML_VALUES, limit_message
 from portaflow.spec.site import SiteProfile
 from portaflow.spec.slurm import MOVED_TO_SLURM
+from portaflow.spec.templates import workflow_template_problems
 from portaflow.spec.validation import depth_present, dotted, moved_message, problems_from_validation
 from portaflow.spec.workflow import Workflow
 from portaflow.spec.yamlfile import YamlDocument, did_you_mean, read_yaml, to_plain
@@ -55,13 +57,17 @@ class LoadedSite:
         return Problem(doc.locate(keypath), dotted(keypath), message, hint)
 
 
-def load_workflow(path: str | Path) -> LoadedWorkflow:
-    """Read and validate a workflow file (SpecError with locations on any problem)."""
-    doc = read_yaml(path)
+def load_workflow(path: str | Path, document: YamlDocument | None = None) -> LoadedWorkflow:
+    """Read and validate a workflow file (SpecError with locations on any problem, templates' fields included);
+    `document`: the file already read."""
+    doc = document or read_yaml(path)
     try:
         workflow = Workflow.model_validate(to_plain(doc.data))
     except ValidationError as exc:
         raise SpecError(problems_from_validation(exc, [doc], Workflow)) from None
+    problems = workflow_template_problems(workflow, doc)
+    if problems:
+        raise SpecError(problems)
     return LoadedWorkflow(workflow, doc)
 
 
@@ -81,7 +87,7 @@ def find_site_file(name_or_path: str, relative_to: Path | None = None) -> Path:
         if near.is_file():
             return near
     if candidate.suffix in (".yaml", ".yml") or os.sep in name_or_path:
-        if candidate.is_file():
+        if candidate.exists():  # reading it says what is wrong with it, if it is not a regular file
             return candidate
         raise InputError(f"site profile file not found: {name_or_path}")
     for directory in site_search_path():
@@ -100,10 +106,12 @@ def load_site(
     name_or_path: str | Path = "local",
     overrides: Mapping[str, str] | None = None,
     environ: Mapping[str, str] | None = None,
+    document: YamlDocument | None = None,
 ) -> LoadedSite:
-    """Read a site profile, apply `extends`, then user overrides (command line wins over environment)."""
+    """Read a site profile, apply `extends`, then user overrides (command line wins over environment);
+    `document`: the profile's file already read."""
     path = find_site_file(str(name_or_path))
-    docs = _extends_chain(path, seen=[])
+    docs = _extends_chain(path, seen=[], document=document)
     merged: dict[str, Any] = {}
     for doc in reversed(docs):
         merged = _deep_merge(merged, to_plain(doc.data))
@@ -125,12 +133,12 @@ def load_site(
     return LoadedSite(site, docs, user)
 
 
-def _extends_chain(path: Path, seen: list[Path]) -> list[YamlDocument]:
+def _extends_chain(path: Path, seen: list[Path], document: YamlDocument | None = None) -> list[YamlDocument]:
     resolved = path.resolve()
     if resolved in seen:
         chain = " -> ".join(str(p) for p in [*seen, resolved])
         raise SpecError([Problem(Location(str(path)), "extends", f"profiles extend each other in a cycle: {chain}")])
-    doc = read_yaml(path)
+    doc = document or read_yaml(path)
     parent = doc.data.get("extends")
     if not parent:
         return [doc]
@@ -224,7 +232,25 @@ def parse_value(text: str) -> Any:
         value = YAML(typ="safe").load(text)
     except Exception:
         return text
+    if _expanded_size(value) > MAX_YAML_VALUES:  # an alias bomb on the command line: shared references until expanded
+        raise InputError(limit_message(f"the value {text[:40]!r}... has a number of values, with aliases expanded, that",
+                                       MAX_YAML_VALUES, "MAX_YAML_VALUES"))
     return text if value is None and text.strip() not in ("null", "~") else value
+
+
+def _expanded_size(value: Any, sizes: dict[int, int] | None = None, active: frozenset[int] = frozenset()) -> int:
+    """How many values `value` stands for with shared references expanded (memoised per object; a structure that
+    contains itself counts as over every limit)."""
+    sizes = {} if sizes is None else sizes
+    if not isinstance(value, (list, dict)):
+        return 1
+    key = id(value)
+    if key in active or len(active) > MAX_NESTING_DEPTH:
+        return MAX_YAML_VALUES + 1
+    if key not in sizes:
+        children = value.values() if isinstance(value, dict) else value
+        sizes[key] = 1 + sum(_expanded_size(child, sizes, active | {key}) for child in children)
+    return sizes[key]
 
 
 def _set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
@@ -241,8 +267,8 @@ def load_any(path: str | Path) -> LoadedWorkflow | LoadedSite:
     """Load a file as a site profile (it has `scheduler`, or `extends` another) or a workflow (it has `steps`)."""
     doc = read_yaml(path)
     if ("scheduler" in doc.data or "extends" in doc.data) and "steps" not in doc.data:
-        return load_site(str(path), environ={})
-    return load_workflow(path)
+        return load_site(str(path), environ={}, document=doc)
+    return load_workflow(path, document=doc)
 
 
 def parse_assignments(pairs: list[str] | tuple[str, ...], flag: str) -> dict[str, str]:

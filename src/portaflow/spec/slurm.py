@@ -16,6 +16,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field
 
+from portaflow.spec.templates import template_validator
 from portaflow.spec.types import OneLine, SchedulerWord
 from portaflow.spec.workflow import Strict
 
@@ -33,14 +34,16 @@ MOVED_TO_SLURM: dict[tuple[str, ...], tuple[str, ...]] = {
 its new place (not a bare 'unknown key'), so an admin knows what to change."""
 
 
-def _gpu_template(value: str) -> str:
-    """A GPU request template must say where the count goes, else every GPU job would ask for the same thing."""
-    if "{n}" not in value:
-        raise ValueError(f"expected a template containing '{{n}}', found {value!r}")
-    return value
+GPU_SYNTAX_FIELDS = ("n",)
+"""The fields `slurm.gpu_syntax` may use: {n}, the number of GPUs."""
 
+GPU_MODEL_SYNTAX_FIELDS = ("n", "model")
+"""The fields `slurm.gpu_model_syntax` may use: {n} and {model}, the GPU model a step names."""
 
-GpuTemplate = Annotated[OneLine, AfterValidator(_gpu_template)]
+# A GPU request template must say where the count goes (else every GPU job would ask for the same thing), and may
+# use no other field than its own: an unknown one would fail only when a GPU job is planned.
+GpuTemplate = Annotated[OneLine, AfterValidator(template_validator(GPU_SYNTAX_FIELDS, "gpu_syntax", required=("n",)))]
+GpuModelTemplate = Annotated[OneLine, AfterValidator(template_validator(GPU_MODEL_SYNTAX_FIELDS, "gpu_model_syntax", required=("n",)))]
 
 
 class SlurmSettings(Strict):
@@ -51,6 +54,6 @@ class SlurmSettings(Strict):
     constraint: OneLine | None = Field(None, description="--constraint for every job (AND-ed with a partition's own constraint)")
     memory_rule: Literal["per_node", "per_cpu", "none"] = Field("per_node", description="per_node: --mem; per_cpu: --mem-per-cpu; none: no memory flag")
     gpu_syntax: GpuTemplate = Field("--gres=gpu:{n}", description="how N GPUs are requested, e.g. '--gres=gpu:{n}', '--gpus={n}', '--gpus-per-node={n}'")
-    gpu_model_syntax: GpuTemplate = Field("--gres=gpu:{model}:{n}", description="how N GPUs of a model are requested")
+    gpu_model_syntax: GpuModelTemplate = Field("--gres=gpu:{model}:{n}", description="how N GPUs of a model are requested")
     status_command: Literal["auto", "sacct", "squeue"] = Field("auto", description="how job states are read: auto: sacct when accounting answers, else squeue")
     launcher: Literal["single", "srun"] = Field("single", description="how a Parsl block starts its worker pool in the job: single: once, on the first node; srun: through srun, on every node")
