@@ -27,7 +27,7 @@ from typing import IO, Any
 import yaml
 
 from portaflow.commands import run_command
-from portaflow.engines.base import Engine, RunContext, TaskOutcome, failure_message
+from portaflow.engines.base import Engine, RunContext, TaskOutcome, failure_message, not_run_message
 from portaflow.engines.snakemake_events import EVENTS_FILE, EventFile, RunEvents, logger_args, plugin_search_path
 from portaflow.gctools import paused_gc
 from portaflow.plan.model import Task
@@ -105,7 +105,10 @@ class SnakemakeEngine(Engine):
         """The Snakemake profile (config.yaml): executor, limits and polling etiquette from the site."""
         site = ctx.site
         cfg: dict[str, Any] = {
-            "keep-going": True,
+            "keep-going": ctx.keep_going,
+            # portaflow's own lock (engines.state.WorkdirLock) keeps one run per work directory; Snakemake's lock would
+            # outlive a Snakemake killed with -9 and refuse every later run
+            "nolock": True,
             "rerun-incomplete": True,
             "latency-wait": site.snakemake.latency_wait,
             "printshellcmds": False,
@@ -178,12 +181,15 @@ class SnakemakeEngine(Engine):
             command = self.command(ctx, out_dir) + logger_args(events_path)
             logger.info("running Snakemake: %s", shlex.join(command))
             proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                    text=True, env=env, start_new_session=True)
+                                    text=True, env=env, process_group=0)
+            # A process group of its own (the terminal's Ctrl-C reaches the driver only, which stops Snakemake), in the
+            # driver's session (where engines.leftovers looks for a killed run's processes).
             assert proc.stdout is not None
             copier = threading.Thread(target=_copy_lines, args=(proc.stdout, log), name="snakemake-log", daemon=True)
             copier.start()
             try:
                 while not _exited(proc, _POLL_S):
+                    ctx.raise_if_stopped()
                     catch_up()
             except KeyboardInterrupt:
                 # The SLURM plugin ignores SIGTERM; SIGINT makes Snakemake cancel its jobs and stop.
@@ -214,7 +220,7 @@ class SnakemakeEngine(Engine):
                 job_id = events.job_of_rule.get(task.id, failure.external_jobid) if ctx.scheduler.snakemake_failure_names_job else None
                 outcome = TaskOutcome(task.id, False, code, job_id=job_id, message=failure_message(code, task))
             else:
-                outcome = TaskOutcome(task.id, False, None, message=f"not run: a task it depends on failed (see {log_path})")
+                outcome = TaskOutcome(task.id, False, None, message=f"{not_run_message(ctx, task, set(events.failures))} (see {log_path})")
             outcomes[task.id] = outcome
             ctx.on_event("finished", task, outcome)
         return outcomes
