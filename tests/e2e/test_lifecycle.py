@@ -46,13 +46,15 @@ def test_force_until_runs_and_clean_with_snakemake(tmp_path):
     before = {p: (tmp_path / p).stat().st_mtime_ns for p in ("first.txt", "middle.txt", "last.txt", "alone.txt")}
     run("--force", "first", "--until", "middle")
     tasks = {name: info["status"] for name, info in manifest(tmp_path)["tasks"].items()}
-    assert tasks == {"first": "ran", "middle": "ran", "last": "up to date", "alone": "up to date"}, tasks
-    # The same content under the same signature: last is still up to date (its input's digest did not change).
+    assert tasks == {"first": "ran", "middle": "ran", "last": "not requested", "alone": "up to date"}, tasks
     assert (tmp_path / "last.txt").stat().st_mtime_ns == before["last.txt"] and (tmp_path / "first.txt").stat().st_mtime_ns != before["first.txt"]
+    # middle wrote the same content again under the same signature: last, which read it, is still up to date.
+    dry = run("-n")
+    assert "dry run: 0 of 4 task(s) would run" in dry.stdout, dry.stdout
     listed = run_portaflow("runs", "--workdir", str(tmp_path), "--json")
     assert listed.returncode == 0, listed.stderr
     runs = json.loads(listed.stdout)
-    assert [r["state"] for r in runs] == ["succeeded", "succeeded"] and runs[1]["tasks"] == {"ran": 2, "up to date": 2}, runs
+    assert [r["state"] for r in runs] == ["succeeded", "succeeded"] and runs[1]["tasks"] == {"ran": 2, "up to date": 1, "not requested": 1}, runs
     cleaned = run_portaflow("clean", "--workdir", str(tmp_path), "--keep", "1")
     assert cleaned.returncode == 0 and f"removed {runs_dir / first_run}" in cleaned.stdout, cleaned.stdout + cleaned.stderr
     assert sorted(os.listdir(runs_dir)) == sorted([runs[1]["run_id"], "latest"])
