@@ -240,6 +240,8 @@ def run(workflow: str, targets: tuple[str, ...], site: str, site_set: tuple[str,
     _, loaded_site, plan = _load(workflow, site, site_set, params, params_file, preset, cores, jobs)
     wd = Path(workdir) if workdir else driver.default_workdir(plan, loaded_site)
     selection = driver.Selection(until=tuple(until) + tuple(targets), force=tuple(force), force_all=force_all)
+    driver.select(plan, selection.until, "--until")  # an unknown name: exit 2 before the work directory is touched
+    driver.select(plan, selection.force, "--force")
     if dry_run:
         from portaflow.preflight import preflight
 

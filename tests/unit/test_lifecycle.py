@@ -248,3 +248,9 @@ def test_a_killed_runs_processes_are_found_by_run_session_and_start_and_stopped(
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+
+
+def test_an_unknown_target_is_bad_input_and_touches_nothing(tmp_path):
+    result = CliRunner().invoke(cli_module.cli, ["run", str(CHAIN), "-w", str(tmp_path / "w"), "last", "--force", "nope"])
+    assert result.exit_code == 2 and "--force nope: workflow chain has no step, task or output of that name" in result.output
+    assert not (tmp_path / "w").exists()
