@@ -180,11 +180,10 @@ class ParslEngine(Engine):
     def _failure(self, ctx: RunContext, task: Task, exc: BaseException, outcomes: dict[str, TaskOutcome], executor: Any) -> TaskOutcome:
         code = getattr(exc, "exitcode", None)
         name = type(exc).__name__
-        failed = {tid for tid, o in outcomes.items() if not o.ok and not o.message.startswith("not ")}
         if name == "DependencyError":
-            return TaskOutcome(task.id, False, code, message=not_run_message(ctx, task, failed | set(task.depends)))
+            return TaskOutcome(task.id, False, code, message=not_run_message(ctx, task, set(task.depends), False))
         if name == "BashExitFailure" and code == NOT_STARTED_EXIT and _stop_file(ctx).exists():
-            return TaskOutcome(task.id, False, None, message=not_run_message(ctx, task, failed or {"?"}))
+            return TaskOutcome(task.id, False, None, message=not_run_message(ctx, task, set(), True))
         if not ctx.keep_going:  # --fail-fast: the workers start no task from now on (_run_line)
             _stop_file(ctx).touch()
         if name == "BashExitFailure":

@@ -220,7 +220,8 @@ class SnakemakeEngine(Engine):
                 job_id = events.job_of_rule.get(task.id, failure.external_jobid) if ctx.scheduler.snakemake_failure_names_job else None
                 outcome = TaskOutcome(task.id, False, code, job_id=job_id, message=failure_message(code, task))
             else:
-                outcome = TaskOutcome(task.id, False, None, message=f"{not_run_message(ctx, task, set(events.failures))} (see {log_path})")
+                why = not_run_message(ctx, task, set(events.failures), not ctx.keep_going and bool(events.failures))
+                outcome = TaskOutcome(task.id, False, None, message=f"{why} (see {log_path})")
             outcomes[task.id] = outcome
             ctx.on_event("finished", task, outcome)
         return outcomes
