@@ -20,7 +20,8 @@ def manifest(workdir: Path) -> dict:
 
 @pytest.mark.parametrize("engine", ["parsl", "snakemake"])
 def test_fail_fast_starts_nothing_after_the_first_failure_and_keeps_what_finished(tmp_path, engine):
-    result = run_portaflow("run", str(DATA / "fail_fast.yaml"), "--engine", engine, "--workdir", str(tmp_path), "--fail-fast", timeout=300)
+    result = run_portaflow("run", str(DATA / "fail_fast.yaml"), "--engine", engine, "--workdir", str(tmp_path), "--fail-fast", "--cores", "2",
+                           timeout=300)
     assert result.returncode == 1, result.stdout + result.stderr
     tasks = manifest(tmp_path)["tasks"]
     assert tasks["broken"]["status"] == "failed" and tasks["slowish"]["status"] == "ran", tasks
@@ -28,6 +29,7 @@ def test_fail_fast_starts_nothing_after_the_first_failure_and_keeps_what_finishe
     assert not (tmp_path / "after.txt").exists() and not (tmp_path / "broken.txt").exists()
     assert (tmp_path / "slowish.txt").read_text() == "slowish\n", "the task running when the failure came was not kept"
     assert (tmp_path / ".portaflow" / "state" / "slowish.json").exists()
+    assert tasks["broken"]["error"].startswith("the command failed"), tasks
 
 
 def test_force_until_runs_and_clean_with_snakemake(tmp_path):

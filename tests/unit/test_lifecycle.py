@@ -254,3 +254,14 @@ def test_an_unknown_target_is_bad_input_and_touches_nothing(tmp_path):
     result = CliRunner().invoke(cli_module.cli, ["run", str(CHAIN), "-w", str(tmp_path / "w"), "last", "--force", "nope"])
     assert result.exit_code == 2 and "--force nope: workflow chain has no step, task or output of that name" in result.output
     assert not (tmp_path / "w").exists()
+
+
+def test_the_words_for_a_task_that_never_ran(tmp_path):
+    from portaflow.engines.base import not_run_message
+
+    plan, loaded = planned()
+    ctx = RunContext(plan, loaded, tmp_path, tmp_path, plan.tasks, adapter_for(loaded), keep_going=False)
+    by_step = {t.step: t for t in plan.tasks}
+    assert not_run_message(ctx, by_step["last"], {"first"}, True) == "not run: a task it depends on failed"
+    assert not_run_message(ctx, by_step["alone"], {"first"}, True) == "not started: the run stopped at its first failure (--fail-fast)"
+    assert not_run_message(ctx, by_step["alone"], {"first"}, False) == "not run: the engine stopped before it"

@@ -34,7 +34,7 @@ def failure_message(exit_code: int | None, task: Task) -> str:
 def not_run_message(ctx: RunContext, task: Task, failed: set[str], stopped_at_failure: bool) -> str:
     """Why a task never ran, the same words for every engine: a task upstream (in `failed`) failed, or (--fail-fast)
     the run started nothing more after its first failure, or the engine stopped before it."""
-    if task.id in ctx.plan.downstream(failed) - {task.id}:
+    if task.id in ctx.plan.downstream(failed - {task.id}):  # reached from another task that failed
         return "not run: a task it depends on failed"
     if stopped_at_failure:
         return "not started: the run stopped at its first failure (--fail-fast)"
