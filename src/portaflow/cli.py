@@ -1,6 +1,7 @@
 """The `portaflow` command: run, render, plan, validate, sites, workflows, schema, matrix, containers.
 
-Exit codes: 0 done, 1 a step failed, 2 bad input (nothing submitted), 130 interrupted.
+Exit codes: 0 done, 1 a step failed, 2 bad input (nothing submitted), 130 interrupted (SIGINT, Ctrl-C), 143 stopped
+by SIGTERM, 129 by SIGHUP (128 + the signal's number, as shells report it).
 
 Logging is configured here and only here (library modules just log): messages go to stderr, so the
 results the commands print on stdout stay clean. -v shows what portaflow decides (INFO), -vv also
@@ -139,9 +140,9 @@ class PortaflowGroup(click.Group):
                 traceback.print_exc()
             error_console.print(f"error: {exc}", markup=False)
             ctx.exit(exc.exit_code)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:  # the driver's Interrupted carries the signal's exit code; a bare Ctrl-C is SIGINT
             error_console.print("interrupted: jobs cancelled, partial outputs removed")
-            ctx.exit(130)
+            ctx.exit(getattr(exc, "exit_code", 130))
 
 
 @click.group(cls=PortaflowGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -176,15 +177,43 @@ def _params(workflow: Any, preset: str | None, params: tuple[str, ...], params_f
     return values
 
 
-def _load(workflow: str, site: str, site_set: tuple[str, ...], params: tuple[str, ...], params_file: str | None, preset: str | None = None):
+def _load(workflow: str, site: str, site_set: tuple[str, ...], params: tuple[str, ...], params_file: str | None, preset: str | None = None,
+          cores: int | None = None, jobs: int | None = None):
     from portaflow.driver import load_plan
 
     loaded_wf = load_workflow(shipped.resolve_workflow(workflow))
-    return load_plan(loaded_wf, site, parse_assignments(site_set, "--site-set"), _params(loaded_wf.workflow, preset, params, params_file))
+    overrides = parse_assignments(site_set, "--site-set")
+    if cores is not None or jobs is not None:  # the site's adapter says which profile values they stand for (or refuses)
+        from portaflow.schedulers import adapter_for
+
+        overrides.update(adapter_for(load_site(site, overrides)).shortcut_overrides(cores, jobs))
+    return load_plan(loaded_wf, site, overrides, _params(loaded_wf.workflow, preset, params, params_file))
+
+
+def verbosity_options(command: Any) -> Any:
+    """-v/-q after the subcommand too (`portaflow run wf.yaml -v`), as Snakemake and Nextflow users type them."""
+    command = click.option("--verbose", "-v", "sub_verbose", count=True, help="as portaflow -v: log what portaflow decides (-vv: more)")(command)
+    return click.option("--quiet", "-q", "sub_quiet", is_flag=True, help="as portaflow -q: only errors on stderr")(command)
+
+
+def _apply_verbosity(sub_verbose: int, sub_quiet: bool) -> CliOptions:
+    """The group's options with the subcommand's -v/-q added; logging reconfigured when they change anything."""
+    ctx = click.get_current_context()
+    options = _options(ctx)
+    if not (sub_verbose or sub_quiet):
+        return options
+    merged = CliOptions(options.verbose + sub_verbose, options.quiet or sub_quiet, options.debug)
+    if merged.quiet and (merged.verbose or merged.debug):
+        raise click.UsageError("-q/--quiet cannot be combined with -v/--verbose or --debug")
+    ctx.obj = merged
+    configure_logging(merged)
+    err_console.quiet = merged.quiet
+    return merged
 
 
 @cli.command()
 @click.argument("workflow", type=click.Path())
+@click.argument("targets", nargs=-1, metavar="[TARGET]...")
 @site_option
 @site_set_option
 @engine_option
@@ -192,24 +221,43 @@ def _load(workflow: str, site: str, site_set: tuple[str, ...], params: tuple[str
 @params_file_option
 @preset_option
 @click.option("--workdir", "-w", type=click.Path(file_okay=False), help="where outputs go (default: work/<workflow>)")
-@click.option("--dry-run", "-n", is_flag=True, help="show what would run; submit nothing")
-def run(workflow: str, site: str, site_set: tuple[str, ...], engine: str, params: tuple[str, ...], params_file: str | None,
-        preset: str | None, workdir: str | None, dry_run: bool) -> None:
-    """Run WORKFLOW on a site with an engine; only stale tasks run."""
+@click.option("--dry-run", "-n", is_flag=True, help="show what would run and why; submit nothing")
+@click.option("--until", "until", multiple=True, metavar="STEP", help="run only this step (a step, a task such as 'gen[i=1]', or an "
+              "output path) and what it needs; repeatable; TARGETs after the workflow do the same")
+@click.option("--force", "force", multiple=True, metavar="STEP", help="rerun this step (step, task or output) even if up to date, and "
+              "everything downstream of it; repeatable")
+@click.option("--force-all", "-F", is_flag=True, help="rerun every task")
+@click.option("--fail-fast/--keep-going", default=False, show_default=True,
+              help="after a task fails, start no more tasks (default: keep running those that do not depend on it)")
+@click.option("--cores", "-c", type=click.IntRange(min=1), default=None, help="local site: use at most N cores (default: all)")
+@click.option("--jobs", "-j", type=click.IntRange(min=1), default=None, help="local site: run at most N tasks at once")
+@verbosity_options
+def run(workflow: str, targets: tuple[str, ...], site: str, site_set: tuple[str, ...], engine: str, params: tuple[str, ...],
+        params_file: str | None, preset: str | None, workdir: str | None, dry_run: bool, until: tuple[str, ...], force: tuple[str, ...],
+        force_all: bool, fail_fast: bool, cores: int | None, jobs: int | None, sub_verbose: int, sub_quiet: bool) -> None:
+    """Run WORKFLOW on a site with an engine; only stale tasks run (TARGETs: only what they need)."""
     from portaflow import driver
 
-    _, loaded_site, plan = _load(workflow, site, site_set, params, params_file, preset)
+    options = _apply_verbosity(sub_verbose, sub_quiet)
+    _, loaded_site, plan = _load(workflow, site, site_set, params, params_file, preset, cores, jobs)
     wd = Path(workdir) if workdir else driver.default_workdir(plan, loaded_site)
+    selection = driver.Selection(until=tuple(until) + tuple(targets), force=tuple(force), force_all=force_all)
+    driver.select(plan, selection.until, "--until")  # an unknown name: exit 2 before the work directory is touched
+    driver.select(plan, selection.force, "--force")
     if dry_run:
         from portaflow.preflight import preflight
 
         preflight(plan, loaded_site, wd.resolve(), check_scheduler=False)
-        _, _, todo = driver.tasks_to_run(plan, loaded_site, wd.resolve())
-        _plan_table(plan, loaded_site, {t.id for t in todo})
-        console.print(f"dry run: {len(todo)} of {len(plan.tasks)} task(s) would run on {loaded_site.site.name} with {engine}")
+        stale = driver.tasks_to_run(plan, loaded_site, wd.resolve(), selection=selection)
+        left = {t.id for t in stale.not_requested}
+        _plan_table(plan, loaded_site, {t.id for t in stale.todo}, left)
+        for task in stale.todo:
+            console.print(f"  {escape(task.display)}: {escape(stale.reasons[task.id])}")
+        console.print(f"dry run: {len(stale.todo)} of {len(plan.tasks)} task(s) would run on {loaded_site.site.name} with {engine}"
+                      + (f"; {len(left)} stale task(s) not needed by the targets" if left else ""))
         return
     err_console.print(f"portaflow {plan.workflow}: {len(plan.tasks)} task(s) on site {loaded_site.site.name} with {engine}; work directory {wd}")
-    result = driver.run(plan, loaded_site, engine, wd, quiet=_options(click.get_current_context()).quiet)
+    result = driver.run(plan, loaded_site, engine, wd, quiet=options.quiet, selection=selection, keep_going=not fail_fast)
     _summary(result)
     if not result.ok:
         sys.exit(1)
@@ -217,9 +265,14 @@ def run(workflow: str, site: str, site_set: tuple[str, ...], engine: str, params
 
 def _summary(result: Any) -> None:
     if not result.ran:
-        console.print("nothing to do: every output is up to date")
+        console.print("nothing to do: every output is up to date" + (" (no run directory made)" if result.run_dir is None else ""))
+        if result.not_requested:
+            console.print(f"{len(result.not_requested)} stale task(s) not needed by the targets were left alone")
+        return
     status = "[red]FAILED[/red]" if result.failed else "[green]succeeded[/green]"
-    console.print(f"run {result.run_id} {status}: {len(result.ran)} task(s) run, {len(result.skipped)} up to date, {len(result.failed)} failed")
+    left = f", {len(result.not_requested)} not requested" if result.not_requested else ""
+    console.print(f"run {result.run_id} {status}: {len(result.ran)} task(s) run, {len(result.skipped) - len(result.not_requested)} up to "
+                  f"date{left}, {len(result.failed)} failed")
     for task_id, outcome in result.failed.items():
         log = result.run_dir / "logs" / f"{task_id}.log"
         where = f" job {outcome.job_id}" if outcome.job_id else ""
@@ -241,6 +294,72 @@ def _tail(path: Path, lines: int = 6) -> list[str]:
         return []
     text = text.rpartition("--> end executable <--")[2]  # Parsl echoes the script before its output
     return text.rstrip().splitlines()[-lines:]
+
+
+def _workdir_of(workflow: str | None, workdir: str | None, site: str, site_set: tuple[str, ...]) -> Path:
+    """-w DIR, or WORKFLOW's default work directory on the site (as `run` would choose it)."""
+    from portaflow import driver
+
+    if workdir:
+        return Path(workdir)
+    if not workflow:
+        raise click.UsageError("give a WORKFLOW or --workdir DIR")
+    loaded_wf = load_workflow(shipped.resolve_workflow(workflow))
+    return driver.workdir_for(loaded_wf.workflow.name, load_site(site, parse_assignments(site_set, "--site-set")))
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    minutes, secs = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m{secs:02d}s" if hours else f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
+
+
+@cli.command("runs")
+@click.argument("workflow", required=False, type=click.Path())
+@click.option("--workdir", "-w", type=click.Path(file_okay=False), help="the work directory (default: WORKFLOW's, as run chooses it)")
+@site_option
+@site_set_option
+@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+def runs_cmd(workflow: str | None, workdir: str | None, site: str, site_set: tuple[str, ...], as_json: bool) -> None:
+    """List a work directory's runs: id, engine, site, start, duration, state, task counts."""
+    from portaflow import driver
+
+    wd = _workdir_of(workflow, workdir, site, site_set)
+    runs = driver.list_runs(wd)
+    if as_json:
+        click.echo(json.dumps([{"run_id": r.run_id, "engine": r.engine, "site": r.site, "started": r.started, "finished": r.finished,
+                                "duration_s": r.duration_s, "state": r.state, "tasks": r.counts, "path": str(r.path)} for r in runs], indent=2))
+        return
+    if not runs:
+        console.print(f"no runs in {wd}")
+        return
+    table = Table(title=f"runs in {wd}")
+    for col in ("run", "engine", "site", "started", "duration", "state", "tasks"):
+        table.add_column(col)
+    for r in runs:
+        table.add_row(r.run_id, r.engine, r.site, (r.started or "-").replace("T", " "), _duration(r.duration_s), r.state,
+                      ", ".join(f"{n} {k}" for k, n in sorted(r.counts.items())) or "-")
+    console.print(table)
+
+
+@cli.command("clean")
+@click.argument("workflow", required=False, type=click.Path())
+@click.option("--workdir", "-w", type=click.Path(file_okay=False), help="the work directory (default: WORKFLOW's, as run chooses it)")
+@site_option
+@site_set_option
+@click.option("--keep", default=5, show_default=True, type=click.IntRange(min=0), help="how many of the newest runs to keep")
+@click.option("--dry-run", "-n", is_flag=True, help="say what would be removed; remove nothing")
+def clean_cmd(workflow: str | None, workdir: str | None, site: str, site_set: tuple[str, ...], keep: int, dry_run: bool) -> None:
+    """Remove old run records (.portaflow/runs/<run>), keeping the newest N; outputs and task records stay."""
+    from portaflow import driver
+
+    wd = _workdir_of(workflow, workdir, site, site_set)
+    removed = driver.clean_runs(wd, keep, dry_run=dry_run)
+    for path in removed:
+        console.print(f"{'would remove' if dry_run else 'removed'} {path}")
+    console.print(f"{len(removed)} run record(s) {'would be ' if dry_run else ''}removed from {wd}")
 
 
 @cli.command()
@@ -287,7 +406,7 @@ def _task_json(task: Any) -> dict[str, Any]:
             "walltime_s": r.walltime_s, "gpus": r.gpus, "container": task.container, "depends": list(task.depends)}
 
 
-def _plan_table(plan: Any, loaded: LoadedSite, to_run: set[str] | None) -> None:
+def _plan_table(plan: Any, loaded: LoadedSite, to_run: set[str] | None, not_requested: set[str] = frozenset()) -> None:
     from portaflow.schedulers import adapter_for
     from portaflow.units import format_walltime
 
@@ -303,7 +422,7 @@ def _plan_table(plan: Any, loaded: LoadedSite, to_run: set[str] | None) -> None:
                str(r.gpus) + (f" ({r.gpu_model})" if r.gpu_model else ""), t.container or "-",
                escape(" ".join(scheduler.directives(r, t.partition))) or "-"]
         if to_run is not None:
-            row.append("yes" if t.id in to_run else "up to date")
+            row.append("yes" if t.id in to_run else "not requested" if t.id in not_requested else "up to date")
         table.add_row(*row)
     console.print(table)
 

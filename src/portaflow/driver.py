@@ -26,9 +26,9 @@ from portaflow.containers import container_call
 from portaflow.containers.images import image_digest
 from portaflow.engines import engine_for
 from portaflow.engines.base import Engine, RunContext, TaskOutcome, remove_outputs
-from portaflow.engines.state import StateStore, WorkdirLock, signatures, stale_tasks
-from portaflow.errors import PortaflowError
-from portaflow.hashing import stat_key
+from portaflow.engines.leftovers import RUN_ENV, stop_previous_run
+from portaflow.engines.state import Signature, StateStore, WorkdirLock, produced_inputs, signature_details, staleness
+from portaflow.errors import InputError, Interrupted, PortaflowError
 from portaflow.plan import make_plan
 from portaflow.plan.model import Plan, Task
 from portaflow.plan.planner import LocatedPlanError, located
@@ -40,15 +40,31 @@ from portaflow.spec.loading import LoadedSite, LoadedWorkflow, load_site
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class Selection:
+    """Which tasks a run may run and which it must rerun, from the command line.
+
+    `until`: steps, tasks or outputs; only they and what they need run (Snakemake's targets and --until).
+    `force`: steps, tasks or outputs that run even when up to date, with everything downstream of them (--forcerun);
+    `force_all`: every task (--forceall)."""
+
+    until: tuple[str, ...] = ()
+    force: tuple[str, ...] = ()
+    force_all: bool = False
+
+
 @dataclass
 class RunResult:
     run_id: str
-    run_dir: Path
+    run_dir: Path | None
+    """None when there was nothing to do: such a run leaves no run directory."""
     workdir: Path
     ran: list[str]
     skipped: list[str]
     failed: dict[str, TaskOutcome] = field(default_factory=dict)
     manifest: dict[str, Any] = field(default_factory=dict)
+    not_requested: list[str] = field(default_factory=list)
+    """Stale tasks left alone because the targets (`--until`) do not need them."""
 
     @property
     def ok(self) -> bool:
@@ -87,8 +103,13 @@ def render_context(engine: Engine, ctx: RunContext, out_dir: Path) -> list[Path]
 
 
 def default_workdir(plan: Plan, loaded: LoadedSite) -> Path:
+    return workdir_for(plan.workflow, loaded)
+
+
+def workdir_for(workflow: str, loaded: LoadedSite) -> Path:
+    """Where a workflow's outputs go on a site when no --workdir is given: the site's storage.work_dir, or ./work."""
     base = loaded.site.storage.work_dir
-    return Path(os.path.expandvars(base)) / plan.workflow if base else Path("work") / plan.workflow
+    return Path(os.path.expandvars(base)) / workflow if base else Path("work") / workflow
 
 
 def new_run_id(engine: str) -> str:
@@ -106,6 +127,86 @@ def new_run_dir(workdir: Path, engine: str, run_id: str | None = None) -> tuple[
     return run_id, run_dir
 
 
+RUNS_DIR = Path(".portaflow") / "runs"
+
+
+@dataclass
+class RunInfo:
+    """One run of a work directory, as `portaflow runs` lists it (from its manifest)."""
+
+    run_id: str
+    path: Path
+    engine: str
+    site: str
+    started: str | None
+    finished: str | None
+    state: str
+    counts: dict[str, int]
+
+    @property
+    def duration_s(self) -> float | None:
+        try:
+            return (dt.datetime.fromisoformat(self.finished) - dt.datetime.fromisoformat(self.started)).total_seconds()  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            return None
+
+
+def list_runs(workdir: Path) -> list[RunInfo]:
+    """The work directory's runs, oldest first. A run whose manifest still says `running` while no run holds the work
+    directory was killed (kill -9, a crash, a reboot); one without a manifest is `unknown`."""
+    runs_dir = workdir / RUNS_DIR
+    if not runs_dir.is_dir():
+        return []
+    holder = WorkdirLock(workdir).holder() or {}
+    out = []
+    for path in sorted(p for p in runs_dir.iterdir() if p.is_dir() and not p.is_symlink()):
+        try:
+            manifest = json.loads((path / "manifest.json").read_text())
+        except (OSError, ValueError):
+            manifest = {}
+        state = manifest.get("status", "unknown")
+        if state in ("running", "unknown") and holder.get("run_id") == path.name:
+            state = "running"
+        elif state == "running":
+            state = "killed"
+        counts: dict[str, int] = {}
+        for task in manifest.get("tasks", {}).values():
+            counts[task.get("status", "?")] = counts.get(task.get("status", "?"), 0) + 1
+        started = manifest.get("started") or _started_from_id(path.name)
+        out.append(RunInfo(path.name, path, manifest.get("engine", "?"), manifest.get("site", "?"), started, manifest.get("finished"),
+                           state, counts))
+    return out
+
+
+def _started_from_id(run_id: str) -> str | None:
+    """A run id begins with its start (YYYYmmdd-HHMMSS); older manifests have no `started`."""
+    try:
+        return dt.datetime.strptime(run_id[:15], "%Y%m%d-%H%M%S").isoformat(timespec="seconds")
+    except ValueError:
+        return None
+
+
+def clean_runs(workdir: Path, keep: int, dry_run: bool = False) -> list[Path]:
+    """Remove the run records (run directories) of all but the newest `keep` runs; never a running run's. Task records
+    (.portaflow/state) and outputs stay: what is up to date stays up to date. Returns what was (or would be) removed."""
+    import shutil
+
+    runs = list_runs(workdir)
+    old = [r for r in (runs[:-keep] if keep else runs) if r.state != "running"]
+    if dry_run:
+        return [r.path for r in old]
+    for info in old:
+        shutil.rmtree(info.path)
+    latest = workdir / RUNS_DIR / "latest"
+    if latest.is_symlink() and not latest.exists():
+        latest.unlink()
+        remaining = [r for r in runs if r not in old]
+        if remaining:
+            latest.symlink_to(remaining[-1].run_id)
+    log.info("removed %d run record(s) from %s", len(old), workdir / RUNS_DIR)
+    return [r.path for r in old]
+
+
 def container_images(plan: Plan, loaded: LoadedSite) -> dict[str, dict[str, str | None]]:
     """Each container the plan's tasks use on this site: runtime, image location and digest (looked up once)."""
     images: dict[str, dict[str, str | None]] = {}
@@ -118,121 +219,184 @@ def container_images(plan: Plan, loaded: LoadedSite) -> dict[str, dict[str, str 
     return images
 
 
-def extra_signatures(plan: Plan, loaded: LoadedSite, images: dict[str, dict[str, str | None]]) -> dict[str, str]:
+def extra_signatures(plan: Plan, loaded: LoadedSite, images: dict[str, dict[str, str | None]]) -> dict[str, dict[str, Any]]:
     """What else decides a task's outputs besides its command: the image (location and digest), the site's environment."""
     env = loaded.site.environment.env
-    return {task.id: json.dumps({"image": images.get(task.container or ""), "env": env}, sort_keys=True) for task in plan.tasks}
+    return {task.id: {"image": images.get(task.container or ""), "env": env} for task in plan.tasks}
 
 
-def tasks_to_run(plan: Plan, loaded: LoadedSite, workdir: Path,
-                 images: dict[str, dict[str, str | None]] | None = None) -> tuple[StateStore, dict[str, str], list[Task]]:
-    """The run's records, every task's signature, and the stale tasks (what a run or a dry run would do)."""
+def select(plan: Plan, names: tuple[str, ...] | list[str], option: str) -> set[str]:
+    """The task ids that step names, task ids or displays (`generate[file=3]`) or output paths name (InputError, exit 2,
+    for a name that is none of them)."""
+    chosen: set[str] = set()
+    by_output = {os.path.normpath(p): t.id for t in plan.tasks for p in t.output_paths()}
+    for name in names:
+        ids = {t.id for t in plan.tasks if name in (t.step, t.id, t.display)}
+        if not ids and os.path.normpath(name) in by_output:
+            ids = {by_output[os.path.normpath(name)]}
+        if not ids:
+            steps = sorted({t.step for t in plan.tasks})
+            raise InputError(f"{option} {name}: workflow {plan.workflow} has no step, task or output of that name (steps: "
+                             f"{', '.join(steps)}; or a task such as {plan.tasks[0].display!r}, or an output path relative to "
+                             "the work directory)")
+        chosen |= ids
+    return chosen
+
+
+def upstream(plan: Plan, task_ids: set[str]) -> set[str]:
+    """The tasks and every task they depend on, directly or not."""
+    out = set(task_ids)
+    for task in reversed(plan.tasks):  # dependency order, walked back
+        if task.id in out:
+            out.update(task.depends)
+    return out
+
+
+@dataclass
+class Staleness:
+    """What a run (or a dry run) would do: the records, every signature, the tasks to run and why."""
+
+    store: StateStore
+    sigs: dict[str, Signature]
+    todo: list[Task]
+    reasons: dict[str, str]
+    not_requested: list[Task]
+
+
+def tasks_to_run(plan: Plan, loaded: LoadedSite, workdir: Path, images: dict[str, dict[str, str | None]] | None = None,
+                 selection: Selection = Selection()) -> Staleness:
+    """The run's records, every task's signature, and the stale tasks the selection asks for, each with why."""
     store = StateStore(workdir)
     images = container_images(plan, loaded) if images is None else images
-    sigs = signatures(plan, workdir, extra_signatures(plan, loaded, images))
-    todo = stale_tasks(plan, store, sigs)
-    log.info("%d of %d task(s) to run in %s", len(todo), len(plan.tasks), workdir)
-    if log.isEnabledFor(logging.INFO):
-        for task_id, why in stale_reasons(plan, store, sigs, todo).items():
-            log.info("  %s: %s", plan.by_id[task_id].display, why)
-    if log.isEnabledFor(logging.DEBUG):
-        todo_ids = {t.id for t in todo}
-        for task in plan.tasks:
-            if task.id not in todo_ids:
-                log.debug("  %s: up to date (signature %s)", task.display, sigs[task.id][:12])
-    return store, sigs, todo
-
-
-def stale_reasons(plan: Plan, store: StateStore, sigs: dict[str, str], todo: list[Task]) -> dict[str, str]:
-    """Why each task in `todo` runs, in words (for the log; `stale_tasks` decides, this only explains)."""
-    todo_ids = {t.id for t in todo}
-    reasons = {}
+    sigs = signature_details(plan, workdir, extra_signatures(plan, loaded, images))
+    force = {t.id for t in plan.tasks} if selection.force_all else select(plan, selection.force, "--force")
+    reasons = staleness(plan, store, sigs, force)
+    wanted = upstream(plan, select(plan, selection.until, "--until")) if selection.until else None
+    todo = [t for t in plan.tasks if t.id in reasons and (wanted is None or t.id in wanted)]
+    left = [t for t in plan.tasks if t.id in reasons and wanted is not None and t.id not in wanted]
+    log.info("%d of %d task(s) to run in %s%s", len(todo), len(plan.tasks), workdir,
+             f" ({len(left)} stale task(s) not needed by --until)" if left else "")
     for task in todo:
-        record = store.read(task.id)
-        upstream = [plan.by_id[d].display for d in task.depends if d in todo_ids]
-        if record is None:
-            reasons[task.id] = "no record of an earlier run"
-        elif record.get("signature") != sigs[task.id]:
-            reasons[task.id] = "its command, inputs, image or environment changed"
-        elif not all((store.workdir / path).exists() and stat_key(store.workdir / path) == info.get("stat")
-                     for path, info in record.get("outputs", {}).items()):
-            reasons[task.id] = "an output is missing or was changed after it was recorded"
-        else:
-            reasons[task.id] = "upstream task(s) rerun: " + ", ".join(upstream) if upstream else "upstream changed"
-    return reasons
+        log.info("  %s: %s", task.display, reasons[task.id])
+    if log.isEnabledFor(logging.DEBUG):
+        for task in plan.tasks:
+            if task.id not in reasons:
+                log.debug("  %s: up to date (signature %s)", task.display, sigs[task.id].digest[:12])
+    return Staleness(store, sigs, todo, reasons, left)
 
 
-def run(plan: Plan, loaded: LoadedSite, engine_name: str, workdir: Path | None = None, quiet: bool = False) -> RunResult:
-    """Run the plan's stale tasks on one engine. KeyboardInterrupt propagates after clean-up."""
+def run(plan: Plan, loaded: LoadedSite, engine_name: str, workdir: Path | None = None, quiet: bool = False,
+        selection: Selection = Selection(), keep_going: bool = True) -> RunResult:
+    """Run the plan's stale tasks (those the selection asks for) on one engine. `keep_going=False` (--fail-fast): no task
+    starts after the first failure. Interrupted (a KeyboardInterrupt) propagates after clean-up."""
     workdir = (workdir or default_workdir(plan, loaded)).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     run_id = new_run_id(engine_name)
     lock = WorkdirLock(workdir)
     lock.acquire(run_id)  # before anything in the work directory changes; WorkdirBusy (exit 2) if another run holds it
+    before = {name: os.environ.get(name) for name in RUN_ENVIRONMENT}
     try:
-        return _run_locked(plan, loaded, engine_name, workdir, run_id, quiet)
+        if lock.previous:  # a run was killed here: what it left running would write the outputs beside this one
+            stop_previous_run(lock.previous)
+        os.environ.update({**RUN_ENVIRONMENT, RUN_ENV: run_id})
+        return _run_locked(plan, loaded, engine_name, workdir, run_id, quiet, selection, keep_going)
     finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
         lock.release()
 
 
-def _run_locked(plan: Plan, loaded: LoadedSite, engine_name: str, workdir: Path, run_id: str, quiet: bool) -> RunResult:
+RUN_ENVIRONMENT = {RUN_ENV: "", "SPT_NOENV": "1"}
+"""Set in the driver's environment while a run goes on, so that every process it starts inherits them: the run id
+(`engines.leftovers` finds a killed run's processes by it) and SPT_NOENV=1, which stops setproctitle (Parsl's
+interchange, Dask's workers) from overwriting the environment that /proc shows, and the run id with it."""
+
+
+def _run_locked(plan: Plan, loaded: LoadedSite, engine_name: str, workdir: Path, run_id: str, quiet: bool, selection: Selection,
+                keep_going: bool) -> RunResult:
     preflight(plan, loaded, workdir)
     images = container_images(plan, loaded)
-    store, sigs, todo = tasks_to_run(plan, loaded, workdir, images)
+    stale = tasks_to_run(plan, loaded, workdir, images, selection)
+    store, sigs, todo = stale.store, stale.sigs, stale.todo
+    not_requested = [t.id for t in stale.not_requested]
     todo_ids = {t.id for t in todo}
+    skipped = [t.id for t in plan.tasks if t.id not in todo_ids]
+    if not todo:  # nothing to record: no run directory (`portaflow runs` lists runs that did something)
+        log.info("run %s: nothing to do; no run directory made", run_id)
+        return RunResult(run_id, None, workdir, [], skipped, not_requested=not_requested)
+    started = dt.datetime.now()
     engine = engine_for(engine_name)
     run_id, run_dir = new_run_dir(workdir, engine_name, run_id)
     log.info("run %s: engine %s on %s (%s); run directory %s", run_id, engine_name, loaded.site.name, loaded.site.scheduler, run_dir)
     _write_run_inputs(run_dir, plan, loaded)
+    record = RunRecord(run_dir, plan, loaded, engine_name, run_id, workdir, store, todo_ids, set(not_requested), images, started)
+    record.write({}, [], status="running")  # a run killed with -9 is still listed (`portaflow runs`), as killed
     progress = Progress(len(todo))
-    recorder = Recorder(store, sigs, workdir, progress.event if not quiet else (lambda *a: None))
-    ctx = RunContext(plan, loaded, workdir, run_dir, todo, adapter_for(loaded), run_id=run_id, on_event=recorder.event)
+    recorder = Recorder(plan, store, sigs, workdir, progress.event if not quiet else (lambda *a: None))
+    ctx = RunContext(plan, loaded, workdir, run_dir, todo, adapter_for(loaded), run_id=run_id, on_event=recorder.event,
+                     keep_going=keep_going)
     for task in todo:  # a rerun starts from nothing: no stale file may pass for a fresh one
         store.forget(task.id)
         remove_outputs(workdir, task)
         for out in task.outputs.values():
             (workdir / out.path).parent.mkdir(parents=True, exist_ok=True)
-    outcomes: dict[str, TaskOutcome] = {}
-    if todo:
-        render_context(engine, ctx, run_dir / "rendered")
-        previous = {sig: signal.signal(sig, _raise_interrupt) for sig in INTERRUPT_SIGNALS}
+    render_context(engine, ctx, run_dir / "rendered")
+    previous = {sig: signal.signal(sig, _stop_handler(ctx)) for sig in INTERRUPT_SIGNALS}
+    try:
+        ctx.raise_if_stopped()
+        outcomes = engine.execute(ctx)
+        ctx.raise_if_stopped()  # a signal while the engine ended: the run still ends as interrupted, with its exit code
+    except KeyboardInterrupt:
+        log.warning("run %s interrupted: cancelling its jobs", run_id)
         try:
-            outcomes = engine.execute(ctx)
-        except KeyboardInterrupt:
-            log.warning("run %s interrupted: cancelling its jobs", run_id)
-            try:
-                cancelled = ctx.scheduler.cancel_run(run_id, ctx.jobs)
-                log.info("cancelled %d job(s)%s", len(cancelled), f": {', '.join(cancelled)}" if cancelled else "")
-            except PortaflowError as exc:  # clean-up and the manifest still happen; the person learns what is left
-                log.error("run %s: could not cancel every job (%s); known jobs: %s", run_id, exc, ", ".join(ctx.jobs) or "none")
-            outcomes = recorder.finished_outcomes()
-            _clean_unfinished(ctx, todo, recorder.recorded)
-            _report_interrupted(plan, todo, recorder.recorded)
-            _write_manifest(run_dir, plan, loaded, engine_name, run_id, workdir, store, todo_ids, outcomes, ctx.jobs, images, status="interrupted")
-            raise
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
+            cancelled = ctx.scheduler.cancel_run(run_id, ctx.jobs)
+            log.info("cancelled %d job(s)%s", len(cancelled), f": {', '.join(cancelled)}" if cancelled else "")
+        except PortaflowError as exc:  # clean-up and the manifest still happen; the person learns what is left
+            log.error("run %s: could not cancel every job (%s); known jobs: %s", run_id, exc, ", ".join(ctx.jobs) or "none")
+        outcomes = recorder.finished_outcomes()
+        _clean_unfinished(ctx, todo, recorder.recorded)
+        _report_interrupted(plan, todo, recorder.recorded)
+        record.write(outcomes, ctx.jobs, status="interrupted")
+        raise
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     failed = {}
     for task in todo:
         outcome = outcomes.get(task.id) or TaskOutcome(task.id, False, message="no outcome reported")
         if outcome.ok and task.id in recorder.recorded:
             continue
         if outcome.ok and all((workdir / p).exists() for p in task.output_paths()):
-            store.write(task, sigs[task.id])
+            store.write(task, sigs[task.id], produced_inputs(plan, store, task))
         else:
             remove_outputs(workdir, task)
             failed[task.id] = outcome
-    manifest = _write_manifest(run_dir, plan, loaded, engine_name, run_id, workdir, store, todo_ids, outcomes, ctx.jobs,
-                               images, status="failed" if failed else "succeeded")
+    manifest = record.write(outcomes, ctx.jobs, status="failed" if failed else "succeeded")
     for task_id, outcome in failed.items():
         log.debug("task %s failed: %s", task_id, outcome.message)
     log.info("run %s %s: manifest %s", run_id, "failed" if failed else "succeeded", run_dir / "manifest.json")
-    return RunResult(run_id, run_dir, workdir, [t.id for t in todo], [t.id for t in plan.tasks if t.id not in todo_ids], failed, manifest)
+    return RunResult(run_id, run_dir, workdir, [t.id for t in todo], skipped, failed, manifest, not_requested)
 
 
-INTERRUPT_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
-"""Besides SIGINT (KeyboardInterrupt already): a login node's time limit (SIGTERM), a dropped connection (SIGHUP)."""
+INTERRUPT_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+"""Ctrl-C (SIGINT), a login node's time limit (SIGTERM), a dropped connection (SIGHUP)."""
+
+
+def _stop_handler(ctx: RunContext) -> Callable[[int, Any], None]:
+    """While the engine runs, a signal only asks it to stop (ctx.stop_signal); the engine raises Interrupted where it
+    waits. Why not raise in the handler: Python runs it between any two bytecodes of the main thread, also inside
+    Parsl's and logging's locks, and an exception there left a lock held and the driver hung (Parsl, Ctrl-C). A
+    second signal raises at once, for an engine that does not stop."""
+
+    def handler(signum: int, frame: Any) -> None:
+        if ctx.stop_signal is not None:
+            raise Interrupted(signum)
+        ctx.stop_signal = signum
+
+    return handler
 
 
 class Recorder:
@@ -243,8 +407,8 @@ class Recorder:
     driver; a task recorded only when the whole run ends would be lost with it. Engines call `event` from
     their own threads (Parsl's future callbacks), hence the lock."""
 
-    def __init__(self, store: StateStore, sigs: dict[str, str], workdir: Path, forward: Callable[[str, Task, Any], None]):
-        self.store, self.sigs, self.workdir, self.forward = store, sigs, workdir, forward
+    def __init__(self, plan: Plan, store: StateStore, sigs: dict[str, Signature], workdir: Path, forward: Callable[[str, Task, Any], None]):
+        self.plan, self.store, self.sigs, self.workdir, self.forward = plan, store, sigs, workdir, forward
         self.recorded: set[str] = set()
         self.outcomes: dict[str, TaskOutcome] = {}
         self._lock = threading.Lock()
@@ -255,7 +419,7 @@ class Recorder:
                 self.outcomes[task.id] = outcome
                 if outcome.ok and task.id not in self.recorded and all((self.workdir / p).exists() for p in task.output_paths()):
                     try:
-                        self.store.write(task, self.sigs[task.id])
+                        self.store.write(task, self.sigs[task.id], produced_inputs(self.plan, self.store, task))
                         self.recorded.add(task.id)
                     except OSError as exc:  # the run goes on; the end of the run tries again
                         log.error("could not record task %s as done: %s", task.display, exc)
@@ -265,10 +429,6 @@ class Recorder:
         """What the engine reported before it was stopped: recorded tasks as done, reported failures as failed."""
         with self._lock:
             return {tid: o for tid, o in self.outcomes.items() if not o.ok or tid in self.recorded}
-
-
-def _raise_interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def _clean_unfinished(ctx: RunContext, todo: list[Task], recorded: set[str]) -> None:
@@ -304,30 +464,50 @@ def tool_versions() -> dict[str, str]:
     return versions
 
 
-def _write_manifest(run_dir: Path, plan: Plan, loaded: LoadedSite, engine: str, run_id: str, workdir: Path,
-                    store: StateStore, todo_ids: set[str], outcomes: dict[str, TaskOutcome], jobs: list[str],
-                    images: dict[str, dict[str, str | None]], status: str) -> dict[str, Any]:
-    """manifest.json: every output with its sha256, how each task ended, versions and images."""
-    tasks = {}
-    outputs = {}
-    for task in plan.tasks:
-        record = store.read(task.id)
-        if task.id in todo_ids:
+@dataclass
+class RunRecord:
+    """What a run's manifest.json is made from; written when the run starts (status running) and when it ends."""
+
+    run_dir: Path
+    plan: Plan
+    loaded: LoadedSite
+    engine: str
+    run_id: str
+    workdir: Path
+    store: StateStore
+    todo_ids: set[str]
+    not_requested: set[str]
+    images: dict[str, dict[str, str | None]]
+    started: dt.datetime
+
+    def write(self, outcomes: dict[str, TaskOutcome], jobs: list[str], status: str) -> dict[str, Any]:
+        """manifest.json: every output with its sha256, how each task ended, versions and images."""
+        plan = self.plan
+        tasks = {}
+        outputs = {}
+        for task in plan.tasks:
+            record = self.store.read(task.id)
             outcome = outcomes.get(task.id)
-            state = "ran" if outcome and outcome.ok else ("failed" if outcome else "not run")
-        else:
-            state = "up to date"
-        tasks[task.id] = {"step": task.step, "display": task.display, "status": state}
-        if outcomes.get(task.id) and not outcomes[task.id].ok:
-            tasks[task.id]["error"] = outcomes[task.id].message
-        if record and state in ("ran", "up to date"):
-            for path, info in record["outputs"].items():
-                outputs[path] = {"sha256": info["sha256"], "task": task.id}
-    manifest = {
-        "run_id": run_id, "status": status, "workflow": plan.workflow, "site": plan.site, "scheduler": plan.scheduler,
-        "engine": engine, "workdir": str(workdir), "finished": dt.datetime.now().isoformat(timespec="seconds"),
-        "parameters": plan.parameters, "tasks": tasks, "outputs": outputs, "tools": tool_versions(), "containers": images,
-        "scheduler_jobs": jobs,
-    }
-    (run_dir / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-    return manifest
+            if task.id in self.todo_ids:
+                state = "ran" if outcome and outcome.ok else ("failed" if outcome else "pending" if status == "running" else "not run")
+            else:
+                state = "not requested" if task.id in self.not_requested else "up to date"
+            tasks[task.id] = {"step": task.step, "display": task.display, "status": state}
+            if outcome and not outcome.ok:
+                tasks[task.id]["error"] = outcome.message
+            if record and state in ("ran", "up to date"):
+                for path, info in record["outputs"].items():
+                    outputs[path] = {"sha256": info["sha256"], "task": task.id}
+        now = dt.datetime.now()
+        manifest = {
+            "run_id": self.run_id, "status": status, "workflow": plan.workflow, "site": plan.site, "scheduler": plan.scheduler,
+            "engine": self.engine, "workdir": str(self.workdir), "started": self.started.isoformat(timespec="seconds"),
+            "finished": None if status == "running" else now.isoformat(timespec="seconds"),
+            "parameters": plan.parameters, "tasks": tasks, "outputs": outputs, "tools": tool_versions(), "containers": self.images,
+            "scheduler_jobs": jobs,
+        }
+        path = self.run_dir / "manifest.json"
+        tmp = path.with_name(".manifest.json.tmp")
+        tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+        os.replace(tmp, path)  # whole or absent, whenever the driver is killed
+        return manifest

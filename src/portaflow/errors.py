@@ -66,3 +66,13 @@ class PlanError(InputError):
 
 class PreflightError(InputError):
     """The world is not ready for a run: an input file is missing, a runtime or image is absent."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """A run stopped by a signal; the command exits 128 + its number (SIGINT 130, SIGHUP 129, SIGTERM 143), as shells
+    report it. A KeyboardInterrupt, so that everything that cleans up after Ctrl-C cleans up after it too."""
+
+    def __init__(self, signum: int):
+        super().__init__(f"signal {signum}")
+        self.signum = signum
+        self.exit_code = 128 + signum

@@ -43,7 +43,7 @@ def manifest(workdir: Path) -> dict:
     return json.loads((workdir / ".portaflow" / "runs" / "latest" / "manifest.json").read_text())
 
 
-def rerun_runs_only_the_slow_step(engine: str, workdir: Path, fast_before: os.stat_result) -> None:
+def rerun_runs_only_the_slow_step(engine: str, workdir: Path, fast_before: os.stat_result) -> subprocess.CompletedProcess:
     result = run_portaflow("run", str(WORKFLOW), "--engine", engine, "--workdir", str(workdir), "--param", "wait=0", timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
     tasks = manifest(workdir)["tasks"]
@@ -51,6 +51,7 @@ def rerun_runs_only_the_slow_step(engine: str, workdir: Path, fast_before: os.st
     after = os.stat(workdir / "fast.txt")
     assert (after.st_ino, after.st_mtime_ns) == (fast_before.st_ino, fast_before.st_mtime_ns), "the fast step was recomputed"
     assert (workdir / "slow.txt").read_text() == "fast\npartial\ndone\n"
+    return result
 
 
 def processes_in(directory: Path) -> list[int]:
@@ -69,8 +70,8 @@ def processes_in(directory: Path) -> list[int]:
 
 
 def stop_processes_in(directory: Path) -> None:
-    """What a killed driver left running (orphan clean-up is not part of these guarantees yet): SIGINT, so that
-    Snakemake releases its own lock as it would when stopped by hand, then SIGKILL for whatever is left."""
+    """Whatever a test left running there (a rerun stops what a killed driver left; this is for failed tests): SIGINT,
+    then SIGKILL for whatever is left."""
     for pid in processes_in(directory):
         try:
             os.kill(pid, signal.SIGINT)
@@ -98,7 +99,7 @@ def test_an_interrupt_keeps_finished_tasks_and_removes_only_partial_outputs(tmp_
     finally:
         proc.kill()
         stop_processes_in(tmp_path)
-    assert proc.returncode == 130, out + err
+    assert proc.returncode == 128 + sig, out + err  # 130 SIGINT, 143 SIGTERM, 129 SIGHUP, as shells report them
     assert "Traceback" not in err
     assert (workdir / "fast.txt").read_text() == "fast\n", "a finished step's output was removed by the interrupt"
     assert not (workdir / "slow.txt").exists(), "a partial output survived the interrupt"
@@ -111,19 +112,24 @@ def test_an_interrupt_keeps_finished_tasks_and_removes_only_partial_outputs(tmp_
 
 
 @pytest.mark.parametrize("engine", ["parsl", "snakemake"])
-def test_after_kill_9_of_the_driver_finished_tasks_are_not_recomputed(tmp_path, engine):
+def test_after_kill_9_of_the_driver_the_rerun_stops_its_processes_and_recomputes_no_finished_task(tmp_path, engine):
     workdir = tmp_path / "work"
     proc = start(engine, workdir, tmp_path)
     try:
         fast_before = wait_until_fast_recorded_and_slow_runs(proc, workdir)
+        run_id = os.readlink(workdir / ".portaflow" / "runs" / "latest")
         proc.kill()
         proc.wait(timeout=30)  # not communicate(): the orphans still hold its output pipes
+        assert proc.returncode == -signal.SIGKILL
+        left = processes_in(tmp_path)
+        assert left, "the killed driver left nothing running (the test would prove nothing)"
+        result = rerun_runs_only_the_slow_step(engine, workdir, fast_before)
+        assert f"run {run_id} (killed) left " in result.stderr and f"process(es) of run {run_id}" in result.stderr, result.stderr
+        assert processes_in(tmp_path) == [], "the killed run's processes still run after the rerun"
     finally:
         proc.kill()
         stop_processes_in(tmp_path)
         proc.communicate(timeout=30)
-    assert proc.returncode == -signal.SIGKILL
-    rerun_runs_only_the_slow_step(engine, workdir, fast_before)
 
 
 @pytest.mark.parametrize("engine", ["parsl", "snakemake"])

@@ -31,6 +31,16 @@ def failure_message(exit_code: int | None, task: Task) -> str:
     return "the command failed"
 
 
+def not_run_message(ctx: RunContext, task: Task, failed: set[str], stopped_at_failure: bool) -> str:
+    """Why a task never ran, the same words for every engine: a task upstream (in `failed`) failed, or (--fail-fast)
+    the run started nothing more after its first failure, or the engine stopped before it."""
+    if task.id in ctx.plan.downstream(failed - {task.id}):  # reached from another task that failed
+        return "not run: a task it depends on failed"
+    if stopped_at_failure:
+        return "not started: the run stopped at its first failure (--fail-fast)"
+    return "not run: the engine stopped before it"
+
+
 def remove_outputs(workdir: Path, task: Task) -> None:
     """A failed or cancelled task leaves nothing a later run could take for complete; nothing outside `workdir`
     is ever removed (the remover checks each path again, whatever the planner let through)."""

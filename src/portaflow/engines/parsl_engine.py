@@ -15,7 +15,7 @@ from concurrent.futures import Future, wait
 from pathlib import Path
 from typing import Any
 
-from portaflow.engines.base import Engine, RunContext, TaskOutcome, failure_message, remove_outputs
+from portaflow.engines.base import Engine, RunContext, TaskOutcome, failure_message, not_run_message, remove_outputs
 from portaflow.plan.model import Task, TaskResources
 from portaflow.units import format_walltime
 
@@ -39,6 +39,11 @@ def resource_classes(tasks: list[Task], by_container: bool = False) -> dict[str,
 def classes(ctx: RunContext) -> dict[str, list[Task]]:
     """The run's resource classes (by container too where a block is one image, e.g. a Kubernetes pod)."""
     return resource_classes(ctx.tasks, by_container=ctx.scheduler.parsl_blocks_hold_one_image())
+
+
+INTERCHANGE_LAUNCH = [sys.executable, "-c", "import os, runpy; os.setpgid(0, 0); "
+                      "runpy.run_module('parsl.executors.high_throughput.interchange', run_name='__main__', alter_sys=True)"]
+"""`python -m parsl.executors.high_throughput.interchange`, in a process group of its own."""
 
 
 class ParslEngine(Engine):
@@ -74,8 +79,10 @@ class ParslEngine(Engine):
             **ctx.scheduler.parsl_executor_options(ctx, tasks),
             address=self._address(ctx, resolve_address),
             worker_logdir_root=str(ctx.run_dir / "parsl" / "workers"),
-            # When running: this Python's interchange, found without changing the driver's PATH (render shows Parsl's default).
-            **({"interchange_launch_cmd": [sys.executable, "-m", "parsl.executors.high_throughput.interchange"]} if resolve_address else {}),
+            # When running: this Python's interchange, found without changing the driver's PATH (render shows Parsl's default),
+            # in a process group of its own: the terminal's Ctrl-C reaches the driver, which stops it (it used to reach the
+            # interchange too, which died, and the driver's clean-up then waited on it for ever).
+            **({"interchange_launch_cmd": INTERCHANGE_LAUNCH} if resolve_address else {}),
             heartbeat_period=5,
             heartbeat_threshold=60,
             **({"worker_port_range": site.network.port_range, "interchange_port_range": site.network.port_range}
@@ -142,12 +149,15 @@ class ParslEngine(Engine):
                 future = apps[label_of[task.id]](
                     ctx.shell_line(task), inputs=deps, stdout=str(log), stderr=str(log), portaflow_retries=task.retries,
                     portaflow_block_file=str(_block_file(ctx, task)),
+                    portaflow_stop_file=None if ctx.keep_going else str(_stop_file(ctx)),
                 )
                 ctx.on_event("submitted", task, None)
                 executor = dfk.executors[label_of[task.id]]
                 future.add_done_callback(lambda f, t=task, e=executor: self._finished(ctx, t, f, outcomes, e))
                 futures[task.id] = future
-            wait(list(futures.values()))
+                ctx.raise_if_stopped()
+            while wait(list(futures.values()), timeout=0.25).not_done:
+                ctx.raise_if_stopped()
         finally:
             if ctx.scheduler.blocks_are_jobs:
                 for executor in dfk.executors.values():
@@ -159,34 +169,50 @@ class ParslEngine(Engine):
 
     def _finished(self, ctx: RunContext, task: Task, future: Future, outcomes: dict[str, TaskOutcome], executor: Any = None) -> None:
         exc = future.exception()
-        job_id = None
         if exc is None:
             outcome = TaskOutcome(task.id, True, 0)
         else:
             remove_outputs(ctx.workdir, task)
-            code = getattr(exc, "exitcode", None)
-            name = type(exc).__name__
-            if name == "DependencyError":
-                message = "not run: a task it depends on failed"
-            elif name == "BashExitFailure":
-                block = _ran_in_block(ctx, task)
-                message = failure_message(code, task) + (f" (in Parsl block {block} of executor {executor.label})" if block and executor else "")
-                job_id = _block_job(ctx, executor, block)
-            else:
-                message = f"{name}: {exc}"
-            outcome = TaskOutcome(task.id, False, code, job_id=job_id, message=message)
+            outcome = self._failure(ctx, task, exc, outcomes, executor)
         outcomes[task.id] = outcome
         ctx.on_event("finished", task, outcome)
 
+    def _failure(self, ctx: RunContext, task: Task, exc: BaseException, outcomes: dict[str, TaskOutcome], executor: Any) -> TaskOutcome:
+        code = getattr(exc, "exitcode", None)
+        name = type(exc).__name__
+        if name == "DependencyError":
+            return TaskOutcome(task.id, False, code, message=not_run_message(ctx, task, set(task.depends), False))
+        if name == "BashExitFailure" and code == NOT_STARTED_EXIT and _stop_file(ctx).exists():
+            return TaskOutcome(task.id, False, None, message=not_run_message(ctx, task, set(), True))
+        if not ctx.keep_going:  # --fail-fast: the workers start no task from now on (_run_line)
+            _stop_file(ctx).touch()
+        if name == "BashExitFailure":
+            block = _ran_in_block(ctx, task)
+            message = failure_message(code, task) + (f" (in Parsl block {block} of executor {executor.label})" if block and executor else "")
+            return TaskOutcome(task.id, False, code, job_id=_block_job(ctx, executor, block), message=message)
+        return TaskOutcome(task.id, False, code, message=f"{name}: {exc}")
+
+
+NOT_STARTED_EXIT = 75
+"""What a task the run no longer starts (--fail-fast) exits with; it counts only while the stop file exists."""
+
+
+def _stop_file(ctx: RunContext) -> Path:
+    """Exists once a task failed under --fail-fast: the bash apps then start nothing more."""
+    return ctx.run_dir / "stop"
+
 
 def _run_line(line: str, inputs: tuple = (), stdout: str | None = None, stderr: str | None = None, portaflow_retries: int = 0,
-              portaflow_block_file: str | None = None) -> str:
+              portaflow_block_file: str | None = None, portaflow_stop_file: str | None = None) -> str:
     """The bash app: its return value is the command Parsl runs.
 
     It runs on the worker, before the command: it notes the block the worker belongs to (Parsl's worker
     pool sets PARSL_WORKER_BLOCK_ID), because Parsl's result carries no trace of where a task ran, and a
     failure report must name the block's scheduler job. A note that cannot be written only costs that.
+    Under --fail-fast, once a task failed (the stop file exists), it starts nothing: the command exits NOT_STARTED_EXIT.
     """
+    if portaflow_stop_file and os.path.exists(portaflow_stop_file):
+        return f"echo 'portaflow: not started: an earlier task failed (--fail-fast)' >&2; exit {NOT_STARTED_EXIT}"
     if portaflow_block_file:
         try:
             Path(portaflow_block_file).parent.mkdir(parents=True, exist_ok=True)
@@ -230,6 +256,9 @@ def retry_cost(max_retries: int):
         if isinstance(exception, ManagerLost) and not task_record.get("portaflow_manager_lost"):
             task_record["portaflow_manager_lost"] = True
             return 0.0
+        stop = task_record["kwargs"].get("portaflow_stop_file")
+        if stop and os.path.exists(stop):  # --fail-fast after a failure: no more tries
+            return max_retries + 1
         allowed = task_record["kwargs"].get("portaflow_retries", 0)
         return max_retries / allowed if allowed else max_retries + 1
 

@@ -27,7 +27,7 @@ from typing import IO, Any
 import yaml
 
 from portaflow.commands import run_command
-from portaflow.engines.base import Engine, RunContext, TaskOutcome, failure_message
+from portaflow.engines.base import Engine, RunContext, TaskOutcome, failure_message, not_run_message
 from portaflow.engines.snakemake_events import EVENTS_FILE, EventFile, RunEvents, logger_args, plugin_search_path
 from portaflow.gctools import paused_gc
 from portaflow.plan.model import Task
@@ -107,7 +107,10 @@ class SnakemakeEngine(Engine):
         """The Snakemake profile (config.yaml): executor, limits and polling etiquette from the site."""
         site = ctx.site
         cfg: dict[str, Any] = {
-            "keep-going": True,
+            "keep-going": ctx.keep_going,
+            # portaflow's own lock (engines.state.WorkdirLock) keeps one run per work directory; Snakemake's lock would
+            # outlive a Snakemake killed with -9 and refuse every later run
+            "nolock": True,
             "rerun-incomplete": True,
             "latency-wait": site.snakemake.latency_wait,
             "printshellcmds": False,
@@ -180,12 +183,15 @@ class SnakemakeEngine(Engine):
             command = self.command(ctx, out_dir) + logger_args(events_path)
             logger.info("running Snakemake: %s", shlex.join(command))
             proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                    text=True, env=env, start_new_session=True)
+                                    text=True, env=env, process_group=0)
+            # A process group of its own (the terminal's Ctrl-C reaches the driver only, which stops Snakemake), in the
+            # driver's session (where engines.leftovers looks for a killed run's processes).
             assert proc.stdout is not None
             copier = threading.Thread(target=_copy_lines, args=(proc.stdout, log), name="snakemake-log", daemon=True)
             copier.start()
             try:
                 while not _exited(proc, _POLL_S):
+                    ctx.raise_if_stopped()
                     catch_up()
             except KeyboardInterrupt:
                 # The SLURM plugin ignores SIGTERM; SIGINT makes Snakemake cancel its jobs and stop.
@@ -200,8 +206,8 @@ class SnakemakeEngine(Engine):
             copier.join()  # until Snakemake's output ends, as snakemake.log must hold all of it
         catch_up()
         outcomes = {}
-        # The tasks a failed task (or its fetch-back rule, on object-store sites) kept from running.
-        after_failure = ctx.plan.downstream({rule.removeprefix(FETCH_PREFIX) for rule in events.failures})
+        # The tasks that failed (a fetch-back rule's failure, on object-store sites, is its task's).
+        failed = {rule.removeprefix(FETCH_PREFIX) for rule in events.failures}
         for task in ctx.tasks:
             if finished_well(ctx, task, events.finished):
                 outcomes[task.id] = TaskOutcome(task.id, True, 0)
@@ -217,11 +223,11 @@ class SnakemakeEngine(Engine):
                 # The SLURM job it ran in (its last try); other schedulers' ids are in ctx.jobs but, as before, not in the report.
                 job_id = events.job_of_rule.get(task.id, failure.external_jobid) if ctx.scheduler.snakemake_failure_names_job else None
                 outcome = TaskOutcome(task.id, False, code, job_id=job_id, message=failure_message(code, task))
-            elif task.id in after_failure:
-                outcome = TaskOutcome(task.id, False, None, message=f"not run: a task it depends on failed (see {log_path})")
-            else:  # nothing it depends on failed: Snakemake itself stopped (a refused Snakefile, a DAG error)
-                outcome = TaskOutcome(task.id, False, None, message=f"not run: Snakemake stopped before running it: "
-                                                                    f"{snakemake_error(log_path)} (see {log_path})")
+            else:
+                why = not_run_message(ctx, task, failed, not ctx.keep_going and bool(failed))
+                if not failed:  # nothing failed: Snakemake itself stopped (a refused Snakefile, a DAG error)
+                    why = f"not run: Snakemake stopped before running it: {snakemake_error(log_path)}"
+                outcome = TaskOutcome(task.id, False, None, message=f"{why} (see {log_path})")
             outcomes[task.id] = outcome
             ctx.on_event("finished", task, outcome)
         return outcomes

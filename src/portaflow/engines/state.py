@@ -16,7 +16,9 @@ import logging
 import os
 import socket
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from portaflow.errors import InputError
 from portaflow.hashing import sha256_path, stat_key
@@ -45,6 +47,8 @@ class WorkdirLock:
         self.workdir = workdir
         self.path = workdir / LOCK_FILE
         self.fd: int | None = None
+        self.previous: dict = {}
+        """The content left by the last holder that did not end cleanly (killed), or {}: what a rerun looks for."""
 
     def acquire(self, run_id: str) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -59,16 +63,34 @@ class WorkdirLock:
                 f"{holder.get('host', '?')}, since {holder.get('started', '?')}); wait for it to end or stop it, or use another "
                 "--workdir. Nothing was changed") from None
         previous = _read_holder(fd)
+        self.previous = previous if previous.get("pid") else {}
         if previous.get("pid"):
             log.warning("work directory %s: taking over the lock of run %s (pid %s on host %s, since %s), %s", self.workdir,
                         previous.get("run_id", "?"), previous["pid"], previous.get("host", "?"), previous.get("started", "?"),
                         _gone(previous))
         holder = {"run_id": run_id, "pid": os.getpid(), "host": socket.gethostname(),
-                  "started": dt.datetime.now().isoformat(timespec="seconds")}
+                  "started": dt.datetime.now().isoformat(timespec="seconds"), **this_process()}
         os.ftruncate(fd, 0)
         os.pwrite(fd, (json.dumps(holder, sort_keys=True) + "\n").encode(), 0)
         os.fsync(fd)
         self.fd = fd
+
+    def holder(self) -> dict | None:
+        """Who holds the lock now (its content), or None when no run holds it. Asks without taking it for long: a shared
+        lock, let go at once."""
+        try:
+            fd = os.open(self.path, os.O_RDONLY)
+        except FileNotFoundError:
+            return None
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return _read_holder(fd)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            return None
+        finally:
+            os.close(fd)
 
     def release(self) -> None:
         """Empty the file (a clean end leaves no holder to take over), then let go of the lock."""
@@ -79,6 +101,14 @@ class WorkdirLock:
         finally:
             os.close(self.fd)  # closing the descriptor releases the flock
             self.fd = None
+
+
+def this_process() -> dict:
+    """What tells this driver's processes from others on this host after it is gone: its session, the boot it runs in,
+    and its start time (clock ticks since boot, as /proc says), for `engines.leftovers`."""
+    from portaflow.engines.leftovers import boot_id, start_ticks
+
+    return {"sid": os.getsid(0), "boot_id": boot_id(), "start_ticks": start_ticks(os.getpid())}
 
 
 def _read_holder(fd: int) -> dict:
@@ -118,8 +148,9 @@ class StateStore:
         except (FileNotFoundError, json.JSONDecodeError):
             return None
 
-    def write(self, task: Task, signature: str) -> dict[str, str]:
-        """Record a finished task: its signature and each output's digest. Returns path -> sha256."""
+    def write(self, task: Task, signature: Signature | str, inputs: Mapping[str, str] | None = None) -> dict[str, str]:
+        """Record a finished task: its signature (with its parts, when known), each output's digest, and `inputs`: the
+        digests its producers recorded for the inputs it read (`produced_inputs`). Returns path -> sha256."""
         digests = {}
         outputs = {}
         for out in task.outputs.values():
@@ -127,7 +158,12 @@ class StateStore:
             digests[out.path] = sha256_path(full)
             outputs[out.path] = {"sha256": digests[out.path], "stat": stat_key(full)}
         self.directory.mkdir(parents=True, exist_ok=True)
-        self._write_durably(self._path(task.id), json.dumps({"signature": signature, "outputs": outputs}, sort_keys=True))
+        record: dict[str, Any] = {"signature": signature.digest if isinstance(signature, Signature) else signature, "outputs": outputs}
+        if isinstance(signature, Signature):
+            record["parts"] = signature.parts
+        if inputs:
+            record["inputs"] = dict(inputs)
+        self._write_durably(self._path(task.id), json.dumps(record, sort_keys=True))
         return digests
 
     def _write_durably(self, path: Path, text: str) -> None:
@@ -149,39 +185,134 @@ class StateStore:
         self._path(task_id).unlink(missing_ok=True)
 
 
-def signatures(plan: Plan, workdir: Path, extra: Mapping[str, str]) -> dict[str, str]:
-    """Every task's signature, in plan order. `extra` maps task id -> text that also counts (image, env)."""
+@dataclass(frozen=True)
+class Signature:
+    """A task's signature and the digest of each part it is made of (so that a rerun can say which part changed)."""
+
+    digest: str
+    parts: dict[str, str]
+    """'command', 'env', 'image', and 'input:<path>' for each input (its content, or its producer's signature)."""
+
+
+def produced_inputs(plan: Plan, store: StateStore, task: Task) -> dict[str, str]:
+    """The sha256 each input a task reads from another task had when its producer recorded it.
+
+    Why: a signature counts the producer's signature, not its output's content, so that what is stale is known before
+    anything runs. A producer that reran alone (`--force A --until A`) may have written different content under the
+    same signature; the task that read the old content must then rerun, and it does when these digests differ."""
+    producers = {p: t.id for t in plan.tasks for p in t.output_paths()}
+    out = {}
+    for path in task.input_paths():
+        if path in producers:
+            record = store.read(producers[path]) or {}
+            digest = record.get("outputs", {}).get(path, {}).get("sha256")
+            if digest:
+                out[path] = digest
+    return out
+
+
+def signature_details(plan: Plan, workdir: Path, extra: Mapping[str, Mapping[str, Any]]) -> dict[str, Signature]:
+    """Every task's signature with its parts, in plan order. `extra` maps task id -> what else counts besides the
+    command: {"image": ..., "env": <the site's environment>}.
+
+    The digest is computed as it always was (existing records stay valid); the parts are recorded beside it."""
     external_digest: dict[str, str] = {}
-    out: dict[str, str] = {}
+    out: dict[str, Signature] = {}
     producers = {p: t.id for t in plan.tasks for p in t.output_paths()}
     for task in plan.tasks:
-        parts = {"command": task.command, "env": task.env, "extra": extra.get(task.id, ""), "inputs": {}}
+        more = dict(extra.get(task.id, {}))
+        inputs: dict[str, str] = {}
         for path in task.input_paths():
             if path in producers:
-                parts["inputs"][path] = out[producers[path]]
+                inputs[path] = out[producers[path]].digest
             else:
                 if path not in external_digest:
                     full = workdir / path
                     external_digest[path] = sha256_path(full) if full.exists() else "missing"
-                parts["inputs"][path] = external_digest[path]
-        out[task.id] = hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
+                inputs[path] = external_digest[path]
+        whole = {"command": task.command, "env": task.env, "extra": json.dumps(more, sort_keys=True) if more else "", "inputs": inputs}
+        parts = {"command": _digest(task.command), "env": _digest({"step": task.env, "site": more.get("env")}),
+                 "image": _digest(more.get("image"))}
+        parts.update({f"input:{path}": digest for path, digest in inputs.items()})
+        out[task.id] = Signature(_digest(whole), parts)
     return out
 
 
-def stale_tasks(plan: Plan, store: StateStore, sigs: Mapping[str, str]) -> list[Task]:
-    """Tasks to run, in plan order: changed, incomplete or edited ones, and everything downstream."""
-    changed: set[str] = set()
-    for task in plan.tasks:
+def signatures(plan: Plan, workdir: Path, extra: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
+    """Every task's signature digest, in plan order (see `signature_details`)."""
+    return {task_id: sig.digest for task_id, sig in signature_details(plan, workdir, extra).items()}
+
+
+def _digest(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+PART_WORDS = {"command": "command", "env": "environment", "image": "container image"}
+
+
+def staleness(plan: Plan, store: StateStore, sigs: Mapping[str, Signature | str], force: set[str] | frozenset[str] = frozenset(),
+              ) -> dict[str, str]:
+    """The tasks to run, in plan order, each with why in words: forced, no record, which part of its signature changed,
+    an output missing or changed, or upstream tasks that rerun. One function decides and explains, so that what
+    `run -n` says is what `run` does."""
+    producers = {p: t.id for t in plan.tasks for p in t.output_paths()}
+    reasons: dict[str, str] = {}
+    for task in plan.tasks:  # plan order is dependency order: a task's producers are decided before it
+        rerun_upstream = [d for d in task.depends if d in reasons]
+        why = ["forced (--force)"] if task.id in force else []
         record = store.read(task.id)
-        if record is None or record.get("signature") != sigs[task.id] or not _outputs_intact(store.workdir, record):
-            changed.add(task.id)
-    chosen = plan.downstream(changed)
-    return [t for t in plan.tasks if t.id in chosen]
+        sig = sigs[task.id]
+        if record is None:
+            why.append("no record of an earlier run")
+        else:
+            if record.get("signature") != (sig.digest if isinstance(sig, Signature) else sig):
+                quiet = {f"input:{p}" for p in task.input_paths() if producers.get(p) in rerun_upstream}
+                changed = _changed_parts(record, sig, quiet)
+                if changed or not rerun_upstream:
+                    why.append(changed or "signature changed")
+            why += _outputs_damaged(store.workdir, record)
+            if not rerun_upstream:
+                why += [f"input {path} was rewritten after this task read it" for path, digest in produced_inputs(plan, store, task).items()
+                        if record.get("inputs", {}).get(path, digest) != digest]
+        if rerun_upstream:
+            why.append("upstream task(s) rerun: " + ", ".join(plan.by_id[d].display for d in rerun_upstream))
+        if why:
+            reasons[task.id] = "; ".join(why)
+    return reasons
 
 
-def _outputs_intact(workdir: Path, record: dict) -> bool:
+def _changed_parts(record: dict, sig: Signature | str, quiet: set[str]) -> str:
+    """Which parts of a signature changed, in words; `quiet`: inputs whose producers rerun (said as upstream)."""
+    recorded = record.get("parts")
+    if not isinstance(sig, Signature) or not isinstance(recorded, dict):
+        return "signature changed (its command, inputs, image or environment; the record does not say which)"
+    changed = []
+    for part, digest in sig.parts.items():
+        if recorded.get(part) == digest or part in quiet:
+            continue
+        if part.startswith("input:"):
+            changed.append(f"input {part[len('input:'):]} {'is new' if part not in recorded else 'changed'}")
+        else:
+            changed.append(PART_WORDS.get(part, part))
+    changed += [f"input {part[len('input:'):]} removed" for part in recorded if part.startswith("input:") and part not in sig.parts]
+    if not changed:
+        return "" if quiet else "signature changed: parameters or the workflow's wiring"
+    return "signature changed: " + ", ".join(changed)
+
+
+def _outputs_damaged(workdir: Path, record: dict) -> list[str]:
+    why = []
     for path, info in record.get("outputs", {}).items():
         full = workdir / path
-        if not full.exists() or stat_key(full) != info.get("stat"):
-            return False
-    return True
+        if not full.exists() and not full.is_symlink():
+            why.append(f"output {path} is missing")
+        elif stat_key(full) != info.get("stat"):
+            why.append(f"output {path} was changed after it was recorded")
+    return why
+
+
+def stale_tasks(plan: Plan, store: StateStore, sigs: Mapping[str, Signature | str], force: set[str] | frozenset[str] = frozenset()) -> list[Task]:
+    """Tasks to run, in plan order: forced, changed, incomplete or edited ones, and everything downstream."""
+    chosen = staleness(plan, store, sigs, force)
+    return [t for t in plan.tasks if t.id in chosen]

@@ -178,6 +178,14 @@ class Scheduler:
         if problems:
             raise SpecError(problems)
 
+    def shortcut_overrides(self, cores: int | None, jobs: int | None) -> dict[str, str]:
+        """The profile values that `portaflow run --cores N --jobs N` stand for (site overrides). They are this machine's
+        shortcuts: a batch scheduler's sizes and limits come from its profile (--site-set), so the default refuses."""
+        flags = " and ".join(f for f, v in (("--cores", cores), ("--jobs", jobs)) if v is not None)
+        raise InputError(f"{flags}: for the local site only; site {self.site.name} (scheduler {self.site.scheduler}) takes its sizes "
+                         "and limits from its profile: use --site-set (e.g. polling.max_queued_jobs=N, parsl.max_blocks=N, "
+                         "snakemake.jobs=N)")
+
     def check_user_values(self) -> None:
         """Before planning a run: values each user must supply (an account where the site requires one)."""
         if self.site.account_required and not self.site.account:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from portaflow.containers import container_call, wrap
+from portaflow.errors import Interrupted
 from portaflow.plan.model import Plan, Task
 from portaflow.runtime.dask_cluster import ENV_VAR as DASK_ENV_VAR
 from portaflow.spec.loading import LoadedSite
@@ -44,6 +45,15 @@ class RunContext:
     jobs: list[str] = field(default_factory=list)
     """Scheduler job ids the engine submitted (recorded in the manifest; used to cancel)."""
     on_event: Callable[[str, Task, Any], None] = field(default=lambda kind, task, outcome: None)
+    stop_signal: int | None = None
+    """Set by the driver's signal handler (SIGINT, SIGTERM, SIGHUP): the engine stops where it waits (raise_if_stopped)."""
+    keep_going: bool = True
+    """After a task fails, start the tasks that do not depend on it (the default); False (--fail-fast): start no more."""
+
+    def raise_if_stopped(self) -> None:
+        """Where an engine waits: Interrupted (a KeyboardInterrupt) once a signal asked the run to stop."""
+        if self.stop_signal is not None:
+            raise Interrupted(self.stop_signal)
 
     @property
     def site(self):

@@ -26,11 +26,24 @@ class LocalScheduler(Scheduler):
         """One block, this machine: as many workers as the partition's node holds, each with the task's cores and GPUs."""
         request = tasks[0].resources
         part = self.site.partitions[tasks[0].partition]
-        workers = max(1, min(part.cores_per_node // request.cores, part.memory_per_node // max(request.memory_mib, 1)))
+        workers = max(1, min(part.cores_per_node // request.cores, part.memory_per_node // max(request.memory_mib, 1),
+                             self.site.polling.max_queued_jobs))
         return {"max_workers_per_node": workers, "cores_per_worker": request.cores,
                 "available_accelerators": [str(i) for i in range(request.gpus)]}
 
     def snakemake_profile(self, ctx: RunContext) -> dict[str, Any]:
-        """Snakemake's local executor: this machine's size."""
+        """Snakemake's local executor: this machine's size, and how many tasks at once (each rule takes one `portaflow_tasks`)."""
         part = self.site.partitions[self.site.default_partition]
-        return {"cores": part.cores_per_node, "resources": [f"mem_mb={part.memory_per_node}"]}
+        return {"cores": part.cores_per_node,
+                "resources": [f"mem_mb={part.memory_per_node}", f"portaflow_tasks={self.site.polling.max_queued_jobs}"]}
+
+    def snakemake_resources(self, ctx: RunContext, task: Task) -> dict[str, Any]:
+        return {**super().snakemake_resources(ctx, task), "portaflow_tasks": 1}
+
+    def shortcut_overrides(self, cores: int | None, jobs: int | None) -> dict[str, str]:
+        """--cores N: every partition of this machine has N cores; --jobs N: at most N tasks at once (the local site's
+        `polling.max_queued_jobs`, which Snakemake's local executor and Parsl's workers obey)."""
+        out = {f"partitions.{name}.cores_per_node": str(cores) for name in self.site.partitions} if cores is not None else {}
+        if jobs is not None:
+            out["polling.max_queued_jobs"] = str(jobs)
+        return out
