@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import os
 import platform
 import secrets
 import signal
@@ -27,7 +26,7 @@ from portaflow.containers.images import image_digest
 from portaflow.engines import engine_for
 from portaflow.engines.base import Engine, RunContext, TaskOutcome, remove_outputs
 from portaflow.engines.state import StateStore, WorkdirLock, signatures, stale_tasks
-from portaflow.errors import PortaflowError
+from portaflow.errors import PortaflowError, SpecError
 from portaflow.hashing import stat_key
 from portaflow.plan import make_plan
 from portaflow.plan.model import Plan, Task
@@ -36,6 +35,7 @@ from portaflow.preflight import preflight
 from portaflow.progress import Progress
 from portaflow.schedulers import adapter_for
 from portaflow.spec.loading import LoadedSite, LoadedWorkflow, load_site
+from portaflow.spec.variables import UnsetVariable, expand_here
 
 log = logging.getLogger(__name__)
 
@@ -87,8 +87,21 @@ def render_context(engine: Engine, ctx: RunContext, out_dir: Path) -> list[Path]
 
 
 def default_workdir(plan: Plan, loaded: LoadedSite) -> Path:
+    """`storage.work_dir/<workflow>`, its `$NAME`s expanded here (the driver creates it), else `work/<workflow>`.
+
+    An unset variable is refused (SpecError at the key, exit 2) before anything is created: expanding it to
+    nothing or keeping it would make a directory named `$SCRATCH` here, or write to `/portaflow`."""
     base = loaded.site.storage.work_dir
-    return Path(os.path.expandvars(base)) / plan.workflow if base else Path("work") / plan.workflow
+    if not base:
+        return Path("work") / plan.workflow
+    try:
+        return Path(expand_here(base)) / plan.workflow
+    except UnsetVariable as exc:
+        names = ", ".join("$" + n for n in exc.names)
+        raise SpecError([loaded.problem(
+            ("storage", "work_dir"), f"{base!r} uses {names}, which {'is' if len(exc.names) == 1 else 'are'} not set on this machine",
+            f"set {names} (on a login node of site {loaded.site.name} it usually is), or choose a work directory with --workdir",
+        )]) from None
 
 
 def new_run_id(engine: str) -> str:

@@ -18,6 +18,7 @@ from portaflow.containers import container_call, wrap
 from portaflow.plan.model import Plan, Task
 from portaflow.runtime.dask_cluster import ENV_VAR as DASK_ENV_VAR
 from portaflow.spec.loading import LoadedSite
+from portaflow.spec.variables import shell_word
 
 if TYPE_CHECKING:
     from portaflow.schedulers.base import Scheduler
@@ -68,12 +69,16 @@ class RunContext:
         lines = ["set -eo pipefail", f"cd {shlex.quote(str(self.workdir))}"]
         lines += module_lines(site)
         lines += list(site.environment.worker_init)
-        env = {**site.environment.env, **task.env}
+        # The site's values are the site's names: the job's shell expands their `$NAME`s on the node
+        # (`PATH: /opt/tool/bin:$PATH`). The step's own values come from the workflow and its parameters: literal.
+        exports = {name: shell_word(value) for name, value in site.environment.env.items()}
+        own = dict(task.env)
         if task.dask is not None:
-            env[DASK_ENV_VAR] = json.dumps(self.dask_settings(task), sort_keys=True, separators=(",", ":"))
-        lines += [f"export {name}={shlex.quote(value)}" for name, value in env.items()]
+            own[DASK_ENV_VAR] = json.dumps(self.dask_settings(task), sort_keys=True, separators=(",", ":"))
+        exports.update({name: shlex.quote(value) for name, value in own.items()})
+        lines += [f"export {name}={word}" for name, word in exports.items()]
         call = None if self.scheduler.runs_containers() else container_call(site, task.container)
-        command = wrap(task.command, call, site, str(self.workdir), task.resources.gpus, list(env))
+        command = wrap(task.command, call, site, str(self.workdir), task.resources.gpus, list(exports))
         # The step's own walltime, enforced the same way on every site and engine (a Parsl block may run
         # several tasks; SLURM checks limits only every ~30 s): exit 124 means it ran out of time.
         # `timeout` runs the step in a process group of its own (so a timeout stops all of it); signals
