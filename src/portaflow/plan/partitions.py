@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from portaflow.errors import PlanError
 from portaflow.plan.model import TaskResources
 from portaflow.spec.site import Partition, SiteProfile
@@ -26,6 +28,14 @@ def shortfalls(request: TaskResources, name: str, part: Partition) -> list[str]:
     if request.nodes > part.max_nodes:
         out.append(f"needs {request.nodes} nodes; partition {name} allows at most {part.max_nodes}")
     return out
+
+
+def with_partition_gpu_model(request: TaskResources, part: Partition) -> TaskResources:
+    """A GPU request that names no model gets the partition's `default_gpu_model`, so that every scheduler asks for
+    the model that partition gives (a T4 partition's job must not ask for an L40s) and `plan` shows it."""
+    if request.gpus and not request.gpu_model and part.default_gpu_model:
+        return dataclasses.replace(request, gpu_model=part.default_gpu_model)
+    return request
 
 
 def choose_partition(site: SiteProfile, request: TaskResources, who: str) -> str:

@@ -12,7 +12,7 @@ from typing import Any
 from portaflow.errors import InputError, PlanError, Problem, SpecError
 from portaflow.gctools import paused_gc
 from portaflow.plan.model import DaskPlan, OutputPlan, Plan, Task, TaskResources
-from portaflow.plan.partitions import choose_partition
+from portaflow.plan.partitions import choose_partition, with_partition_gpu_model
 from portaflow.plan.templates import TemplateError, fields, render_arg, render_command, render_path
 from portaflow.spec.loading import parse_value
 from portaflow.spec.site import SiteProfile
@@ -187,6 +187,7 @@ def _expand_step(name: str, step: Step, params: Mapping[str, Any], scatter: Mapp
     if dask_plan and dask_plan.mode in ("local", "in_allocation"):
         request = _with_in_allocation_workers(request, dask_plan)
     partition = choose_partition(site, request, f"step {name}")
+    request = with_partition_gpu_model(request, site.partitions[partition])
     where = f"steps.{name}"
     output_specs = step.output_specs()
     for key, spec in output_specs.items():
@@ -286,6 +287,8 @@ def _dask_plan(name: str, step: Step, site: SiteProfile) -> DaskPlan:
     gpu_req = TaskResources(threads, memory, walltime, gpus=1, gpu_model=step.resources.gpu_model)
     cpu_part = site.dask.worker_partition or (choose_partition(site, cpu_req, f"step {name} (CPU Dask worker)") if cpu else None)
     gpu_part = site.dask.gpu_worker_partition or (choose_partition(site, gpu_req, f"step {name} (GPU Dask worker)") if gpu else None)
+    if gpu_part in site.partitions:
+        gpu_req = with_partition_gpu_model(gpu_req, site.partitions[gpu_part])
     return DaskPlan(
         mode, cpu, gpu, threads, memory, site.dask.gpu_resource,
         cpu_worker=cpu_req if cpu else None, cpu_worker_partition=cpu_part,

@@ -62,6 +62,12 @@ class Scheduler:
         """The scheduler options for one job of this size on this partition."""
         return []
 
+    def task_prologue(self, ctx: RunContext, task: Task) -> tuple[list[str], list[str]]:
+        """Shell lines a task's job runs before its command, under every engine (`RunContext.shell_line`), and the
+        environment variables they export (passed into the step's container). Nothing by default: a scheduler
+        that hands each job its own devices (SLURM's GRES) needs none."""
+        return [], []
+
     # -- Parsl -----------------------------------------------------------------------------------
     def parsl_provider(self, ctx: RunContext, label: str, tasks: list[Task], offline: bool = False) -> Any:
         """The Parsl provider for one executor (resource class). `offline`: rendering, contact nothing."""

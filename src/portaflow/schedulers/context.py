@@ -77,8 +77,10 @@ class RunContext:
             own[DASK_ENV_VAR] = json.dumps(self.dask_settings(task), sort_keys=True, separators=(",", ":"))
         exports.update({name: shlex.quote(value) for name, value in own.items()})
         lines += [f"export {name}={word}" for name, word in exports.items()]
+        prologue, exported = self.scheduler.task_prologue(self, task)
+        lines += prologue
         call = None if self.scheduler.runs_containers() else container_call(site, task.container)
-        command = wrap(task.command, call, site, str(self.workdir), task.resources.gpus, list(exports))
+        command = wrap(task.command, call, site, str(self.workdir), task.resources.gpus, [*exports, *exported])
         # The step's own walltime, enforced the same way on every site and engine (a Parsl block may run
         # several tasks; SLURM checks limits only every ~30 s): exit 124 means it ran out of time.
         # `timeout` runs the step in a process group of its own (so a timeout stops all of it); signals

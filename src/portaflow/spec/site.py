@@ -28,9 +28,21 @@ class Partition(Strict):
     memory_per_node: MemoryOrAuto = Field(..., description="memory a job may ask for on one node")
     gpus_per_node: int = Field(0, ge=0)
     gpu_models: list[str] = Field(default_factory=list, description="GPU models offered, as the site names them")
+    default_gpu_model: str | None = Field(None, description="the model a GPU step that names none is given here (asked for by name)")
     max_nodes: int = Field(1, ge=1)
     default: bool = Field(False, description="used for helper jobs (Parsl blocks, Dask workers) when nothing else decides")
     constraint: str | None = Field(None, description="a --constraint always added for this partition")
+
+
+    @model_validator(mode="after")
+    def _default_gpu_model_offered(self) -> Partition:
+        if self.default_gpu_model is None:
+            return self
+        if not self.gpus_per_node:
+            raise ValueError(f"default_gpu_model {self.default_gpu_model!r} on a partition without GPUs (gpus_per_node is 0)")
+        if self.gpu_models and self.default_gpu_model not in self.gpu_models:
+            raise ValueError(f"default_gpu_model {self.default_gpu_model!r} is not one of this partition's gpu_models ({', '.join(self.gpu_models)})")
+        return self
 
 
 class ContainerSettings(Strict):

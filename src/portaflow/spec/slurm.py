@@ -12,6 +12,7 @@ every site; grouped here, a profile says which scheduler it is for, as `htcondor
 
 from __future__ import annotations
 
+import string
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field
@@ -32,9 +33,28 @@ MOVED_TO_SLURM: dict[tuple[str, ...], tuple[str, ...]] = {
 its new place (not a bare 'unknown key'), so an admin knows what to change."""
 
 
+GPU_TEMPLATE_FIELDS = ("n", "model")
+"""What a GPU request template may name: the GPU count and the GPU model (the step's, else its partition's
+`default_gpu_model`)."""
+
+
+def gpu_template_fields(value: str) -> list[str]:
+    """The placeholders of a GPU request template (`{{`/`}}` are literal braces); ValueError for broken braces."""
+    try:
+        return [name for _, name, _, _ in string.Formatter().parse(value) if name is not None]
+    except ValueError as exc:
+        raise ValueError(f"{value!r} is not a template: {exc} (write a literal brace as '{{{{' or '}}}}')") from None
+
+
 def _gpu_template(value: str) -> str:
-    """A GPU request template must say where the count goes, else every GPU job would ask for the same thing."""
-    if "{n}" not in value:
+    """A GPU request template must say where the count goes, else every GPU job would ask for the same thing; and it may
+    name nothing else than the count and the model, which would otherwise fail only when a GPU step is planned."""
+    names = gpu_template_fields(value)
+    unknown = [n for n in names if n not in GPU_TEMPLATE_FIELDS]
+    if unknown:
+        raise ValueError(f"unknown placeholder {{{unknown[0]}}} in {value!r}; a GPU request template may use {{n}} (the count) "
+                         "and {model} (the GPU model)")
+    if "n" not in names:
         raise ValueError(f"expected a template containing '{{n}}', found {value!r}")
     return value
 
@@ -49,7 +69,10 @@ class SlurmSettings(Strict):
     reservation: str | None = Field(None, description="--reservation for every job")
     constraint: str | None = Field(None, description="--constraint for every job (AND-ed with a partition's own constraint)")
     memory_rule: Literal["per_node", "per_cpu", "none"] = Field("per_node", description="per_node: --mem; per_cpu: --mem-per-cpu; none: no memory flag")
-    gpu_syntax: GpuTemplate = Field("--gres=gpu:{n}", description="how N GPUs are requested, e.g. '--gres=gpu:{n}', '--gpus={n}', '--gpus-per-node={n}'")
-    gpu_model_syntax: GpuTemplate = Field("--gres=gpu:{model}:{n}", description="how N GPUs of a model are requested")
+    gpu_syntax: GpuTemplate = Field("--gres=gpu:{n}", description="how N GPUs are requested, e.g. '--gres=gpu:{n}', '--gpus={n}', "
+                                    "'--gpus-per-node={n}'; with {model} ('--gpus={model}:{n}') every GPU request names its model "
+                                    "(the step's, else the partition's default_gpu_model) and gpu_model_syntax is not used")
+    gpu_model_syntax: GpuTemplate = Field("--gres=gpu:{model}:{n}", description="how N GPUs of a model are requested (a step's "
+                                          "gpu_model, or the partition's default_gpu_model)")
     status_command: Literal["auto", "sacct", "squeue"] = Field("auto", description="how job states are read: auto: sacct when accounting answers, else squeue")
     launcher: Literal["single", "srun"] = Field("single", description="how a Parsl block starts its worker pool in the job: single: once, on the first node; srun: through srun, on every node")

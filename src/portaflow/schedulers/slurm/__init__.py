@@ -17,8 +17,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from portaflow.commands import CommandError, run_command
+from portaflow.errors import InputError, SpecError
 from portaflow.plan.model import Task, TaskResources
 from portaflow.schedulers.base import Scheduler, run_tag
+from portaflow.spec.slurm import gpu_template_fields
 from portaflow.units import format_walltime
 
 if TYPE_CHECKING:
@@ -86,11 +88,43 @@ class SlurmScheduler(Scheduler):
         return "&".join(f"({c})" if "|" in c else c for c in parts)
 
     def gpu_directives(self, request: TaskResources) -> list[str]:
+        """The GPU request: `gpu_syntax` when it names `{model}` (then for every GPU job) or the job names no model,
+        else `gpu_model_syntax`. The model is the step's, or its partition's `default_gpu_model` (filled in by the plan)."""
         if not request.gpus:
             return []
-        if request.gpu_model:
-            return [self.site.slurm.gpu_model_syntax.format(n=request.gpus, model=request.gpu_model)]
-        return [self.site.slurm.gpu_syntax.format(n=request.gpus)]
+        slurm = self.site.slurm
+        template = slurm.gpu_syntax if self.gpu_syntax_names_model() or not request.gpu_model else slurm.gpu_model_syntax
+        if "model" in gpu_template_fields(template) and not request.gpu_model:
+            # check() refuses such a profile at validate; this covers a site object nobody checked
+            raise InputError(f"site {self.site.name}: slurm.gpu_syntax {template!r} names {{model}}, and a job for {request.gpus} GPU(s) "
+                             "names no model: give each GPU partition a default_gpu_model")
+        return [template.format(n=request.gpus, model=request.gpu_model)]
+
+    def gpu_syntax_names_model(self) -> bool:
+        """Whether every GPU request names its model (`{model}` in `slurm.gpu_syntax`)."""
+        return "model" in gpu_template_fields(self.site.slurm.gpu_syntax)
+
+    def check(self) -> None:
+        """Besides managed flags: with `{model}` in `slurm.gpu_syntax`, every GPU partition must say which model a step that
+        names none gets (`default_gpu_model`), and `gpu_model_syntax` (then unused) must not be set."""
+        problems = []
+        try:
+            super().check()
+        except SpecError as exc:
+            problems += exc.problems
+        if self.gpu_syntax_names_model():
+            syntax = self.site.slurm.gpu_syntax
+            for name, part in self.site.partitions.items():
+                if part.gpus_per_node and not part.default_gpu_model:
+                    problems.append(self.loaded.problem(
+                        ("partitions", name), f"slurm.gpu_syntax {syntax!r} names {{model}}, and partition {name} has GPUs but no default_gpu_model",
+                        f"add default_gpu_model: one of {', '.join(part.gpu_models)}" if part.gpu_models else "add default_gpu_model: MODEL"))
+            if "gpu_model_syntax" in self.site.slurm.model_fields_set:
+                problems.append(self.loaded.problem(
+                    ("slurm", "gpu_model_syntax"), f"not used: slurm.gpu_syntax {syntax!r} names {{model}}, so it serves every GPU request",
+                    "remove slurm.gpu_model_syntax, or {model} from slurm.gpu_syntax"))
+        if problems:
+            raise SpecError(problems)
 
     @classmethod
     def flag_name(cls, directive: str) -> str:

@@ -46,9 +46,12 @@ def rule_resources(scheduler: SlurmScheduler, task: Task) -> dict[str, Any]:
         if flag == "--gres":
             res["gres"] = value
         elif flag == "--gpus":
-            res["gpu"] = r.gpus
-            if r.gpu_model:
-                res["gpu_model"] = r.gpu_model
+            # the plugin writes --gpus=<gpu_model>:<gpu>: the model is whatever the site's template put there
+            # (`--gpus={model}:{n}`, or a fixed `--gpus=l40s:{n}`), not only a step's own gpu_model
+            model, _, count = value.rpartition(":")
+            res["gpu"] = int(count) if count.isdigit() else count
+            if model:
+                res["gpu_model"] = model
         else:
             extra.append(directive)
     else:
