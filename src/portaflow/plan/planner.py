@@ -12,7 +12,7 @@ from typing import Any
 from portaflow.errors import InputError, PlanError, Problem, SpecError
 from portaflow.gctools import paused_gc
 from portaflow.plan.model import DaskPlan, OutputPlan, Plan, Task, TaskResources
-from portaflow.plan.partitions import choose_partition, with_partition_gpu_model
+from portaflow.plan.partitions import choose_partition, choose_partition_explained, with_partition_gpu_model
 from portaflow.plan.templates import TemplateError, fields, render_arg, render_command, render_path
 from portaflow.spec.loading import parse_value
 from portaflow.spec.site import SiteProfile
@@ -186,7 +186,7 @@ def _expand_step(name: str, step: Step, params: Mapping[str, Any], scatter: Mapp
     dask_plan = _dask_plan(name, step, site) if step.kind == "dask" else None
     if dask_plan and dask_plan.mode in ("local", "in_allocation"):
         request = _with_in_allocation_workers(request, dask_plan)
-    partition = choose_partition(site, request, f"step {name}")
+    partition, reason = choose_partition_explained(site, request, f"step {name}")
     request = with_partition_gpu_model(request, site.partitions[partition])
     where = f"steps.{name}"
     output_specs = step.output_specs()
@@ -222,7 +222,7 @@ def _expand_step(name: str, step: Step, params: Mapping[str, Any], scatter: Mapp
         yield Task(
             id=task_id, display=display, step=name, kind=step.kind, scatter=tuple(combo.items()),
             inputs=inputs, outputs=outputs, command=command, resources=request, partition=partition,
-            container=step.container, env=env, retries=step.retries, depends=(), dask=dask_plan,
+            container=step.container, env=env, retries=step.retries, depends=(), dask=dask_plan, partition_reason=reason,
         )
 
 

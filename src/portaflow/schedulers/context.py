@@ -24,9 +24,17 @@ if TYPE_CHECKING:
     from portaflow.schedulers.base import Scheduler
 
 
-def module_lines(site: Any) -> list[str]:
-    """`module load` for each of the site's modules, names quoted (one rule for every job script portaflow writes)."""
-    return [f"module load {shlex.quote(m)}" for m in site.environment.modules]
+def module_lines(site: Any, partition: str | None = None) -> list[str]:
+    """`module load` for each of the site's modules, then the partition's (`partitions.NAME.modules`: Anvil's
+    `modtree/gpu` only for GPU jobs), names quoted (one rule for every job script portaflow writes)."""
+    extra = site.partitions[partition].modules if partition in site.partitions else []
+    return [f"module load {shlex.quote(m)}" for m in [*site.environment.modules, *extra]]
+
+
+def init_lines(site: Any, partition: str | None = None) -> list[str]:
+    """The site's `worker_init` lines, then the partition's (wICE: `module load cluster/wice/<queue>`)."""
+    extra = site.partitions[partition].worker_init if partition in site.partitions else []
+    return [*site.environment.worker_init, *extra]
 
 
 @dataclass
@@ -67,8 +75,8 @@ class RunContext:
         """
         site = self.site
         lines = ["set -eo pipefail", f"cd {shlex.quote(str(self.workdir))}"]
-        lines += module_lines(site)
-        lines += list(site.environment.worker_init)
+        lines += module_lines(site, task.partition)
+        lines += init_lines(site, task.partition)
         # The site's values are the site's names: the job's shell expands their `$NAME`s on the node
         # (`PATH: /opt/tool/bin:$PATH`). The step's own values come from the workflow and its parameters: literal.
         exports = {name: shell_word(value) for name, value in site.environment.env.items()}

@@ -32,10 +32,26 @@ class Partition(Strict):
     max_nodes: int = Field(1, ge=1)
     default: bool = Field(False, description="used for helper jobs (Parsl blocks, Dask workers) when nothing else decides")
     constraint: str | None = Field(None, description="a --constraint always added for this partition")
+    priority: int = Field(0, description="preference among partitions that fit a task (higher first), after 'fewest GPUs'")
+    auto: bool = Field(True, description="false: never chosen by the plan itself; only where the profile names it "
+                                         "(dask worker partitions) or a user turns it on (--site-set partitions.NAME.auto=true)")
+    min_cores: int = Field(1, ge=1, description="fewest cores a job here may ask for (the site refuses smaller jobs)")
+    min_nodes: int = Field(1, ge=1, description="fewest nodes a job here may ask for")
+    min_memory: MemoryMiB = Field(0, description="least memory a job here may ask for")
+    exclusive: bool = Field(False, description="jobs get (and are charged) whole nodes: small tasks go to shared partitions")
+    account: str | None = Field(None, description="account (budget) for this partition's jobs, instead of the site's")
+    qos: str | None = Field(None, description="SLURM: --qos for this partition's jobs, instead of slurm.qos")
+    extra_directives: list[str] = Field(default_factory=list, description="scheduler options added to this partition's jobs, after the site's")
+    modules: list[str] = Field(default_factory=list, description="environment modules loaded in this partition's jobs, after the site's")
+    worker_init: list[str] = Field(default_factory=list, description="shell lines run in this partition's jobs, after the site's worker_init")
 
 
     @model_validator(mode="after")
-    def _default_gpu_model_offered(self) -> Partition:
+    def _consistent(self) -> Partition:
+        if self.min_nodes > self.max_nodes:
+            raise ValueError(f"min_nodes {self.min_nodes} is more than max_nodes {self.max_nodes}")
+        if isinstance(self.cores_per_node, int) and self.min_cores > self.cores_per_node:
+            raise ValueError(f"min_cores {self.min_cores} is more than cores_per_node {self.cores_per_node}")
         if self.default_gpu_model is None:
             return self
         if not self.gpus_per_node:

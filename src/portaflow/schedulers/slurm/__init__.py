@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from portaflow.commands import CommandError, run_command
 from portaflow.errors import InputError, SpecError
 from portaflow.plan.model import Task, TaskResources
-from portaflow.schedulers.base import Scheduler, run_tag
+from portaflow.schedulers.base import PARTITION_SETTINGS, Scheduler, run_tag
 from portaflow.spec.slurm import gpu_template_fields
 from portaflow.units import format_walltime
 
@@ -36,6 +36,7 @@ class SlurmScheduler(Scheduler):
     """snakemake-executor-plugin-slurm 2.8.0: "Job 4 has been submitted with SLURM jobid 543 (log: ...)." (array jobs,
     which portaflow does not use, are reported in another message)."""
     snakemake_failure_names_job = True
+    partition_settings = PARTITION_SETTINGS
     managed_flags = frozenset({
         "--partition", "-p", "--account", "-A", "--qos", "-q", "--time", "-t", "--mem", "--mem-per-cpu",
         "--mem-per-gpu", "--gres", "--gpus", "-G", "--gpus-per-node", "--gpus-per-task", "--cpus-per-task", "-c",
@@ -47,10 +48,12 @@ class SlurmScheduler(Scheduler):
         """sbatch options in a stable order: where, who, how long, how big, then the admin's extras."""
         site = self.site
         out = [f"--partition={partition}"]
-        if site.account:
-            out.append(f"--account={site.account}")
-        if site.slurm.qos:
-            out.append(f"--qos={site.slurm.qos}")
+        account = self.account(partition)
+        if account:
+            out.append(f"--account={account}")
+        qos = self.qos(partition)
+        if qos:
+            out.append(f"--qos={qos}")
         if site.slurm.reservation:
             out.append(f"--reservation={site.slurm.reservation}")
         constraint = self.constraint(partition)
@@ -62,8 +65,20 @@ class SlurmScheduler(Scheduler):
         out.append(f"--cpus-per-task={request.cores}")
         out.extend(self.memory_directives(request))
         out.extend(self.gpu_directives(request))
-        out.extend(site.extra_directives)
+        out.extend(self.extra_directives(partition))
         return out
+
+    def account(self, partition: str) -> str | None:
+        """The partition's account, else the site's (Delta and Anvil charge CPU and GPU jobs to different accounts)."""
+        return self.site.partitions[partition].account or self.site.account
+
+    def qos(self, partition: str) -> str | None:
+        """The partition's QOS, else `slurm.qos`."""
+        return self.site.partitions[partition].qos or self.site.slurm.qos
+
+    def extra_directives(self, partition: str) -> list[str]:
+        """The site's `extra_directives`, then the partition's."""
+        return [*self.site.extra_directives, *self.site.partitions[partition].extra_directives]
 
     def memory_directives(self, request: TaskResources) -> list[str]:
         """--mem (per node) or --mem-per-cpu, rounded up so the job never gets less than asked."""

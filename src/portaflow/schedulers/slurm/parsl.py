@@ -36,7 +36,7 @@ def slurm_provider(ctx: RunContext, label: str, tasks: list[Task], recording: bo
         max_blocks=max_jobs_at_once(site, site.parsl.max_blocks),
         walltime=format_walltime(walltime_minutes(longest_walltime(tasks)) * 60),  # Parsl writes whole minutes
         scheduler_options="\n".join(f"#SBATCH {d}" for d in directives),
-        worker_init=worker_init(ctx),
+        worker_init=worker_init(ctx, partition=partition),
         exclusive=False,
         launcher=SrunLauncher() if site.slurm.launcher == "srun" else SingleNodeLauncher(),
     )

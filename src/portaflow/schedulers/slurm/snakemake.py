@@ -27,10 +27,11 @@ def rule_resources(scheduler: SlurmScheduler, task: Task) -> dict[str, Any]:
     r = task.resources
     res = common_rule_resources(task)
     res.update({"slurm_partition": task.partition, "cpus_per_task": r.cores, "nodes": r.nodes})
-    if site.account:
-        res["slurm_account"] = site.account
-    if site.slurm.qos:
-        res["qos"] = site.slurm.qos
+    account, qos = scheduler.account(task.partition), scheduler.qos(task.partition)
+    if account:
+        res["slurm_account"] = account
+    if qos:
+        res["qos"] = qos
     if site.slurm.memory_rule == "per_cpu":
         del res["mem_mb"]
         res["mem_mb_per_cpu"] = scheduler.memory_per_cpu_mib(r)
@@ -58,7 +59,7 @@ def rule_resources(scheduler: SlurmScheduler, task: Task) -> dict[str, Any]:
         res["tasks"] = 1
     if site.slurm.reservation:
         extra.append(f"--reservation={site.slurm.reservation}")
-    extra += site.extra_directives
+    extra += scheduler.extra_directives(task.partition)
     if extra:
         res["slurm_extra"] = " ".join(extra)
     return res
