@@ -188,3 +188,49 @@ def test_plan_prints_one_line_per_step_saying_why(write):
     assert result.returncode == 0, result.stderr
     lines = [line for line in result.stdout.splitlines() if "wins" in line]
     assert lines == ["s: shared wins; main: charged 256 cores (whole nodes); long: charged 256 cores (whole nodes)"]
+
+
+# UPPMAX: one partition `fat` with two node kinds told apart by constraint; CBE Vienna: QOS by job length;
+# a site that accepts either of two partitions; a memory-per-core limit
+UPPMAX = """\
+name: uppmax
+scheduler: slurm
+partitions:
+  core: {max_walltime: 10d, cores_per_node: 20, memory_per_node: 128GB, max_memory_per_core: 6400MB, slurm_partition: "core,node"}
+  fat-2tb: {max_walltime: 10d, cores_per_node: 20, memory_per_node: 2TB, slurm_partition: fat, constraint: 2TB, qos_by_walltime: {rapid: 1h, short: 8h, long: 10d}}
+  fat-3tb: {max_walltime: 10d, cores_per_node: 20, memory_per_node: 3TB, slurm_partition: fat, constraint: 3TB}
+"""
+
+
+@pytest.mark.parametrize(("resources", "partition", "sent"), [
+    ({"cores": 4, "memory": "16GB", "walltime": "2h"}, "core", ["--partition=core,node"]),
+    ({"cores": 4, "memory": "64GB", "walltime": "30m"}, "fat-2tb", ["--partition=fat", "--qos=rapid", "--constraint=2TB"]),  # > 6400 MB/core
+    ({"cores": 4, "memory": "1500GB", "walltime": "2h"}, "fat-2tb", ["--partition=fat", "--qos=short", "--constraint=2TB"]),
+    ({"cores": 4, "memory": "2500GB", "walltime": "2d"}, "fat-3tb", ["--partition=fat", "--constraint=3TB"]),
+])
+def test_alias_partitions_lists_qos_by_walltime_and_memory_per_core(write, resources, partition, sent):
+    loaded, task = plan_one(write, UPPMAX, resources)
+    adapter = adapter_for(loaded)
+    options = adapter.directives(task.resources, task.partition)
+    assert task.partition == partition and all(o in options for o in sent), options
+    res = rule_resources(adapter, task)
+    assert f"--partition={res['slurm_partition']}" == sent[0] and res.get("qos") == next((o[6:] for o in options if o.startswith("--qos=")), None)
+    if partition == "fat-2tb" and resources["memory"] == "64GB":
+        assert "core: needs 59.6 GiB for 4 cores, allows at most 6 GiB per core" in task.partition_reason
+
+
+def test_qos_by_walltime_must_cover_the_partitions_limit(write):
+    with pytest.raises(SpecError, match="qos_by_walltime covers at most 8h, less than max_walltime"):
+        plan_one(write, UPPMAX.replace("long: 10d", "long: 8h"), {})
+
+
+def test_a_user_profile_that_extends_the_admins_can_drop_a_partition(write):
+    write("frontera.yaml", FRONTERA.replace("auto: false", "auto: true"))
+    user = write("mine.yaml", """\
+        name: mine
+        extends: frontera.yaml
+        partitions:
+          development: null
+    """)
+    loaded = load_site(str(user), environ={})
+    assert list(loaded.site.partitions) == ["normal"]

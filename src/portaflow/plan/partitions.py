@@ -43,6 +43,9 @@ def _misfits(request: TaskResources, part: Partition) -> list[tuple[str, str]]:
         out.append((f"{request.cores} cores", f"takes jobs of at least {part.min_cores}"))
     if request.nodes < part.min_nodes:
         out.append((f"{request.nodes} nodes", f"takes jobs of at least {part.min_nodes}"))
+    if part.max_memory_per_core is not None and request.memory_mib > part.max_memory_per_core * request.cores:
+        out.append((f"{describe_memory(request.memory_mib)} for {request.cores} cores",
+                    f"allows at most {describe_memory(part.max_memory_per_core)} per core"))
     if request.memory_mib < part.min_memory:
         out.append((f"{describe_memory(request.memory_mib)} of memory", f"takes jobs of at least {describe_memory(part.min_memory)}"))
     return out

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from portaflow.schedulers.context import RunContext
 
 
-PARTITION_SETTINGS = frozenset({"account", "qos", "extra_directives"})
+PARTITION_SETTINGS = frozenset({"account", "qos", "qos_by_walltime", "extra_directives", "slurm_partition"})
 """Partition fields that change how a job is asked for (not where its shell runs): each adapter says which it applies."""
 
 

@@ -47,11 +47,11 @@ class SlurmScheduler(Scheduler):
     def directives(self, request: TaskResources, partition: str) -> list[str]:
         """sbatch options in a stable order: where, who, how long, how big, then the admin's extras."""
         site = self.site
-        out = [f"--partition={partition}"]
+        out = [f"--partition={self.partition_name(partition)}"]
         account = self.account(partition)
         if account:
             out.append(f"--account={account}")
-        qos = self.qos(partition)
+        qos = self.qos(partition, request)
         if qos:
             out.append(f"--qos={qos}")
         if site.slurm.reservation:
@@ -72,9 +72,18 @@ class SlurmScheduler(Scheduler):
         """The partition's account, else the site's (Delta and Anvil charge CPU and GPU jobs to different accounts)."""
         return self.site.partitions[partition].account or self.site.account
 
-    def qos(self, partition: str) -> str | None:
-        """The partition's QOS, else `slurm.qos`."""
-        return self.site.partitions[partition].qos or self.site.slurm.qos
+    def qos(self, partition: str, request: TaskResources) -> str | None:
+        """The partition's QOS: the shortest of its `qos_by_walltime` that covers the job's walltime (CBE's rapid <= 1 h,
+        short <= 8 h, ...), else its `qos`, else `slurm.qos`."""
+        part = self.site.partitions[partition]
+        covering = sorted((limit, name) for name, limit in part.qos_by_walltime.items() if limit >= request.walltime_s)
+        if covering:
+            return covering[0][1]
+        return part.qos or self.site.slurm.qos
+
+    def partition_name(self, partition: str) -> str:
+        """What --partition says: the partition's `slurm_partition` when its key is an alias, else the key."""
+        return self.site.partitions[partition].slurm_partition or partition
 
     def extra_directives(self, partition: str) -> list[str]:
         """The site's `extra_directives`, then the partition's."""

@@ -26,8 +26,8 @@ def rule_resources(scheduler: SlurmScheduler, task: Task) -> dict[str, Any]:
     site = scheduler.site
     r = task.resources
     res = common_rule_resources(task)
-    res.update({"slurm_partition": task.partition, "cpus_per_task": r.cores, "nodes": r.nodes})
-    account, qos = scheduler.account(task.partition), scheduler.qos(task.partition)
+    res.update({"slurm_partition": scheduler.partition_name(task.partition), "cpus_per_task": r.cores, "nodes": r.nodes})
+    account, qos = scheduler.account(task.partition), scheduler.qos(task.partition, r)
     if account:
         res["slurm_account"] = account
     if qos:
