@@ -234,3 +234,16 @@ def test_a_user_profile_that_extends_the_admins_can_drop_a_partition(write):
     """)
     loaded = load_site(str(user), environ={})
     assert list(loaded.site.partitions) == ["normal"]
+
+
+@pytest.mark.parametrize(("walltime", "time_min"), [("20m", "--time-min=15"), ("1m", "--time-min=1"), ("2d", "--time-min=2160")])
+def test_time_min_is_a_share_of_each_jobs_walltime(write, walltime, time_min):
+    """A constant --time-min in extra_directives exceeded short jobs' --time; a share of the walltime cannot."""
+    loaded, task = plan_one(write, FRONTERA + "slurm: {time_min: 75%}\n", {"cores": 1, "memory": "1GB", "walltime": walltime})
+    adapter = adapter_for(loaded)
+    assert time_min in adapter.directives(task.resources, task.partition)
+    assert time_min in rule_resources(adapter, task)["slurm_extra"].split()
+    with pytest.raises(SpecError, match="expected a share of the job's walltime"):
+        plan_one(write, FRONTERA + "slurm: {time_min: 2h}\n", {})
+    with pytest.raises(SpecError, match="--time-min"):
+        plan_one(write, FRONTERA + "extra_directives: [--time-min=60]\n", {})

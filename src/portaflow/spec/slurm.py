@@ -62,6 +62,17 @@ def _gpu_template(value: str) -> str:
 GpuTemplate = Annotated[str, AfterValidator(_gpu_template)]
 
 
+def _percent(value: str) -> str:
+    """'80%': a share of each job's own walltime (a constant --time-min could exceed a short job's --time)."""
+    text = str(value).strip()
+    if not (text.endswith("%") and text[:-1].isdigit() and 1 <= int(text[:-1]) <= 100):
+        raise ValueError(f"expected a share of the job's walltime from '1%' to '100%', found {value!r}")
+    return text
+
+
+Percent = Annotated[str, AfterValidator(_percent)]
+
+
 class SlurmSettings(Strict):
     """How SLURM jobs are asked for beyond partition, account and size: sbatch options and the site's rules."""
 
@@ -74,5 +85,7 @@ class SlurmSettings(Strict):
                                     "(the step's, else the partition's default_gpu_model) and gpu_model_syntax is not used")
     gpu_model_syntax: GpuTemplate = Field("--gres=gpu:{model}:{n}", description="how N GPUs of a model are requested (a step's "
                                           "gpu_model, or the partition's default_gpu_model)")
+    time_min: Percent | None = Field(None, description="--time-min as a share of each job's walltime ('75%'): the job may start "
+                                                       "in a backfill gap that long, and SLURM may shorten it to no less")
     status_command: Literal["auto", "sacct", "squeue"] = Field("auto", description="how job states are read: auto: sacct when accounting answers, else squeue")
     launcher: Literal["single", "srun"] = Field("single", description="how a Parsl block starts its worker pool in the job: single: once, on the first node; srun: through srun, on every node")

@@ -21,7 +21,7 @@ from portaflow.errors import InputError, SpecError
 from portaflow.plan.model import Task, TaskResources
 from portaflow.schedulers.base import PARTITION_SETTINGS, Scheduler, run_tag
 from portaflow.spec.slurm import gpu_template_fields
-from portaflow.units import format_walltime
+from portaflow.units import format_walltime, walltime_minutes
 
 if TYPE_CHECKING:
     from portaflow.schedulers.context import RunContext
@@ -41,7 +41,7 @@ class SlurmScheduler(Scheduler):
         "--partition", "-p", "--account", "-A", "--qos", "-q", "--time", "-t", "--mem", "--mem-per-cpu",
         "--mem-per-gpu", "--gres", "--gpus", "-G", "--gpus-per-node", "--gpus-per-task", "--cpus-per-task", "-c",
         "--nodes", "-N", "--ntasks", "-n", "--job-name", "-J", "--output", "-o", "--error", "-e",
-        "--constraint", "-C", "--reservation", "--comment", "--export", "--parsable",
+        "--constraint", "-C", "--reservation", "--comment", "--export", "--parsable", "--time-min",
     })
 
     def directives(self, request: TaskResources, partition: str) -> list[str]:
@@ -60,6 +60,7 @@ class SlurmScheduler(Scheduler):
         if constraint:
             out.append(f"--constraint={constraint}")
         out.append(f"--time={format_walltime(request.walltime_s)}")
+        out.extend(self.time_min_directives(request))
         out.append(f"--nodes={request.nodes}")
         out.append("--ntasks=1")
         out.append(f"--cpus-per-task={request.cores}")
@@ -67,6 +68,14 @@ class SlurmScheduler(Scheduler):
         out.extend(self.gpu_directives(request))
         out.extend(self.extra_directives(partition))
         return out
+
+    def time_min_directives(self, request: TaskResources) -> list[str]:
+        """`--time-min` in whole minutes: `slurm.time_min` of the job's walltime (as both engines round it), rounded up,
+        so it never exceeds the job's own --time whatever its length."""
+        if not self.site.slurm.time_min:
+            return []
+        minutes = walltime_minutes(request.walltime_s)
+        return [f"--time-min={max(1, math.ceil(minutes * int(self.site.slurm.time_min[:-1]) / 100))}"]
 
     def account(self, partition: str) -> str | None:
         """The partition's account, else the site's (Delta and Anvil charge CPU and GPU jobs to different accounts)."""

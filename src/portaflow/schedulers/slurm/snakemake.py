@@ -57,6 +57,7 @@ def rule_resources(scheduler: SlurmScheduler, task: Task) -> dict[str, Any]:
             extra.append(directive)
     else:
         res["tasks"] = 1
+    extra += scheduler.time_min_directives(r)
     if site.slurm.reservation:
         extra.append(f"--reservation={site.slurm.reservation}")
     extra += scheduler.extra_directives(task.partition)
