@@ -197,7 +197,9 @@ name: uppmax
 scheduler: slurm
 partitions:
   core: {max_walltime: 10d, cores_per_node: 20, memory_per_node: 128GB, max_memory_per_core: 6400MB, slurm_partition: "core,node"}
-  fat-2tb: {max_walltime: 10d, cores_per_node: 20, memory_per_node: 2TB, slurm_partition: fat, constraint: 2TB, qos_by_walltime: {rapid: 1h, short: 8h, long: 10d}}
+  fat-2tb:
+    {max_walltime: 10d, cores_per_node: 20, memory_per_node: 2TB, slurm_partition: fat, constraint: 2TB,
+     qos_by_walltime: {rapid: 1h, short: 8h, long: 10d}}
   fat-3tb: {max_walltime: 10d, cores_per_node: 20, memory_per_node: 3TB, slurm_partition: fat, constraint: 3TB}
 """
 
