@@ -402,7 +402,8 @@ def plan_cmd(workflow: str, site: str, site_set: tuple[str, ...], params: tuple[
 
 def _task_json(task: Any) -> dict[str, Any]:
     r = task.resources
-    return {"id": task.id, "step": task.step, "partition": task.partition, "cores": r.cores, "memory_mib": r.memory_mib,
+    return {"id": task.id, "step": task.step, "partition": task.partition, "partition_reason": task.partition_reason,
+            "cores": r.cores, "memory_mib": r.memory_mib,
             "walltime_s": r.walltime_s, "gpus": r.gpus, "container": task.container, "depends": list(task.depends)}
 
 
@@ -425,6 +426,12 @@ def _plan_table(plan: Any, loaded: LoadedSite, to_run: set[str] | None, not_requ
             row.append("yes" if t.id in to_run else "not requested" if t.id in not_requested else "up to date")
         table.add_row(*row)
     console.print(table)
+    # Why each step's tasks went where they did: one line per step (its tasks share a request), not per partition.
+    seen: set[str] = set()
+    for t in plan.tasks:
+        if t.step not in seen and t.partition_reason:
+            seen.add(t.step)
+            console.print(f"{escape(t.step)}: {escape(t.partition_reason)}", soft_wrap=True, highlight=False)
 
 
 @cli.command()

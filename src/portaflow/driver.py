@@ -28,7 +28,7 @@ from portaflow.engines import engine_for
 from portaflow.engines.base import Engine, RunContext, TaskOutcome, remove_outputs
 from portaflow.engines.leftovers import RUN_ENV, stop_previous_run
 from portaflow.engines.state import Signature, StateStore, WorkdirLock, produced_inputs, signature_details, staleness
-from portaflow.errors import InputError, Interrupted, PortaflowError
+from portaflow.errors import InputError, Interrupted, PortaflowError, SpecError
 from portaflow.plan import make_plan
 from portaflow.plan.model import Plan, Task
 from portaflow.plan.planner import LocatedPlanError, located
@@ -36,6 +36,7 @@ from portaflow.preflight import preflight
 from portaflow.progress import Progress
 from portaflow.schedulers import adapter_for
 from portaflow.spec.loading import LoadedSite, LoadedWorkflow, load_site
+from portaflow.spec.variables import UnsetVariable, expand_here
 
 log = logging.getLogger(__name__)
 
@@ -107,9 +108,22 @@ def default_workdir(plan: Plan, loaded: LoadedSite) -> Path:
 
 
 def workdir_for(workflow: str, loaded: LoadedSite) -> Path:
-    """Where a workflow's outputs go on a site when no --workdir is given: the site's storage.work_dir, or ./work."""
+    """`storage.work_dir/<workflow>`, its `$NAME`s expanded here (the driver creates it), else `work/<workflow>`: where a
+    workflow's outputs go on a site when no --workdir is given.
+
+    An unset variable is refused (SpecError at the key, exit 2) before anything is created: expanding it to
+    nothing or keeping it would make a directory named `$SCRATCH` here, or write to `/portaflow`."""
     base = loaded.site.storage.work_dir
-    return Path(os.path.expandvars(base)) / workflow if base else Path("work") / workflow
+    if not base:
+        return Path("work") / workflow
+    try:
+        return Path(expand_here(base)) / workflow
+    except UnsetVariable as exc:
+        names = ", ".join("$" + n for n in exc.names)
+        raise SpecError([loaded.problem(
+            ("storage", "work_dir"), f"{base!r} uses {names}, which {'is' if len(exc.names) == 1 else 'are'} not set on this machine",
+            f"set {names} (on a login node of site {loaded.site.name} it usually is), or choose a work directory with --workdir",
+        )]) from None
 
 
 def new_run_id(engine: str) -> str:

@@ -18,6 +18,7 @@ from portaflow.plan.model import Plan
 from portaflow.schedulers import adapter_for
 from portaflow.spec.loading import LoadedSite
 from portaflow.spec.site import SiteProfile
+from portaflow.spec.variables import UnsetVariable
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,11 @@ def container_problems(plan: Plan, site: SiteProfile) -> list[str]:
             continue
         try:
             present = image_present(call)
+        except UnsetVariable as exc:
+            key = "container.images" if task.container in site.container.images else "container.image_dir"
+            problems.append(f"step {task.step}: image {call.image} for container {task.container!r} ({key} of site {site.name}) "
+                            f"cannot be checked here: {', '.join('$' + n for n in exc.names)} not set on this machine")
+            continue
         except CommandError as exc:
             problems.append(f"step {task.step}: could not check image {call.image} for container {task.container!r}: {exc}")
             continue

@@ -19,8 +19,8 @@ WORDFREQ = WORKFLOWS / "examples" / "wordfreq.yaml"
 DATA = ROOT / "tests" / "data" / "workflows"
 
 
-def run(workflow: Path, workdir: Path, engine: str, *extra: str):
-    result = run_portaflow("run", str(workflow), "--engine", engine, "--workdir", str(workdir), *extra)
+def run(workflow: Path, workdir: Path, engine: str, *extra: str, env: dict[str, str] | None = None):
+    result = run_portaflow("run", str(workflow), "--engine", engine, "--workdir", str(workdir), *extra, env=env)
     return result
 
 
@@ -161,3 +161,20 @@ def test_walltime_overrun_is_reported_as_timeout(tmp_path, engine):
     assert result.returncode == 1, result.stdout + result.stderr
     assert "TIMEOUT: ran past its walltime of 00:00:03" in result.stdout
     assert not (tmp_path / "long.txt").exists()
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_gpu_tasks_see_the_devices_they_asked_for_under_both_engines(tmp_path, write, engine):
+    """Parsl used to pin each worker to one device (a 2-GPU task saw one) and Snakemake set nothing (a task saw all)."""
+    site = write("gpu-box.yaml", """\
+        name: gpu-box
+        scheduler: local
+        partitions: {local: {max_walltime: 1h, cores_per_node: 4, memory_per_node: 4GB, gpus_per_node: 2}}
+        polling: {interval: 1s}
+    """)
+    workdir = tmp_path / "work"
+    result = run(DATA / "gpu_devices.yaml", workdir, engine, "--site", str(site),
+                 env={"CUDA_VISIBLE_DEVICES": "", "XDG_RUNTIME_DIR": str(tmp_path)})
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (workdir / "two.txt").read_text() == "0,1"
+    assert (workdir / "one_a.txt").read_text() in ("0", "1") and (workdir / "one_b.txt").read_text() in ("0", "1")

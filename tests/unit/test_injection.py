@@ -392,14 +392,13 @@ def test_validate_with_a_site_checks_that_each_step_fits(tmp_path):
 
 
 def test_a_container_cache_dir_expands_variables_but_runs_nothing(tmp_path):
-    """container.cache_dir is written in double quotes so that `$SCRATCH` expands in the job; a command substitution
-    in it stays text."""
-    from portaflow.containers import double_quoted
+    """container.cache_dir is written so that `$SCRATCH` expands in the job; a command substitution in it stays text."""
+    from portaflow.spec.variables import shell_word
 
     canary = tmp_path / "CANARY"
     for value, expected in [("$SCRATCH/cache", "/s/cache"), ("${SCRATCH}/c", "/s/c"), (f"$(touch {canary})", f"$(touch {canary})"),
-                            (f"${{X:-$(touch {canary})}}", f"$(touch {canary})"), (f"`touch {canary}`\"", f"`touch {canary}`\"")]:
-        echoed = subprocess.run(["bash", "-c", f"SCRATCH=/s; printf '%s' {double_quoted(value)}"], capture_output=True, text=True)
+                            (f"${{X:-$(touch {canary})}}", f"${{X:-$(touch {canary})}}"), (f"`touch {canary}`\"", f"`touch {canary}`\"")]:
+        echoed = subprocess.run(["bash", "-c", f"SCRATCH=/s; printf '%s' {shell_word(value)}"], capture_output=True, text=True)
         assert echoed.stdout == expected
     assert not canary.exists()
 

@@ -353,7 +353,7 @@ def test_unknown_placeholder_in_gpu_syntax_fails_validate(write):
           gpu_syntax: "--gpus={n}:{typo}"
     """)
     code, out = validate(str(path))
-    assert code == 2 and f"{path}:5:15: slurm.gpu_syntax: unknown field {{typo}} (gpu_syntax may use {{n}})" in out
+    assert code == 2 and f"{path}:5:15: slurm.gpu_syntax: unknown field {{typo}} (gpu_syntax may use {{model}}, {{n}})" in out
     code, out = plan(str(WORKFLOWS / "hep" / "zmumu-gpu.yaml"), "--site", str(path))  # before: KeyError, exit 1
     assert code == 2 and "Traceback" not in out and "{typo}" in out
 

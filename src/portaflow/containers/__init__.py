@@ -7,11 +7,11 @@ the shell line gives both engines the same behaviour, per step and per site.
 
 from __future__ import annotations
 
-import re
 import shlex
 from dataclasses import dataclass
 
 from portaflow.spec.site import SiteProfile
+from portaflow.spec.variables import shell_word
 
 DEFAULT_GPU_FLAGS = {
     "apptainer": ["--nv"],
@@ -47,12 +47,22 @@ def container_call(site: SiteProfile, name: str | None) -> ContainerCall | None:
     return ContainerCall(runtime, site.container.executable or runtime, resolve_image(site, name))
 
 
-def double_quoted(value: str) -> str:
-    """`value` in double quotes for a POSIX shell: `$NAME` and `${NAME}` in it are expanded where the line runs, but
-    quotes, backslashes, backquotes and any other `$` (a command substitution `$(...)`, `$$`) are literal."""
-    escaped = "".join("\\" + c if c in '"\\`' or (c == "$" and not re.match(r"[A-Za-z_{]", value[i + 1:i + 2])) else c
-                      for i, c in enumerate(value))
-    return f'"{escaped}"'
+def site_binds(site: SiteProfile) -> list[str]:
+    """The site's bind mounts (`container.binds`, then `storage.scratch_dir`), each once.
+
+    Why once: a profile may name the same place twice (`binds: [$TMPDIR]` and `scratch_dir: $TMPDIR`), and a
+    runtime given a destination twice either refuses or mounts it twice. `/x` and `/x:/x` are the same bind."""
+    binds = [*site.container.binds, *([site.storage.scratch_dir] if site.storage.scratch_dir else [])]
+    seen: set[tuple[str, ...]] = set()
+    out = []
+    for bind in binds:
+        src, _, rest = bind.partition(":")
+        dst, _, opts = rest.partition(":")
+        key = (src.rstrip("/") or "/", (dst or src).rstrip("/") or "/", opts)
+        if key not in seen:
+            seen.add(key)
+            out.append(bind)
+    return out
 
 
 def wrap(command: str, call: ContainerCall | None, site: SiteProfile, workdir: str, gpus: int, env_names: list[str]) -> str:
@@ -64,9 +74,9 @@ def wrap(command: str, call: ContainerCall | None, site: SiteProfile, workdir: s
     if call is None:
         return command
     settings = site.container
-    binds = [workdir, *settings.binds]
-    if site.storage.scratch_dir:
-        binds.append(site.storage.scratch_dir)
+    # The work directory is a path on this machine (quoted as it is); the site's binds and image are the site's
+    # names, whose `$NAME`s the job's shell expands on the node (portaflow.spec.variables).
+    binds = [b for b in site_binds(site) if b.rstrip("/") != workdir.rstrip("/")]
     gpu_flags = (shlex.split(settings.gpu_flag) if settings.gpu_flag else DEFAULT_GPU_FLAGS[call.runtime]) if gpus else []
     passed = sorted(set(env_names) | set(settings.env_passthrough))
     q = shlex.quote
@@ -75,16 +85,16 @@ def wrap(command: str, call: ContainerCall | None, site: SiteProfile, workdir: s
         if settings.cache_dir:
             # Where the runtime keeps pulled and converted images (else ~/.apptainer/cache): exported for this one
             # command on the node the step runs on, under both names (Apptainer reads the first, SingularityCE and
-            # older Apptainer the second); double-quoted so that the job's shell expands e.g. $SCRATCH in it.
-            cache = double_quoted(settings.cache_dir)
+            # older Apptainer the second); the job's shell expands e.g. $SCRATCH in it.
+            cache = shell_word(settings.cache_dir)
             words = [f"APPTAINER_CACHEDIR={cache}", f"SINGULARITY_CACHEDIR={cache}", *words]
-        words += [f"--bind {q(b)}" for b in binds]
+        words += [f"--bind {q(workdir)}"] + [f"--bind {shell_word(b)}" for b in binds]
         # Apptainer needs NAME=value; the value is expanded by the job's shell, in double quotes.
         words += [f'--env {name}="${{{name}}}"' for name in passed]
     else:
         words = [q(call.executable), "run", "--rm", "--workdir", q(workdir)]
-        words += [f"--volume {q(b if ':' in b else f'{b}:{b}')}" for b in binds]
+        words += [f"--volume {q(f'{workdir}:{workdir}')}"] + [f"--volume {shell_word(b if ':' in b else f'{b}:{b}')}" for b in binds]
         words += [f"--env {q(name)}" for name in passed]
     words += [q(a) for a in (*gpu_flags, *settings.run_options)]
     quoted = " ".join(words)
-    return f"{quoted} {shlex.quote(call.image)} bash -c {shlex.quote(command)}"
+    return f"{quoted} {shell_word(call.image)} bash -c {shlex.quote(command)}"

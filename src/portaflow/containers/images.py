@@ -13,6 +13,7 @@ from pathlib import Path
 from portaflow.commands import CommandError, run_command
 from portaflow.containers import ContainerCall
 from portaflow.hashing import sha256_file
+from portaflow.spec.variables import expand_here
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +30,14 @@ def uses_files(call: ContainerCall) -> bool:
     return call.runtime in ("apptainer", "singularity")
 
 
+def image_here(call: ContainerCall) -> str:
+    """The image's location as this machine sees it: the site's `$NAME`s (e.g. `image_dir: $PROJECT/containers`,
+    expanded in the job by its shell) expanded with this process's environment, for checking and hashing it here.
+
+    Raises spec.variables.UnsetVariable when the location names a variable this machine does not set."""
+    return expand_here(call.image)
+
+
 def image_present(call: ContainerCall) -> bool:
     """Whether the image is on this machine (remote references count as present: the runtime pulls them).
 
@@ -39,7 +48,7 @@ def image_present(call: ContainerCall) -> bool:
         log.debug("image %s: remote, pulled by %s when a step starts", call.image, call.runtime)
         return True
     if uses_files(call):
-        present = Path(call.image).exists()
+        present = Path(image_here(call)).exists()
         log.debug("image %s: %s", call.image, "present" if present else "no such file or directory")
         return present
     # `podman image exists` answers 0 or 1, anything else is an error; docker's inspect says 1 for both
@@ -63,7 +72,11 @@ def image_digest(call: ContainerCall) -> str | None:
         log.debug("image %s: remote, no digest before it is pulled", call.image)
         return None
     if uses_files(call):
-        path = Path(call.image)
+        try:
+            path = Path(image_here(call))
+        except ValueError as exc:
+            log.warning("image %s: digest unknown, %s", call.image, exc)
+            return None
         digest = f"sha256:{sha256_file(path)}" if path.is_file() else None
         log.info("image %s: digest %s", call.image, digest or "none (a directory, not a SIF file)")
         return digest

@@ -66,6 +66,8 @@ class Task:
     retries: int
     depends: tuple[str, ...]
     dask: DaskPlan | None = None
+    partition_reason: str = ""
+    """Why `partition` won and each other partition lost, in one line (`portaflow plan`)."""
 
     def input_paths(self) -> list[str]:
         out: list[str] = []

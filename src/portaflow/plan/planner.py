@@ -13,7 +13,7 @@ from typing import Any
 from portaflow.errors import InputError, PlanError, Problem, SpecError
 from portaflow.gctools import paused_gc
 from portaflow.plan.model import DaskPlan, OutputPlan, Plan, Task, TaskResources
-from portaflow.plan.partitions import choose_partition
+from portaflow.plan.partitions import choose_partition, choose_partition_explained, with_partition_gpu_model
 from portaflow.plan.templates import TemplateError, fields, render_arg, render_command, render_path
 from portaflow.spec.limits import MAX_FANOUT, MAX_PLAN_PATHS, MAX_PLAN_TASKS, limit_message
 from portaflow.spec.loading import parse_value
@@ -314,11 +314,12 @@ def _expand_step(name: str, step: Step, params: Mapping[str, Any], scatter: Mapp
         dask_plan = _dask_plan(name, step, site) if step.kind == "dask" else None
         if dask_plan and dask_plan.mode in ("local", "in_allocation"):
             request = _with_in_allocation_workers(request, dask_plan)
-        partition = choose_partition(site, request, f"step {name}")
+        partition, reason = choose_partition_explained(site, request, f"step {name}")
     except LocatedPlanError:
         raise
     except PlanError as exc:  # the step's request does not fit the site: located at its resources
         raise LocatedPlanError(str(exc), ("steps", name, "resources")) from None
+    request = with_partition_gpu_model(request, site.partitions[partition])
     where = f"steps.{name}"
     output_specs = step.output_specs()
     for key, spec in output_specs.items():
@@ -362,7 +363,7 @@ def _expand_step(name: str, step: Step, params: Mapping[str, Any], scatter: Mapp
         yield Task(
             id=task_id, display=display, step=name, kind=step.kind, scatter=tuple(combo.items()),
             inputs=inputs, outputs=outputs, command=command, resources=request, partition=partition,
-            container=step.container, env=env, retries=step.retries, depends=(), dask=dask_plan,
+            container=step.container, env=env, retries=step.retries, depends=(), dask=dask_plan, partition_reason=reason,
         )
 
 
@@ -431,6 +432,8 @@ def _dask_plan(name: str, step: Step, site: SiteProfile) -> DaskPlan:
     gpu_req = TaskResources(threads, memory, walltime, gpus=1, gpu_model=step.resources.gpu_model)
     cpu_part = site.dask.worker_partition or (choose_partition(site, cpu_req, f"step {name} (CPU Dask worker)") if cpu else None)
     gpu_part = site.dask.gpu_worker_partition or (choose_partition(site, gpu_req, f"step {name} (GPU Dask worker)") if gpu else None)
+    if gpu_part in site.partitions:
+        gpu_req = with_partition_gpu_model(gpu_req, site.partitions[gpu_part])
     return DaskPlan(
         mode, cpu, gpu, threads, memory, site.dask.gpu_resource,
         cpu_worker=cpu_req if cpu else None, cpu_worker_partition=cpu_part,

@@ -24,13 +24,17 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from portaflow.errors import InputError, SpecError
+from portaflow.errors import InputError, Problem, SpecError
 from portaflow.plan.model import Task, TaskResources
 from portaflow.spec.loading import LoadedSite
 from portaflow.units import walltime_minutes
 
 if TYPE_CHECKING:
     from portaflow.schedulers.context import RunContext
+
+
+PARTITION_SETTINGS = frozenset({"account", "qos", "qos_by_walltime", "extra_directives", "slurm_partition"})
+"""Partition fields that change how a job is asked for (not where its shell runs): each adapter says which it applies."""
 
 
 class Scheduler:
@@ -50,6 +54,9 @@ class Scheduler:
     snakemake_submission: ClassVar[re.Pattern[str] | None] = None
     """The message the executor plugin logs when it submitted a job (groups `id`: the scheduler's job id, `job`:
     Snakemake's, if the message names it). Snakemake logs no structured event with the id (engines.snakemake_events)."""
+    partition_settings: ClassVar[frozenset[str]] = frozenset()
+    """Which per-partition job settings (PARTITION_SETTINGS) this scheduler applies; a profile setting another is refused.
+    (A partition's `modules` and `worker_init` go into the job's shell, on every scheduler.)"""
     snakemake_failure_names_job: ClassVar[bool] = False
     """Whether a failed step's report names the scheduler job it ran in (where a job id is what a person looks up)."""
 
@@ -61,6 +68,12 @@ class Scheduler:
     def directives(self, request: TaskResources, partition: str) -> list[str]:
         """The scheduler options for one job of this size on this partition."""
         return []
+
+    def task_prologue(self, ctx: RunContext, task: Task) -> tuple[list[str], list[str]]:
+        """Shell lines a task's job runs before its command, under every engine (`RunContext.shell_line`), and the
+        environment variables they export (passed into the step's container). Nothing by default: a scheduler
+        that hands each job its own devices (SLURM's GRES) needs none."""
+        return [], []
 
     # -- Parsl -----------------------------------------------------------------------------------
     def parsl_provider(self, ctx: RunContext, label: str, tasks: list[Task], offline: bool = False) -> Any:
@@ -165,16 +178,21 @@ class Scheduler:
         return text.split("=", 1)[0].split(None, 1)[0] if text else text
 
     def check(self) -> None:
-        """Refuse extra directives that override a managed flag (SpecError pointing at the line)."""
+        """Refuse extra directives (the site's and each partition's) that override a managed flag, and per-partition
+        settings this scheduler does not apply (SpecError pointing at the line)."""
         problems = []
-        for index, directive in enumerate(self.site.extra_directives):
-            flag = self.flag_name(directive)
-            if flag in self.managed_flags:
-                problems.append(self.loaded.problem(
-                    ("extra_directives", index), f"{directive!r} sets {flag}, which portaflow manages from the plan",
-                    "set it through the profile's own key (partition limits, account, slurm.qos, slurm.memory_rule, slurm.gpu_syntax) or "
-                    "the step's resources",
-                ))
+        places = [(("extra_directives",), self.site.extra_directives)]
+        places += [(("partitions", name, "extra_directives"), part.extra_directives) for name, part in self.site.partitions.items()]
+        for keypath, directives in places:
+            for index, directive in enumerate(directives):
+                flag = self.flag_name(directive)
+                if flag in self.managed_flags:
+                    problems.append(self.loaded.problem(
+                        (*keypath, index), f"{directive!r} sets {flag}, which portaflow manages from the plan",
+                        "set it through the profile's own key (partition limits, account, slurm.qos, slurm.memory_rule, slurm.gpu_syntax) or "
+                        "the step's resources",
+                    ))
+        problems += self.partition_setting_problems()
         if problems:
             raise SpecError(problems)
 
@@ -185,6 +203,18 @@ class Scheduler:
         raise InputError(f"{flags}: for the local site only; site {self.site.name} (scheduler {self.site.scheduler}) takes its sizes "
                          "and limits from its profile: use --site-set (e.g. polling.max_queued_jobs=N, parsl.max_blocks=N, "
                          "snakemake.jobs=N)")
+
+    def partition_setting_problems(self) -> list[Problem]:
+        """A partition's own account, qos or extra_directives where this scheduler would not apply them (rather than
+        ignore them): each at its line."""
+        problems = []
+        for name, part in self.site.partitions.items():
+            for key in sorted(PARTITION_SETTINGS - self.partition_settings):
+                if getattr(part, key):
+                    problems.append(self.loaded.problem(
+                        ("partitions", name, key), f"{self.name} sites do not apply a partition's own {key}",
+                        f"set it for the whole site, or remove it (per-partition {key} is read on SLURM sites)"))
+        return problems
 
     def check_user_values(self) -> None:
         """Before planning a run: values each user must supply (an account where the site requires one)."""

@@ -19,14 +19,23 @@ from portaflow.errors import Interrupted
 from portaflow.plan.model import Plan, Task
 from portaflow.runtime.dask_cluster import ENV_VAR as DASK_ENV_VAR
 from portaflow.spec.loading import LoadedSite
+from portaflow.spec.variables import shell_word
 
 if TYPE_CHECKING:
     from portaflow.schedulers.base import Scheduler
 
 
-def module_lines(site: Any) -> list[str]:
-    """`module load` for each of the site's modules, names quoted (one rule for every job script portaflow writes)."""
-    return [f"module load {shlex.quote(m)}" for m in site.environment.modules]
+def module_lines(site: Any, partition: str | None = None) -> list[str]:
+    """`module load` for each of the site's modules, then the partition's (`partitions.NAME.modules`: Anvil's
+    `modtree/gpu` only for GPU jobs), names quoted (one rule for every job script portaflow writes)."""
+    extra = site.partitions[partition].modules if partition in site.partitions else []
+    return [f"module load {shlex.quote(m)}" for m in [*site.environment.modules, *extra]]
+
+
+def init_lines(site: Any, partition: str | None = None) -> list[str]:
+    """The site's `worker_init` lines, then the partition's (wICE: `module load cluster/wice/<queue>`)."""
+    extra = site.partitions[partition].worker_init if partition in site.partitions else []
+    return [*site.environment.worker_init, *extra]
 
 
 @dataclass
@@ -76,14 +85,20 @@ class RunContext:
         """
         site = self.site
         lines = ["set -eo pipefail", f"cd {shlex.quote(str(self.workdir))}"]
-        lines += module_lines(site)
-        lines += list(site.environment.worker_init)
-        env = {**site.environment.env, **task.env}
+        lines += module_lines(site, task.partition)
+        lines += init_lines(site, task.partition)
+        # The site's values are the site's names: the job's shell expands their `$NAME`s on the node
+        # (`PATH: /opt/tool/bin:$PATH`). The step's own values come from the workflow and its parameters: literal.
+        exports = {name: shell_word(value) for name, value in site.environment.env.items()}
+        own = dict(task.env)
         if task.dask is not None:
-            env[DASK_ENV_VAR] = json.dumps(self.dask_settings(task), sort_keys=True, separators=(",", ":"))
-        lines += [f"export {name}={shlex.quote(value)}" for name, value in env.items()]
+            own[DASK_ENV_VAR] = json.dumps(self.dask_settings(task), sort_keys=True, separators=(",", ":"))
+        exports.update({name: shlex.quote(value) for name, value in own.items()})
+        lines += [f"export {name}={word}" for name, word in exports.items()]
+        prologue, exported = self.scheduler.task_prologue(self, task)
+        lines += prologue
         call = None if self.scheduler.runs_containers() else container_call(site, task.container)
-        command = wrap(task.command, call, site, str(self.workdir), task.resources.gpus, list(env))
+        command = wrap(task.command, call, site, str(self.workdir), task.resources.gpus, [*exports, *exported])
         # The step's own walltime, enforced the same way on every site and engine (a Parsl block may run
         # several tasks; SLURM checks limits only every ~30 s): exit 124 means it ran out of time.
         # `timeout` runs the step in a process group of its own (so a timeout stops all of it); signals

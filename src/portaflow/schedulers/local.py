@@ -8,6 +8,38 @@ from portaflow.plan.model import Task
 from portaflow.schedulers.base import Scheduler
 from portaflow.schedulers.parsl_blocks import worker_init
 
+GPU_LOCK_DIR = '"${XDG_RUNTIME_DIR:-/tmp}/portaflow-gpus-$(id -u)"'
+"""Where a local task's shell locks the GPUs it uses (one file per device): machine-wide for the user, so that tasks
+of every engine and every run on this machine share the devices without two using one at once."""
+
+
+def gpu_claim_lines(gpus: int, devices: int) -> list[str]:
+    """Shell lines that give a task `gpus` devices of the `devices` this machine has, none another task holds, and export
+    them as CUDA_VISIBLE_DEVICES (the ids are those of an inherited CUDA_VISIBLE_DEVICES, else 0..devices-1).
+
+    Why here and not by the engine: Parsl's HighThroughputExecutor pins each worker to one accelerator (a 2-GPU task
+    saw one GPU) and Snakemake's local executor sets nothing (a task saw every GPU), so the two engines ran the same
+    step differently. Each device is an flock held by the task's shell until it ends; a task takes all it needs or
+    none and tries again a second later, so two tasks never wait for each other's devices."""
+    ids = ",".join(str(i) for i in range(devices))
+    return [
+        f"pf_gpu_dir={GPU_LOCK_DIR}; mkdir -p \"$pf_gpu_dir\"",
+        f'IFS=, read -ra pf_devices <<< "${{CUDA_VISIBLE_DEVICES:-{ids}}}"',
+        "pf_claimed=(); pf_fds=()",
+        f"while [ ${{#pf_claimed[@]}} -lt {gpus} ]; do",
+        '  for pf_d in "${pf_devices[@]}"; do',
+        f"    [ ${{#pf_claimed[@]}} -ge {gpus} ] && break",
+        '    exec {pf_fd}>"$pf_gpu_dir/$pf_d.lock"',
+        '    if flock -n "$pf_fd"; then pf_claimed+=("$pf_d"); pf_fds+=("$pf_fd"); else exec {pf_fd}>&-; fi',
+        "  done",
+        f"  if [ ${{#pf_claimed[@]}} -lt {gpus} ]; then",
+        '    for pf_fd in "${pf_fds[@]}"; do exec {pf_fd}>&-; done',
+        "    pf_claimed=(); pf_fds=(); sleep 1",
+        "  fi",
+        "done",
+        'export CUDA_VISIBLE_DEVICES=$(IFS=,; echo "${pf_claimed[*]}")',
+    ]
+
 if TYPE_CHECKING:
     from portaflow.schedulers.context import RunContext
 
@@ -23,19 +55,31 @@ class LocalScheduler(Scheduler):
         return LocalProvider(init_blocks=1, min_blocks=0, max_blocks=1, worker_init=worker_init(ctx))
 
     def parsl_executor_options(self, ctx: RunContext, tasks: list[Task]) -> dict[str, Any]:
-        """One block, this machine: as many workers as the partition's node holds, each with the task's cores and GPUs."""
+        """One block, this machine: as many workers as the partition's node holds, each with the task's cores and GPUs.
+
+        No `available_accelerators`: Parsl would pin each worker to one device whatever the task asks for; the task's
+        shell claims its devices instead (`task_prologue`), as under Snakemake."""
         request = tasks[0].resources
         part = self.site.partitions[tasks[0].partition]
-        workers = max(1, min(part.cores_per_node // request.cores, part.memory_per_node // max(request.memory_mib, 1),
-                             self.site.polling.max_queued_jobs))
-        return {"max_workers_per_node": workers, "cores_per_worker": request.cores,
-                "available_accelerators": [str(i) for i in range(request.gpus)]}
+        fits = [part.cores_per_node // request.cores, part.memory_per_node // max(request.memory_mib, 1), self.site.polling.max_queued_jobs]
+        if request.gpus:
+            fits.append(part.gpus_per_node // request.gpus)
+        return {"max_workers_per_node": max(1, min(fits)), "cores_per_worker": request.cores, "available_accelerators": []}
+
+    def task_prologue(self, ctx: RunContext, task: Task) -> tuple[list[str], list[str]]:
+        """A GPU task claims its devices on this machine and sees only them (CUDA_VISIBLE_DEVICES), under both engines."""
+        if not task.resources.gpus:
+            return [], []
+        devices = self.site.partitions[task.partition].gpus_per_node
+        return gpu_claim_lines(task.resources.gpus, devices), ["CUDA_VISIBLE_DEVICES"]
 
     def snakemake_profile(self, ctx: RunContext) -> dict[str, Any]:
-        """Snakemake's local executor: this machine's size, and how many tasks at once (each rule takes one `portaflow_tasks`)."""
+        """Snakemake's local executor: this machine's size, GPUs included (so that it never starts more GPU tasks than
+        there are devices; each task's shell then claims which ones), and how many tasks at once (each rule takes one
+        `portaflow_tasks`)."""
         part = self.site.partitions[self.site.default_partition]
-        return {"cores": part.cores_per_node,
-                "resources": [f"mem_mb={part.memory_per_node}", f"portaflow_tasks={self.site.polling.max_queued_jobs}"]}
+        resources = [f"mem_mb={part.memory_per_node}"] + ([f"gpu={part.gpus_per_node}"] if part.gpus_per_node else [])
+        return {"cores": part.cores_per_node, "resources": [*resources, f"portaflow_tasks={self.site.polling.max_queued_jobs}"]}
 
     def snakemake_resources(self, ctx: RunContext, task: Task) -> dict[str, Any]:
         return {**super().snakemake_resources(ctx, task), "portaflow_tasks": 1}

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from portaflow.plan.model import Task
-from portaflow.schedulers.context import module_lines
+from portaflow.schedulers.context import init_lines, module_lines
 
 if TYPE_CHECKING:
     from portaflow.schedulers.context import RunContext
@@ -28,12 +28,12 @@ ProviderFactory = Callable[["RunContext", str, list[Task], bool], Any]
 """(run context, executor label, the executor's tasks, offline) -> the executor's provider."""
 
 
-def worker_init(ctx: RunContext, driver_path: bool = True) -> str:
-    """A block's shell set-up: the site's modules and worker_init; without a worker_init of the site's own, the
-    driver's Python environment first on PATH (Parsl finds its worker scripts there). `driver_path=False` where the
-    block runs in an image holding its own environment (a Kubernetes pod)."""
+def worker_init(ctx: RunContext, driver_path: bool = True, partition: str | None = None) -> str:
+    """A block's shell set-up: the site's (and its partition's) modules and worker_init; without a worker_init of the
+    site's own, the driver's Python environment first on PATH (Parsl finds its worker scripts there).
+    `driver_path=False` where the block runs in an image holding its own environment (a Kubernetes pod)."""
     site = ctx.site
-    lines = module_lines(site) + list(site.environment.worker_init)
+    lines = module_lines(site, partition) + init_lines(site, partition)
     if driver_path and not site.environment.worker_init:
         lines.append(f"export PATH={Path(sys.executable).parent}:$PATH")
     return "\n".join(lines)

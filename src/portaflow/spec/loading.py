@@ -149,12 +149,18 @@ def _extends_chain(path: Path, seen: list[Path], document: YamlDocument | None =
     return [doc, *_extends_chain(parent_path, [*seen, resolved])]
 
 
-def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
-    """Mappings merge key by key; everything else (lists included) is replaced by the child's value."""
+def _deep_merge(base: dict[str, Any], over: dict[str, Any], path: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Mappings merge key by key; everything else (lists included) is replaced by the child's value.
+
+    A partition the child sets to null (`partitions: {develbooster: null}`) is dropped: a user's profile that extends
+    the admin's can keep a queue out of its runs. (Only partitions: elsewhere null is a value, e.g.
+    `htcondor.runtime_attribute: null`.)"""
     out = dict(base)
     for key, value in over.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _deep_merge(out[key], value)
+        if value is None and path == ("partitions",):
+            out.pop(key, None)
+        elif isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value, (*path, key))
         else:
             out[key] = value
     return out

@@ -7,17 +7,22 @@ reads lives in that scheduler's own section (`slurm:`, `htcondor:`, `kubernetes:
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, StringConstraints, model_validator
 
 from portaflow.spec.htcondor import HTCondorSettings
 from portaflow.spec.kubernetes import KubernetesSettings
 from portaflow.spec.slurm import SlurmSettings
 from portaflow.spec.types import CoresOrAuto, EnvName, Identifier, MemoryMiB, MemoryOrAuto, OneLine, SchedulerWord, WalltimeSeconds
 from portaflow.spec.workflow import Strict
+from portaflow.units import describe_walltime
 
 ContainerRuntime = Literal["apptainer", "singularity", "podman", "docker", "none"]
+
+
+SlurmPartitionList = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]+(,[A-Za-z0-9_.-]+)*$")]
+"""One SLURM partition name, or several separated by commas (sbatch takes the first that can start the job)."""
 
 
 class Partition(Strict):
@@ -28,9 +33,47 @@ class Partition(Strict):
     memory_per_node: MemoryOrAuto = Field(..., description="memory a job may ask for on one node")
     gpus_per_node: int = Field(0, ge=0)
     gpu_models: list[SchedulerWord] = Field(default_factory=list, description="GPU models offered, as the site names them")
+    default_gpu_model: SchedulerWord | None = Field(None, description="the model a GPU step that names none is given here (asked for by name)")
     max_nodes: int = Field(1, ge=1)
     default: bool = Field(False, description="used for helper jobs (Parsl blocks, Dask workers) when nothing else decides")
     constraint: OneLine | None = Field(None, description="a --constraint always added for this partition")
+    priority: int = Field(0, description="preference among partitions that fit a task (higher first), after 'fewest GPUs'")
+    auto: bool = Field(True, description="false: never chosen by the plan itself; only where the profile names it "
+                                         "(dask worker partitions) or a user turns it on (--site-set partitions.NAME.auto=true)")
+    min_cores: int = Field(1, ge=1, description="fewest cores a job here may ask for (the site refuses smaller jobs)")
+    min_nodes: int = Field(1, ge=1, description="fewest nodes a job here may ask for")
+    min_memory: MemoryMiB = Field(0, description="least memory a job here may ask for")
+    exclusive: bool = Field(False, description="jobs get (and are charged) whole nodes: small tasks go to shared partitions")
+    account: SchedulerWord | None = Field(None, description="account (budget) for this partition's jobs, instead of the site's")
+    qos: SchedulerWord | None = Field(None, description="SLURM: --qos for this partition's jobs, instead of slurm.qos")
+    qos_by_walltime: dict[str, WalltimeSeconds] = Field(default_factory=dict, description="SLURM: QOS name -> longest walltime it "
+                                                        "allows; a job gets the shortest that covers its walltime (instead of qos)")
+    slurm_partition: SlurmPartitionList | None = Field(None, description="SLURM: the partition name(s) sent (--partition), when the "
+                                                       "key is an alias (one queue with several constraints) or the site accepts a list ('lsst,htc')")
+    max_memory_per_core: MemoryMiB | None = Field(None, description="most memory per requested core a job may ask for here")
+    extra_directives: list[str] = Field(default_factory=list, description="scheduler options added to this partition's jobs, after the site's")
+    modules: list[OneLine] = Field(default_factory=list, description="environment modules loaded in this partition's jobs, after the site's")
+    worker_init: list[OneLine] = Field(default_factory=list, description="shell lines run in this partition's jobs, after the site's worker_init")
+
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Partition:
+        if self.min_nodes > self.max_nodes:
+            raise ValueError(f"min_nodes {self.min_nodes} is more than max_nodes {self.max_nodes}")
+        if isinstance(self.cores_per_node, int) and self.min_cores > self.cores_per_node:
+            raise ValueError(f"min_cores {self.min_cores} is more than cores_per_node {self.cores_per_node}")
+        if self.qos and self.qos_by_walltime:
+            raise ValueError("qos and qos_by_walltime both set: give one")
+        if self.qos_by_walltime and isinstance(self.max_walltime, int) and max(self.qos_by_walltime.values()) < self.max_walltime:
+            raise ValueError(f"qos_by_walltime covers at most {describe_walltime(max(self.qos_by_walltime.values()))}, less than "
+                             f"max_walltime ({describe_walltime(self.max_walltime)}): add a QOS for the longest jobs, or lower max_walltime")
+        if self.default_gpu_model is None:
+            return self
+        if not self.gpus_per_node:
+            raise ValueError(f"default_gpu_model {self.default_gpu_model!r} on a partition without GPUs (gpus_per_node is 0)")
+        if self.gpu_models and self.default_gpu_model not in self.gpu_models:
+            raise ValueError(f"default_gpu_model {self.default_gpu_model!r} is not one of this partition's gpu_models ({', '.join(self.gpu_models)})")
+        return self
 
 
 class ContainerSettings(Strict):

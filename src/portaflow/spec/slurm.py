@@ -12,6 +12,7 @@ every site; grouped here, a profile says which scheduler it is for, as `htcondor
 
 from __future__ import annotations
 
+import string
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field
@@ -34,8 +35,17 @@ MOVED_TO_SLURM: dict[tuple[str, ...], tuple[str, ...]] = {
 its new place (not a bare 'unknown key'), so an admin knows what to change."""
 
 
-GPU_SYNTAX_FIELDS = ("n",)
-"""The fields `slurm.gpu_syntax` may use: {n}, the number of GPUs."""
+GPU_SYNTAX_FIELDS = ("n", "model")
+"""The fields `slurm.gpu_syntax` may use: {n}, the number of GPUs, and {model}, the GPU model (the step's, else its
+partition's `default_gpu_model`)."""
+
+
+def gpu_template_fields(value: str) -> list[str]:
+    """The placeholders of a GPU request template (`{{`/`}}` are literal braces); ValueError for broken braces."""
+    try:
+        return [name for _, name, _, _ in string.Formatter().parse(value) if name is not None]
+    except ValueError as exc:
+        raise ValueError(f"{value!r} is not a template: {exc} (write a literal brace as '{{{{' or '}}}}')") from None
 
 GPU_MODEL_SYNTAX_FIELDS = ("n", "model")
 """The fields `slurm.gpu_model_syntax` may use: {n} and {model}, the GPU model a step names."""
@@ -46,6 +56,17 @@ GpuTemplate = Annotated[OneLine, AfterValidator(template_validator(GPU_SYNTAX_FI
 GpuModelTemplate = Annotated[OneLine, AfterValidator(template_validator(GPU_MODEL_SYNTAX_FIELDS, "gpu_model_syntax", required=("n",)))]
 
 
+def _percent(value: str) -> str:
+    """'80%': a share of each job's own walltime (a constant --time-min could exceed a short job's --time)."""
+    text = str(value).strip()
+    if not (text.endswith("%") and text[:-1].isdigit() and 1 <= int(text[:-1]) <= 100):
+        raise ValueError(f"expected a share of the job's walltime from '1%' to '100%', found {value!r}")
+    return text
+
+
+Percent = Annotated[str, AfterValidator(_percent)]
+
+
 class SlurmSettings(Strict):
     """How SLURM jobs are asked for beyond partition, account and size: sbatch options and the site's rules."""
 
@@ -53,7 +74,12 @@ class SlurmSettings(Strict):
     reservation: SchedulerWord | None = Field(None, description="--reservation for every job")
     constraint: OneLine | None = Field(None, description="--constraint for every job (AND-ed with a partition's own constraint)")
     memory_rule: Literal["per_node", "per_cpu", "none"] = Field("per_node", description="per_node: --mem; per_cpu: --mem-per-cpu; none: no memory flag")
-    gpu_syntax: GpuTemplate = Field("--gres=gpu:{n}", description="how N GPUs are requested, e.g. '--gres=gpu:{n}', '--gpus={n}', '--gpus-per-node={n}'")
-    gpu_model_syntax: GpuModelTemplate = Field("--gres=gpu:{model}:{n}", description="how N GPUs of a model are requested")
+    gpu_syntax: GpuTemplate = Field("--gres=gpu:{n}", description="how N GPUs are requested, e.g. '--gres=gpu:{n}', '--gpus={n}', "
+                                    "'--gpus-per-node={n}'; with {model} ('--gpus={model}:{n}') every GPU request names its model "
+                                    "(the step's, else the partition's default_gpu_model) and gpu_model_syntax is not used")
+    gpu_model_syntax: GpuModelTemplate = Field("--gres=gpu:{model}:{n}", description="how N GPUs of a model are requested (a step's "
+                                          "gpu_model, or the partition's default_gpu_model)")
+    time_min: Percent | None = Field(None, description="--time-min as a share of each job's walltime ('75%'): the job may start "
+                                                       "in a backfill gap that long, and SLURM may shorten it to no less")
     status_command: Literal["auto", "sacct", "squeue"] = Field("auto", description="how job states are read: auto: sacct when accounting answers, else squeue")
     launcher: Literal["single", "srun"] = Field("single", description="how a Parsl block starts its worker pool in the job: single: once, on the first node; srun: through srun, on every node")

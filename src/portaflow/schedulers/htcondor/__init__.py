@@ -286,6 +286,7 @@ class HTCondorScheduler(Scheduler):
         for index, line in enumerate(self.site.extra_directives):
             problems += self._extra_directive_problems(index, line)
         problems += self._partition_problems()
+        problems += self.partition_setting_problems()
         problems += self._gpu_model_problems()
         h = self.settings
         if h.container_mode != "wrap" and self.site.container.runtime == "none":

@@ -17,10 +17,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from portaflow.commands import CommandError, run_command
-from portaflow.errors import SpecError
+from portaflow.errors import InputError, SpecError
 from portaflow.plan.model import Task, TaskResources
-from portaflow.schedulers.base import Scheduler, run_tag
-from portaflow.units import format_walltime
+from portaflow.schedulers.base import PARTITION_SETTINGS, Scheduler, run_tag
+from portaflow.spec.slurm import gpu_template_fields
+from portaflow.units import format_walltime, walltime_minutes
 
 if TYPE_CHECKING:
     from portaflow.schedulers.context import RunContext
@@ -39,34 +40,67 @@ class SlurmScheduler(Scheduler):
     """snakemake-executor-plugin-slurm 2.8.0: "Job 4 has been submitted with SLURM jobid 543 (log: ...)." (array jobs,
     which portaflow does not use, are reported in another message)."""
     snakemake_failure_names_job = True
+    partition_settings = PARTITION_SETTINGS
     managed_flags = frozenset({
         "--partition", "-p", "--account", "-A", "--qos", "-q", "--time", "-t", "--mem", "--mem-per-cpu",
         "--mem-per-gpu", "--gres", "--gpus", "-G", "--gpus-per-node", "--gpus-per-task", "--cpus-per-task", "-c",
         "--nodes", "-N", "--ntasks", "-n", "--job-name", "-J", "--output", "-o", "--error", "-e",
-        "--constraint", "-C", "--reservation", "--comment", "--export", "--parsable",
+        "--constraint", "-C", "--reservation", "--comment", "--export", "--parsable", "--time-min",
     })
 
     def directives(self, request: TaskResources, partition: str) -> list[str]:
         """sbatch options in a stable order: where, who, how long, how big, then the admin's extras."""
         site = self.site
-        out = [f"--partition={partition}"]
-        if site.account:
-            out.append(f"--account={site.account}")
-        if site.slurm.qos:
-            out.append(f"--qos={site.slurm.qos}")
+        out = [f"--partition={self.partition_name(partition)}"]
+        account = self.account(partition)
+        if account:
+            out.append(f"--account={account}")
+        qos = self.qos(partition, request)
+        if qos:
+            out.append(f"--qos={qos}")
         if site.slurm.reservation:
             out.append(f"--reservation={site.slurm.reservation}")
         constraint = self.constraint(partition)
         if constraint:
             out.append(f"--constraint={constraint}")
         out.append(f"--time={format_walltime(request.walltime_s)}")
+        out.extend(self.time_min_directives(request))
         out.append(f"--nodes={request.nodes}")
         out.append("--ntasks=1")
         out.append(f"--cpus-per-task={request.cores}")
         out.extend(self.memory_directives(request))
         out.extend(self.gpu_directives(request))
-        out.extend(site.extra_directives)
+        out.extend(self.extra_directives(partition))
         return out
+
+    def time_min_directives(self, request: TaskResources) -> list[str]:
+        """`--time-min` in whole minutes: `slurm.time_min` of the job's walltime (as both engines round it), rounded up,
+        so it never exceeds the job's own --time whatever its length."""
+        if not self.site.slurm.time_min:
+            return []
+        minutes = walltime_minutes(request.walltime_s)
+        return [f"--time-min={max(1, math.ceil(minutes * int(self.site.slurm.time_min[:-1]) / 100))}"]
+
+    def account(self, partition: str) -> str | None:
+        """The partition's account, else the site's (Delta and Anvil charge CPU and GPU jobs to different accounts)."""
+        return self.site.partitions[partition].account or self.site.account
+
+    def qos(self, partition: str, request: TaskResources) -> str | None:
+        """The partition's QOS: the shortest of its `qos_by_walltime` that covers the job's walltime (CBE's rapid <= 1 h,
+        short <= 8 h, ...), else its `qos`, else `slurm.qos`."""
+        part = self.site.partitions[partition]
+        covering = sorted((limit, name) for name, limit in part.qos_by_walltime.items() if limit >= request.walltime_s)
+        if covering:
+            return covering[0][1]
+        return part.qos or self.site.slurm.qos
+
+    def partition_name(self, partition: str) -> str:
+        """What --partition says: the partition's `slurm_partition` when its key is an alias, else the key."""
+        return self.site.partitions[partition].slurm_partition or partition
+
+    def extra_directives(self, partition: str) -> list[str]:
+        """The site's `extra_directives`, then the partition's."""
+        return [*self.site.extra_directives, *self.site.partitions[partition].extra_directives]
 
     def memory_directives(self, request: TaskResources) -> list[str]:
         """--mem (per node) or --mem-per-cpu, rounded up so the job never gets less than asked."""
@@ -91,11 +125,55 @@ class SlurmScheduler(Scheduler):
         return "&".join(f"({c})" if "|" in c else c for c in parts)
 
     def gpu_directives(self, request: TaskResources) -> list[str]:
+        """The GPU request: `gpu_syntax` when it names `{model}` (then for every GPU job) or the job names no model,
+        else `gpu_model_syntax`. The model is the step's, or its partition's `default_gpu_model` (filled in by the plan)."""
         if not request.gpus:
             return []
-        if request.gpu_model:
-            return [self.site.slurm.gpu_model_syntax.format(n=request.gpus, model=request.gpu_model)]
-        return [self.site.slurm.gpu_syntax.format(n=request.gpus)]
+        slurm = self.site.slurm
+        template = slurm.gpu_syntax if self.gpu_syntax_names_model() or not request.gpu_model else slurm.gpu_model_syntax
+        if "model" in gpu_template_fields(template) and not request.gpu_model:
+            # check() refuses such a profile at validate; this covers a site object nobody checked
+            raise InputError(f"site {self.site.name}: slurm.gpu_syntax {template!r} names {{model}}, and a job for {request.gpus} GPU(s) "
+                             "names no model: give each GPU partition a default_gpu_model")
+        return [template.format(n=request.gpus, model=request.gpu_model)]
+
+    def gpu_syntax_names_model(self) -> bool:
+        """Whether every GPU request names its model (`{model}` in `slurm.gpu_syntax`)."""
+        return "model" in gpu_template_fields(self.site.slurm.gpu_syntax)
+
+    def _one_option_problems(self) -> list:
+        """Each extra directive (the site's and each partition's) is exactly one sbatch option, so that no second option
+        (`--comment=x --account=other`) or shell text rides along inside it."""
+        where = [(("extra_directives", i), d) for i, d in enumerate(self.site.extra_directives)]
+        where += [(("partitions", name, "extra_directives", i), d) for name, part in self.site.partitions.items()
+                  for i, d in enumerate(part.extra_directives)]
+        return [self.loaded.problem(keypath, f"{directive!r} is not one sbatch option",
+                                    "expected '--name=value', '--name value', '-x value' or '--flag', one per list entry, "
+                                    "without quotes or backslashes")
+                for keypath, directive in where if not ONE_OPTION.fullmatch(directive.strip())]
+
+    def check(self) -> None:
+        """Besides managed flags (Scheduler.check): each extra directive is one option; with `{model}` in
+        `slurm.gpu_syntax`, every GPU partition must say which model a step that names none gets (`default_gpu_model`),
+        and `gpu_model_syntax` (then unused) must not be set."""
+        problems = self._one_option_problems()
+        try:
+            super().check()
+        except SpecError as exc:
+            problems += exc.problems
+        if self.gpu_syntax_names_model():
+            syntax = self.site.slurm.gpu_syntax
+            for name, part in self.site.partitions.items():
+                if part.gpus_per_node and not part.default_gpu_model:
+                    problems.append(self.loaded.problem(
+                        ("partitions", name), f"slurm.gpu_syntax {syntax!r} names {{model}}, and partition {name} has GPUs but no default_gpu_model",
+                        f"add default_gpu_model: one of {', '.join(part.gpu_models)}" if part.gpu_models else "add default_gpu_model: MODEL"))
+            if "gpu_model_syntax" in self.site.slurm.model_fields_set:
+                problems.append(self.loaded.problem(
+                    ("slurm", "gpu_model_syntax"), f"not used: slurm.gpu_syntax {syntax!r} names {{model}}, so it serves every GPU request",
+                    "remove slurm.gpu_model_syntax, or {model} from slurm.gpu_syntax"))
+        if problems:
+            raise SpecError(problems)
 
     @classmethod
     def flag_name(cls, directive: str) -> str:
@@ -111,17 +189,6 @@ class SlurmScheduler(Scheduler):
             if longer:
                 return longer[0]
         return flag
-
-    def check(self) -> None:
-        """Besides managed flags (Scheduler.check): each extra directive is exactly one sbatch option, so that no second
-        option (`--comment=x --account=other`) or shell text rides along inside it."""
-        problems = [self.loaded.problem(("extra_directives", index), f"{directive!r} is not one sbatch option",
-                                        "expected '--name=value', '--name value', '-x value' or '--flag', one per list entry, "
-                                        "without quotes or backslashes")
-                    for index, directive in enumerate(self.site.extra_directives) if not ONE_OPTION.fullmatch(directive.strip())]
-        if problems:
-            raise SpecError(problems)
-        super().check()
 
     @staticmethod
     def shell_words(directives: list[str]) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,7 +26,9 @@ def slurm_provider(ctx: RunContext, label: str, tasks: list[Task], recording: bo
 
     site, scheduler = ctx.site, ctx.scheduler
     request, partition = tasks[0].resources, tasks[0].partition
-    directives = [d for d in scheduler.directives(request, partition) if d.split("=")[0] not in STRIP_FOR_PARSL]
+    # the block lives as long as the longest task of its class (its --time-min is relative to that)
+    block = dataclasses.replace(request, walltime_s=longest_walltime(tasks))
+    directives = [d for d in scheduler.directives(block, partition) if d.split("=")[0] not in STRIP_FOR_PARSL]
     directives.append(f"--comment={run_tag(ctx.run_id)}")
     cls = _recording_class() if recording else SlurmProvider
     return cls(
@@ -36,7 +39,7 @@ def slurm_provider(ctx: RunContext, label: str, tasks: list[Task], recording: bo
         max_blocks=max_jobs_at_once(site, site.parsl.max_blocks),
         walltime=format_walltime(walltime_minutes(longest_walltime(tasks)) * 60),  # Parsl writes whole minutes
         scheduler_options="\n".join(f"#SBATCH {d}" for d in directives),
-        worker_init=worker_init(ctx),
+        worker_init=worker_init(ctx, partition=partition),
         exclusive=False,
         launcher=SrunLauncher() if site.slurm.launcher == "srun" else SingleNodeLauncher(),
     )

@@ -26,11 +26,12 @@ def rule_resources(scheduler: SlurmScheduler, task: Task) -> dict[str, Any]:
     site = scheduler.site
     r = task.resources
     res = common_rule_resources(task)
-    res.update({"slurm_partition": task.partition, "cpus_per_task": r.cores, "nodes": r.nodes})
-    if site.account:
-        res["slurm_account"] = site.account
-    if site.slurm.qos:
-        res["qos"] = site.slurm.qos
+    res.update({"slurm_partition": scheduler.partition_name(task.partition), "cpus_per_task": r.cores, "nodes": r.nodes})
+    account, qos = scheduler.account(task.partition), scheduler.qos(task.partition, r)
+    if account:
+        res["slurm_account"] = account
+    if qos:
+        res["qos"] = qos
     if site.slurm.memory_rule == "per_cpu":
         del res["mem_mb"]
         res["mem_mb_per_cpu"] = scheduler.memory_per_cpu_mib(r)
@@ -46,16 +47,20 @@ def rule_resources(scheduler: SlurmScheduler, task: Task) -> dict[str, Any]:
         if flag == "--gres":
             res["gres"] = value
         elif flag == "--gpus":
-            res["gpu"] = r.gpus
-            if r.gpu_model:
-                res["gpu_model"] = r.gpu_model
+            # the plugin writes --gpus=<gpu_model>:<gpu>: the model is whatever the site's template put there
+            # (`--gpus={model}:{n}`, or a fixed `--gpus=l40s:{n}`), not only a step's own gpu_model
+            model, _, count = value.rpartition(":")
+            res["gpu"] = int(count) if count.isdigit() else count
+            if model:
+                res["gpu_model"] = model
         else:
             extra.append(directive)
     else:
         res["tasks"] = 1
+    extra += scheduler.time_min_directives(r)
     if site.slurm.reservation:
         extra.append(f"--reservation={site.slurm.reservation}")
-    extra += site.extra_directives
+    extra += scheduler.extra_directives(task.partition)
     if extra:
         res["slurm_extra"] = scheduler.shell_words(extra)
     return res
