@@ -208,7 +208,8 @@ def _run_locked(plan: Plan, loaded: LoadedSite, engine_name: str, workdir: Path,
             outcomes = recorder.finished_outcomes()
             _clean_unfinished(ctx, todo, recorder.recorded)
             _report_interrupted(plan, todo, recorder.recorded)
-            _write_manifest(run_dir, plan, loaded, engine_name, run_id, workdir, store, todo_ids, outcomes, ctx.jobs, images, status="interrupted")
+            _write_manifest(run_dir, plan, loaded, engine_name, run_id, workdir, store, todo_ids, outcomes, ctx.jobs, images, status="interrupted",
+                            driver_address=ctx.driver_address)
             raise
         finally:
             for sig, handler in previous.items():
@@ -224,7 +225,7 @@ def _run_locked(plan: Plan, loaded: LoadedSite, engine_name: str, workdir: Path,
             remove_outputs(workdir, task)
             failed[task.id] = outcome
     manifest = _write_manifest(run_dir, plan, loaded, engine_name, run_id, workdir, store, todo_ids, outcomes, ctx.jobs,
-                               images, status="failed" if failed else "succeeded")
+                               images, status="failed" if failed else "succeeded", driver_address=ctx.driver_address)
     for task_id, outcome in failed.items():
         log.debug("task %s failed: %s", task_id, outcome.message)
     log.info("run %s %s: manifest %s", run_id, "failed" if failed else "succeeded", run_dir / "manifest.json")
@@ -304,10 +305,24 @@ def tool_versions() -> dict[str, str]:
     return versions
 
 
+def network_record(run_dir: Path, driver_address: dict[str, str] | None) -> dict[str, Any]:
+    """The manifest's `network`: the address the engine's workers reached the driver at and how it was chosen
+    (None when the engine's workers do not connect back, as Snakemake's jobs), and what each Dask step recorded
+    under `<run dir>/dask/` (its scheduler's address, how it was chosen, each worker's host and node)."""
+    dask = {}
+    for path in sorted((run_dir / "dask").glob("*.json")):
+        try:
+            dask[path.stem] = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            log.warning("could not read %s: %s", path, exc)
+    return {"driver": driver_address, "dask": dask}
+
+
 def _write_manifest(run_dir: Path, plan: Plan, loaded: LoadedSite, engine: str, run_id: str, workdir: Path,
                     store: StateStore, todo_ids: set[str], outcomes: dict[str, TaskOutcome], jobs: list[str],
-                    images: dict[str, dict[str, str | None]], status: str) -> dict[str, Any]:
-    """manifest.json: every output with its sha256, how each task ended, versions and images."""
+                    images: dict[str, dict[str, str | None]], status: str, driver_address: dict[str, str] | None = None) -> dict[str, Any]:
+    """manifest.json: every output with its sha256, how each task ended, versions, images, and where workers
+    reached the driver and each Dask step's scheduler (`network`)."""
     tasks = {}
     outputs = {}
     for task in plan.tasks:
@@ -327,7 +342,7 @@ def _write_manifest(run_dir: Path, plan: Plan, loaded: LoadedSite, engine: str, 
         "run_id": run_id, "status": status, "workflow": plan.workflow, "site": plan.site, "scheduler": plan.scheduler,
         "engine": engine, "workdir": str(workdir), "finished": dt.datetime.now().isoformat(timespec="seconds"),
         "parameters": plan.parameters, "tasks": tasks, "outputs": outputs, "tools": tool_versions(), "containers": images,
-        "scheduler_jobs": jobs,
+        "scheduler_jobs": jobs, "network": network_record(run_dir, driver_address),
     }
     (run_dir / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     return manifest

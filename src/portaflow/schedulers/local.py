@@ -30,6 +30,10 @@ class LocalScheduler(Scheduler):
         return {"max_workers_per_node": workers, "cores_per_worker": request.cores,
                 "available_accelerators": [str(i) for i in range(request.gpus)]}
 
+    def worker_hosts(self, ctx: RunContext, tasks: list[Task]) -> list[str]:
+        """Workers are processes on this machine: loopback is right here."""
+        return ["127.0.0.1"]
+
     def snakemake_profile(self, ctx: RunContext) -> dict[str, Any]:
         """Snakemake's local executor: this machine's size."""
         part = self.site.partitions[self.site.default_partition]
