@@ -294,6 +294,9 @@ EOF
                 echo "NodeName=pfnode$i NodeAddr=$SUBNET.$((10 + i)) CPUs=4 Boards=1 SocketsPerBoard=1 CoresPerSocket=4 ThreadsPerCore=1 RealMemory=8192 Features=multi State=UNKNOWN"
             done
             echo "PartitionName=multi Nodes=pfnode[1-$nodes] Default=NO MaxTime=01:00:00 LLN=YES State=UP"
+            # At most one CPU per node for this partition's jobs: 1-core jobs there (the test profile's Dask
+            # workers) land on different nodes, whatever else runs (LLN alone breaks ties by node order).
+            echo "PartitionName=spread Nodes=pfnode[1-$nodes] Default=NO MaxTime=02:00:00 MaxCPUsPerNode=1 LLN=YES State=UP"
         fi
     )
 
@@ -600,7 +603,7 @@ cmd_up() {
         fi
     done
     say "up: cluster $CLUSTER, node $NODE ($(node_state)), partitions cpu (default) and gpu, accounting=$accounting"
-    ((nodes == 0)) || say "up: compute nodes pfnode[1-$nodes] on $SUBNET.0/24 (login $LOGIN_ADDR on $BRIDGE), partition multi"
+    ((nodes == 0)) || say "up: compute nodes pfnode[1-$nodes] on $SUBNET.0/24 (login $LOGIN_ADDR on $BRIDGE), partitions multi and spread"
 }
 
 cmd_down() {
