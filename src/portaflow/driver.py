@@ -373,7 +373,7 @@ def _run_locked(plan: Plan, loaded: LoadedSite, engine_name: str, workdir: Path,
         outcomes = recorder.finished_outcomes()
         _clean_unfinished(ctx, todo, recorder.recorded)
         _report_interrupted(plan, todo, recorder.recorded)
-        record.write(outcomes, ctx.jobs, status="interrupted")
+        record.write(outcomes, ctx.jobs, status="interrupted", driver_address=ctx.driver_address)
         raise
     finally:
         for sig, handler in previous.items():
@@ -388,7 +388,7 @@ def _run_locked(plan: Plan, loaded: LoadedSite, engine_name: str, workdir: Path,
         else:
             remove_outputs(workdir, task)
             failed[task.id] = outcome
-    manifest = record.write(outcomes, ctx.jobs, status="failed" if failed else "succeeded")
+    manifest = record.write(outcomes, ctx.jobs, status="failed" if failed else "succeeded", driver_address=ctx.driver_address)
     for task_id, outcome in failed.items():
         log.debug("task %s failed: %s", task_id, outcome.message)
     log.info("run %s %s: manifest %s", run_id, "failed" if failed else "succeeded", run_dir / "manifest.json")
@@ -478,6 +478,20 @@ def tool_versions() -> dict[str, str]:
     return versions
 
 
+def network_record(run_dir: Path, driver_address: dict[str, str] | None) -> dict[str, Any]:
+    """The manifest's `network`: the address the engine's workers reached the driver at and how it was chosen
+    (None when the engine's workers do not connect back, as Snakemake's jobs), and what each Dask step recorded
+    under `<run dir>/dask/` (its scheduler's address, how it was chosen, each worker's host and node)."""
+    dask = {}
+    for path in sorted((run_dir / "dask").glob("*.json")):
+        try:
+            dask[path.stem] = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            log.warning("could not read %s: %s", path, exc)
+    return {"driver": driver_address, "dask": dask}
+
+
+
 @dataclass
 class RunRecord:
     """What a run's manifest.json is made from; written when the run starts (status running) and when it ends."""
@@ -494,8 +508,9 @@ class RunRecord:
     images: dict[str, dict[str, str | None]]
     started: dt.datetime
 
-    def write(self, outcomes: dict[str, TaskOutcome], jobs: list[str], status: str) -> dict[str, Any]:
-        """manifest.json: every output with its sha256, how each task ended, versions and images."""
+    def write(self, outcomes: dict[str, TaskOutcome], jobs: list[str], status: str, driver_address: dict[str, str] | None = None) -> dict[str, Any]:
+        """manifest.json: every output with its sha256, how each task ended, versions, images, and where workers
+        reached the driver and each Dask step's scheduler (`network`)."""
         plan = self.plan
         tasks = {}
         outputs = {}
@@ -518,7 +533,7 @@ class RunRecord:
             "engine": self.engine, "workdir": str(self.workdir), "started": self.started.isoformat(timespec="seconds"),
             "finished": None if status == "running" else now.isoformat(timespec="seconds"),
             "parameters": plan.parameters, "tasks": tasks, "outputs": outputs, "tools": tool_versions(), "containers": self.images,
-            "scheduler_jobs": jobs,
+            "scheduler_jobs": jobs, "network": network_record(self.run_dir, driver_address),
         }
         path = self.run_dir / "manifest.json"
         tmp = path.with_name(".manifest.json.tmp")

@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
-# portaflow's real single-node SLURM test cluster (Debian 12, slurm-wlm 22.05), run as root without systemd.
+# portaflow's real SLURM test cluster (Debian 12, slurm-wlm 22.05), run as root without systemd.
 #
-#   tests/slurm/cluster.sh up [--no-accounting]   install packages if missing, write configs, start daemons, wait
-#   tests/slurm/cluster.sh down                   cancel all jobs, stop exactly the daemons this script started
+#   tests/slurm/cluster.sh up [--no-accounting] [--nodes N]
+#                                                 install packages if missing, write configs, start daemons, wait
+#                                                 (--nodes N, N >= 1: also N compute nodes, each in a network
+#                                                 namespace of its own on a private bridge; see "Compute nodes")
+#   tests/slurm/cluster.sh down                   cancel all jobs, stop exactly the daemons this script started,
+#                                                 remove exactly the namespaces, links and files it made
 #   tests/slurm/cluster.sh status                 show daemons, node and accounting; exit 0 when jobs can run
 #   tests/slurm/cluster.sh accounting on|off      start/stop slurmdbd only (sacct then fails: polling fallbacks)
 #
@@ -13,6 +17,13 @@
 # Every daemon this script starts has its pid recorded under $RUN_DIR/pids/; `down` stops those pids (checked
 # against /proc/PID/comm, so a reused pid is never signalled) and nothing else. Daemons that were already
 # running when `up` was called (a system munged or mariadbd) are used but never stopped.
+#
+# Compute nodes (`up --nodes N`): the login/controller host keeps its node ($NODE on 127.0.0.1, partitions cpu
+# and gpu, for the fast tests) and gets the address $LOGIN_ADDR on a bridge $BRIDGE this script creates; node
+# pfnodeI lives in network namespace pf-nodeI (its own UTS namespace too: hostname pfnodeI) with address
+# $SUBNET.(10+I) on a veth pair into the bridge, runs its own `slurmd -N pfnodeI`, shares munge's socket and
+# every file through the filesystem, and has no route anywhere but the bridge. Partition `multi` holds them.
+# What was made is listed in $RUN_DIR/network; `down` (or `up` without --nodes) removes exactly that.
 set -euo pipefail
 export LC_ALL=C
 
@@ -29,6 +40,11 @@ DB_PASS=portaflow-slurmdbd                 # local socket-only database of a thr
 PACKAGES=(munge slurmctld slurmd slurm-client slurmdbd mariadb-server)
 NUM_FAKE_GPUS=2
 READY_TIMEOUT=60                           # seconds to wait for a daemon or the node
+BRIDGE=pfbr0                               # compute nodes' private network (only with --nodes)
+SUBNET=10.77.0                             # its /24: login .1, pfnodeI .(10+I)
+LOGIN_ADDR=$SUBNET.1
+NETWORK_RECORD=$RUN_DIR/network            # one line per thing made: "bridge NAME", "netns NAME", "dir PATH"
+MAX_NODES=8
 
 say() { printf 'cluster.sh: %s\n' "$*" >&2; }
 die() { say "ERROR: $*"; exit 1; }
@@ -46,9 +62,10 @@ comm_of() {
     echo "$comm"
 }
 
-# pid recorded for NAME if that process is alive and still is NAME, else empty (a stale record is removed).
+# pid recorded under KEY if that process is alive and still is COMM (default: KEY), else empty (a stale
+# record is removed). Compute nodes' slurmds are recorded as slurmd-NODE, with comm slurmd.
 recorded_pid() {
-    local name=$1 file="$RUN_DIR/pids/$1" pid
+    local key=$1 name=${2:-$1} file="$RUN_DIR/pids/$1" pid
     [[ -f $file ]] || return 0
     pid=$(<"$file")
     if [[ $pid =~ ^[0-9]+$ && "$(comm_of "$pid")" == "$name" ]]; then
@@ -71,22 +88,24 @@ pids_named() {
 
 # A NAME process not started by us: reusing it would leave the cluster half ours (wrong config, pid files).
 foreign_pid() {
-    local ours pid
-    ours=$(recorded_pid "$1")
+    local ours=" " pid file
+    for file in "$RUN_DIR"/pids/*; do  # every pid recorded under any key (read only: records stay as they are)
+        [[ -f $file ]] && ours+="$(<"$file") "
+    done
     for pid in $(pids_named "$1"); do
-        [[ $pid != "$ours" ]] && { echo "$pid"; return 0; }
+        [[ $ours != *" $pid "* ]] && { echo "$pid"; return 0; }
     done
     return 0
 }
 
-# Wait until the daemon's own pid file names a live NAME process, then record that pid as ours.
+# Wait until the daemon's own pid file names a live COMM (default: KEY) process, then record that pid as ours.
 record_daemon() {
-    local name=$1 pidfile=$2 i pid
+    local key=$1 pidfile=$2 name=${3:-$1} i pid
     for ((i = 0; i < READY_TIMEOUT * 10; i++)); do
         if [[ -s $pidfile ]]; then
             pid=$(tr -dc 0-9 <"$pidfile")
             if [[ -n $pid && "$(comm_of "$pid")" == "$name" ]]; then
-                echo "$pid" >"$RUN_DIR/pids/$name"
+                echo "$pid" >"$RUN_DIR/pids/$key"
                 return 0
             fi
         fi
@@ -95,12 +114,12 @@ record_daemon() {
     die "$name did not start (no live pid in $pidfile); see $LOG_DIR/$name.log"
 }
 
-# SIGTERM our recorded NAME, wait for it to exit (SIGKILL after 30 s), forget it.
+# SIGTERM our recorded KEY (a COMM process, default KEY), wait for it to exit (SIGKILL after 30 s), forget it.
 stop_daemon() {
-    local name=$1 pid i
-    pid=$(recorded_pid "$name")
-    [[ -n $pid ]] || return 0
-    say "stopping $name (pid $pid)"
+    local key=$1 name=${2:-$1} pid i
+    pid=$(recorded_pid "$key" "$name")
+    [[ -n $pid ]] || { rm -f "$RUN_DIR/pids/$key"; return 0; }
+    say "stopping $key (pid $pid)"
     kill -TERM "$pid" 2>/dev/null || true
     for ((i = 0; i < 300; i++)); do
         [[ "$(comm_of "$pid")" == "$name" ]] || break
@@ -111,7 +130,7 @@ stop_daemon() {
         kill -KILL "$pid" 2>/dev/null || true
         while [[ "$(comm_of "$pid")" == "$name" ]]; do sleep 0.1; done
     fi
-    rm -f "$RUN_DIR/pids/$name"
+    rm -f "$RUN_DIR/pids/$key"
 }
 
 # detached [--background] LOG COMMAND...: run COMMAND with stdin /dev/null, output appended to LOG, and no other
@@ -200,7 +219,10 @@ write_config() {
 config_changed() { [[ " ${CONFIG_CHANGED[*]-} " == *" $1 "* ]]; }
 
 write_configs() {
-    local accounting=$1 mem_kib real_mem i
+    local accounting=$1 nodes=$2 mem_kib real_mem i ctld_addr=127.0.0.1
+    # With compute nodes in namespaces, slurmctld must be reached at an address they can route to (their
+    # 127.0.0.1 is their own); clients on this host reach the bridge address as well.
+    ((nodes == 0)) || ctld_addr=$LOGIN_ADDR
     mem_kib=$(awk '/^MemTotal:/ {print $2}' /proc/meminfo)
     real_mem=$((mem_kib * 8 / 10 / 1024))   # MiB; ~80 % of RAM so the OS and the test runner keep the rest
 
@@ -208,9 +230,9 @@ write_configs() {
     # Process substitution, not a pipe: write_config must run in this shell to record CONFIG_CHANGED.
     write_config "$ETC/slurm.conf" 644 root:root < <(
         cat <<EOF
-# Written by tests/slurm/cluster.sh: portaflow's single-node SLURM test cluster. Do not edit here.
+# Written by tests/slurm/cluster.sh: portaflow's SLURM test cluster ($nodes compute node(s) in namespaces). Do not edit here.
 ClusterName=$CLUSTER
-SlurmctldHost=$NODE(127.0.0.1)
+SlurmctldHost=$NODE($ctld_addr)
 SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
@@ -219,11 +241,12 @@ MpiDefault=none
 SlurmctldPort=6817
 SlurmdPort=6818
 StateSaveLocation=$LIB_DIR/state/slurmctld
-SlurmdSpoolDir=$LIB_DIR/state/slurmd
+# %n: the node's name (one slurmd per node, all sharing this filesystem).
+SlurmdSpoolDir=$LIB_DIR/state/slurmd-%n
 SlurmctldPidFile=$RUN_DIR/daemon/slurmctld.pid
-SlurmdPidFile=$RUN_DIR/daemon/slurmd.pid
+SlurmdPidFile=$RUN_DIR/daemon/slurmd-%n.pid
 SlurmctldLogFile=$LOG_DIR/slurmctld.log
-SlurmdLogFile=$LOG_DIR/slurmd.log
+SlurmdLogFile=$LOG_DIR/slurmd-%n.log
 SlurmctldDebug=info
 SlurmdDebug=info
 # No cgroups here: track job processes by parent pid, no CPU binding.
@@ -265,6 +288,16 @@ NodeName=$NODE NodeAddr=127.0.0.1 CPUs=8 Boards=1 SocketsPerBoard=1 CoresPerSock
 PartitionName=cpu Nodes=$NODE Default=YES MaxTime=01:00:00 State=UP
 PartitionName=gpu Nodes=$NODE Default=NO MaxTime=00:30:00 State=UP
 EOF
+        if ((nodes > 0)); then
+            # LLN: each job goes to the least loaded node, so a step's Dask workers spread over the nodes.
+            for ((i = 1; i <= nodes; i++)); do
+                echo "NodeName=pfnode$i NodeAddr=$SUBNET.$((10 + i)) CPUs=4 Boards=1 SocketsPerBoard=1 CoresPerSocket=4 ThreadsPerCore=1 RealMemory=8192 Features=multi State=UNKNOWN"
+            done
+            echo "PartitionName=multi Nodes=pfnode[1-$nodes] Default=NO MaxTime=01:00:00 LLN=YES State=UP"
+            # At most one CPU per node for this partition's jobs: 1-core jobs there (the test profile's Dask
+            # workers) land on different nodes, whatever else runs (LLN alone breaks ties by node order).
+            echo "PartitionName=spread Nodes=pfnode[1-$nodes] Default=NO MaxTime=02:00:00 MaxCPUsPerNode=1 LLN=YES State=UP"
+        fi
     )
 
     write_config "$ETC/gres.conf" 644 root:root < <(
@@ -403,13 +436,103 @@ start_slurmctld() {
 
 start_slurmd() {
     [[ -n $(recorded_pid slurmd) ]] && return 0
-    rm -f "$RUN_DIR/daemon/slurmd.pid"
-    detached "$LOG_DIR/slurmd.stdout" /usr/sbin/slurmd -N "$NODE" || die "slurmd failed; see $LOG_DIR/slurmd.log"
-    record_daemon slurmd "$RUN_DIR/daemon/slurmd.pid"
+    rm -f "$RUN_DIR/daemon/slurmd-$NODE.pid"
+    detached "$LOG_DIR/slurmd.stdout" /usr/sbin/slurmd -N "$NODE" || die "slurmd failed; see $LOG_DIR/slurmd-$NODE.log"
+    record_daemon slurmd "$RUN_DIR/daemon/slurmd-$NODE.pid"
 }
 
-node_state() { sinfo -h -n "$NODE" -o %T 2>/dev/null | head -n1; }
-node_usable() { [[ "$(node_state)" =~ ^(idle|mixed|allocated|completing)$ ]]; }
+node_state() { sinfo -h -n "${1:-$NODE}" -o %T 2>/dev/null | head -n1; }
+node_usable() { [[ "$(node_state "${1:-$NODE}")" =~ ^(idle|mixed|allocated|completing)$ ]]; }
+
+# ---------------------------------------------------------------------------------------------- compute nodes
+recorded_nodes() {  # how many compute nodes the network record holds
+    [[ -f $NETWORK_RECORD ]] || { echo 0; return 0; }
+    grep -c '^netns ' "$NETWORK_RECORD" || true
+}
+
+made() { echo "$*" >>"$NETWORK_RECORD"; }
+
+# The bridge with the login address, and per node a namespace, a veth pair (pfvI outside, eth0 inside) with
+# the node's address, and /etc/netns/pf-nodeI/hosts (mounted over /etc/hosts for the node's slurmd, as `ip netns
+# exec` would, so the nodes resolve each other and the login host by name without touching this host's
+# /etc/hosts). Refuses
+# to touch a bridge, link, namespace or directory of these names that it did not make.
+network_up() {
+    local nodes=$1 i ns addr hosts
+    touch "$NETWORK_RECORD"
+    if ! grep -qx "bridge $BRIDGE" "$NETWORK_RECORD"; then
+        ip link show "$BRIDGE" >/dev/null 2>&1 && die "a link $BRIDGE exists that cluster.sh did not make; remove it first"
+        say "creating bridge $BRIDGE ($LOGIN_ADDR/24)"
+        ip link add "$BRIDGE" type bridge
+        made "bridge $BRIDGE"
+        ip addr add "$LOGIN_ADDR/24" dev "$BRIDGE"
+        ip link set "$BRIDGE" up
+    fi
+    hosts="127.0.0.1 localhost"$'\n'"$LOGIN_ADDR $NODE"$'\n'
+    for ((i = 1; i <= nodes; i++)); do hosts+="$SUBNET.$((10 + i)) pfnode$i"$'\n'; done
+    for ((i = 1; i <= nodes; i++)); do
+        ns=pf-node$i addr=$SUBNET.$((10 + i))
+        if ! grep -qx "netns $ns" "$NETWORK_RECORD"; then
+            ip netns list | grep -qw "^$ns" && die "a network namespace $ns exists that cluster.sh did not make; remove it first"
+            ip link show "pfv$i" >/dev/null 2>&1 && die "a link pfv$i exists that cluster.sh did not make; remove it first"
+            say "creating node pfnode$i: namespace $ns, address $addr"
+            ip netns add "$ns"
+            made "netns $ns"
+            ip link add "pfv$i" type veth peer name eth0 netns "$ns"
+            ip link set "pfv$i" master "$BRIDGE" up
+            ip -n "$ns" addr add "$addr/24" dev eth0
+            ip -n "$ns" link set lo up
+            ip -n "$ns" link set eth0 up
+        fi
+        if [[ ! -e /etc/netns ]]; then
+            install -d -m 755 /etc/netns
+            made "emptydir /etc/netns"
+        fi
+        if ! grep -qx "dir /etc/netns/$ns" "$NETWORK_RECORD"; then
+            [[ -e /etc/netns/$ns ]] && die "/etc/netns/$ns exists and cluster.sh did not make it; remove it first"
+            install -d -m 755 "/etc/netns/$ns"
+            made "dir /etc/netns/$ns"
+        fi
+        printf '%s' "$hosts" >"/etc/netns/$ns/hosts"
+    done
+}
+
+# Remove what network_up made, newest first (each namespace, which takes its veth pair with it, before the
+# bridge), then /etc/netns if this script made it and it is empty.
+network_down() {
+    [[ -f $NETWORK_RECORD ]] || return 0
+    local kind what
+    while read -r kind what; do
+        case $kind in
+            netns) say "removing namespace $what"; ip netns del "$what" 2>/dev/null || true ;;
+            bridge) say "removing bridge $what"; ip link del "$what" 2>/dev/null || true ;;
+            dir) rm -rf -- "$what" ;;
+            emptydir) rmdir -- "$what" 2>/dev/null || true ;;
+        esac
+    done < <(tac "$NETWORK_RECORD")
+    rm -f "$NETWORK_RECORD"
+}
+
+# I: `slurmd -N pfnodeI` in network namespace pf-nodeI, with a UTS namespace of its own (hostname pfnodeI) and a
+# mount namespace where /etc/netns/pf-nodeI/hosts is /etc/hosts. Not `ip netns exec`: it remounts /sys, which
+# hides /sys/fs/cgroup, and slurmd refuses to start without it. Jobs inherit all three namespaces.
+start_node_slurmd() {
+    local i=$1 node=pfnode$1
+    [[ -n $(recorded_pid "slurmd-$node" slurmd) ]] && return 0
+    rm -f "$RUN_DIR/daemon/slurmd-$node.pid"
+    detached "$LOG_DIR/slurmd.stdout" nsenter --net="/run/netns/pf-node$i" unshare --uts --mount --propagation slave -- \
+        sh -c "mount --bind /etc/netns/pf-node$i/hosts /etc/hosts && hostname $node && exec /usr/sbin/slurmd -N $node" \
+        || die "slurmd of $node failed; see $LOG_DIR/slurmd-$node.log"
+    record_daemon "slurmd-$node" "$RUN_DIR/daemon/slurmd-$node.pid" slurmd
+}
+
+stop_node_slurmds() {
+    local file
+    for file in "$RUN_DIR"/pids/slurmd-*; do
+        [[ -f $file ]] && stop_daemon "${file##*/}" slurmd
+    done
+    return 0
+}
 
 check_no_foreign_slurm() {
     local name pid
@@ -421,25 +544,37 @@ check_no_foreign_slurm() {
 
 # ---------------------------------------------------------------------------------------------- commands
 cmd_up() {
-    local accounting=yes
-    case "${1-}" in
-        "") ;;
-        --no-accounting) accounting=no ;;
-        *) die "usage: cluster.sh up [--no-accounting]" ;;
-    esac
+    local accounting=yes nodes=0 i
+    while (($#)); do
+        case "$1" in
+            --no-accounting) accounting=no ;;
+            --nodes)
+                [[ ${2-} =~ ^[0-9]+$ ]] && (($2 <= MAX_NODES)) || die "--nodes takes a number from 0 to $MAX_NODES"
+                nodes=$2
+                shift ;;
+            *) die "usage: cluster.sh up [--no-accounting] [--nodes N]" ;;
+        esac
+        shift
+    done
     [[ $(id -u) == 0 ]] || die "must run as root"
-    install -d -m 755 "$RUN_DIR" "$RUN_DIR/pids" "$RUN_DIR/daemon" "$LIB_DIR" "$LOG_DIR" \
-        "$LIB_DIR/state/slurmctld" "$LIB_DIR/state/slurmd"
+    install -d -m 755 "$RUN_DIR" "$RUN_DIR/pids" "$RUN_DIR/daemon" "$LIB_DIR" "$LOG_DIR" "$LIB_DIR/state/slurmctld"
     check_no_foreign_slurm
     ensure_packages
     check_no_foreign_slurm
-    write_configs "$accounting"
+    write_configs "$accounting" "$nodes"
 
     # A changed config (first run, other mode, edited script) needs a restart: running jobs survive it.
     if config_changed slurm.conf || config_changed gres.conf; then
+        stop_node_slurmds
         stop_daemon slurmd
         stop_daemon slurmctld
     fi
+    # Another number of compute nodes: the old ones go (their jobs with them), then the new ones are made.
+    if [[ $(recorded_nodes) != "$nodes" ]]; then
+        stop_node_slurmds
+        network_down
+    fi
+    ((nodes == 0)) || network_up "$nodes"
     config_changed slurmdbd.conf && stop_daemon slurmdbd
 
     start_munged
@@ -455,12 +590,20 @@ cmd_up() {
     echo "$accounting" >"$RUN_DIR/accounting-configured"
     start_slurmctld
     start_slurmd
+    for ((i = 1; i <= nodes; i++)); do start_node_slurmd "$i"; done
 
     if ! wait_for node_usable; then
         sinfo -R >&2 || true
-        die "node $NODE is '$(node_state)', not idle; see $LOG_DIR/slurmd.log and $LOG_DIR/slurmctld.log"
+        die "node $NODE is '$(node_state)', not idle; see $LOG_DIR/slurmd-$NODE.log and $LOG_DIR/slurmctld.log"
     fi
+    for ((i = 1; i <= nodes; i++)); do
+        if ! wait_for node_usable "pfnode$i"; then
+            sinfo -R >&2 || true
+            die "node pfnode$i is '$(node_state "pfnode$i")', not idle; see $LOG_DIR/slurmd-pfnode$i.log and $LOG_DIR/slurmctld.log"
+        fi
+    done
     say "up: cluster $CLUSTER, node $NODE ($(node_state)), partitions cpu (default) and gpu, accounting=$accounting"
+    ((nodes == 0)) || say "up: compute nodes pfnode[1-$nodes] on $SUBNET.0/24 (login $LOGIN_ADDR on $BRIDGE), partitions multi and spread"
 }
 
 cmd_down() {
@@ -479,19 +622,22 @@ cmd_down() {
             done
         fi
     fi
+    stop_node_slurmds
     stop_daemon slurmd
     stop_daemon slurmctld
     stop_daemon slurmdbd
     stop_daemon mariadbd
     stop_daemon munged
+    network_down
     rm -f "$RUN_DIR/accounting-configured"
     say "down"
 }
 
 cmd_status() {
-    local name pid ok=0 configured
+    local name pid ok=0 configured nodes i
     configured=$(cat "$RUN_DIR/accounting-configured" 2>/dev/null || echo "not up")
-    echo "cluster: $CLUSTER  node: $NODE  accounting configured: $configured"
+    nodes=$(recorded_nodes)
+    echo "cluster: $CLUSTER  node: $NODE  accounting configured: $configured  compute nodes in namespaces: $nodes"
     for name in munged mariadbd slurmdbd slurmctld slurmd; do
         pid=$(recorded_pid "$name")
         if [[ -n $pid ]]; then
@@ -508,6 +654,11 @@ cmd_status() {
         node_usable || ok=1
         # slurmctld notices a dead slurmd only after SlurmdTimeout (300 s) and keeps showing the node idle.
         [[ -n $(recorded_pid slurmd) || -n $(foreign_pid slurmd) ]] || { echo "slurmd is not running"; ok=1; }
+        for ((i = 1; i <= nodes; i++)); do
+            pid=$(recorded_pid "slurmd-pfnode$i" slurmd)
+            echo "  pfnode$i: '$(node_state "pfnode$i")', slurmd ${pid:-not running}, namespace pf-node$i, $SUBNET.$((10 + i))"
+            [[ -n $pid ]] && node_usable "pfnode$i" || ok=1
+        done
     else
         echo "slurmctld does not answer"
         ok=1
@@ -555,7 +706,7 @@ main() {
         down) cmd_down ;;
         status) cmd_status ;;
         accounting) cmd_accounting "$@" ;;
-        *) die "usage: cluster.sh up [--no-accounting] | down | status | accounting on|off" ;;
+        *) die "usage: cluster.sh up [--no-accounting] [--nodes N] | down | status | accounting on|off" ;;
     esac
 }
 

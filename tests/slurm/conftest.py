@@ -171,7 +171,8 @@ def _probe_cluster() -> SlurmCluster | str:
     rows = [line.split("|") for line in info.stdout.split() if line.count("|") == 2]
     if not rows:
         return "sinfo lists no node"
-    node = rows[0][0]
+    # The login host's own node, in the default partition (`up --nodes N` adds pfnode1..N in partitions multi, spread).
+    node = next((name for name, partition, _ in rows if partition.endswith("*")), rows[0][0])
     states = {state.rstrip("*~#%$@^-") for _, _, state in rows}
     if not states <= {"idle", "mixed", "allocated", "completing"}:
         return f"node {node} is {sorted(states)}; `sinfo -R` says why"

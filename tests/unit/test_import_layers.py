@@ -20,7 +20,7 @@ SRC = ROOT / "src"
 PACKAGE = SRC / "portaflow"
 
 LEVEL_0 = ("portaflow", "portaflow.errors", "portaflow.units", "portaflow.commands", "portaflow.hashing",
-           "portaflow.gctools", "portaflow.gpuprobe", "portaflow.shipped", "portaflow.safetext")
+           "portaflow.gctools", "portaflow.gpuprobe", "portaflow.shipped", "portaflow.safetext", "portaflow.addresses")
 """Helpers every layer may use; they import nothing of portaflow but each other."""
 
 LAYERS: dict[str, int] = {

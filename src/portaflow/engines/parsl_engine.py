@@ -56,7 +56,8 @@ class ParslEngine(Engine):
 
         groups = classes(ctx)
         max_retries = max((t.retries for t in ctx.tasks), default=0)
-        executors = [self._executor(ctx, label, tasks, resolve_address) for label, tasks in groups.items()]
+        address = self._address(ctx, resolve_address)
+        executors = [self._executor(ctx, label, tasks, address, resolve_address) for label, tasks in groups.items()]
         return Config(
             executors=executors,
             run_dir=str(ctx.run_dir / "parsl"),
@@ -68,7 +69,7 @@ class ParslEngine(Engine):
             initialize_logging=True,
         )
 
-    def _executor(self, ctx: RunContext, label: str, tasks: list[Task], resolve_address: bool) -> Any:
+    def _executor(self, ctx: RunContext, label: str, tasks: list[Task], address: str, resolve_address: bool) -> Any:
         from parsl.executors import HighThroughputExecutor
 
         site = ctx.site
@@ -77,7 +78,7 @@ class ParslEngine(Engine):
             label=label,
             provider=provider,
             **ctx.scheduler.parsl_executor_options(ctx, tasks),
-            address=self._address(ctx, resolve_address),
+            address=address,
             worker_logdir_root=str(ctx.run_dir / "parsl" / "workers"),
             # When running: this Python's interchange, found without changing the driver's PATH (render shows Parsl's default),
             # in a process group of its own: the terminal's Ctrl-C reaches the driver, which stops it (it used to reach the
@@ -90,17 +91,25 @@ class ParslEngine(Engine):
         )
 
     def _address(self, ctx: RunContext, resolve: bool) -> str:
-        """Where workers reach the interchange: the profile's address, or its interface's (read on the driver)."""
+        """Where workers reach the interchange (which listens there): `addresses.choose_address`, the rule Dask's
+        scheduler follows too, asked once per run on the driver with the hosts the scheduler says the run's
+        workers use; recorded on the context for the manifest. Rendering (no run, maybe no scheduler) shows
+        the profile's address, or says what will be chosen."""
         network = ctx.site.network
-        if network.address:
-            return network.address
-        if network.interface and not resolve:
-            return f"<address of {network.interface} on the driver>"
-        if network.interface:
-            from parsl.addresses import address_by_interface
+        if not resolve:
+            if network.address:
+                return network.address
+            if network.interface:
+                return f"<address of {network.interface} on the driver>"
+            if not ctx.scheduler.blocks_are_jobs:  # blocks are processes here (the local site): loopback is right
+                return "127.0.0.1"
+            return "<the driver's address toward the compute nodes, chosen when the run starts>"
+        from portaflow.addresses import choose_address
 
-            return address_by_interface(network.interface)
-        return "127.0.0.1"
+        choice = choose_address(address=network.address, interface=network.interface,
+                                peers=ctx.scheduler.worker_hosts(ctx, ctx.tasks), what="Parsl workers")
+        ctx.driver_address = choice.as_record()
+        return choice.address
 
     # -- rendering -----------------------------------------------------------------------------
     def render(self, ctx: RunContext, out_dir: Path) -> list[Path]:

@@ -10,7 +10,9 @@ import contextlib
 import json
 import logging
 import os
+import socket
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -44,7 +46,32 @@ def dask_client() -> Iterator[Any]:
     else:
         cluster_cm = _local_cluster(settings)
     with cluster_cm as cluster, Client(cluster) as client:
+        record_workers(client, settings)
         yield client
+
+
+def where_am_i() -> dict[str, str | None]:
+    """This process's host name and, in a SLURM job, its node's name (runs on each worker)."""
+    return {"host": socket.gethostname(), "node": os.environ.get("SLURMD_NODENAME")}
+
+
+def record_workers(client: Any, settings: dict[str, Any]) -> dict[str, Any]:
+    """Log, and write to `settings["record"]` (the run directory, for the manifest), where the scheduler listens,
+    how its address was chosen, and the host and node each worker runs on. Why: a cluster whose workers all
+    sit beside the scheduler looks the same as one spread over nodes until something records where they are."""
+    workers = client.run(where_am_i)
+    record = {"mode": settings["mode"], "scheduler": client.scheduler.address, "scheduler_host": where_am_i(),
+              "scheduler_address": settings.get("scheduler_address"), "workers": workers}
+    log.info("dask scheduler at %s on %s; workers: %s", record["scheduler"], record["scheduler_host"]["host"],
+             ", ".join(f"{addr} on {w['host']}" + (f" (node {w['node']})" if w["node"] else "") for addr, w in sorted(workers.items())))
+    if settings.get("record"):
+        path = Path(settings["record"])
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+        except OSError as exc:  # a job that does not see the run directory: the step's log still has it
+            log.warning("could not record the Dask workers' hosts in %s: %s", path, exc)
+    return record
 
 
 @contextlib.contextmanager

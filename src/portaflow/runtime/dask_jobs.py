@@ -11,22 +11,34 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import os
 from collections.abc import Iterator
 from typing import Any
+
+from portaflow.addresses import AddressChoice, choose_address, is_loopback
 
 SLURM_SKIP = ["-n 1", "--cpus-per-task", "--mem", "-t", "-p", "-A", "-q"]
 """dask-jobqueue's own SLURM directives, replaced by portaflow's."""
 
 
-def worker_specs(settings: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """SpecCluster worker specs: one SLURM job per worker, GPU workers tagged with the GPU resource."""
+def scheduler_address(settings: dict[str, Any]) -> AddressChoice:
+    """Where the worker jobs reach the scheduler in this job: `addresses.choose_address` (the rule Parsl's
+    interchange follows too) with the profile's `network.interface` and the adapter's peers, whose environment
+    variables are expanded here, in the job (SLURM: `$SLURM_SUBMIT_HOST`, the host the step was submitted from)."""
+    peers = [os.path.expandvars(p) for p in settings.get("peers") or []]
+    return choose_address(interface=settings.get("interface"), peers=[p for p in peers if "$" not in p],
+                          what="Dask workers")
+
+
+def worker_specs(settings: dict[str, Any], host: str) -> dict[str, dict[str, Any]]:
+    """SpecCluster worker specs: one SLURM job per worker, GPU workers tagged with the GPU resource. `host`: the
+    scheduler's address; on loopback the workers listen there too (their own guess would not be loopback)."""
     from dask_jobqueue.slurm import SLURMJob
 
-    host = settings.get("address") or "127.0.0.1"
     specs: dict[str, dict[str, Any]] = {}
     for kind in ("cpu", "gpu"):
         for i in range(int(settings[f"{kind}_workers"])):
-            extra = ["--host", host] if host.startswith("127.") else []
+            extra = ["--host", host] if is_loopback(host) else []
             if kind == "gpu":
                 extra += ["--resources", f"{settings['gpu_resource']}=1"]
             specs[f"{kind}-{i}"] = {"cls": SLURMJob, "options": {
@@ -53,11 +65,14 @@ def job_cluster(settings: dict[str, Any]) -> Iterator[Any]:
 
 @contextlib.contextmanager
 def slurm_cluster(settings: dict[str, Any]) -> Iterator[Any]:
-    """A scheduler here, workers as SLURM jobs; every worker job is cancelled when the block ends."""
+    """A scheduler here, workers as SLURM jobs; every worker job is cancelled when the block ends. How the
+    scheduler's address was chosen goes into `settings["scheduler_address"]` (dask_cluster records it)."""
     from distributed import Scheduler, SpecCluster
 
-    host = settings.get("address") or "127.0.0.1"
-    specs = worker_specs(settings)
+    choice = scheduler_address(settings)
+    settings["scheduler_address"] = choice.as_record()
+    host = choice.address
+    specs = worker_specs(settings, host)
     scheduler = {"cls": Scheduler, "options": {"host": host, "dashboard": False}}
     with SpecCluster(workers=specs, scheduler=scheduler, name="portaflow-dask") as cluster:
         cluster.wait_for_workers(len(specs), timeout=int(settings.get("start_timeout_s", 600)))

@@ -142,6 +142,12 @@ class Scheduler:
         """Environment variables the scheduler's client tools need (which server, which credentials)."""
         return {}
 
+    def worker_hosts(self, ctx: RunContext, tasks: list[Task]) -> list[str]:
+        """Hosts (names or addresses) where these tasks' workers may run, as far as the scheduler can say, asked
+        when a run starts: the driver listens on the address of its route toward them (`addresses.choose_address`).
+        Empty when the scheduler cannot say; the rule then falls back to Parsl's own guesses."""
+        return []
+
     # -- Dask ------------------------------------------------------------------------------------
     def dask_worker_settings(self, ctx: RunContext, task: Task) -> dict[str, Any]:
         """What the step's job needs to start its Dask workers as jobs of their own (`dask.mode: jobs`)."""

@@ -53,6 +53,9 @@ class RunContext:
     run_id: str = "render"
     jobs: list[str] = field(default_factory=list)
     """Scheduler job ids the engine submitted (recorded in the manifest; used to cancel)."""
+    driver_address: dict[str, str] | None = None
+    """Where the engine's workers reach the driver and how that was chosen (`addresses.AddressChoice.as_record`),
+    once the engine chose it; recorded in the manifest."""
     on_event: Callable[[str, Task, Any], None] = field(default=lambda kind, task, outcome: None)
     stop_signal: int | None = None
     """Set by the driver's signal handler (SIGINT, SIGTERM, SIGHUP): the engine stops where it waits (raise_if_stopped)."""
@@ -123,6 +126,9 @@ class RunContext:
         assert dask is not None
         settings = {k: v for k, v in dask.__dict__.items() if not k.endswith(("_worker", "_partition"))}
         settings["scheduler"] = self.site.scheduler
+        # Where the step notes its Dask scheduler's address and each worker's host (the manifest's `network`),
+        # relative to the work directory the step runs in.
+        settings["record"] = f".portaflow/runs/{self.run_id}/dask/{task.id}.json"
         if dask.mode == "jobs":
             settings.update(self.scheduler.dask_worker_settings(self, task))
         return settings

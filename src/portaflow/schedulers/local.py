@@ -73,6 +73,10 @@ class LocalScheduler(Scheduler):
         devices = self.site.partitions[task.partition].gpus_per_node
         return gpu_claim_lines(task.resources.gpus, devices), ["CUDA_VISIBLE_DEVICES"]
 
+    def worker_hosts(self, ctx: RunContext, tasks: list[Task]) -> list[str]:
+        """Workers are processes on this machine: loopback is right here."""
+        return ["127.0.0.1"]
+
     def snakemake_profile(self, ctx: RunContext) -> dict[str, Any]:
         """Snakemake's local executor: this machine's size, GPUs included (so that it never starts more GPU tasks than
         there are devices; each task's shell then claims which ones), and how many tasks at once (each rule takes one

@@ -229,13 +229,28 @@ class SlurmScheduler(Scheduler):
         SLURMJob in runtime/dask_jobs.py, started from inside the step's job."""
         dask = task.dask
         assert dask is not None
-        settings: dict[str, Any] = {"cluster": "portaflow.runtime.dask_jobs:slurm_cluster", "address": self.site.network.address}
+        # The Dask scheduler runs in the step's job, on a compute node: `network.address` (the driver's) does not
+        # apply there. It listens on the node's address toward the host the job was submitted from (expanded in
+        # the job), or on `network.interface`'s (addresses.choose_address).
+        settings: dict[str, Any] = {"cluster": "portaflow.runtime.dask_jobs:slurm_cluster",
+                                    "interface": self.site.network.interface, "peers": ["$SLURM_SUBMIT_HOST"]}
         for kind in ("cpu", "gpu"):
             request, partition = getattr(dask, f"{kind}_worker"), getattr(dask, f"{kind}_worker_partition")
             settings[f"{kind}_worker"] = request.__dict__ if request else None
             settings[f"{kind}_worker_directives"] = (
                 self.directives(request, partition) + [f"--comment={run_tag(ctx.run_id)}"] if request else [])
         return settings
+
+    def worker_hosts(self, ctx: RunContext, tasks: list[Task]) -> list[str]:
+        """The NodeAddr of the first few nodes of the tasks' partitions (`sinfo`): the driver's route toward them
+        gives the address they reach it at. Empty (logged) when sinfo does not answer."""
+        partitions = ",".join(sorted({t.partition for t in tasks}))
+        try:
+            listing = run_command(["sinfo", "--noheader", "--Node", f"--partition={partitions}", "--format=%o"], timeout=30)
+        except CommandError as exc:
+            log.warning("could not list the nodes of partition(s) %s to choose the driver's address: %s", partitions, exc)
+            return []
+        return list(dict.fromkeys(listing.stdout.split()))[:3]
 
     # -- the world ---------------------------------------------------------------------------------
     def cancel_run(self, run_id: str, known_jobs: list[str]) -> list[str]:

@@ -1,0 +1,116 @@
+"""Several hosts: the compute nodes of `tests/slurm/cluster.sh up --nodes 2` (pfnode1, pfnode2), each in a network
+namespace of its own on the private bridge 10.77.0.0/24, where 127.0.0.1 is the node's own loopback. A listener
+the workers cannot reach hangs a run here as it would on a real site, so these tests see that class of bug.
+
+The profile (`tests/data/sites/slurm-multinode.yaml`) has no `network:` section: the driver's address (Parsl's
+interchange) and each Dask step's scheduler address are chosen by `portaflow.addresses.choose_address`, and
+the manifest records them and the host every Dask worker ran on.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from testlib import ROOT, run_portaflow, unavailable
+
+SITE = ROOT / "tests" / "data" / "sites" / "slurm-multinode.yaml"
+WHERE = ROOT / "tests" / "data" / "workflows" / "where.yaml"
+NODES = {"pfnode1": "10.77.0.11", "pfnode2": "10.77.0.12"}
+LOGIN = "10.77.0.1"
+
+
+@pytest.fixture(scope="module")
+def multinode(slurm_cluster):
+    """The cluster, if it has the `multi` partition (`cluster.sh up --nodes 2`); else skip (fail under CI)."""
+    if "multi" not in slurm_cluster.partitions:
+        unavailable("the SLURM test cluster has no compute nodes in namespaces (start it with `cluster.sh up --nodes 2`)")
+    return slurm_cluster
+
+
+def manifest(workdir: Path) -> dict:
+    return json.loads((workdir / ".portaflow" / "runs" / "latest" / "manifest.json").read_text())
+
+
+def test_each_node_is_a_host_of_its_own(multinode, tmp_path):
+    """A job on each node sees that node's name as its host name and only its own bridge address; the login's
+    loopback is not reachable from there (slurmctld listens on every address of the login host, so its port on
+    127.0.0.1 answers on the login host and must not answer from a node)."""
+    probe = ("hostname; echo $SLURMD_NODENAME; ip -4 -o addr show | awk '{print $4}' | sort | tr '\\n' ' '; echo; "
+             "python3 -c 'import socket\n"
+             "for a in (\"10.77.0.1\", \"127.0.0.1\"):\n"
+             "    try: socket.create_connection((a, 6817), timeout=3).close(); print(a, \"open\")\n"
+             "    except OSError: print(a, \"closed\")'")
+    jobs = {node: multinode.submit("--partition=multi", f"--nodelist={node}", "--time=00:02:00",
+                                   f"--output={tmp_path}/{node}.out", wrap=probe) for node in NODES}
+    for job in jobs.values():
+        multinode.wait_for_state(job, multinode.final_states, timeout=60)
+    for node, address in NODES.items():
+        lines = (tmp_path / f"{node}.out").read_text().splitlines()
+        assert lines[:2] == [node, node], lines
+        assert set(lines[2].split()) == {"127.0.0.1/8", f"{address}/24"}, lines
+        assert lines[3:5] == [f"{LOGIN} open", "127.0.0.1 closed"], lines
+
+
+@pytest.mark.parametrize("engine", ["parsl", "snakemake"])
+def test_steps_and_dask_workers_run_across_nodes_without_a_network_section(multinode, tmp_path, engine):
+    result = run_portaflow("-v", "run", str(WHERE), "--site", str(SITE), "--engine", engine, "--workdir", str(tmp_path))
+    assert result.returncode == 0, result.stdout + result.stderr
+    # Every command step ran on a compute node (host name = SLURM node name), and not all on the same one.
+    notes = [(tmp_path / "where" / f"{i}.txt").read_text().split() for i in range(4)]
+    assert all(host == node and node in NODES for host, node in notes), notes
+    assert len({node for _, node in notes}) >= 2, notes
+
+    network = manifest(tmp_path)["network"]
+    # The Dask step's scheduler listened on its node's bridge address, and its two workers ran on both nodes.
+    survey = network["dask"]["survey"]
+    scheduler_node = survey["scheduler_host"]["node"]
+    assert survey["scheduler_address"]["address"] == NODES[scheduler_node], survey
+    assert survey["scheduler"].startswith(f"tcp://{NODES[scheduler_node]}:"), survey
+    workers = list(survey["workers"].values())
+    assert len(workers) == 2 and {w["node"] for w in workers} == set(NODES), survey
+    assert all(w["host"] == w["node"] for w in workers), survey
+    assert json.loads((tmp_path / "report.json").read_text())["sum_of_squares"] == sum(i * i for i in range(8))
+    if engine == "parsl":  # Parsl's workers connect back to the driver: on the login host's bridge address
+        assert network["driver"]["address"] == LOGIN, network
+        assert "route toward 10.77.0.1" in network["driver"]["chosen_by"], network
+    else:  # Snakemake's jobs do not connect back
+        assert network["driver"] is None, network
+
+
+@pytest.mark.parametrize("network, message", [
+    ({"interface": "lo"}, "network.interface: 127.0.0.1 is loopback, which Parsl workers on 10.77.0.11"),
+    ({"interface": "nosuch0"}, "network.interface: 'nosuch0' does not exist on"),
+    ({"address": "10.77.0.99"}, "network.address: 10.77.0.99 is not an address of"),
+])
+def test_an_address_the_nodes_cannot_reach_fails_at_once(multinode, tmp_path, network, message):
+    """Before this check, each of these profiles had Parsl's workers retry an address they cannot reach (or an
+    interchange that could not bind) until the walltime. Now: exit 2 before any job, naming the key."""
+    site = tmp_path / "site.yaml"
+    site.write_text(SITE.read_text() + "network:\n" + "".join(f"  {k}: {v}\n" for k, v in network.items()))
+    start = time.monotonic()
+    result = run_portaflow("run", str(WHERE), "--site", str(site), "--engine", "parsl", "--workdir", str(tmp_path / "w"))
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert message in result.stdout + result.stderr, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    assert time.monotonic() - start < 60
+    assert not list((tmp_path / "w").glob("where/*.txt"))  # no step ran
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("engine", ["parsl", "snakemake"])
+@pytest.mark.parametrize("workflow", ["hep/zmumu.yaml", "radio/imaging.yaml"])
+def test_science_workflows_run_across_nodes(multinode, tmp_path, workflow, engine):
+    """The issue's acceptance run: both shipped science workflows (`--preset small`), both engines, a profile
+    without `network:`; the reduction's (imaging's) Dask workers ran on both nodes."""
+    result = run_portaflow("run", str(ROOT / "workflows" / workflow), "--preset", "small", "--site", str(SITE),
+                           "--engine", engine, "--workdir", str(tmp_path))
+    assert result.returncode == 0, result.stdout + result.stderr
+    network = manifest(tmp_path)["network"]
+    [record] = network["dask"].values()
+    assert {w["node"] for w in record["workers"].values()} == set(NODES), record
+    assert record["scheduler_address"]["address"] in NODES.values(), record
+    assert network["driver"] == ({"address": LOGIN, "chosen_by": network["driver"]["chosen_by"]} if engine == "parsl" else None)
