@@ -188,14 +188,19 @@ def _not_runnable_here(loaded: LoadedSite, plan: Plan) -> str | None:
 
 def _render_cell(cell: Cell, plan: Plan, loaded: LoadedSite, cell_dir: Path, why: str) -> None:
     """Render what the engine would submit and have the scheduler's own checks read it."""
-    from portaflow.driver import render
+    from portaflow.driver import render, workdir_for
+    from portaflow.errors import SpecError
     from portaflow.schedulers import adapter_for
 
     render_dir = cell_dir / "rendered"
     shutil.rmtree(render_dir, ignore_errors=True)
     started = time.perf_counter()
     try:
-        files = render(plan, loaded, cell.engine, render_dir)
+        workdir = workdir_for(plan.workflow, loaded)
+    except SpecError:  # storage.work_dir names a variable only that site sets ($SCRATCH): render into the cell's own
+        workdir = cell_dir / "work"
+    try:
+        files = render(plan, loaded, cell.engine, render_dir, workdir=workdir)
         problems = adapter_for(loaded).check_rendered(files)
     except PortaflowError as exc:
         cell.status, cell.reason = UNSUPPORTED, _first_line(exc)
