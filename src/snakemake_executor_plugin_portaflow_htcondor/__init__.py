@@ -29,22 +29,10 @@ from snakemake_interface_executor_plugins.settings import CommonSettings
 try:
     import snakemake_executor_plugin_htcondor as upstream
 except ImportError as missing:  # Snakemake imports every plugin on its path: stay importable, refuse when used
-    from snakemake_interface_executor_plugins.executors.remote import RemoteExecutor
+    from portaflow.engines.snakemake_plugin_fallback import unavailable_executor
 
     common_settings: CommonSettings = CommonSettings(non_local_exec=True, implies_no_shared_fs=False, job_deploy_sources=False)
-    _why = str(missing)
-
-    class Executor(RemoteExecutor):  # type: ignore[no-redef]
-        def __init__(self, workflow: Any, logger: Any) -> None:
-            raise WorkflowError(f"executor portaflow-htcondor needs snakemake-executor-plugin-htcondor ({_why}): "
-                                "pip install 'portaflow[htcondor]'")
-
-        def run_job(self, job: Any) -> None: ...
-
-        async def check_active_jobs(self, active_jobs: Any) -> Any:
-            yield None
-
-        def cancel_jobs(self, active_jobs: Any) -> None: ...
+    Executor = unavailable_executor("htcondor", missing)  # type: ignore[misc]
 else:
     @dataclass
     class ExecutorSettings(upstream.ExecutorSettings):

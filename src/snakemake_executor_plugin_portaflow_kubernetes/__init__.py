@@ -28,22 +28,10 @@ from snakemake_interface_executor_plugins.settings import CommonSettings
 try:
     import snakemake_executor_plugin_kubernetes as upstream
 except ImportError as missing:  # Snakemake imports every plugin on its path: stay importable, refuse when used
-    from snakemake_interface_executor_plugins.executors.remote import RemoteExecutor
+    from portaflow.engines.snakemake_plugin_fallback import unavailable_executor
 
     common_settings: CommonSettings = CommonSettings(non_local_exec=True, implies_no_shared_fs=True, job_deploy_sources=True)
-    _why = str(missing)
-
-    class Executor(RemoteExecutor):  # type: ignore[no-redef]
-        def __init__(self, workflow: Any, logger: Any) -> None:
-            raise WorkflowError(f"executor portaflow-kubernetes needs snakemake-executor-plugin-kubernetes ({_why}): "
-                                "pip install 'portaflow[kubernetes]'")
-
-        def run_job(self, job: Any) -> None: ...
-
-        async def check_active_jobs(self, active_jobs: Any) -> Any:
-            yield None
-
-        def cancel_jobs(self, active_jobs: Any) -> None: ...
+    Executor = unavailable_executor("kubernetes", missing)  # type: ignore[misc]
 else:
     @dataclass
     class ExecutorSettings(upstream.ExecutorSettings):
