@@ -21,7 +21,7 @@ import numpy as np
 from portaflow.errors import InputError
 
 from .observation import Observation
-from .stokes import stokes_i
+from .stokes import check_stokes, form_stokes
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +127,8 @@ WEIGHT_COLUMNS = ("auto", "WEIGHT_SPECTRUM", "WEIGHT", "SIGMA_SPECTRUM", "SIGMA"
 
 def read_ms(path: str, row_chunks: int = 100_000, use_daskms: bool = True, field: int | str | None = None,
             spw: int | str | list[int] | None = None, data_column: str = "DATA",
-            weight_column: str = "auto") -> Observation:
+            weight_column: str = "auto", stokes: str = "I",
+            interval: tuple[int, int] | list[int] | str | None = None) -> Observation:
     """Read the selected field, spectral windows and data column of a Measurement Set.
 
     Why a selection: a real MS may hold several fields (calibrators and targets) and several spectral
@@ -140,8 +141,10 @@ def read_ms(path: str, row_chunks: int = 100_000, use_daskms: bool = True, field
 
     Flags: FLAG or FLAG_ROW.  Weights (``weight_column``): ``auto`` takes WEIGHT_SPECTRUM where the MS
     defines it, else WEIGHT (as CASA tclean and WSClean do); SIGMA/SIGMA_SPECTRUM give 1/sigma^2; ``unit``
-    gives every sample weight 1.  Stokes I is formed from the correlations the POLARIZATION table names
-    (:mod:`.stokes`); autocorrelation rows are dropped (and counted in the log).  Main-table columns are read
+    gives every sample weight 1.  ``stokes`` (I, Q, U or V) is formed from the correlations the POLARIZATION
+    table names (:mod:`.stokes`); autocorrelation rows are dropped (and counted in the log).  ``interval``
+    ``(start, stop)`` keeps the time steps ``start <= k < stop`` of the selection's distinct TIME values
+    (WSClean's ``-interval``: indices, end exclusive).  Main-table columns are read
     with dask-ms in row chunks when ``use_daskms`` is set, else with python-casacore directly; both read
     exactly the selected rows."""
     from casacore.tables import table
@@ -152,6 +155,8 @@ def read_ms(path: str, row_chunks: int = 100_000, use_daskms: bool = True, field
         raise InputError(f"{path}: data column {data_column!r} is not one of {', '.join(DATA_COLUMNS)}")
     if weight_column not in WEIGHT_COLUMNS:
         raise InputError(f"{path}: weight column {weight_column!r} is not one of {', '.join(WEIGHT_COLUMNS)}")
+    stokes = check_stokes(stokes)
+    steps_wanted = parse_interval(interval)
     with table(f"{path}::FIELD", ack=False) as t:
         field_names = [str(x) for x in t.getcol("NAME")] if t.nrows() else []
         phase_dirs = [np.asarray(t.getcell("PHASE_DIR", k)).reshape(-1)[:2] for k in range(t.nrows())]
@@ -204,7 +209,7 @@ def read_ms(path: str, row_chunks: int = 100_000, use_daskms: bool = True, field
         data = np.asarray(cols[data_column])
         flag3 = np.asarray(cols["FLAG"], dtype=bool) | np.asarray(cols["FLAG_ROW"], dtype=bool)[:, None, None]
         weight3 = _weights(weights_from, cols, data.shape)
-        vis, flag, weight = stokes_i(data, flag3, weight3, corr_types[ddid], path)
+        vis, flag, weight = form_stokes(data, flag3, weight3, corr_types[ddid], stokes, path)
         s = dd_spw[ddid]
         if len(spw_ids) > 1:  # place this SPW's channels on the common axis; elsewhere flagged, weight 0
             full_vis = np.zeros((vis.shape[0], nchan), dtype=vis.dtype)
@@ -218,20 +223,54 @@ def read_ms(path: str, row_chunks: int = 100_000, use_daskms: bool = True, field
                       np.asarray(cols["TIME"], dtype=np.float64), int(np.asarray(cols["FLAG_ROW"], bool).sum())))
     uvw, vis, flag, weight, ant1, ant2, time = (np.concatenate([p[k] for p in parts]) for k in range(7))
     cross = _cross_correlations(path, ant1, ant2)
+    nauto = int(uvw.shape[0] - ant1[cross].size)
+    times_total = int(np.unique(time).size)
+    if steps_wanted is not None:
+        cross = _in_interval(path, time, steps_wanted) & (cross if isinstance(cross, np.ndarray) else True)
+        if not np.any(cross):
+            raise InputError(f"{path}: interval {steps_wanted[0]},{steps_wanted[1]} holds only autocorrelations")
     freq = np.concatenate([freqs[s] for s in spw_ids])
     selection = {"field_id": field_id, "field_name": field_names[field_id] if field_id < len(field_names) else "",
                  "spw": spw_ids, "data_column": data_column,
                  "weight_column": sorted({w for _, w, _ in reads}), "rows_read": int(uvw.shape[0]),
-                 "autocorrelation_rows_dropped": int(uvw.shape[0] - ant1[cross].size),
-                 "flag_row_rows": sum(p[7] for p in parts)}
-    log.info("%s: field %d (%s), SPW %s, column %s, weights %s: %d rows", path, field_id, selection["field_name"],
-             spw_ids, data_column, "/".join(selection["weight_column"]), selection["rows_read"])
+                 "autocorrelation_rows_dropped": nauto,
+                 "flag_row_rows": sum(p[7] for p in parts), "stokes": stokes, "time_steps": times_total}
+    if steps_wanted is not None:
+        selection["interval"] = list(steps_wanted)
+    log.info("%s: field %d (%s), SPW %s, column %s, weights %s, Stokes %s: %d rows", path, field_id,
+             selection["field_name"], spw_ids, data_column, "/".join(selection["weight_column"]), stokes,
+             selection["rows_read"])
     ra, dec = (float(x) for x in phase_dirs[field_id])
     return Observation(uvw=uvw[cross], freq=freq, vis=vis[cross], weight=weight[cross], flag=flag[cross],
                        antenna1=ant1[cross], antenna2=ant2[cross], time=time[cross], antenna_positions=positions,
                        phase_centre=(ra, dec), meta=meta, telescope=telescope,
                        field_name=selection["field_name"],
                        dish_diameter_m=float(np.median(dishes)) if len(dishes) else 0.0, selection=selection)
+
+
+def parse_interval(interval: tuple[int, int] | list[int] | str | None) -> tuple[int, int] | None:
+    """``(start, stop)`` time-step indices from a pair or a string ``"start,stop"`` (None, "" or [] : every step)."""
+    if interval is None or interval == "" or (isinstance(interval, (list, tuple)) and not interval):
+        return None
+    try:
+        parts = [int(x) for x in interval.replace(" ", "").split(",")] if isinstance(interval, str) else \
+            [int(x) for x in interval]
+    except (TypeError, ValueError):
+        parts = []
+    if len(parts) != 2 or not 0 <= parts[0] < parts[1]:
+        raise InputError(f"interval {interval!r} is not 'start,stop' with 0 <= start < stop (time-step indices, "
+                         "stop exclusive, as WSClean's -interval)")
+    return parts[0], parts[1]
+
+
+def _in_interval(path: str, time: np.ndarray, interval: tuple[int, int]) -> np.ndarray:
+    """Rows whose TIME is one of the distinct times ``start <= k < stop`` of the selection."""
+    times = np.unique(time)
+    start, stop = interval
+    if start >= times.size:
+        raise InputError(f"{path}: interval {start},{stop} starts after the selection's {times.size} time steps")
+    log.info("%s: time steps %d..%d of %d kept", path, start, min(stop, times.size) - 1, times.size)
+    return np.isin(time, times[start:stop])
 
 
 def _fields_text(field_col: np.ndarray, names: list[str]) -> str:
@@ -396,7 +435,7 @@ def read_observation(path: str, **selection: Any) -> Observation:
     if os.path.isdir(path) and os.path.exists(os.path.join(path, "table.dat")):
         return read_ms(path, **selection)
     if os.path.isdir(path) and (os.path.exists(os.path.join(path, "zarr.json")) or os.path.exists(os.path.join(path, ".zgroup"))):
-        asked = {k: v for k, v in selection.items() if v not in (None, "", [], "DATA", "auto")}
+        asked = {k: v for k, v in selection.items() if v not in (None, "", [], "DATA", "auto", "I")}
         if asked:
             raise InputError(f"{path}: a zarr store holds one selection already; {sorted(asked)} apply to an MS only")
         return read_zarr(path)

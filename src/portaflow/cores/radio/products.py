@@ -59,6 +59,7 @@ class ImageInfo:
     object_name: str = ""
     date_obs: str = ""
     history: tuple[str, ...] = ()
+    stokes: int = 1  # the FITS STOKES axis value: 1 I, 2 Q, 3 U, 4 V
 
 
 def mjd_seconds_to_isot(seconds: float) -> str:
@@ -73,14 +74,15 @@ def mjd_seconds_to_isot(seconds: float) -> str:
 
 
 def fits_wcs(npix: int, cell: float, phase_centre: tuple[float, float], freq_hz: float,
-             bandwidth_hz: float | None) -> Any:
-    """The 4-axis WCS CASA and WSClean write: RA---SIN, DEC--SIN, FREQ, STOKES (I), phase centre at CRVAL."""
+             bandwidth_hz: float | None, stokes: int = 1) -> Any:
+    """The 4-axis WCS CASA and WSClean write: RA---SIN, DEC--SIN, FREQ, STOKES (1..4 = I, Q, U, V), phase centre
+    at CRVAL."""
     from astropy.wcs import WCS
 
     w = WCS(naxis=4)
     w.wcs.ctype = ["RA---SIN", "DEC--SIN", "FREQ", "STOKES"]
     w.wcs.cunit = ["deg", "deg", "Hz", ""]
-    w.wcs.crval = [math.degrees(phase_centre[0]) % 360.0, math.degrees(phase_centre[1]), float(freq_hz), 1.0]
+    w.wcs.crval = [math.degrees(phase_centre[0]) % 360.0, math.degrees(phase_centre[1]), float(freq_hz), float(stokes)]
     w.wcs.crpix = [npix / 2, npix / 2 + 1, 1.0, 1.0]
     w.wcs.cdelt = [-math.degrees(cell), math.degrees(cell), float(bandwidth_hz or 1.0), 1.0]
     w.wcs.radesys = "ICRS"
@@ -101,7 +103,7 @@ def write_fits(path: str, img: np.ndarray, cell: float, phase_centre: tuple[floa
     info = info or ImageInfo(freq_hz=freq_hz)
     freq = info.freq_hz if info.freq_hz is not None else freq_hz
     npix = img.shape[0]
-    header = fits_wcs(npix, cell, phase_centre, float(freq or 0.0), info.bandwidth_hz).to_header()
+    header = fits_wcs(npix, cell, phase_centre, float(freq or 0.0), info.bandwidth_hz, info.stokes).to_header()
     header["EQUINOX"] = 2000.0  # astropy leaves it out for ICRS; CASA and WSClean readers expect it
     header["BUNIT"] = bunit
     header["BTYPE"] = "Intensity"
@@ -129,20 +131,48 @@ def write_fits(path: str, img: np.ndarray, cell: float, phase_centre: tuple[floa
 
 
 def write_cube(path: str, planes: np.ndarray, cell: float, phase_centre: tuple[float, float], bunit: str,
-               freqs: np.ndarray, beam: Beam | None = None, info: ImageInfo | None = None) -> None:
+               freqs: np.ndarray, beam: Beam | None = None, info: ImageInfo | None = None,
+               beams: list[Beam | None] | None = None) -> None:
     """A spectral cube (nfreq, N, N) as one FITS file of shape (1, nfreq, N, N): the header of :func:`write_fits`
-    with the FREQ axis at the first plane's frequency, CDELT3 the (even) spacing of the planes."""
+    with the FREQ axis at the first plane's frequency, CDELT3 the (even) spacing of the planes.
+
+    ``beams`` (one per plane; None for an empty plane, written as NaN) are the planes' own restoring beams, in
+    CASA's multi-beam convention: ``CASAMBM = T`` and a ``BEAMS`` binary table (BMAJ, BMIN in arcsec, BPA in
+    degrees, CHAN, POL), which CASA, CARTA and radio-beam read; the primary header then has no BMAJ/BMIN/BPA."""
     from astropy.io import fits
 
     freqs = np.asarray(freqs, dtype=np.float64)
     step = float(freqs[1] - freqs[0]) if freqs.size > 1 else float((info and info.bandwidth_hz) or 1.0)
     single = dataclasses.replace(info or ImageInfo(), freq_hz=float(freqs[0]), bandwidth_hz=step)
-    write_fits(path, planes[0], cell, phase_centre, bunit, beam=beam, info=single)
+    write_fits(path, planes[0], cell, phase_centre, bunit, beam=None if beams is not None else beam, info=single)
     data = np.stack([to_fits_array(p) for p in planes]).astype(np.float32)[None]
     with fits.open(path, mode="update") as hdul:
         hdul[0].data = data
         hdul[0].header["OBSFREQ"] = (float(np.mean(freqs)), "[Hz] mean frequency of the planes")
+        if beams is not None:
+            header = hdul[0].header
+            for card in reversed([k for k, c in enumerate(header.cards) if c.keyword == "COMMENT" and "no restoring beam" in str(c.value)]):
+                del header[card]
+            header["CASAMBM"] = (True, "one restoring beam per plane: BEAMS table")
+            hdul.append(beams_table(beams, cell, (info or ImageInfo()).stokes))
         hdul.flush(output_verify="exception")
+
+
+def beams_table(beams: list[Beam | None], cell: float, stokes: int = 1) -> Any:
+    """CASA's ``BEAMS`` extension: one row per plane, BMAJ/BMIN in arcsec, BPA in degrees, CHAN, POL (0-based)."""
+    from astropy.io import fits
+
+    values = np.array([b.in_degrees(cell) if b is not None else (np.nan, np.nan, np.nan) for b in beams], dtype=float)
+    cols = [fits.Column(name="BMAJ", format="1E", unit="arcsec", array=values[:, 0] * 3600.0),
+            fits.Column(name="BMIN", format="1E", unit="arcsec", array=values[:, 1] * 3600.0),
+            fits.Column(name="BPA", format="1E", unit="deg", array=values[:, 2]),
+            fits.Column(name="CHAN", format="1J", array=np.arange(len(beams), dtype=np.int32)),
+            fits.Column(name="POL", format="1J", array=np.zeros(len(beams), dtype=np.int32))]
+    table = fits.BinTableHDU.from_columns(cols, name="BEAMS")
+    table.header["EXTVER"] = 1
+    table.header["NCHAN"] = len(beams)
+    table.header["NPOL"] = 1
+    return table
 
 
 def write_png(path: str, img: np.ndarray, cell: float, phase_centre: tuple[float, float], title: str,

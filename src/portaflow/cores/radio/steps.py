@@ -19,17 +19,25 @@ import numpy as np
 from portaflow.errors import InputError
 
 from .clean import cotton_schwab, find_sources
+from .cube import clean_cube, dirty_cube
 from .geometry import ImageGeometry
 from .gridding import get_backend
 from .imaging import VisibilityImager, summarize_partitions
-from .msio import read_observation, write_ms, write_zarr
+from .msio import parse_interval, read_observation, write_ms, write_zarr
 from .observation import Observation
 from .products import ImageInfo, fits_pixel, mjd_seconds_to_isot, robust_rms, source_table, write_cube, write_fits, write_json, write_png
 from .simulate import SimulationConfig, simulate_observation
 from .sizing import image_geometry
-from .weighting import imaging_weights
+from .stokes import STOKES, STOKES_CODE
+from .weighting import SCHEMES, imaging_weights
 
-IMAGE_OUTPUTS = ("restored", "model", "residual", "dirty", "psf", "cube", "preview", "summary")
+IMAGE_OUTPUTS = ("restored", "model", "residual", "dirty", "psf", "cube", "cube_restored", "cube_model",
+                 "cube_residual", "preview", "summary")
+CLEAN_CUBE_OUTPUTS = {"cube_restored": "JY/BEAM", "cube_model": "JY/PIXEL", "cube_residual": "JY/BEAM"}
+
+
+class ArgError(InputError, ValueError):
+    """A step arg of the wrong type or out of range (an InputError: exit 2; a ValueError for older callers)."""
 
 
 def _log(msg: str) -> None:
@@ -47,7 +55,7 @@ def _arg(args: Mapping[str, Any], name: str, default: Any, kind: type) -> Any:
     try:
         return kind(value)
     except (TypeError, ValueError) as exc:
-        raise ValueError(f"arg {name!r} must be {kind.__name__}, got {value!r}") from exc
+        raise ArgError(f"arg {name!r} must be {kind.__name__}, got {value!r}") from exc
 
 
 def _single_input(inputs: Mapping[str, Any], preferred: tuple[str, ...]) -> str:
@@ -123,7 +131,44 @@ def _geometry(obs: Observation, args: Mapping[str, Any]) -> ImageGeometry:
 IMAGE_ARGS = ("npix", "cell_arcsec", "fov_deg", "epsilon", "wgridding", "device", "niter", "gain", "threshold",
               "threshold_rel", "mgain", "max_major", "patch_half", "nparts", "chan_groups", "nthreads",
               "min_source_flux", "field", "spw", "data_column", "weight_column", "weighting", "robust",
-              "channels_out")
+              "channels_out", "stokes", "interval", "minuv_l", "maxuv_l", "taper_gaussian_arcsec")
+
+
+def check_image_args(args: Mapping[str, Any]) -> None:
+    """Refuse, before anything is read, an image arg that is unknown, of the wrong type or out of range: an
+    InputError (exit 2) that names the arg, what it got and what it takes."""
+    unknown_args = set(args) - set(IMAGE_ARGS)
+    if unknown_args:
+        raise InputError(f"unknown image args: {sorted(unknown_args)} (known: {', '.join(IMAGE_ARGS)})")
+
+    def bad(name: str, expected: str) -> ArgError:
+        return ArgError(f"image arg {name!r}: got {args.get(name)!r}; expected {expected}")
+
+    if str(args.get("stokes") or "I").strip().upper() not in STOKES:
+        raise bad("stokes", f"one of {', '.join(STOKES)}")
+    if str(args.get("weighting") or "natural") not in SCHEMES:
+        raise bad("weighting", f"one of {', '.join(SCHEMES)}")
+    if not -2.0 <= _arg(args, "robust", 0.0, float) <= 2.0:
+        raise bad("robust", "a number in [-2, 2]")
+    for name in ("minuv_l", "maxuv_l", "taper_gaussian_arcsec", "threshold", "min_source_flux"):
+        value = _arg(args, name, 0.0, float) or 0.0
+        if not math.isfinite(value) or value < 0:
+            raise bad(name, "a number >= 0 (0: none)")
+    minuv, maxuv = _arg(args, "minuv_l", 0.0, float) or 0.0, _arg(args, "maxuv_l", 0.0, float) or 0.0
+    if maxuv and minuv >= maxuv:
+        raise bad("minuv_l", f"a uv distance below maxuv_l ({maxuv:g} wavelengths)")
+    for name in ("niter", "channels_out", "max_major", "nparts", "chan_groups", "patch_half"):
+        if (_arg(args, name, 0, int) or 0) < 0:
+            raise bad(name, "an integer >= 0")
+    gain, mgain = _arg(args, "gain", 0.1, float), _arg(args, "mgain", 0.8, float)
+    if not 0 < gain <= 1:
+        raise bad("gain", "a loop gain in (0, 1]")
+    if not 0 < mgain <= 1:
+        raise bad("mgain", "a major-cycle gain in (0, 1]")
+    try:
+        parse_interval(args.get("interval"))
+    except InputError as exc:
+        raise ArgError(f"image arg 'interval': {exc}") from None
 
 
 def _selection(args: Mapping[str, Any]) -> dict[str, Any]:
@@ -132,7 +177,9 @@ def _selection(args: Mapping[str, Any]) -> dict[str, Any]:
     return {"field": args.get("field") if args.get("field") not in ("", None) else None,
             "spw": spw if spw not in ("", None) else None,
             "data_column": str(args.get("data_column") or "DATA").upper(),
-            "weight_column": str(args.get("weight_column") or "auto")}
+            "weight_column": str(args.get("weight_column") or "auto"),
+            "stokes": str(args.get("stokes") or "I").strip().upper(),
+            "interval": args.get("interval") if args.get("interval") not in ("", None, []) else None}
 
 
 def _sig(x: float, digits: int = 7) -> float:
@@ -144,15 +191,14 @@ def image(inputs: Mapping[str, Any], outputs: Mapping[str, str], args: Mapping[s
     """Image an MS or zarr store: partition -> grid on Dask -> Cotton-Schwab CLEAN -> FITS/PNG/JSON.
 
     Outputs (any subset, at least one): ``restored``, ``model``, ``residual``, ``dirty``, ``psf`` (FITS),
-    ``cube`` (FITS: dirty images of ``channels_out`` channel groups), ``preview`` (PNG of the restored image),
-    ``summary`` (JSON).  ``client`` is a distributed.Client; without
+    ``cube`` (FITS: dirty images of ``channels_out`` channel groups), ``cube_restored``/``cube_model``/
+    ``cube_residual`` (the groups deconvolved one by one, one Dask task each), ``preview`` (PNG of the restored
+    image), ``summary`` (JSON).  ``client`` is a distributed.Client; without
     one the imaging runs in this process (one gridder call per image)."""
     unknown = set(outputs) - set(IMAGE_OUTPUTS)
     if not outputs or unknown:
         raise ValueError(f"image outputs must be a non-empty subset of {IMAGE_OUTPUTS} (unknown: {sorted(unknown)})")
-    unknown_args = set(args) - set(IMAGE_ARGS)
-    if unknown_args:
-        raise InputError(f"unknown image args: {sorted(unknown_args)} (known: {', '.join(IMAGE_ARGS)})")
+    check_image_args(args)
     weighting = str(args.get("weighting") or "natural")
     robust = _arg(args, "robust", 0.0, float)
     device = str(args.get("device", "cpu"))
@@ -163,11 +209,17 @@ def image(inputs: Mapping[str, Any], outputs: Mapping[str, str], args: Mapping[s
     t0 = time.perf_counter()
     obs = read_observation(_single_input(inputs, ("ms", "zarr", "vis")), **_selection(args))
     geom = _geometry(obs, args)
-    weights = imaging_weights(obs.uvw, obs.freq, obs.imaging_weights(), geom, weighting, robust)
+    uv_args = {"minuv_l": _arg(args, "minuv_l", 0.0, float) or 0.0, "maxuv_l": _arg(args, "maxuv_l", 0.0, float) or 0.0,
+               "taper_gaussian_arcsec": _arg(args, "taper_gaussian_arcsec", 0.0, float) or 0.0}
+    weights = imaging_weights(obs.uvw, obs.freq, obs.imaging_weights(), geom, weighting, robust,
+                              minuv_l=uv_args["minuv_l"], maxuv_l=uv_args["maxuv_l"],
+                              taper_fwhm=math.radians(uv_args["taper_gaussian_arcsec"] / 3600.0))
     if not np.any(weights > 0):
-        raise InputError("every visibility of the selection has zero imaging weight; there is nothing to image")
+        raise InputError("every visibility of the selection has zero imaging weight (flags, weights, uv range); "
+                         "there is nothing to image")
     _log(f"read {obs.nvis} visibilities in {time.perf_counter() - t0:.2f} s; image {geom.npix}^2, "
          f"cell {math.degrees(geom.cell) * 3600:.3f} arcsec, epsilon {geom.epsilon}, device {device}, "
+         f"Stokes {obs.selection.get('stokes', 'I')}, "
          f"weighting {weighting}{f' (robust {robust:g})' if weighting == 'briggs' else ''}")
     chan_groups = _arg(args, "chan_groups", 0, int) or None
     nparts = _arg(args, "nparts", 0, int) or None
@@ -177,58 +229,50 @@ def image(inputs: Mapping[str, Any], outputs: Mapping[str, str], args: Mapping[s
         if imager.partitions:
             _log(f"{len(imager.partitions)} partitions: {summarize_partitions(imager.partitions)}")
         t1 = time.perf_counter()
-        patch = _arg(args, "patch_half", geom.npix // 4, int) or None  # 0: the whole PSF
-        result = cotton_schwab(imager, niter=_arg(args, "niter", 1000, int), gain=_arg(args, "gain", 0.1, float),
-                               threshold=_arg(args, "threshold", 0.0, float),
-                               threshold_rel=_arg(args, "threshold_rel", 1e-3, float),
-                               mgain=_arg(args, "mgain", 0.8, float), max_major=_arg(args, "max_major", 10, int),
-                               patch_half=patch, log=_log)
+        clean_args = _clean_args(args, geom)
+        result = cotton_schwab(imager, **clean_args, log=_log)
         _log(f"CLEAN: {result.iterations} iterations, {result.major_cycles} major cycles "
              f"({result.stop_reason}) in {time.perf_counter() - t1:.2f} s")
     finally:
         imager.close()
-    how = {"weighting": weighting, **({"robust": robust} if weighting == "briggs" else {})}
-    if "cube" in outputs:
-        nout = _arg(args, "channels_out", 0, int) or obs.nchan
+    how = {"weighting": weighting, **({"robust": robust} if weighting == "briggs" else {}),
+           **{k: v for k, v in uv_args.items() if v}}
+    nout = _arg(args, "channels_out", 0, int) or obs.nchan
+    info = _image_info(obs, geom, weights, {**how, "device": device}, result)
+    if any(name in outputs for name in CLEAN_CUBE_OUTPUTS):
+        t2 = time.perf_counter()
+        freqs, planes = clean_cube(obs, geom, weights, nout, clean_args, client=client, device=device,
+                                   nthreads=_arg(args, "nthreads", None, int), log=_log)
+        _log(f"cube of {nout} planes deconvolved in {time.perf_counter() - t2:.2f} s")
+        beams = [p.beam if p is not None else None for p in planes]
+        history = (*info.history[:-1], f"cube of {nout} channel groups, each deconvolved on its own: Cotton-Schwab "
+                   f"niter {clean_args['niter']} per plane; its own fitted restoring beam in the BEAMS table")
+        for name, unit in CLEAN_CUBE_OUTPUTS.items():
+            if name in outputs:
+                kind = name.removeprefix("cube_")
+                stack = np.stack([getattr(p, kind) if p is not None else np.full((geom.npix, geom.npix), np.nan)
+                                  for p in planes])
+                write_cube(outputs[name], stack, geom.cell, obs.phase_centre, unit, freqs, beams=beams,
+                           info=dataclasses.replace(info, history=history))
+        if "cube" in outputs:  # the dirty planes came with the CLEANs
+            stack = np.stack([p.dirty if p is not None else np.full((geom.npix, geom.npix), np.nan) for p in planes])
+            write_cube(outputs["cube"], stack, geom.cell, obs.phase_centre, "JY/BEAM", freqs, beams=beams,
+                       info=dataclasses.replace(info, history=(*info.history, f"dirty cube, {nout} channel groups")))
+    elif "cube" in outputs:
         freqs, planes = dirty_cube(obs, geom, weights, nout, client=client, device=device,
-                                   nthreads=_arg(args, "nthreads", None, int), nparts=nparts)
-        info = _image_info(obs, geom, weights, {**how, "device": device}, result)
+                                   nthreads=_arg(args, "nthreads", None, int), nparts=nparts, log=_log)
         write_cube(outputs["cube"], planes, geom.cell, obs.phase_centre, "JY/BEAM", freqs, beam=result.beam,
                    info=dataclasses.replace(info, history=(*info.history, f"dirty cube, {nout} channel groups")))
     _write_image_products(obs, geom, result, outputs, args, device, len(imager.partitions) or 1,
                           weights, how)
 
 
-def dirty_cube(obs: Observation, geom: ImageGeometry, weights: np.ndarray, nout: int, client: Any = None,
-               device: str = "cpu", nthreads: int | None = None, nparts: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """A spectral cube of dirty images (``channels_out`` in WSClean's terms): the channels, in frequency order,
-    cut into ``nout`` equal groups, each imaged on its own (on Dask when a client is given) and normalised by its
-    own weights. Returns (group centre frequencies, planes (nout, npix, npix)); a group with no weight is NaN.
-    The groups must have evenly spaced centres (a linear FITS frequency axis): else an InputError."""
-    if not 1 <= nout <= obs.nchan or obs.nchan % nout:
-        raise InputError(f"channels_out {nout} must divide the {obs.nchan} selected channels (equal groups make the "
-                         "cube's linear frequency axis)")
-    order = np.argsort(obs.freq, kind="stable")
-    groups = np.split(order, nout)
-    centres = np.array([float(np.mean(obs.freq[g])) for g in groups])
-    if nout > 2 and not np.allclose(np.diff(centres), centres[1] - centres[0], rtol=1e-6, atol=0):
-        raise InputError(f"the {nout} channel groups' centres are not evenly spaced ({', '.join(f'{c:.6g}' for c in centres)} Hz): "
-                         "a FITS cube's frequency axis is linear; image the SPWs one at a time or choose another channels_out")
-    planes = np.full((nout, geom.npix, geom.npix), np.nan)
-    for k, chans in enumerate(groups):
-        w = weights[:, chans]
-        if not np.any(w > 0):
-            _log(f"cube plane {k} ({centres[k]:.6g} Hz): no unflagged data, written as NaN")
-            continue
-        sub = dataclasses.replace(obs, freq=obs.freq[chans], vis=obs.vis[:, chans], weight=obs.weight[:, chans],
-                                  flag=obs.flag[:, chans])
-        imager = VisibilityImager(sub, geom, client=client, device=device, nthreads=nthreads, nparts=nparts,
-                                  weights=w)
-        try:
-            planes[k] = imager.dirty()
-        finally:
-            imager.close()
-    return centres, planes
+def _clean_args(args: Mapping[str, Any], geom: ImageGeometry) -> dict[str, Any]:
+    """cotton_schwab's keywords from step args (the MFS image and every cube plane use the same)."""
+    return {"niter": _arg(args, "niter", 1000, int), "gain": _arg(args, "gain", 0.1, float),
+            "threshold": _arg(args, "threshold", 0.0, float), "threshold_rel": _arg(args, "threshold_rel", 1e-3, float),
+            "mgain": _arg(args, "mgain", 0.8, float), "max_major": _arg(args, "max_major", 10, int),
+            "patch_half": _arg(args, "patch_half", geom.npix // 4, int) or None}  # patch_half 0: the whole PSF
 
 
 def _image_info(obs: Observation, geom: ImageGeometry, weights: np.ndarray, how: Mapping[str, Any],
@@ -238,17 +282,21 @@ def _image_info(obs: Observation, geom: ImageGeometry, weights: np.ndarray, how:
     chans = np.flatnonzero(np.any(weights > 0, axis=0))
     freqs = obs.freq[chans] if chans.size else obs.freq
     sel = obs.selection
-    history = [f"portaflow.cores.radio: {obs.nvis} visibilities, Stokes I",
+    stokes = str(sel.get("stokes", "I"))
+    history = [f"portaflow.cores.radio: {obs.nvis} visibilities, Stokes {stokes}",
                f"selection: field {sel.get('field_id', 0)} ({obs.field_name}), SPW {sel.get('spw', [0])}, "
                f"column {sel.get('data_column', 'DATA')}, weights {'/'.join(sel.get('weight_column', ['stored']))}",
-               f"weighting {how['weighting']}" + (f" robust {how['robust']:g}" if "robust" in how else ""),
+               f"weighting {how['weighting']}" + (f" robust {how['robust']:g}" if "robust" in how else "")
+               + "".join(f", {k} {how[k]:g}" for k in ("minuv_l", "maxuv_l", "taper_gaussian_arcsec") if k in how)
+               + (f"; time steps {sel['interval'][0]}..{sel['interval'][1] - 1} of {sel.get('time_steps')}"
+                  if "interval" in sel else ""),
                f"gridder {'ducc0 wgridder' if how.get('device', 'cpu') == 'cpu' else 'ES w-gridder on CuPy'}, "
                f"w-gridding {geom.do_wgridding}, epsilon {geom.epsilon:g}",
                f"CLEAN Cotton-Schwab {result.iterations} iterations, {result.major_cycles} major cycles"]
     return ImageInfo(freq_hz=float(np.mean(freqs)), bandwidth_hz=float(np.ptp(freqs)) or None,
                      telescope=obs.telescope, object_name=obs.field_name,
                      date_obs=mjd_seconds_to_isot(float(obs.time.min())) if obs.time.size else "",
-                     history=tuple(history))
+                     history=tuple(history), stokes=STOKES_CODE[stokes])
 
 
 def _write_image_products(obs: Observation, geom: ImageGeometry, result: Any, outputs: Mapping[str, str],
