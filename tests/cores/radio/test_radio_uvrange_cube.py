@@ -8,6 +8,7 @@ the taper as the Fourier pair of an image-plane Gaussian of the given FWHM), not
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -129,8 +130,10 @@ def test_deconvolved_cube_plane_by_plane_on_dask(data_dir, tmp_path, dask_client
     npix, cell_arcsec = 256, 90.0
     cell = math.radians(cell_arcsec / 3600)
     out = {n: str(tmp_path / f"{n}.fits") for n in ("cube_restored", "cube_model", "cube_residual", "cube")}
-    steps.image({"ms": path}, out, {"npix": npix, "cell_arcsec": cell_arcsec, "niter": 60, "epsilon": 1e-7,
-                                    "channels_out": 2, "max_major": 3}, client=dask_client)
+    steps.image({"ms": path}, {**out, "summary": str(tmp_path / "s.json")},
+                {"npix": npix, "cell_arcsec": cell_arcsec, "niter": 60, "epsilon": 1e-7, "channels_out": 2,
+                 "max_major": 3}, client=dask_client)
+    planes = json.loads((tmp_path / "s.json").read_text())["cube"]["planes"]
     cubes = {}
     for name, fname in out.items():
         with fits.open(fname) as hdul:
@@ -148,6 +151,8 @@ def test_deconvolved_cube_plane_by_plane_on_dask(data_dir, tmp_path, dask_client
         beam = fit_beam(psf)
         assert beams["BMAJ"][k] == pytest.approx(beam.bmaj_pix * cell_arcsec, rel=1e-3)
         assert beams["BMIN"][k] == pytest.approx(beam.bmin_pix * cell_arcsec, rel=1e-3)
+        assert planes[k]["bmaj_arcsec"] == pytest.approx(beams["BMAJ"][k], rel=1e-5) and planes[k]["iterations"] == 60
+        assert planes[k]["freq_hz"] == pytest.approx(np.mean(f))
         model = _lm(cubes["cube_model"][k])
         assert np.count_nonzero(model) > 0
         pred = wg.dirty2vis(uvw=uvw, freq=f, dirty=model, **kw)

@@ -115,7 +115,7 @@ def simulate(inputs: Mapping[str, Any], outputs: Mapping[str, str], args: Mappin
 
 def to_zarr(inputs: Mapping[str, Any], outputs: Mapping[str, str], args: Mapping[str, Any]) -> None:
     """Convert an MS (``inputs['ms']``) to a zarr store (``outputs['zarr']``): the selection that the args
-    ``field``, ``spw``, ``data_column`` and ``weight_column`` name (as for :func:`image`)."""
+    ``field``, ``spw``, ``data_column``, ``weight_column``, ``stokes`` and ``interval`` name (as for :func:`image`)."""
     obs = read_observation(_single_input(inputs, ("ms", "vis")), **_selection(args))
     write_zarr(obs, outputs["zarr"], row_chunks=_arg(args, "row_chunks", 65_536, int))
 
@@ -239,12 +239,21 @@ def image(inputs: Mapping[str, Any], outputs: Mapping[str, str], args: Mapping[s
            **{k: v for k, v in uv_args.items() if v}}
     nout = _arg(args, "channels_out", 0, int) or obs.nchan
     info = _image_info(obs, geom, weights, {**how, "device": device}, result)
+    cube_summary: dict[str, Any] | None = None
     if any(name in outputs for name in CLEAN_CUBE_OUTPUTS):
         t2 = time.perf_counter()
         freqs, planes = clean_cube(obs, geom, weights, nout, clean_args, client=client, device=device,
                                    nthreads=_arg(args, "nthreads", None, int), log=_log)
         _log(f"cube of {nout} planes deconvolved in {time.perf_counter() - t2:.2f} s")
         beams = [p.beam if p is not None else None for p in planes]
+        cube_summary = {"planes": [{"freq_hz": _sig(f, 12), **({"iterations": p.iterations, "major_cycles": p.major_cycles,
+                                     "stop_reason": p.stop_reason,
+                                     "bmaj_arcsec": _sig(p.beam.in_degrees(geom.cell)[0] * 3600, 6),
+                                     "bmin_arcsec": _sig(p.beam.in_degrees(geom.cell)[1] * 3600, 6),
+                                     "bpa_deg": _sig(p.beam.bpa_deg, 5),
+                                     "residual_peak_jy_per_beam": _sig(np.abs(p.residual).max(), 4)}
+                                    if p is not None else {"empty": True})}
+                                   for f, p in zip(freqs, planes, strict=True)]}
         history = (*info.history[:-1], f"cube of {nout} channel groups, each deconvolved on its own: Cotton-Schwab "
                    f"niter {clean_args['niter']} per plane; its own fitted restoring beam in the BEAMS table")
         for name, unit in CLEAN_CUBE_OUTPUTS.items():
@@ -264,7 +273,7 @@ def image(inputs: Mapping[str, Any], outputs: Mapping[str, str], args: Mapping[s
         write_cube(outputs["cube"], planes, geom.cell, obs.phase_centre, "JY/BEAM", freqs, beam=result.beam,
                    info=dataclasses.replace(info, history=(*info.history, f"dirty cube, {nout} channel groups")))
     _write_image_products(obs, geom, result, outputs, args, device, len(imager.partitions) or 1,
-                          weights, how)
+                          weights, how, cube_summary)
 
 
 def _clean_args(args: Mapping[str, Any], geom: ImageGeometry) -> dict[str, Any]:
@@ -301,7 +310,7 @@ def _image_info(obs: Observation, geom: ImageGeometry, weights: np.ndarray, how:
 
 def _write_image_products(obs: Observation, geom: ImageGeometry, result: Any, outputs: Mapping[str, str],
                           args: Mapping[str, Any], device: str, nparts: int, weights: np.ndarray,
-                          how: Mapping[str, Any]) -> None:
+                          how: Mapping[str, Any], cube_summary: dict[str, Any] | None = None) -> None:
     info = _image_info(obs, geom, weights, {**how, "device": device}, result)
     freq = float(info.freq_hz or np.mean(obs.freq))
     rms = robust_rms(result.residual)
@@ -338,6 +347,8 @@ def _write_image_products(obs: Observation, geom: ImageGeometry, result: Any, ou
             "sources": [{k: (_sig(v) if isinstance(v, float) and k == "flux_jy" else v) for k, v in s.items()}
                         for s in sources],
         }
+        if cube_summary is not None:
+            summary["cube"] = cube_summary
         truth = obs.meta.get("sky")
         if truth:
             summary["truth"] = _match_truth(truth, sources, geom.npix)
