@@ -185,7 +185,8 @@ def test_polarised_source_recovered_with_its_signs(tmp_path, feeds):
               {"I": (corr[RR] + corr[LL]) / 2, "Q": (corr[RL] + corr[LR]) / 2, "U": (corr[RL] - corr[LR]) / 2j,
                "V": (corr[RR] - corr[LL]) / 2})
     for code, name in enumerate("IQUV", start=1):
-        out = {"dirty": str(tmp_path / f"{name}-dirty.fits"), "model": str(tmp_path / f"{name}-model.fits")}
+        out = {"dirty": str(tmp_path / f"{name}-dirty.fits"), "model": str(tmp_path / f"{name}-model.fits"),
+               "summary": str(tmp_path / f"{name}.json")}
         steps.image({"ms": path}, out, {"npix": NPIX, "cell_arcsec": 60.0, "epsilon": 1e-7, "stokes": name,
                                         "niter": 200, "threshold_rel": 1e-4, "patch_half": 0})
         dirty, header = _lm(out["dirty"])
@@ -197,6 +198,9 @@ def test_polarised_source_recovered_with_its_signs(tmp_path, feeds):
         assert model.sum() == pytest.approx(SKY[name], rel=0.02) and model[SOURCE_PIX] == pytest.approx(SKY[name], rel=0.05)
         assert WCS(header).pixel_to_world_values(0, 0, 0, 0)[3] == code
         assert f"Stokes {name}" in " ".join(header["HISTORY"])
+        summary = json.loads((tmp_path / f"{name}.json").read_text())  # signed peak and source (U is negative)
+        assert summary["peak_jy_per_beam"] == pytest.approx(SKY[name], rel=0.05)
+        assert summary["sources"][0]["flux_jy"] == pytest.approx(SKY[name], rel=0.02)
 
 
 # ---- a real MS: the MWA snapshot of Fornax A (XX XY YX YY) ----

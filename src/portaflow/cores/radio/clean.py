@@ -229,11 +229,12 @@ def cotton_schwab(imager: Any, niter: int = 1000, gain: float = 0.1, threshold: 
                        psf=psf, beam=beam, iterations=done, major_cycles=major, stop_reason=reason, history=history)
 
 
-def find_sources(model: np.ndarray, beam: Beam, min_flux: float) -> list[dict[str, float]]:
+def find_sources(model: np.ndarray, beam: Beam, min_flux: float, signed: bool = False) -> list[dict[str, float]]:
     """Group CLEAN components into sources (greedy, brightest first, radius max(1.5, beam FWHM) pixels).
 
     Returns flux (sum of the group's components), the flux-weighted centroid ``(i, j)`` and the
-    brightest component's pixel, brightest source first; groups below ``min_flux`` are dropped."""
+    brightest component's pixel, brightest source first; groups below ``min_flux`` are dropped.  ``signed``
+    (Stokes Q, U, V, whose sources may be negative): keep and order groups by the absolute value of their flux."""
     ii, jj = np.nonzero(model)
     flux = model[ii, jj]
     order = np.argsort(-np.abs(flux), kind="stable")
@@ -254,11 +255,11 @@ def find_sources(model: np.ndarray, beam: Beam, min_flux: float) -> list[dict[st
     for (si, sj), idx in zip(seeds, members, strict=True):
         f = flux[idx]
         total = float(f.sum())
-        if total < min_flux:
+        if (abs(total) if signed else total) < min_flux:
             continue
         wts = np.abs(f)
         sources.append({"flux": total, "i": float(np.sum(wts * ii[idx]) / wts.sum()),
                         "j": float(np.sum(wts * jj[idx]) / wts.sum()), "peak_i": si, "peak_j": sj,
                         "ncomponents": len(idx)})
-    sources.sort(key=lambda s: -s["flux"])
+    sources.sort(key=lambda s: -abs(s["flux"]) if signed else -s["flux"])
     return sources

@@ -315,7 +315,9 @@ def _write_image_products(obs: Observation, geom: ImageGeometry, result: Any, ou
     freq = float(info.freq_hz or np.mean(obs.freq))
     rms = robust_rms(result.residual)
     min_flux = max(_arg(args, "min_source_flux", 0.0, float), 5.0 * rms)
-    found = find_sources(result.model, result.beam, min_flux)
+    # Q, U and V are signed: their sources and peak are the largest in absolute value, with their sign
+    signed = obs.selection.get("stokes", "I") != "I"
+    found = find_sources(result.model, result.beam, min_flux, signed=signed)
     sources = source_table(found, geom.npix, geom.cell, obs.phase_centre)
     images = {"restored": (result.restored, "JY/BEAM"), "model": (result.model, "JY/PIXEL"),
               "residual": (result.residual, "JY/BEAM"), "dirty": (result.dirty, "JY/BEAM"),
@@ -327,7 +329,8 @@ def _write_image_products(obs: Observation, geom: ImageGeometry, result: Any, ou
         write_png(outputs["preview"], result.restored, geom.cell, obs.phase_centre,
                   title=f"restored image ({result.iterations} CLEAN iterations)", sources=sources)
     if "summary" in outputs:
-        peak_i, peak_j = np.unravel_index(int(np.argmax(result.restored)), result.restored.shape)
+        peak_i, peak_j = np.unravel_index(int(np.argmax(np.abs(result.restored) if signed else result.restored)),
+                                          result.restored.shape)
         px, py = fits_pixel(peak_i, peak_j, geom.npix)
         bmaj, bmin, bpa = result.beam.in_degrees(geom.cell)
         summary = {
@@ -337,7 +340,7 @@ def _write_image_products(obs: Observation, geom: ImageGeometry, result: Any, ou
                       "freq_mean_hz": _sig(freq, 12), "nvis": obs.nvis, "partitions": nparts, **how,
                       "nvis_weighted": int(np.count_nonzero(weights))},
             "selection": obs.selection,
-            "peak_jy_per_beam": _sig(result.restored.max()),
+            "peak_jy_per_beam": _sig(result.restored[peak_i, peak_j]),
             "peak_pixel": {"x": px, "y": py},
             "rms_jy_per_beam": _sig(rms, 4),
             "residual_peak_jy_per_beam": _sig(np.abs(result.residual).max(), 4),
