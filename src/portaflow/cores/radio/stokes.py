@@ -4,8 +4,10 @@ Why by name: real MSs store their correlations in any order (XX YY XY YX from OV
 MWA, RR RL LR LL from the VLA) or a subset of them; averaging "the first and the last" images (XX+YX)/2
 for the first of those.
 
-The formulas are the IAU/IEEE convention as CASA defines the MS correlations (Hamaker & Bregman 1996;
-CASA's "Polarization basics"), which WSClean uses too (aocommon's ``Polarization`` conversions)::
+The formulas are the IAU/IEEE convention as CASA defines the MS correlations (Hamaker & Bregman 1996),
+checked against casacore's ``Flux<T>::stokesToLinear``/``stokesToCircular`` (CASA's component models) and
+current WSClean's ``aocommon::Polarization::LinearToStokes`` (V = Im(XY - YX)/2 of a real image; early WSClean
+versions swapped X and Y, flipping the sign of Q)::
 
     linear feeds    XX = I + Q    XY = U + iV    YX = U - iV    YY = I - Q
     circular feeds  RR = I + V    RL = Q + iU    LR = Q - iU    LL = I - V
