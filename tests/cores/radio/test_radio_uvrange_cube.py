@@ -89,6 +89,13 @@ def test_time_interval_selects_time_steps(data_dir, tmp_path):
     _close(img, ref / sumw)
     assert summary["selection"]["interval"] == [3, 9] and summary["selection"]["time_steps"] == 15
     assert "time steps 3..8 of 15" in " ".join(header["HISTORY"])
+    # both read paths select the rows in the query itself: the same rows, and only them
+    from portaflow.cores.radio.msio import read_ms
+
+    direct, daskms = read_ms(path, interval=(3, 9), use_daskms=False), read_ms(path, interval="3, 9")
+    assert direct.nrow == daskms.nrow == uvw.shape[0] and np.array_equal(direct.vis, daskms.vis)
+    assert np.array_equal(np.unique(direct.time), times[3:9])
+    assert np.array_equal(np.unique(read_ms(path, interval=(12, 40)).time), times[12:])
     with pytest.raises(InputError, match="interval 20,30 starts after the selection's 15 time steps"):
         _image(tmp_path, path, interval=[20, 30])
 

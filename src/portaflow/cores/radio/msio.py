@@ -176,16 +176,20 @@ def read_ms(path: str, row_chunks: int = 100_000, use_daskms: bool = True, field
         in_field = field_col == field_id
         spw_ids = _select_spws(path, spw, sorted({dd_spw[d] for d in np.unique(ddid_col[in_field])}), field_id)
         groups = [int(d) for d in np.unique(ddid_col[in_field]) if dd_spw[int(d)] in spw_ids]
+        times_all = np.unique(t.getcol("TIME")[in_field & np.isin(ddid_col, groups)])
+        time_where = _interval_where(path, times_all, steps_wanted)
         plans = []
         for ddid in groups:
-            with t.query(f"FIELD_ID=={field_id} AND DATA_DESC_ID=={ddid}") as sub:
+            with t.query(f"FIELD_ID=={field_id} AND DATA_DESC_ID=={ddid}{time_where}") as sub:
+                if time_where and not sub.nrows():  # this SPW has no data in the interval
+                    continue
                 weights_from = _weight_source(path, weight_column, present, sub)
                 columns = ["UVW", data_column, "FLAG", "FLAG_ROW", "ANTENNA1", "ANTENNA2", "TIME"]
                 columns += [c for c in (weights_from,) if c != "unit" and c not in columns]
                 plans.append((ddid, weights_from, columns, None if use_daskms else {c: sub.getcol(c) for c in columns}))
     # dask-ms opens the table its own way (user locking): only after python-casacore has closed it
     reads = [(ddid, weights_from, cols if cols is not None else
-              _read_main_daskms(path, columns, row_chunks, field_id, ddid))
+              _read_main_daskms(path, columns, row_chunks, field_id, ddid, time_where))
              for ddid, weights_from, columns, cols in plans]
     freqs: dict[int, np.ndarray] = {}
     with table(f"{path}::SPECTRAL_WINDOW", ack=False) as t:
@@ -224,11 +228,7 @@ def read_ms(path: str, row_chunks: int = 100_000, use_daskms: bool = True, field
     uvw, vis, flag, weight, ant1, ant2, time = (np.concatenate([p[k] for p in parts]) for k in range(7))
     cross = _cross_correlations(path, ant1, ant2)
     nauto = int(uvw.shape[0] - ant1[cross].size)
-    times_total = int(np.unique(time).size)
-    if steps_wanted is not None:
-        cross = _in_interval(path, time, steps_wanted) & (cross if isinstance(cross, np.ndarray) else True)
-        if not np.any(cross):
-            raise InputError(f"{path}: interval {steps_wanted[0]},{steps_wanted[1]} holds only autocorrelations")
+    times_total = int(times_all.size)
     freq = np.concatenate([freqs[s] for s in spw_ids])
     selection = {"field_id": field_id, "field_name": field_names[field_id] if field_id < len(field_names) else "",
                  "spw": spw_ids, "data_column": data_column,
@@ -263,14 +263,21 @@ def parse_interval(interval: tuple[int, int] | list[int] | str | None) -> tuple[
     return parts[0], parts[1]
 
 
-def _in_interval(path: str, time: np.ndarray, interval: tuple[int, int]) -> np.ndarray:
-    """Rows whose TIME is one of the distinct times ``start <= k < stop`` of the selection."""
-    times = np.unique(time)
+def _interval_where(path: str, times: np.ndarray, interval: tuple[int, int] | None) -> str:
+    """A TaQL condition (`` AND TIME > a AND TIME < b``, "" for every step) keeping the distinct times
+    ``start <= k < stop`` of the selection: its bounds lie half-way between neighbouring times, so the rows are
+    selected by the query itself (both read paths read only them)."""
+    if interval is None:
+        return ""
     start, stop = interval
     if start >= times.size:
         raise InputError(f"{path}: interval {start},{stop} starts after the selection's {times.size} time steps")
-    log.info("%s: time steps %d..%d of %d kept", path, start, min(stop, times.size) - 1, times.size)
-    return np.isin(time, times[start:stop])
+    stop = min(stop, times.size)
+    log.info("%s: time steps %d..%d of %d kept", path, start, stop - 1, times.size)
+    where = f" AND TIME > {float(times[start - 1] + times[start]) / 2!r}" if start > 0 else ""
+    if stop < times.size:
+        where += f" AND TIME < {float(times[stop - 1] + times[stop]) / 2!r}"
+    return where
 
 
 def _fields_text(field_col: np.ndarray, names: list[str]) -> str:
@@ -367,13 +374,16 @@ def _cross_correlations(path: str, ant1: np.ndarray, ant2: np.ndarray) -> np.nda
     return ~auto
 
 
-def _read_main_daskms(path: str, columns: list[str], row_chunks: int, field_id: int, ddid: int) -> dict[str, np.ndarray]:
-    """Main-table columns of one FIELD_ID/DATA_DESC_ID group via dask-ms, in row chunks."""
+def _read_main_daskms(path: str, columns: list[str], row_chunks: int, field_id: int, ddid: int,
+                      time_where: str = "") -> dict[str, np.ndarray]:
+    """Main-table columns of one FIELD_ID/DATA_DESC_ID group via dask-ms, in row chunks (``time_where``: the
+    interval's TaQL condition, as :func:`_interval_where` writes it)."""
     import dask
     from daskms import xds_from_ms
 
+    where = f"FIELD_ID=={field_id} AND DATA_DESC_ID=={ddid}{time_where}"
     datasets = xds_from_ms(path, columns=columns, group_cols=["FIELD_ID", "DATA_DESC_ID"],
-                           chunks={"row": int(row_chunks)})
+                           chunks={"row": int(row_chunks)}, taql_where=where)
     chosen = [ds for ds in datasets if int(ds.attrs["FIELD_ID"]) == field_id and int(ds.attrs["DATA_DESC_ID"]) == ddid]
     if len(chosen) != 1:
         raise ValueError(f"{path}: dask-ms found {len(chosen)} groups for field {field_id}, data description {ddid}")
