@@ -3,7 +3,7 @@
 Why both: the Measurement Set is what radio astronomy software exchanges (CASA, WSClean, dask-ms), so
 the simulator writes a real one and the imager reads real ones; zarr is the chunked, cloud-friendly
 copy Dask reads cheaply.  Both round trips are exact (tested).  The MS written has one spectral window, one
-field, one correlation (Stokes I, CORR_TYPE 1); the reader forms Stokes I from whatever correlations an MS holds.
+field, one correlation (Stokes I, CORR_TYPE 1); the reader forms Stokes I, Q, U or V from whatever correlations an MS holds.
 The simulation truth and image hints travel in a table keyword
 (``PORTAFLOW_META``, JSON) so an MS is self-describing for the imaging step.
 """

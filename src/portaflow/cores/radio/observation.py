@@ -2,7 +2,8 @@
 
 One small dataclass instead of loose arrays so that the simulator, the Measurement Set and zarr
 readers/writers and the imager agree on shapes and units (and round trips can be compared field by
-field).  Single correlation (Stokes I) only: the core images total intensity.
+field).  One Stokes parameter at a time (I by default; Q, U or V when the reader is asked for one): its
+``selection["stokes"]`` says which.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ class Observation:
 
     * ``uvw``: (nrow, 3) float64, metres (MS convention; divide by wavelength for uvw in wavelengths).
     * ``freq``: (nchan,) float64, Hz.
-    * ``vis``: (nrow, nchan) complex128 or complex64 (as stored in a standard MS), Jy (Stokes I).
+    * ``vis``: (nrow, nchan) complex128 or complex64 (as stored in a standard MS), Jy (one Stokes parameter).
     * ``weight``: (nrow, nchan) float32 (natural weights, 1/sigma^2; float32 as in an MS).
     * ``flag``: (nrow, nchan) bool, True = bad.
     * ``antenna1``/``antenna2``: (nrow,) int32; ``time``: (nrow,) float64 MJD seconds.
