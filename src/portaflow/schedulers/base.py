@@ -19,15 +19,21 @@ Defaults here describe a scheduler that runs jobs on hosts sharing the driver's 
 
 from __future__ import annotations
 
+import hashlib
 import re
 import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from portaflow.errors import InputError, Problem, SpecError
 from portaflow.plan.model import Task, TaskResources
 from portaflow.spec.loading import LoadedSite
-from portaflow.units import walltime_minutes
+from portaflow.units import parse_walltime_seconds, walltime_minutes
 
 if TYPE_CHECKING:
     from portaflow.schedulers.context import RunContext
@@ -246,3 +252,72 @@ def run_tag(run_id: str) -> str:
 def max_jobs_at_once(site: Any, engine_limit: int) -> int:
     """How many jobs an engine may have queued at once: its own limit, never above the site's polling etiquette."""
     return min(engine_limit, site.polling.max_queued_jobs)
+
+
+@dataclass(frozen=True)
+class SubmitRate:
+    """At most `jobs` submissions in any `seconds` (the site's `polling.submit_rate`)."""
+
+    jobs: int
+    seconds: int
+
+    def snakemake_value(self) -> str:
+        """Snakemake's `--max-jobs-per-timespan` for it ('10/60s')."""
+        return f"{self.jobs}/{self.seconds}s"
+
+
+def submit_rate(site: Any) -> SubmitRate | None:
+    """The site's submission pace, read by both engines: Snakemake as `--max-jobs-per-timespan`, Parsl's executors through
+    one shared `SubmitWindow` (engines/parsl_engine.py). None: no pace beyond the engines' own."""
+    text = site.polling.submit_rate
+    if not text:
+        return None
+    jobs, _, span = text.partition("/")
+    return SubmitRate(int(jobs), parse_walltime_seconds(span))
+
+
+class SubmitWindow:
+    """A sliding window over submissions: at most `rate.jobs` in any `rate.seconds`, shared by every executor of a run.
+    `clock` is injectable so that the rule can be tested without waiting."""
+
+    def __init__(self, rate: SubmitRate, clock: Callable[[], float] = time.monotonic):
+        self.rate, self.clock = rate, clock
+        self._times: deque[float] = deque()
+        self._lock = threading.Lock()
+
+    def take(self, wanted: int) -> int:
+        """How many of `wanted` submissions may go now (each one granted is counted at once)."""
+        with self._lock:
+            now = self.clock()
+            while self._times and now - self._times[0] >= self.rate.seconds:
+                self._times.popleft()
+            granted = max(0, min(wanted, self.rate.jobs - len(self._times)))
+            self._times.extend([now] * granted)
+            return granted
+
+
+def partition_job_limits(site: Any) -> dict[str, int]:
+    """Partition -> how many of a run's jobs may be queued or running there at once: its `max_jobs_per_user` (the
+    site's QOS MaxSubmitJobsPerUser / MaxJobsPerUser), never above the site's `polling.max_queued_jobs`. Both engines
+    read it here: Parsl shares it among the executors of the partition (`parsl_blocks.block_sizing`), Snakemake
+    counts it as a global resource every rule of the partition takes one of (`job_slot_resources`)."""
+    return {name: min(part.max_jobs_per_user, site.polling.max_queued_jobs)
+            for name, part in site.partitions.items() if part.max_jobs_per_user is not None}
+
+
+def job_slot_resource(partition: str) -> str:
+    """The Snakemake resource that counts a run's jobs on one partition (`--resources` caps it). Snakemake's resource
+    names are identifiers: a partition name with other characters (`gpu-l40s`) gets them replaced and a short digest
+    of the name, so two partitions never share a count."""
+    word = re.sub(r"[^A-Za-z0-9_]", "_", partition)
+    return f"portaflow_jobs_{word}" if word == partition else f"portaflow_jobs_{word}_{hashlib.sha256(partition.encode()).hexdigest()[:6]}"
+
+
+def job_slot_resources(site: Any, task: Task) -> dict[str, int]:
+    """A Snakemake rule's share of its partition's job limit: one slot, where the partition has a limit."""
+    return {job_slot_resource(task.partition): 1} if task.partition in partition_job_limits(site) else {}
+
+
+def snakemake_job_limits(site: Any) -> list[str]:
+    """Snakemake's `--resources` for the partition job limits (`partition_job_limits`): NAME=LIMIT per limited partition."""
+    return [f"{job_slot_resource(name)}={limit}" for name, limit in sorted(partition_job_limits(site).items())]
