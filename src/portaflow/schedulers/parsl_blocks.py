@@ -101,6 +101,9 @@ def block_sizing(ctx: RunContext, tasks: list[Task]) -> BlockSizing:
     """
     site = ctx.site
     partition = tasks[0].partition
+    walltimes = sorted((t.resources.walltime_s for t in tasks), reverse=True)
+    if not ctx.scheduler.blocks_are_jobs:  # the local site: a block is a process here, with no time limit to size
+        return BlockSizing(1, walltimes[0], None, "one block on this machine (no time limit)")
     max_blocks = max_jobs_at_once(site, site.parsl.max_blocks)
     shared = ""
     limit = partition_job_limits(site).get(partition)
@@ -114,7 +117,6 @@ def block_sizing(ctx: RunContext, tasks: list[Task]) -> BlockSizing:
         if len(labels) > limit:
             log.warning("partition %s allows %d job(s) per user and the run has %d Parsl executors there: each keeps at least one "
                         "block, so up to %d may be queued at once", partition, limit, len(labels), len(labels))
-    walltimes = sorted((t.resources.walltime_s for t in tasks), reverse=True)
     longest = walltimes[0]
     in_sequence = math.ceil(len(tasks) / max_blocks)
     if in_sequence == 1:
