@@ -37,10 +37,10 @@ SITES = sorted(
 _IGNORED = {"--job-name", "-J", "--output", "-o", "--error", "-e", "--comment", "--export", "--parsable", "-D", "--chdir",
             "--wrap", "--ntasks", "-n", "--ntasks-per-node"}
 _ALIASES = {"-p": "--partition", "-A": "--account", "-q": "--qos", "-C": "--constraint", "-t": "--time", "-N": "--nodes",
-            "-c": "--cpus-per-task", "-G": "--gpus"}
+            "-c": "--cpus-per-task", "-G": "--gpus", "-M": "--clusters"}
 _TAKES_VALUE = {"--job-name", "-J", "--output", "-o", "--error", "-e", "--comment", "-D", "--chdir", "-p", "--partition", "-A",
                 "--account", "-q", "--qos", "-C", "--constraint", "-t", "--time", "-N", "--nodes", "-c", "--cpus-per-task",
-                "-G", "--gpus", "--mem", "--mem-per-cpu", "--gres", "--reservation", "--ntasks", "-n"}
+                "-G", "--gpus", "--mem", "--mem-per-cpu", "--gres", "--reservation", "--ntasks", "-n", "--clusters", "-M"}
 
 
 def _minutes(value: str) -> int:

@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from portaflow.schedulers.context import RunContext
 
 
-PARTITION_SETTINGS = frozenset({"account", "qos", "qos_by_walltime", "extra_directives", "slurm_partition"})
+PARTITION_SETTINGS = frozenset({"account", "qos", "qos_by_walltime", "extra_directives", "slurm_partition", "clusters"})
 """Partition fields that change how a job is asked for (not where its shell runs): each adapter says which it applies."""
 
 
@@ -201,7 +201,8 @@ class Scheduler:
                 if flag in self.managed_flags:
                     problems.append(self.loaded.problem(
                         (*keypath, index), f"{directive!r} sets {flag}, which portaflow manages from the plan",
-                        "set it through the profile's own key (partition limits, account, slurm.qos, slurm.memory_rule, slurm.gpu_syntax) or "
+                        "set it through the profile's own key (partition limits, account, clusters, slurm.qos, slurm.memory_rule, "
+                        "slurm.gpu_syntax) or "
                         "the step's resources",
                     ))
         problems += self.partition_setting_problems()

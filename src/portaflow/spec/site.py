@@ -53,6 +53,8 @@ class Partition(Strict):
                                                        "key is an alias (one queue with several constraints) or the site accepts a list ('lsst,htc')")
     max_jobs_per_user: int | None = Field(None, ge=1, description="most of a run's jobs queued or running here at once (the site's "
                                           "QOS MaxSubmitJobsPerUser); both engines keep to it")
+    clusters: SlurmPartitionList | None = Field(None, description="SLURM: the cluster(s) of a multi-cluster site this partition "
+                                                "belongs to (--clusters/-M), used to submit, poll and cancel its jobs")
     max_memory_per_core: MemoryMiB | None = Field(None, description="most memory per requested core a job may ask for here")
     extra_directives: list[str] = Field(default_factory=list, description="scheduler options added to this partition's jobs, after the site's")
     modules: list[OneLine] = Field(default_factory=list, description="environment modules loaded in this partition's jobs, after the site's")

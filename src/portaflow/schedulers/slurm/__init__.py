@@ -45,13 +45,16 @@ class SlurmScheduler(Scheduler):
         "--partition", "-p", "--account", "-A", "--qos", "-q", "--time", "-t", "--mem", "--mem-per-cpu",
         "--mem-per-gpu", "--gres", "--gpus", "-G", "--gpus-per-node", "--gpus-per-task", "--cpus-per-task", "-c",
         "--nodes", "-N", "--ntasks", "-n", "--job-name", "-J", "--output", "-o", "--error", "-e",
-        "--constraint", "-C", "--reservation", "--comment", "--export", "--parsable", "--time-min",
+        "--constraint", "-C", "--reservation", "--comment", "--export", "--parsable", "--time-min", "--clusters", "-M",
     })
 
     def directives(self, request: TaskResources, partition: str) -> list[str]:
         """sbatch options in a stable order: where, who, how long, how big, then the admin's extras."""
         site = self.site
         out = [f"--partition={self.partition_name(partition)}"]
+        clusters = self.clusters(partition)
+        if clusters:
+            out.append(f"--clusters={clusters}")
         account = self.account(partition)
         if account:
             out.append(f"--account={account}")
@@ -97,6 +100,16 @@ class SlurmScheduler(Scheduler):
     def partition_name(self, partition: str) -> str:
         """What --partition says: the partition's `slurm_partition` when its key is an alias, else the key."""
         return self.site.partitions[partition].slurm_partition or partition
+
+    def clusters(self, partition: str) -> str | None:
+        """The partition's cluster(s) on a multi-cluster site (`--clusters`; KU Leuven's wICE beside Genius, UPPMAX Snowy):
+        submit, poll and cancel all name them (Parsl's SlurmProvider does for its sbatch, squeue, sacct and scancel;
+        Snakemake's plugin submits with them and polls with sacct over all clusters; `cancel_run` asks each)."""
+        return self.site.partitions[partition].clusters
+
+    def all_clusters(self) -> list[str]:
+        """Every cluster the profile's partitions name (empty: a single-cluster site)."""
+        return sorted({c for part in self.site.partitions.values() if part.clusters for c in part.clusters.split(",")})
 
     def extra_directives(self, partition: str) -> list[str]:
         """The site's `extra_directives`, then the partition's."""
@@ -161,6 +174,11 @@ class SlurmScheduler(Scheduler):
             super().check()
         except SpecError as exc:
             problems += exc.problems
+        if self.all_clusters() and self.site.slurm.status_command == "squeue":
+            problems.append(self.loaded.problem(
+                ("slurm", "status_command"), "squeue as Snakemake's status command sees only the local cluster, and partitions "
+                f"here name clusters ({', '.join(self.all_clusters())})",
+                "use status_command: sacct (or auto): Snakemake's SLURM plugin asks sacct over all clusters"))
         if self.gpu_syntax_names_model():
             syntax = self.site.slurm.gpu_syntax
             for name, part in self.site.partitions.items():
@@ -221,6 +239,10 @@ class SlurmScheduler(Scheduler):
         """`status_command: auto` decided against this cluster: squeue when sacct does not answer (the plugin
         would otherwise wait forever for accounting records)."""
         if self.site.slurm.status_command == "auto" and not self.accounting_available():
+            if self.all_clusters():
+                raise InputError(f"site {self.site.name}: its partitions name clusters ({', '.join(self.all_clusters())}) and sacct does "
+                                 "not answer here: Snakemake's SLURM plugin can follow jobs on other clusters only through sacct "
+                                 "(use --engine parsl, whose squeue names the clusters)")
             return {**profile, "slurm-status-command": "squeue"}
         return profile
 
@@ -258,26 +280,32 @@ class SlurmScheduler(Scheduler):
 
         Why both: Snakemake's SLURM plugin sets its own --comment (so its job ids come from its log),
         and Parsl may have a block queued that it has not reported yet (found by the comment).
-        One squeue call lists the queue; one scancel call cancels. A failure of either is logged with
-        what could not be cancelled, and the ids that were cancelled are returned.
+        One squeue call lists the queue; one scancel call cancels — per cluster where the profile's partitions name
+        clusters (`--clusters`: a job on another cluster is invisible to a plain squeue, and its id may repeat there).
+        A failure of either is logged with what could not be cancelled, and the ids that were cancelled are returned.
         """
-        try:
-            queue = run_command(["squeue", "--noheader", "--format=%i|%k"])
-        except CommandError as exc:
-            log.error("could not list the queue to cancel run %s (jobs %s may still run): %s", run_id, " ".join(known_jobs) or "-", exc)
-            return []
-        mine = []
-        for line in queue.stdout.splitlines():
-            job_id, _, comment = line.partition("|")
-            if job_id in known_jobs or comment == run_tag(run_id):
-                mine.append(job_id)
-        if not mine:
-            return []
-        try:
-            run_command(["scancel", *mine])
-        except CommandError as exc:
-            log.error("scancel could not cancel every job of run %s (%s): %s", run_id, " ".join(mine), exc)
-        return mine
+        cancelled = []
+        for cluster in self.all_clusters() or [None]:
+            where = [f"--clusters={cluster}"] if cluster else []
+            try:
+                queue = run_command(["squeue", *where, "--noheader", "--format=%i|%k"])
+            except CommandError as exc:
+                log.error("could not list the queue%s to cancel run %s (jobs %s may still run): %s", f" of cluster {cluster}" if cluster else "",
+                          run_id, " ".join(known_jobs) or "-", exc)
+                continue
+            mine = []
+            for line in queue.stdout.splitlines():  # with --clusters, squeue heads each cluster's list with "CLUSTER: name"
+                job_id, _, comment = line.partition("|")
+                if job_id in known_jobs or comment == run_tag(run_id):
+                    mine.append(job_id)
+            if not mine:
+                continue
+            try:
+                run_command(["scancel", *where, *mine])
+            except CommandError as exc:
+                log.error("scancel could not cancel every job of run %s (%s): %s", run_id, " ".join(mine), exc)
+            cancelled += mine
+        return cancelled
 
     def connection_problems(self) -> list[str]:
         if shutil.which("sbatch") is None:

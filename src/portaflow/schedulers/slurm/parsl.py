@@ -15,8 +15,9 @@ from portaflow.units import format_walltime, walltime_minutes
 if TYPE_CHECKING:
     from portaflow.schedulers.context import RunContext
 
-STRIP_FOR_PARSL = ("--time", "--nodes", "--ntasks", "--job-name", "--output", "--error")
-"""sbatch options Parsl's own template writes: passing them again would give two conflicting values."""
+STRIP_FOR_PARSL = ("--time", "--nodes", "--ntasks", "--job-name", "--output", "--error", "--clusters")
+"""sbatch options Parsl's own template writes (--clusters: from its `clusters`, which its squeue, sacct and scancel use
+too): passing them again would give two conflicting values."""
 
 
 def slurm_provider(ctx: RunContext, label: str, tasks: list[Task], recording: bool = False) -> Any:
@@ -34,6 +35,7 @@ def slurm_provider(ctx: RunContext, label: str, tasks: list[Task], recording: bo
     cls = _recording_class() if recording else SlurmProvider
     return cls(
         partition=None,
+        clusters=scheduler.clusters(partition),
         nodes_per_block=request.nodes,
         init_blocks=site.parsl.init_blocks,
         min_blocks=0,
