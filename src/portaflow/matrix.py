@@ -211,10 +211,11 @@ def _render_cell(cell: Cell, plan: Plan, loaded: LoadedSite, cell_dir: Path, why
     cell.wall_s = time.perf_counter() - started
     cell.rendered = [str(f) for f in files]
     cell.tasks = len(plan.tasks)
+    unverifiable = adapter_for(loaded).unverifiable_here()
     if problems:
         cell.status, cell.reason = FAILED, "rendered files rejected: " + "; ".join(problems[:3])
     else:
-        cell.status, cell.reason = RENDERED, why
+        cell.status, cell.reason = RENDERED, why + (f"; not checkable here: {', '.join(unverifiable)}" if unverifiable else "")
 
 
 def _run_cell(cell: Cell, wf_path: Path, params: dict[str, Any], cell_dir: Path) -> None:

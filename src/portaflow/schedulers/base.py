@@ -179,6 +179,11 @@ class Scheduler:
         tools allow, e.g. in the portability matrix's rendered-only cells."""
         return []
 
+    def unverifiable_here(self) -> list[str]:
+        """What the profile uses that `check_rendered` cannot check on this machine (the site's own plugins' options):
+        `validate` and the portability matrix say so instead of failing or passing it silently."""
+        return []
+
     def runs_containers(self) -> bool:
         """Whether the scheduler itself starts each job in its step's image (then the command is not wrapped again)."""
         return False

@@ -174,6 +174,10 @@ class SlurmScheduler(Scheduler):
             super().check()
         except SpecError as exc:
             problems += exc.problems
+        for index, option in enumerate(self.site.slurm.spank_options):
+            if self.flag_name(option) in self.managed_flags:
+                problems.append(self.loaded.problem(("slurm", "spank_options", index), f"{option} is sbatch's own option, which portaflow "
+                                                    "manages from the plan", "list only the options the site's SPANK plugins add"))
         if self.all_clusters() and self.site.slurm.status_command == "squeue":
             problems.append(self.loaded.problem(
                 ("slurm", "status_command"), "squeue as Snakemake's status command sees only the local cluster, and partitions "
@@ -321,14 +325,26 @@ class SlurmScheduler(Scheduler):
         parses every option and value, then prints usage without submitting). Nothing to check without sbatch."""
         if shutil.which("sbatch") is None:
             return []
+        spank = set(self.site.slurm.spank_options)
         problems = []
         for script in (f for f in files if f.suffix == ".sbatch"):
+            # the site's SPANK options are left out: only the site's sbatch knows them (unverifiable_here says so)
             options = [word for line in script.read_text().splitlines() if line.startswith("#SBATCH")
-                       for word in shlex.split(line[len("#SBATCH"):])]
+                       and self.flag_name(line) not in spank for word in shlex.split(line[len("#SBATCH"):])]
             result = run_command(["sbatch", *options, "--usage"], check=False, timeout=30)
             if result.returncode != 0:
-                problems.append(f"{script.name}: sbatch rejects its options: {result.stderr.strip().splitlines()[0]}")
+                reason = result.stderr.strip().splitlines()[0]
+                hint = (" (if a SPANK plugin of the site adds it, list it in slurm.spank_options)"
+                        if "unrecognized option" in reason else "")
+                problems.append(f"{script.name}: sbatch rejects its options: {reason}{hint}")
         return problems
+
+    def unverifiable_here(self) -> list[str]:
+        """The site's SPANK options its extra directives use (`slurm.spank_options`): this machine's sbatch cannot check them."""
+        spank = set(self.site.slurm.spank_options)
+        used = {self.flag_name(d) for d in [*self.site.extra_directives, *(d for p in self.site.partitions.values()
+                                                                             for d in p.extra_directives)]}
+        return [f"{flag} (a SPANK plugin's option of site {self.site.name})" for flag in sorted(used & spank)]
 
     def accounting_available(self) -> bool:
         """Whether sacct answers here. Why ask: without accounting, tools that poll with sacct wait
