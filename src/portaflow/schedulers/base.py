@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from portaflow.errors import InputError, Problem, SpecError
 from portaflow.plan.model import Task, TaskResources
 from portaflow.spec.loading import LoadedSite
+from portaflow.spec.variables import variables
 from portaflow.units import parse_walltime_seconds, walltime_minutes
 
 if TYPE_CHECKING:
@@ -233,6 +234,17 @@ class Scheduler:
                         ("partitions", name, key), f"{self.name} sites do not apply a partition's own {key}",
                         f"set it for the whole site, or remove it (per-partition {key} is read on SLURM sites)"))
         return problems
+
+    def image_variable_problems(self, who: str, hint: str) -> list[Problem]:
+        """Image locations (`container.images`, `container.image_dir`) that name a `$VARIABLE` where the scheduler itself
+        reads the image name (an HTCondor job attribute, a pod's image): no shell expands it there, so the job would
+        look for a literal `$PROJECT/...`. Each at its line (`who`: which part reads the name)."""
+        settings = self.site.container
+        places = [(("container", "images", name), value) for name, value in settings.images.items()]
+        places += [(("container", "image_dir"), settings.image_dir)] if settings.image_dir else []
+        return [self.loaded.problem(keypath, f"{value!r} names ${', $'.join(variables(value))}, which {who} does not expand "
+                                             "(no shell reads the image name there)", hint)
+                for keypath, value in places if variables(value)]
 
     def check_user_values(self) -> None:
         """Before planning a run: values each user must supply (an account where the site requires one)."""

@@ -21,7 +21,8 @@ from portaflow.units import format_walltime
 if TYPE_CHECKING:
     from portaflow.schedulers.context import RunContext
 
-PLUGIN_RAW = frozenset({"request_memory", "request_disk", "request_gpus", "require_gpus", "requirements", "universe", "container_image"})
+PLUGIN_RAW = frozenset({"request_memory", "request_disk", "request_gpus", "require_gpus", "requirements", "universe", "container_image",
+                        "getenv"})
 """Submit commands the htcondor plugin takes from resources of the same name and writes unchanged."""
 
 

@@ -262,6 +262,8 @@ class KubernetesScheduler(Scheduler):
         if not site.storage.shared_filesystem and not k8s.object_store:
             add(("storage", "shared_filesystem"), "no shared filesystem and no object store: step outputs could not reach the next step",
                 "expected kubernetes.object_store: {provider: s3, prefix: s3://BUCKET/PATH}")
+        problems += self.image_variable_problems("Kubernetes (a pod's image)", "write the registry reference in full, e.g. "
+                                                 "registry.example.org/project/image:1.2")
         for key in ("qos", "reservation", "constraint"):
             if getattr(site.slurm, key):
                 add(("slurm", key), f"slurm.{key} is a batch-scheduler setting with no Kubernetes equivalent", "use kubernetes.node_pools "
