@@ -28,8 +28,9 @@ def provider_arguments(ctx: RunContext, tasks: list[Task]) -> dict[str, Any]:
     site, k8s = ctx.site, ctx.site.kubernetes
     request = tasks[0].resources
     ctx.scheduler.check_workdir(str(ctx.workdir))  # workers read and write the work directory
-    quantities = ctx.scheduler.quantities(request)
-    gpu = {k8s.gpu_resource: quantities[k8s.gpu_resource]} if request.gpus else {}
+    quantities = ctx.scheduler.quantities(request, tasks[0].partition)
+    resource = ctx.scheduler.gpu_resource(tasks[0].partition)
+    gpu = {resource: quantities[resource]} if request.gpus else {}
     return dict(
         image=image_reference(site, tasks[0].container or k8s.default_container),
         namespace=k8s.namespace,
