@@ -58,11 +58,15 @@ def test_both_engines_submit_to_the_partitions_cluster(write, tmp_path):
 
 
 @pytest.mark.parametrize("directive", ["--clusters=wice", "-M wice", "-Mwice", "--cluster=wice"])
-def test_clusters_in_extra_directives_is_refused_at_its_line(write, directive):
-    site = write("site.yaml", WICE + f"extra_directives: [{directive!r}]\n")
-    workflow = write("w.yaml", "name: w\nsteps:\n  s: {command: 'true', outputs: {o: o}}\n")
-    result = run_portaflow("validate", str(workflow), "--site", str(site))
-    assert result.returncode == 2 and "site.yaml:8:" in result.stderr and "portaflow manages" in result.stderr, result.stderr
+def test_clusters_in_extra_directives_is_refused_at_its_line(write, tmp_path, directive):
+    with pytest.raises(SpecError, match=r"site.yaml:8:.*portaflow manages"):
+        _context(write, tmp_path, WICE + f"extra_directives: [{directive!r}]\n")
+
+
+def test_validate_refuses_it_with_exit_2(write):
+    site = write("site.yaml", WICE + "extra_directives: ['-M wice']\n")
+    result = run_portaflow("validate", str(site))
+    assert result.returncode == 2 and "site.yaml:8:" in result.stderr and "Traceback" not in result.stderr, result.stderr
 
 
 def test_squeue_status_with_clusters_is_refused(write, tmp_path):

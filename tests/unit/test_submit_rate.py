@@ -7,6 +7,7 @@ import pytest
 
 from portaflow.engines.parsl_engine import ParslEngine, paced_executor_class
 from portaflow.engines.snakemake_engine import SnakemakeEngine
+from portaflow.errors import SpecError
 from portaflow.plan import make_plan
 from portaflow.schedulers import adapter_for
 from portaflow.schedulers.base import SubmitRate, SubmitWindow, submit_rate
@@ -79,9 +80,12 @@ def test_without_a_rate_nothing_changes(write, tmp_path):
 
 
 @pytest.mark.parametrize("value", ["10 per minute", "0/1m", "10/0s", "10/1", "10/1.5m"])
-def test_a_bad_rate_is_refused_at_validate_with_its_line(write, value):
-    site = write("site.yaml", SITE.replace("submit_rate: 10/1m", f"submit_rate: '{value}'"))
-    workflow = write("w.yaml", "name: w\nsteps:\n  s: {command: 'true', outputs: {o: o}}\n")
-    result = run_portaflow("validate", str(workflow), "--site", str(site))
-    assert result.returncode == 2, result.stderr
-    assert "site.yaml:7:" in result.stderr and "submit_rate" in result.stderr and "Traceback" not in result.stderr
+def test_a_bad_rate_is_refused_with_its_line(write, value):
+    with pytest.raises(SpecError, match=r"site.yaml:7:.*polling.submit_rate"):
+        load_site(str(write("site.yaml", SITE.replace("submit_rate: 10/1m", f"submit_rate: '{value}'"))), environ={})
+
+
+def test_validate_refuses_a_bad_rate_with_exit_2(write):
+    site = write("site.yaml", SITE.replace("submit_rate: 10/1m", "submit_rate: '10 per minute'"))
+    result = run_portaflow("validate", str(site))
+    assert result.returncode == 2 and "site.yaml:7:" in result.stderr and "Traceback" not in result.stderr, result.stderr
