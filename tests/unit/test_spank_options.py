@@ -10,7 +10,7 @@ import shutil
 import pytest
 
 from portaflow.errors import SpecError
-from portaflow.matrix import FAILED, RENDERED, Cell, _render_cell
+from portaflow.matrix import FAILED, RENDERED, Cell, render_cell
 from portaflow.plan import make_plan
 from portaflow.schedulers import adapter_for
 from portaflow.schedulers.slurm.snakemake import rule_resources
@@ -60,13 +60,13 @@ def test_matrix_cell_is_rendered_with_a_note_not_failed(write, tmp_path):
     plan = make_plan(Workflow.model_validate({"name": "w", "steps": {"s": {"command": "true", "outputs": {"o": "o"},
                                                                             "resources": {"gpus": 1}}}}), loaded.site)
     cell = Cell("w", "pyxis", "parsl")
-    _render_cell(cell, plan, loaded, tmp_path / "cell", "example")
+    render_cell(cell, plan, loaded, tmp_path / "cell", "example")
     assert cell.status == RENDERED, cell.reason
     assert "not checkable here: --container-image" in cell.reason
     # undeclared, the same option fails the cell, saying where to declare it (the old behaviour, now with a hint)
     loaded, _ = _site(write, PYXIS.replace("  spank_options: [--container-image, --container-mounts]\n", "  qos: normal\n"))
     cell = Cell("w", "pyxis", "parsl")
-    _render_cell(cell, plan, loaded, tmp_path / "cell2", "example")
+    render_cell(cell, plan, loaded, tmp_path / "cell2", "example")
     assert cell.status == FAILED and "unrecognized option" in cell.reason and "slurm.spank_options" in cell.reason
 
 
