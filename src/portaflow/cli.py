@@ -454,8 +454,11 @@ def validate(files: tuple[str, ...], site_names: tuple[str, ...]) -> None:
         try:
             loaded = load_any(shipped.resolve_workflow(name))
             if isinstance(loaded, LoadedSite):
-                adapter_for(loaded).check()
+                adapter = adapter_for(loaded)
+                adapter.check()
                 console.print(f"{name}: ok (site profile {loaded.site.name}, scheduler {loaded.site.scheduler})")
+                for note in adapter.unverifiable_here():
+                    console.print(f"{name}: not checkable here: {escape(note)}")
             else:
                 try:
                     check_workflow(loaded.workflow, dict(loaded.workflow.parameters))

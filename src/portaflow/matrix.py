@@ -162,7 +162,7 @@ def _decide(cell: Cell, wf_path: Path, loaded_wf: Any, site_name: str, params: d
     # a workflow of the user's own data (radio/image-ms: an MS path as a parameter) has nothing to read here
     absent = [p for p in plan.external_inputs if not (cell_dir / "work" / p).exists()]
     if why_not_here:
-        _render_cell(cell, plan, loaded_site, cell_dir, why_not_here)
+        render_cell(cell, plan, loaded_site, cell_dir, why_not_here)
     elif absent:
         cell.status, cell.reason = UNSUPPORTED, (f"reads {absent[0]}, which no step produces and which is not here "
                                                  "(a workflow of your own data: give its path with --param)")
@@ -186,7 +186,7 @@ def _not_runnable_here(loaded: LoadedSite, plan: Plan) -> str | None:
     return "; ".join(problems) if problems else None
 
 
-def _render_cell(cell: Cell, plan: Plan, loaded: LoadedSite, cell_dir: Path, why: str) -> None:
+def render_cell(cell: Cell, plan: Plan, loaded: LoadedSite, cell_dir: Path, why: str) -> None:
     """Render what the engine would submit and have the scheduler's own checks read it."""
     from portaflow.driver import render, workdir_for
     from portaflow.errors import SpecError
@@ -211,10 +211,11 @@ def _render_cell(cell: Cell, plan: Plan, loaded: LoadedSite, cell_dir: Path, why
     cell.wall_s = time.perf_counter() - started
     cell.rendered = [str(f) for f in files]
     cell.tasks = len(plan.tasks)
+    unverifiable = adapter_for(loaded).unverifiable_here()
     if problems:
         cell.status, cell.reason = FAILED, "rendered files rejected: " + "; ".join(problems[:3])
     else:
-        cell.status, cell.reason = RENDERED, why
+        cell.status, cell.reason = RENDERED, why + (f"; not checkable here: {', '.join(unverifiable)}" if unverifiable else "")
 
 
 def _run_cell(cell: Cell, wf_path: Path, params: dict[str, Any], cell_dir: Path) -> None:

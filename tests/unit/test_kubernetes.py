@@ -246,15 +246,20 @@ def test_parsl_and_snakemake_ask_kubernetes_for_the_same_pods(rendered_for_both)
     Snakemake's plugin creates for it ask for the same resources (requests and limits) on the same nodes (node
     selector, tolerations), from the same image with the same pull settings and account. Memory: the plugin counts
     in MB, so its request is the plan's MiB rounded up to a whole MB (never less, under 1 MB more). The deadline is
-    the task's walltime for the Job, its block's longest for the pod."""
+    the task's walltime for the Job, its block's (`block_sizing`) for the pod."""
     from portaflow.engines.parsl_engine import resource_classes
     from portaflow.plan import make_plan
+    from portaflow.schedulers import adapter_for
+    from portaflow.schedulers.context import RunContext
+    from portaflow.schedulers.parsl_blocks import block_sizing
     from portaflow.spec.loading import load_workflow
 
-    site = load_site(str(BOTH)).site
+    loaded = load_site(str(BOTH))
+    site = loaded.site
     grace = site.kubernetes.deadline_grace
     for workflow in (RESOURCES, WORDFREQ):
         plan = make_plan(load_workflow(workflow).workflow, site, {"shards": 2} if workflow == WORDFREQ else {})
+        ctx = RunContext(plan, loaded, Path("/work"), Path("/work/run"), plan.tasks, adapter_for(loaded))
         jobs = {d["metadata"]["labels"]["portaflow/task"]: d for d in manifests(rendered_for_both[workflow.stem, "snakemake"])}
         assert sorted(jobs) == sorted(t.id for t in plan.tasks)
         for label, tasks in resource_classes(plan.tasks, by_container=True).items():
@@ -280,7 +285,9 @@ def test_parsl_and_snakemake_ask_kubernetes_for_the_same_pods(rendered_for_both)
                             assert q_parsl == q_snakemake, f"{where}: {kind}.{name} {ours[name]} vs {theirs[name]}"
                 assert parse_quantity(p["resources"]["requests"]["cpu"]) == task.resources.cores  # and it compares something
                 assert jobs[task.id]["spec"]["activeDeadlineSeconds"] == task.resources.walltime_s + grace
-                assert parsl["activeDeadlineSeconds"] == max(t.resources.walltime_s for t in tasks) + grace
+                # the block's deadline covers the tasks it may run in sequence (parsl_blocks.block_sizing)
+                assert parsl["activeDeadlineSeconds"] == block_sizing(ctx, tasks).walltime_s + grace
+                assert block_sizing(ctx, tasks).walltime_s >= max(t.resources.walltime_s for t in tasks)
 
 
 def test_portaflow_plugin_completes_the_jobs_the_upstream_plugin_creates():

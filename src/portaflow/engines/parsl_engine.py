@@ -8,6 +8,8 @@ how many workers a block holds, what `render` captures) comes from the site's sc
 
 from __future__ import annotations
 
+import functools
+import logging
 import os
 import re
 import sys
@@ -17,28 +19,39 @@ from typing import Any
 
 from portaflow.engines.base import Engine, RunContext, TaskOutcome, failure_message, not_run_message, remove_outputs
 from portaflow.plan.model import Task, TaskResources
+from portaflow.schedulers.base import SubmitWindow, submit_rate
+from portaflow.schedulers.parsl_blocks import (
+    block_sizing,
+    resource_classes as resource_classes,  # where tests and benchmarks look
+    run_classes,
+)
 from portaflow.units import format_walltime
 
-
-def resource_classes(tasks: list[Task], by_container: bool = False) -> dict[str, list[Task]]:
-    """Group tasks by what they ask of the scheduler; each group becomes one executor.
-
-    `by_container`: where the block is itself a container (a Kubernetes pod has one image), tasks
-    in different containers need different blocks.
-    """
-    groups: dict[str, list[Task]] = {}
-    for task in tasks:
-        r = task.resources
-        label = f"{task.partition}_c{r.cores}_m{r.memory_mib}_g{r.gpus}"
-        label += (f"_{r.gpu_model}" if r.gpu_model else "") + (f"_n{r.nodes}" if r.nodes > 1 else "")
-        label += f"_{task.container or 'default'}" if by_container else ""
-        groups.setdefault(re.sub(r"[^A-Za-z0-9_]", "_", label), []).append(task)
-    return groups
+log = logging.getLogger(__name__)
 
 
 def classes(ctx: RunContext) -> dict[str, list[Task]]:
     """The run's resource classes (by container too where a block is one image, e.g. a Kubernetes pod)."""
-    return resource_classes(ctx.tasks, by_container=ctx.scheduler.parsl_blocks_hold_one_image())
+    return run_classes(ctx)
+
+
+@functools.cache
+def paced_executor_class() -> type:
+    """A HighThroughputExecutor whose scaling out keeps the site's submission pace (`polling.submit_rate`): each time
+    Parsl's strategy asks for blocks, only as many go as the run's shared `SubmitWindow` grants; the strategy asks
+    again at its next round (every `polling.interval`). The same pace Snakemake gets as --max-jobs-per-timespan."""
+    from parsl.executors import HighThroughputExecutor
+
+    class PacedHighThroughputExecutor(HighThroughputExecutor):
+        submit_window: SubmitWindow
+
+        def scale_out_facade(self, n: int) -> list[str]:
+            granted = self.submit_window.take(n)
+            if granted < n:
+                log.info("Parsl executor %s: %d of %d block(s) wait for the site's submit rate", self.label, n - granted, n)
+            return super().scale_out_facade(granted) if granted else []
+
+    return PacedHighThroughputExecutor
 
 
 INTERCHANGE_LAUNCH = [sys.executable, "-c", "import os, runpy; os.setpgid(0, 0); "
@@ -57,7 +70,9 @@ class ParslEngine(Engine):
         groups = classes(ctx)
         max_retries = max((t.retries for t in ctx.tasks), default=0)
         address = self._address(ctx, resolve_address)
-        executors = [self._executor(ctx, label, tasks, address, resolve_address) for label, tasks in groups.items()]
+        rate = submit_rate(ctx.site)
+        window = SubmitWindow(rate) if rate else None  # one window for all executors: the pace is the site's, per run
+        executors = [self._executor(ctx, label, tasks, address, resolve_address, window) for label, tasks in groups.items()]
         return Config(
             executors=executors,
             run_dir=str(ctx.run_dir / "parsl"),
@@ -69,12 +84,17 @@ class ParslEngine(Engine):
             initialize_logging=True,
         )
 
-    def _executor(self, ctx: RunContext, label: str, tasks: list[Task], address: str, resolve_address: bool) -> Any:
+    def _executor(self, ctx: RunContext, label: str, tasks: list[Task], address: str, resolve_address: bool,
+                  window: SubmitWindow | None = None) -> Any:
         from parsl.executors import HighThroughputExecutor
 
         site = ctx.site
+        executor_class = paced_executor_class() if window else HighThroughputExecutor
         provider = ctx.scheduler.parsl_provider(ctx, label, tasks, offline=not resolve_address)
-        return HighThroughputExecutor(
+        sizing = block_sizing(ctx, tasks)
+        if resolve_address:
+            log.info("Parsl executor %s: %s", label, sizing.note)
+        executor = executor_class(
             label=label,
             provider=provider,
             **ctx.scheduler.parsl_executor_options(ctx, tasks),
@@ -84,11 +104,16 @@ class ParslEngine(Engine):
             # in a process group of its own: the terminal's Ctrl-C reaches the driver, which stops it (it used to reach the
             # interchange too, which died, and the driver's clean-up then waited on it for ever).
             **({"interchange_launch_cmd": INTERCHANGE_LAUNCH} if resolve_address else {}),
+            # workers stop taking tasks in time for the longest to finish inside the block (None: a block per task)
+            drain_period=sizing.drain_period_s,
             heartbeat_period=5,
             heartbeat_threshold=60,
             **({"worker_port_range": site.network.port_range, "interchange_port_range": site.network.port_range}
                if site.network.port_range else {}),
         )
+        if window:
+            executor.submit_window = window
+        return executor
 
     def _address(self, ctx: RunContext, resolve: bool) -> str:
         """Where workers reach the interchange (which listens there): `addresses.choose_address`, the rule Dask's
@@ -126,6 +151,7 @@ class ParslEngine(Engine):
                   "# Executors, one per resource class:"]
         for label, tasks in groups.items():
             header.append(f"#   {label}: {len(tasks)} task(s); partition {tasks[0].partition}; " + _describe(tasks[0].resources))
+            header.append(f"#     blocks: {block_sizing(ctx, tasks).note}")
         config_repr = re.sub(r" at 0x[0-9a-f]+", "", repr(self.config(ctx, resolve_address=False)))  # object addresses vary run to run
         path = out_dir / "parsl_config.txt"
         path.write_text("\n".join(header) + "\n" + config_repr + "\n")

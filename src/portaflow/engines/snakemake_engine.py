@@ -32,6 +32,7 @@ from portaflow.engines.snakemake_events import EVENTS_FILE, EventFile, RunEvents
 from portaflow.gctools import paused_gc
 from portaflow.plan.model import Task
 from portaflow.safetext import one_line
+from portaflow.schedulers.base import job_slot_resources, snakemake_job_limits, submit_rate
 from portaflow.schedulers.kubernetes.storage import FETCH_PREFIX, fetch_rule, rule_path, staging_rules, target_path, uses_object_store
 
 _EXIT_STATUS = re.compile(r"returned non-zero exit status (\d+)")  # in a remote job's own log (_last_exit_status)
@@ -83,7 +84,8 @@ class SnakemakeEngine(Engine):
         # No `log:` directive: the rule redirects its own output (below), and Snakemake's log handling
         # cost ~20 ms per job here (benchmarks/overhead.py).
         out.append(f"    threads: {task.resources.cores}")
-        resources = ctx.scheduler.snakemake_resources(ctx, task)
+        # the partition's job limit (base.partition_job_limits) as a slot each rule takes and --resources caps
+        resources = {**ctx.scheduler.snakemake_resources(ctx, task), **job_slot_resources(ctx.site, task)}
         if resources:
             out.append("    resources:")
             out += [f"        {k}={v!r}," for k, v in resources.items()]
@@ -117,6 +119,11 @@ class SnakemakeEngine(Engine):
             "show-failed-logs": False,
         }
         cfg.update(ctx.scheduler.snakemake_profile(ctx))
+        if snakemake_job_limits(site):
+            cfg["resources"] = [*cfg.get("resources", []), *snakemake_job_limits(site)]
+        rate = submit_rate(site)
+        if rate:  # the site's submission pace (base.submit_rate), which Parsl's executors keep too
+            cfg["max-jobs-per-timespan"] = rate.snakemake_value()
         return cfg
 
     # -- rendering and running -----------------------------------------------------------------

@@ -19,21 +19,28 @@ Defaults here describe a scheduler that runs jobs on hosts sharing the driver's 
 
 from __future__ import annotations
 
+import hashlib
 import re
 import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from portaflow.errors import InputError, Problem, SpecError
 from portaflow.plan.model import Task, TaskResources
 from portaflow.spec.loading import LoadedSite
-from portaflow.units import walltime_minutes
+from portaflow.spec.variables import variables
+from portaflow.units import parse_walltime_seconds, walltime_minutes
 
 if TYPE_CHECKING:
     from portaflow.schedulers.context import RunContext
 
 
-PARTITION_SETTINGS = frozenset({"account", "qos", "qos_by_walltime", "extra_directives", "slurm_partition"})
+PARTITION_SETTINGS = frozenset({"account", "qos", "qos_by_walltime", "extra_directives", "slurm_partition", "clusters"})
 """Partition fields that change how a job is asked for (not where its shell runs): each adapter says which it applies."""
 
 
@@ -173,6 +180,11 @@ class Scheduler:
         tools allow, e.g. in the portability matrix's rendered-only cells."""
         return []
 
+    def unverifiable_here(self) -> list[str]:
+        """What the profile uses that `check_rendered` cannot check on this machine (the site's own plugins' options):
+        `validate` and the portability matrix say so instead of failing or passing it silently."""
+        return []
+
     def runs_containers(self) -> bool:
         """Whether the scheduler itself starts each job in its step's image (then the command is not wrapped again)."""
         return False
@@ -195,7 +207,8 @@ class Scheduler:
                 if flag in self.managed_flags:
                     problems.append(self.loaded.problem(
                         (*keypath, index), f"{directive!r} sets {flag}, which portaflow manages from the plan",
-                        "set it through the profile's own key (partition limits, account, slurm.qos, slurm.memory_rule, slurm.gpu_syntax) or "
+                        "set it through the profile's own key (partition limits, account, clusters, slurm.qos, slurm.memory_rule, "
+                        "slurm.gpu_syntax) or "
                         "the step's resources",
                     ))
         problems += self.partition_setting_problems()
@@ -222,6 +235,17 @@ class Scheduler:
                         f"set it for the whole site, or remove it (per-partition {key} is read on SLURM sites)"))
         return problems
 
+    def image_variable_problems(self, who: str, hint: str) -> list[Problem]:
+        """Image locations (`container.images`, `container.image_dir`) that name a `$VARIABLE` where the scheduler itself
+        reads the image name (an HTCondor job attribute, a pod's image): no shell expands it there, so the job would
+        look for a literal `$PROJECT/...`. Each at its line (`who`: which part reads the name)."""
+        settings = self.site.container
+        places = [(("container", "images", name), value) for name, value in settings.images.items()]
+        places += [(("container", "image_dir"), settings.image_dir)] if settings.image_dir else []
+        return [self.loaded.problem(keypath, f"{value!r} names ${', $'.join(variables(value))}, which {who} does not expand "
+                                             "(no shell reads the image name there)", hint)
+                for keypath, value in places if variables(value)]
+
     def check_user_values(self) -> None:
         """Before planning a run: values each user must supply (an account where the site requires one)."""
         if self.site.account_required and not self.site.account:
@@ -246,3 +270,72 @@ def run_tag(run_id: str) -> str:
 def max_jobs_at_once(site: Any, engine_limit: int) -> int:
     """How many jobs an engine may have queued at once: its own limit, never above the site's polling etiquette."""
     return min(engine_limit, site.polling.max_queued_jobs)
+
+
+@dataclass(frozen=True)
+class SubmitRate:
+    """At most `jobs` submissions in any `seconds` (the site's `polling.submit_rate`)."""
+
+    jobs: int
+    seconds: int
+
+    def snakemake_value(self) -> str:
+        """Snakemake's `--max-jobs-per-timespan` for it ('10/60s')."""
+        return f"{self.jobs}/{self.seconds}s"
+
+
+def submit_rate(site: Any) -> SubmitRate | None:
+    """The site's submission pace, read by both engines: Snakemake as `--max-jobs-per-timespan`, Parsl's executors through
+    one shared `SubmitWindow` (engines/parsl_engine.py). None: no pace beyond the engines' own."""
+    text = site.polling.submit_rate
+    if not text:
+        return None
+    jobs, _, span = text.partition("/")
+    return SubmitRate(int(jobs), parse_walltime_seconds(span))
+
+
+class SubmitWindow:
+    """A sliding window over submissions: at most `rate.jobs` in any `rate.seconds`, shared by every executor of a run.
+    `clock` is injectable so that the rule can be tested without waiting."""
+
+    def __init__(self, rate: SubmitRate, clock: Callable[[], float] = time.monotonic):
+        self.rate, self.clock = rate, clock
+        self._times: deque[float] = deque()
+        self._lock = threading.Lock()
+
+    def take(self, wanted: int) -> int:
+        """How many of `wanted` submissions may go now (each one granted is counted at once)."""
+        with self._lock:
+            now = self.clock()
+            while self._times and now - self._times[0] >= self.rate.seconds:
+                self._times.popleft()
+            granted = max(0, min(wanted, self.rate.jobs - len(self._times)))
+            self._times.extend([now] * granted)
+            return granted
+
+
+def partition_job_limits(site: Any) -> dict[str, int]:
+    """Partition -> how many of a run's jobs may be queued or running there at once: its `max_jobs_per_user` (the
+    site's QOS MaxSubmitJobsPerUser / MaxJobsPerUser), never above the site's `polling.max_queued_jobs`. Both engines
+    read it here: Parsl shares it among the executors of the partition (`parsl_blocks.block_sizing`), Snakemake
+    counts it as a global resource every rule of the partition takes one of (`job_slot_resources`)."""
+    return {name: min(part.max_jobs_per_user, site.polling.max_queued_jobs)
+            for name, part in site.partitions.items() if part.max_jobs_per_user is not None}
+
+
+def job_slot_resource(partition: str) -> str:
+    """The Snakemake resource that counts a run's jobs on one partition (`--resources` caps it). Snakemake's resource
+    names are identifiers: a partition name with other characters (`gpu-l40s`) gets them replaced and a short digest
+    of the name, so two partitions never share a count."""
+    word = re.sub(r"[^A-Za-z0-9_]", "_", partition)
+    return f"portaflow_jobs_{word}" if word == partition else f"portaflow_jobs_{word}_{hashlib.sha256(partition.encode()).hexdigest()[:6]}"
+
+
+def job_slot_resources(site: Any, task: Task) -> dict[str, int]:
+    """A Snakemake rule's share of its partition's job limit: one slot, where the partition has a limit."""
+    return {job_slot_resource(task.partition): 1} if task.partition in partition_job_limits(site) else {}
+
+
+def snakemake_job_limits(site: Any) -> list[str]:
+    """Snakemake's `--resources` for the partition job limits (`partition_job_limits`): NAME=LIMIT per limited partition."""
+    return [f"{job_slot_resource(name)}={limit}" for name, limit in sorted(partition_job_limits(site).items())]

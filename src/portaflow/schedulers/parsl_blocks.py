@@ -1,4 +1,5 @@
-"""What every adapter's Parsl provider shares: a block's shell set-up, its walltime, and render's capture.
+"""What every adapter's Parsl provider shares: the resource classes (one executor each), a block's size (how many at
+once, how long: `block_sizing`), its shell set-up, and render's capture.
 
 Rendering runs a provider's own submit() with a recording `execute_wait`, the one method through which
 Parsl's ClusterProvider subclasses (SlurmProvider, CondorProvider) run sbatch or condor_submit: everything
@@ -9,14 +10,19 @@ Parsl itself is imported inside the functions: importing portaflow must not impo
 
 from __future__ import annotations
 
+import logging
+import math
 import re
 import sys
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from portaflow.plan.model import Task
+from portaflow.schedulers.base import max_jobs_at_once, partition_job_limits
 from portaflow.schedulers.context import init_lines, module_lines
+from portaflow.units import describe_walltime
 
 if TYPE_CHECKING:
     from portaflow.schedulers.context import RunContext
@@ -39,9 +45,99 @@ def worker_init(ctx: RunContext, driver_path: bool = True, partition: str | None
     return "\n".join(lines)
 
 
-def longest_walltime(tasks: list[Task]) -> int:
-    """A block must outlive the longest task it may run."""
-    return max(t.resources.walltime_s for t in tasks)
+log = logging.getLogger(__name__)
+
+BLOCK_MARGIN_S = 300
+"""Added to a block that runs several tasks in sequence: the worker pool's start and each hand-over of a task."""
+WORKER_START_S = 60
+"""How long after its job starts a block's worker pool may begin counting its drain period (Parsl counts from there)."""
+
+
+def resource_classes(tasks: list[Task], by_container: bool = False) -> dict[str, list[Task]]:
+    """Group tasks by what they ask of the scheduler; each group becomes one Parsl executor.
+
+    `by_container`: where the block is itself a container (a Kubernetes pod has one image), tasks
+    in different containers need different blocks.
+    """
+    groups: dict[str, list[Task]] = {}
+    for task in tasks:
+        r = task.resources
+        label = f"{task.partition}_c{r.cores}_m{r.memory_mib}_g{r.gpus}"
+        label += (f"_{r.gpu_model}" if r.gpu_model else "") + (f"_n{r.nodes}" if r.nodes > 1 else "")
+        label += f"_{task.container or 'default'}" if by_container else ""
+        groups.setdefault(re.sub(r"[^A-Za-z0-9_]", "_", label), []).append(task)
+    return groups
+
+
+def run_classes(ctx: RunContext) -> dict[str, list[Task]]:
+    """The run's resource classes (by container too where a block is one image, e.g. a Kubernetes pod)."""
+    return resource_classes(ctx.tasks, by_container=ctx.scheduler.parsl_blocks_hold_one_image())
+
+
+@dataclass(frozen=True)
+class BlockSizing:
+    """How many blocks of one executor may exist at once and how long each is asked for."""
+
+    max_blocks: int
+    walltime_s: int
+    drain_period_s: int | None
+    """Seconds after a block's workers start when they stop taking tasks (Parsl's `drain_period`): no task starts
+    that could not finish before the block's walltime. None where a block is sized for one task."""
+    note: str
+    """Why, in one line (render's Parsl config header, the run's log)."""
+
+
+def block_sizing(ctx: RunContext, tasks: list[Task]) -> BlockSizing:
+    """The one rule for a Parsl executor's blocks, on every scheduler (SLURM --time, HTCondor's runtime attribute,
+    Kubernetes' activeDeadlineSeconds).
+
+    How many at once: `parsl.max_blocks`, never above `polling.max_queued_jobs`, nor above the executor's share of
+    its partition's `max_jobs_per_user` (shared among the executors of that partition, as Snakemake counts the same
+    limit over its rules: `base.partition_job_limits`).
+    How long: a block holds one worker, so with more tasks than blocks it runs ceil(tasks / blocks) of them in
+    sequence: it is asked for the sum of that many of the longest walltimes plus `BLOCK_MARGIN_S`, at most the
+    partition's `max_walltime`, and its workers drain in time for the longest task to finish before the block ends.
+    Where the partition has no room for a second task, each block is sized for one task (said in the note).
+    """
+    site = ctx.site
+    partition = tasks[0].partition
+    walltimes = sorted((t.resources.walltime_s for t in tasks), reverse=True)
+    if not ctx.scheduler.blocks_are_jobs:  # the local site: a block is a process here, with no time limit to size
+        return BlockSizing(1, walltimes[0], None, "one block on this machine (no time limit)")
+    max_blocks = max_jobs_at_once(site, site.parsl.max_blocks)
+    shared = ""
+    limit = partition_job_limits(site).get(partition)
+    if limit is not None:
+        labels = [label for label, group in run_classes(ctx).items() if group[0].partition == partition]
+        mine = next((i for i, label in enumerate(labels) if {t.id for t in run_classes(ctx)[label]} & {t.id for t in tasks}), 0)
+        share = split_limit(limit, len(labels))[mine]
+        if share < max_blocks:
+            max_blocks = share
+            shared = f"; {share} of partition {partition}'s {limit} jobs at once"
+        if len(labels) > limit:
+            log.warning("partition %s allows %d job(s) per user and the run has %d Parsl executors there: each keeps at least one "
+                        "block, so up to %d may be queued at once", partition, limit, len(labels), len(labels))
+    longest = walltimes[0]
+    in_sequence = math.ceil(len(tasks) / max_blocks)
+    if in_sequence == 1:
+        return BlockSizing(max_blocks, longest, None, f"one task per block ({len(tasks)} task(s), up to {max_blocks} block(s){shared})")
+    wanted = sum(walltimes[:in_sequence]) + BLOCK_MARGIN_S
+    most = site.partitions[partition].max_walltime
+    walltime = min(wanted, most)
+    drain = walltime - longest - WORKER_START_S
+    if drain <= 0:
+        return BlockSizing(max_blocks, longest, None,
+                           f"{len(tasks)} tasks, up to {max_blocks} block(s){shared}: partition {partition}'s limit "
+                           f"({describe_walltime(most)}) has room for one task per block, so blocks are sized for one")
+    capped = f", capped at partition {partition}'s limit" if wanted > most else ""
+    return BlockSizing(max_blocks, walltime, drain,
+                       f"{len(tasks)} tasks, up to {max_blocks} block(s){shared}: a block may run {in_sequence} in sequence, so it "
+                       f"asks for {describe_walltime(walltime)}{capped}; workers stop taking tasks after {describe_walltime(drain)}")
+
+
+def split_limit(limit: int, parts: int) -> list[int]:
+    """`limit` shared among `parts` as evenly as possible, the first ones getting the remainder; each at least 1."""
+    return [max(1, limit // parts + (1 if i < limit % parts else 0)) for i in range(parts)]
 
 
 def recording(provider_class: type, submit_tool: str, reply: str) -> type:

@@ -33,7 +33,11 @@ class HTCondorSettings(Strict):
     accounting_group_user: SchedulerWord | None = Field(None, description="accounting_group_user (defaults to the submitting user)")
     request_disk: MemoryMiB | None = Field(None, description="scratch disk each job asks for (request_disk)")
     requirements: OneLine | None = Field(None, description="a ClassAd expression every job's slot must satisfy")
-    runtime_attribute: AttributeName | None = Field("MaxRuntime", description="job attribute set to the step's walltime in seconds (e.g. MaxRuntime); null: none")
+    runtime_attribute: AttributeName | list[AttributeName] | None = Field(
+        "MaxRuntime", description="job attribute(s) set to the step's walltime in seconds: one name (MaxRuntime) or a list, for pools "
+                                  "that read several (DESY NAF: [RequestRuntime, MaxRuntime]); null: none")
+    getenv: bool | list[EnvName] = Field(False, description="environment variables of the submitting shell copied into every job "
+                                         "(getenv): a list of names (HTCondor 10+), or true for all; environment.env sets values")
     flavours: dict[str, WalltimeSeconds] = Field(default_factory=dict, description="named runtime classes -> longest walltime each allows (CERN's JobFlavour); the shortest that covers a step is used")
     flavour_attribute: AttributeName = Field("JobFlavour", description="job attribute that carries the chosen flavour")
     gpu_requirements: dict[str, OneLine] = Field(default_factory=dict, description="GPU model (as workflows name it) -> require_gpus expression")

@@ -83,6 +83,20 @@ class NodePool(Strict):
 
     node_selector: Labels = Field(default_factory=dict, description="node labels a pod of this partition requires")
     tolerations: list[Toleration] = Field(default_factory=list, description="taints of this pool's nodes that its pods tolerate")
+    node_affinity: dict[LabelKey, list[LabelValue]] = Field(default_factory=dict, description="node label -> values, one of which "
+                                                            "a node must have (requiredDuringScheduling, operator In): several GPU "
+                                                            "products or zones where a node selector takes one")
+    gpu_resource: LabelKey | None = Field(None, description="the extended resource this pool's GPUs are requested as (instead of "
+                                          "kubernetes.gpu_resource): amd.com/gpu on an AMD pool beside NVIDIA ones")
+
+
+class SecurityContext(Strict):
+    """A pod's securityContext: which user and group its processes run as (sites that forbid root pods require it)."""
+
+    run_as_user: int | None = Field(None, ge=0, description="runAsUser")
+    run_as_group: int | None = Field(None, ge=0, description="runAsGroup")
+    fs_group: int | None = Field(None, ge=0, description="fsGroup: group owning mounted volumes")
+    run_as_non_root: bool | None = Field(None, description="runAsNonRoot")
 
 
 class VolumeClaim(Strict):
@@ -110,6 +124,8 @@ class KubernetesSettings(Strict):
     image_pull_secrets: list[DnsName] = Field(default_factory=list, description="names of registry secrets in the namespace (never the secrets themselves)")
     default_container: str = Field("portaflow", description="container (a name in container.images) for steps that name none; it must hold portaflow and the engine")
     gpu_resource: LabelKey = Field("nvidia.com/gpu", description="the extended resource GPUs are requested as")
+    security_context: SecurityContext | None = Field(None, description="securityContext of every pod (runAsUser, runAsGroup, "
+                                                     "fsGroup, runAsNonRoot)")
     node_pools: dict[str, NodePool] = Field(default_factory=dict, description="partition name -> node selector and tolerations of its nodes")
     gpu_model_selectors: dict[str, Labels] = Field(default_factory=dict, description="GPU model (as in partitions' gpu_models) -> node labels selecting it")
     volume_claims: list[VolumeClaim] = Field(default_factory=list, description="PVCs mounted into every pod")

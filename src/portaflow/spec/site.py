@@ -7,16 +7,17 @@ reads lives in that scheduler's own section (`slurm:`, `htcondor:`, `kubernetes:
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
 
-from pydantic import Field, StringConstraints, model_validator
+from pydantic import AfterValidator, Field, StringConstraints, model_validator
 
 from portaflow.spec.htcondor import HTCondorSettings
 from portaflow.spec.kubernetes import KubernetesSettings
 from portaflow.spec.slurm import SlurmSettings
 from portaflow.spec.types import CoresOrAuto, EnvName, Identifier, MemoryMiB, MemoryOrAuto, OneLine, SchedulerWord, WalltimeSeconds
 from portaflow.spec.workflow import Strict
-from portaflow.units import describe_walltime
+from portaflow.units import describe_walltime, parse_walltime_seconds
 
 ContainerRuntime = Literal["apptainer", "singularity", "podman", "docker", "none"]
 
@@ -50,6 +51,10 @@ class Partition(Strict):
                                                         "allows; a job gets the shortest that covers its walltime (instead of qos)")
     slurm_partition: SlurmPartitionList | None = Field(None, description="SLURM: the partition name(s) sent (--partition), when the "
                                                        "key is an alias (one queue with several constraints) or the site accepts a list ('lsst,htc')")
+    max_jobs_per_user: int | None = Field(None, ge=1, description="most of a run's jobs queued or running here at once (the site's "
+                                          "QOS MaxSubmitJobsPerUser); both engines keep to it")
+    clusters: SlurmPartitionList | None = Field(None, description="SLURM: the cluster(s) of a multi-cluster site this partition "
+                                                "belongs to (--clusters/-M), used to submit, poll and cancel its jobs")
     max_memory_per_core: MemoryMiB | None = Field(None, description="most memory per requested core a job may ask for here")
     extra_directives: list[str] = Field(default_factory=list, description="scheduler options added to this partition's jobs, after the site's")
     modules: list[OneLine] = Field(default_factory=list, description="environment modules loaded in this partition's jobs, after the site's")
@@ -106,11 +111,26 @@ class Network(Strict):
     port_range: tuple[int, int] | None = Field(None, description="ports the driver may listen on")
 
 
+def _submit_rate(value: str) -> str:
+    """'10/1m': at most 10 submissions in any minute (Snakemake's --max-jobs-per-timespan, whose form it is)."""
+    text = str(value).strip()
+    match = re.fullmatch(r"([1-9][0-9]*)/([0-9]+[smhd])", text)
+    if not match or parse_walltime_seconds(match.group(2)) < 1:
+        raise ValueError(f"expected 'N/SPAN', at most N job submissions in any SPAN (a whole number of s, m, h or d), "
+                         f"e.g. '10/1m' or '1/5s'; found {value!r}")
+    return text
+
+
+SubmitRateText = Annotated[str, AfterValidator(_submit_rate)]
+
+
 class Polling(Strict):
     """Polling etiquette: how often and how the scheduler is asked about jobs."""
 
     interval: WalltimeSeconds = Field(30, description="seconds between batched status queries")
     max_queued_jobs: int = Field(100, ge=1, description="most jobs queued at once")
+    submit_rate: SubmitRateText | None = Field(None, description="at most N submissions per timespan, 'N/SPAN' ('10/1m', '1/5s'); "
+                                               "both engines keep to it (Snakemake's --max-jobs-per-timespan)")
 
 
 class Storage(Strict):

@@ -12,6 +12,7 @@ every site; grouped here, a profile says which scheduler it is for, as `htcondor
 
 from __future__ import annotations
 
+import re
 import string
 from typing import Annotated, Literal
 
@@ -66,6 +67,15 @@ def _percent(value: str) -> str:
 
 Percent = Annotated[str, AfterValidator(_percent)]
 
+def _spank_option(value: str) -> str:
+    """A long sbatch option a SPANK plugin adds (`--container-image`), by its name alone (its value goes in extra_directives)."""
+    if not re.fullmatch(r"--[A-Za-z][A-Za-z0-9-]*", value):
+        raise ValueError(f"expected a long option's name, '--' and letters, digits or '-' (e.g. '--container-image'), found {value!r}")
+    return value
+
+
+SpankOption = Annotated[str, AfterValidator(_spank_option)]
+
 
 class SlurmSettings(Strict):
     """How SLURM jobs are asked for beyond partition, account and size: sbatch options and the site's rules."""
@@ -81,5 +91,8 @@ class SlurmSettings(Strict):
                                           "gpu_model, or the partition's default_gpu_model)")
     time_min: Percent | None = Field(None, description="--time-min as a share of each job's walltime ('75%'): the job may start "
                                                        "in a backfill gap that long, and SLURM may shorten it to no less")
+    spank_options: list[SpankOption] = Field(default_factory=list, description="sbatch options the site's SPANK plugins add "
+                                             "('--container-image' with pyxis, NERSC's '--module'): allowed in extra_directives, "
+                                             "and reported as not checkable where this machine's sbatch does not know them")
     status_command: Literal["auto", "sacct", "squeue"] = Field("auto", description="how job states are read: auto: sacct when accounting answers, else squeue")
     launcher: Literal["single", "srun"] = Field("single", description="how a Parsl block starts its worker pool in the job: single: once, on the first node; srun: through srun, on every node")

@@ -114,7 +114,7 @@ class HTCondorScheduler(Scheduler):
     def managed_keys(self) -> frozenset[str]:
         """The fixed managed commands plus the attributes this profile names (runtime, flavour, image)."""
         h = self.settings
-        named = [h.runtime_attribute, h.flavour_attribute if h.flavours else None,
+        named = [*self.runtime_attributes(), h.flavour_attribute if h.flavours else None,
                  h.image_attribute if h.container_mode == "attribute" else None]
         return self.managed_flags | {f"+{a.lower()}" for a in named if a}
 
@@ -141,6 +141,8 @@ class HTCondorScheduler(Scheduler):
         out.update(self.runtime_commands(request.walltime_s))
         if h.requirements:
             out["requirements"] = h.requirements
+        if h.getenv:
+            out["getenv"] = "true" if h.getenv is True else ", ".join(h.getenv)
         out.update(self.container_commands(image))
         if h.credentials.oauth_services:
             out["use_oauth_services"] = ", ".join(h.credentials.oauth_services)
@@ -161,9 +163,15 @@ class HTCondorScheduler(Scheduler):
         out: dict[str, str] = {}
         if h.flavours:
             out[f"+{h.flavour_attribute}"] = classad_string(self.flavour_for(walltime_s))
-        if h.runtime_attribute:
-            out[f"+{h.runtime_attribute}"] = str(walltime_s)
+        for attribute in self.runtime_attributes():
+            out[f"+{attribute}"] = str(walltime_s)
         return out
+
+    def runtime_attributes(self) -> list[str]:
+        """The job attributes that carry the walltime (`htcondor.runtime_attribute`: none, one, or several; DESY's pool
+        reads +RequestRuntime for matching and +MaxRuntime for removal)."""
+        value = self.settings.runtime_attribute
+        return [] if value is None else [value] if isinstance(value, str) else list(dict.fromkeys(value))
 
     def flavour_for(self, walltime_s: int) -> str:
         """The shortest flavour that allows `walltime_s` (the plan already keeps steps within the table)."""
@@ -289,6 +297,10 @@ class HTCondorScheduler(Scheduler):
         problems += self.partition_setting_problems()
         problems += self._gpu_model_problems()
         h = self.settings
+        if h.container_mode != "wrap":
+            problems += self.image_variable_problems(
+                f"HTCondor (container_mode {h.container_mode}: the pool reads the image name)",
+                "write the image's full location, or use htcondor.container_mode: wrap (the job's shell expands it)")
         if h.container_mode != "wrap" and self.site.container.runtime == "none":
             problems.append(self._problem(("htcondor", "container_mode"), f"container_mode {h.container_mode} needs images, but "
                                                                           f"container.runtime is none",
@@ -305,8 +317,11 @@ class HTCondorScheduler(Scheduler):
         if "=" not in line or not key or not value:
             return [self._problem(where, f"{line!r} is not a submit command", "expected 'command = value', e.g. '+WantOS = \"el9\"'")]
         if key.lower() in self.managed_keys():
-            return [self._problem(where, f"{line!r} sets {key}, which portaflow manages from the plan",
-                                  "set it through the profile's own key (partitions, htcondor.*, storage.shared_filesystem) or the step's resources")]
+            hint = {"getenv": "set htcondor.getenv: [NAME, ...] (variables of the submitting shell copied into each job), or true for all",
+                    "environment": "set environment.env: {NAME: value} (every step, both engines), or container.env_passthrough for names"
+                    }.get(key.lower(), "set it through the profile's own key (partitions, htcondor.*, storage.shared_filesystem) or the step's "
+                                       "resources")
+            return [self._problem(where, f"{line!r} sets {key}, which portaflow manages from the plan", hint)]
         if not is_documented_command(key):
             return [self._problem(where, f"{key} is not a documented HTCondor submit command",
                                   "expected a command from condor_submit's manual, or a job attribute written +Name")]

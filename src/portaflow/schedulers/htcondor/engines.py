@@ -15,14 +15,14 @@ from portaflow.containers import container_call
 from portaflow.errors import InputError
 from portaflow.plan.model import Task
 from portaflow.schedulers import parsl_blocks
-from portaflow.schedulers.base import max_jobs_at_once
-from portaflow.schedulers.parsl_blocks import longest_walltime, recorded_submissions, stable_job_names, worker_init
+from portaflow.schedulers.parsl_blocks import block_sizing, recorded_submissions, stable_job_names, worker_init
 from portaflow.units import format_walltime
 
 if TYPE_CHECKING:
     from portaflow.schedulers.context import RunContext
 
-PLUGIN_RAW = frozenset({"request_memory", "request_disk", "request_gpus", "require_gpus", "requirements", "universe", "container_image"})
+PLUGIN_RAW = frozenset({"request_memory", "request_disk", "request_gpus", "require_gpus", "requirements", "universe", "container_image",
+                        "getenv"})
 """Submit commands the htcondor plugin takes from resources of the same name and writes unchanged."""
 
 
@@ -43,7 +43,9 @@ def condor_provider(ctx: RunContext, label: str, tasks: list[Task], offline: boo
             "with HTCondor: Parsl's CondorProvider submits pilot jobs (blocks) that run many tasks, while HTCondor's file "
             "transfer moves files per job, so task inputs and outputs would never reach the work directory. "
             "Use --engine snakemake (its htcondor plugin transfers each rule's files), or a site with a shared filesystem")
-    request, walltime = tasks[0].resources, longest_walltime(tasks)
+    # the block's runtime attribute or flavour covers the tasks it may run in sequence (parsl_blocks.block_sizing)
+    sizing = block_sizing(ctx, tasks)
+    request, walltime = dataclasses.replace(tasks[0].resources, walltime_s=sizing.walltime_s), sizing.walltime_s
     call = container_call(site, tasks[0].container) if scheduler.runs_containers() else None
     commands = scheduler.commands(request, tasks[0].partition, run_id=ctx.run_id, image=call.image if call else None)
     if recording:
@@ -54,7 +56,7 @@ def condor_provider(ctx: RunContext, label: str, tasks: list[Task], offline: boo
         nodes_per_block=1,
         init_blocks=site.parsl.init_blocks,
         min_blocks=0,
-        max_blocks=max_jobs_at_once(site, site.parsl.max_blocks),
+        max_blocks=sizing.max_blocks,
         requirements=commands.pop("requirements", ""),
         scheduler_options="\n".join(f"{key} = {value}" for key, value in commands.items()),
         worker_init=worker_init(ctx),

@@ -116,17 +116,46 @@ class KubernetesScheduler(Scheduler):
     def render_dask_clusters(self, ctx: RunContext, out_dir: Path) -> list[Path]:
         return kube_dask.render_dask_clusters(ctx, out_dir)
 
-    def quantities(self, request: TaskResources) -> dict[str, str]:
+    def quantities(self, request: TaskResources, partition: str | None = None) -> dict[str, str]:
         """Requests (= limits: a step gets what the plan checked, no more, no less) as quantities."""
         out = {"cpu": str(request.cores), "memory": f"{request.memory_mib}Mi"}
         if request.gpus:
-            out[self.site.kubernetes.gpu_resource] = str(request.gpus)
+            out[self.gpu_resource(partition)] = str(request.gpus)
         return out
 
-    def resources(self, request: TaskResources) -> Any:
+    def gpu_resource(self, partition: str | None) -> str:
+        """The extended resource GPUs are asked for as: the partition's node pool's, else the site's (one rule for both engines)."""
+        k8s = self.site.kubernetes
+        pool = k8s.node_pools.get(partition) if partition else None
+        return (pool.gpu_resource if pool and pool.gpu_resource else None) or k8s.gpu_resource
+
+    def node_affinity(self, partition: str) -> Any:
+        """The pool's `node_affinity` as a required node affinity (each label: operator In, its values), or None."""
         from kubernetes import client
 
-        quantities = self.quantities(request)
+        pool = self.site.kubernetes.node_pools.get(partition)
+        if not pool or not pool.node_affinity:
+            return None
+        expressions = [client.V1NodeSelectorRequirement(key=key, operator="In", values=list(values))
+                       for key, values in pool.node_affinity.items()]
+        return client.V1Affinity(node_affinity=client.V1NodeAffinity(
+            required_during_scheduling_ignored_during_execution=client.V1NodeSelector(
+                node_selector_terms=[client.V1NodeSelectorTerm(match_expressions=expressions)])))
+
+    def security_context(self) -> Any:
+        """The site's pod securityContext, or None."""
+        from kubernetes import client
+
+        sc = self.site.kubernetes.security_context
+        if sc is None:
+            return None
+        return client.V1PodSecurityContext(run_as_user=sc.run_as_user, run_as_group=sc.run_as_group, fs_group=sc.fs_group,
+                                           run_as_non_root=sc.run_as_non_root)
+
+    def resources(self, request: TaskResources, partition: str | None = None) -> Any:
+        from kubernetes import client
+
+        quantities = self.quantities(request, partition)
         return client.V1ResourceRequirements(requests=dict(quantities), limits=dict(quantities))
 
     def node_selector(self, partition: str, gpu_model: str | None) -> dict[str, str]:
@@ -155,7 +184,7 @@ class KubernetesScheduler(Scheduler):
 
     def directives(self, request: TaskResources, partition: str) -> list[str]:
         """What `portaflow plan` shows: the pod's resources and where it may run."""
-        out = [f"{name}={value}" for name, value in self.quantities(request).items()]
+        out = [f"{name}={value}" for name, value in self.quantities(request, partition).items()]
         out += [f"nodeSelector:{k}={v}" for k, v in self.node_selector(partition, request.gpu_model).items()]
         out += [f"toleration:{t.key or '*'}" for t in self.tolerations(partition)]
         return out
@@ -177,6 +206,12 @@ class KubernetesScheduler(Scheduler):
         spec.image_pull_secrets = [client.V1LocalObjectReference(name=s) for s in secrets] or None
         if k8s.service_account:
             spec.service_account_name = k8s.service_account
+        affinity = self.node_affinity(partition)
+        if affinity is not None and spec.affinity is None:
+            spec.affinity = affinity
+        security = self.security_context()
+        if security is not None and spec.security_context is None:
+            spec.security_context = security
         if spec.restart_policy in (None, "Always"):
             spec.restart_policy = "Never"  # a worker that exits must not be restarted behind the engine's back
         if walltime_s and spec.active_deadline_seconds is None:
@@ -219,7 +254,7 @@ class KubernetesScheduler(Scheduler):
         from kubernetes import client
 
         container = client.V1Container(
-            name="worker", image=image, command=command, args=args, resources=self.resources(request),
+            name="worker", image=image, command=command, args=args, resources=self.resources(request, partition),
             env=[client.V1EnvVar(name=k, value=v) for k, v in env.items()] if env else None,
             volume_mounts=[client.V1VolumeMount(name=v.claim, mount_path=v.mount_path) for v in self.site.kubernetes.volume_claims] or None,
         )
@@ -262,6 +297,8 @@ class KubernetesScheduler(Scheduler):
         if not site.storage.shared_filesystem and not k8s.object_store:
             add(("storage", "shared_filesystem"), "no shared filesystem and no object store: step outputs could not reach the next step",
                 "expected kubernetes.object_store: {provider: s3, prefix: s3://BUCKET/PATH}")
+        problems += self.image_variable_problems("Kubernetes (a pod's image)", "write the registry reference in full, e.g. "
+                                                 "registry.example.org/project/image:1.2")
         for key in ("qos", "reservation", "constraint"):
             if getattr(site.slurm, key):
                 add(("slurm", key), f"slurm.{key} is a batch-scheduler setting with no Kubernetes equivalent", "use kubernetes.node_pools "

@@ -15,9 +15,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from portaflow.plan.model import Task, TaskResources
-from portaflow.schedulers.base import max_jobs_at_once
 from portaflow.schedulers.kubernetes.manifests import image_reference, load_config, manifest, raise_if_invalid, write_manifests
-from portaflow.schedulers.parsl_blocks import longest_walltime, worker_command_placeholder, worker_init
+from portaflow.schedulers.parsl_blocks import block_sizing, worker_command_placeholder, worker_init
 
 if TYPE_CHECKING:
     from portaflow.schedulers.context import RunContext
@@ -29,15 +28,16 @@ def provider_arguments(ctx: RunContext, tasks: list[Task]) -> dict[str, Any]:
     site, k8s = ctx.site, ctx.site.kubernetes
     request = tasks[0].resources
     ctx.scheduler.check_workdir(str(ctx.workdir))  # workers read and write the work directory
-    quantities = ctx.scheduler.quantities(request)
-    gpu = {k8s.gpu_resource: quantities[k8s.gpu_resource]} if request.gpus else {}
+    quantities = ctx.scheduler.quantities(request, tasks[0].partition)
+    resource = ctx.scheduler.gpu_resource(tasks[0].partition)
+    gpu = {resource: quantities[resource]} if request.gpus else {}
     return dict(
         image=image_reference(site, tasks[0].container or k8s.default_container),
         namespace=k8s.namespace,
         nodes_per_block=1,
         init_blocks=site.parsl.init_blocks,
         min_blocks=0,
-        max_blocks=max_jobs_at_once(site, site.parsl.max_blocks),
+        max_blocks=block_sizing(ctx, tasks).max_blocks,
         max_cpu=float(request.cores), init_cpu=float(request.cores),
         max_mem=quantities["memory"], init_mem=quantities["memory"],
         extra_requests=gpu, extra_limits=dict(gpu),
@@ -68,7 +68,7 @@ def kubernetes_provider(ctx: RunContext, label: str, tasks: list[Task], offline:
         load_config()  # a clear error instead of Parsl's when no cluster is configured
         provider = KubernetesProvider(**arguments)
     provider.kube_client = CompletingCoreApi(api or provider.kube_client, ctx.scheduler, tasks[0].resources, tasks[0].partition, ctx.run_id,
-                                             longest_walltime(tasks))
+                                             block_sizing(ctx, tasks).walltime_s)
     return provider
 
 

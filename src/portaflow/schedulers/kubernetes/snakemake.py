@@ -31,16 +31,17 @@ def rule_resources(ctx: RunContext, task: Task) -> dict[str, Any]:
     res.update({"mem_mb": math.ceil(r.memory_mib * 1.048576), "scale": 0})
     if r.gpus:
         res["gpu"] = r.gpus
-        res["gpu_manufacturer"] = gpu_manufacturer(ctx)
+        res["gpu_manufacturer"] = gpu_manufacturer(ctx, task.partition)
     return res
 
 
-def gpu_manufacturer(ctx: RunContext) -> str:
-    """The plugin names GPUs by manufacturer (nvidia.com/gpu or amd.com/gpu) and knows no other resource."""
-    resource = ctx.site.kubernetes.gpu_resource
+def gpu_manufacturer(ctx: RunContext, partition: str) -> str:
+    """The plugin names GPUs by manufacturer (nvidia.com/gpu or amd.com/gpu) and knows no other resource (the partition's
+    node pool's resource, else the site's: `KubernetesScheduler.gpu_resource`)."""
+    resource = ctx.scheduler.gpu_resource(partition)
     if resource not in ("nvidia.com/gpu", "amd.com/gpu"):
         raise InputError(f"site {ctx.site.name}: Snakemake's kubernetes plugin requests GPUs only as nvidia.com/gpu or amd.com/gpu, "
-                         f"not kubernetes.gpu_resource {resource!r}; use --engine parsl")
+                         f"not {resource!r} (kubernetes.gpu_resource or the node pool's); use --engine parsl")
     return resource.split(".", 1)[0]
 
 

@@ -45,13 +45,16 @@ class SlurmScheduler(Scheduler):
         "--partition", "-p", "--account", "-A", "--qos", "-q", "--time", "-t", "--mem", "--mem-per-cpu",
         "--mem-per-gpu", "--gres", "--gpus", "-G", "--gpus-per-node", "--gpus-per-task", "--cpus-per-task", "-c",
         "--nodes", "-N", "--ntasks", "-n", "--job-name", "-J", "--output", "-o", "--error", "-e",
-        "--constraint", "-C", "--reservation", "--comment", "--export", "--parsable", "--time-min",
+        "--constraint", "-C", "--reservation", "--comment", "--export", "--parsable", "--time-min", "--clusters", "-M",
     })
 
     def directives(self, request: TaskResources, partition: str) -> list[str]:
         """sbatch options in a stable order: where, who, how long, how big, then the admin's extras."""
         site = self.site
         out = [f"--partition={self.partition_name(partition)}"]
+        clusters = self.clusters(partition)
+        if clusters:
+            out.append(f"--clusters={clusters}")
         account = self.account(partition)
         if account:
             out.append(f"--account={account}")
@@ -97,6 +100,16 @@ class SlurmScheduler(Scheduler):
     def partition_name(self, partition: str) -> str:
         """What --partition says: the partition's `slurm_partition` when its key is an alias, else the key."""
         return self.site.partitions[partition].slurm_partition or partition
+
+    def clusters(self, partition: str) -> str | None:
+        """The partition's cluster(s) on a multi-cluster site (`--clusters`; KU Leuven's wICE beside Genius, UPPMAX Snowy):
+        submit, poll and cancel all name them (Parsl's SlurmProvider does for its sbatch, squeue, sacct and scancel;
+        Snakemake's plugin submits with them and polls with sacct over all clusters; `cancel_run` asks each)."""
+        return self.site.partitions[partition].clusters
+
+    def all_clusters(self) -> list[str]:
+        """Every cluster the profile's partitions name (empty: a single-cluster site)."""
+        return sorted({c for part in self.site.partitions.values() if part.clusters for c in part.clusters.split(",")})
 
     def extra_directives(self, partition: str) -> list[str]:
         """The site's `extra_directives`, then the partition's."""
@@ -161,6 +174,15 @@ class SlurmScheduler(Scheduler):
             super().check()
         except SpecError as exc:
             problems += exc.problems
+        for index, option in enumerate(self.site.slurm.spank_options):
+            if self.flag_name(option) in self.managed_flags:
+                problems.append(self.loaded.problem(("slurm", "spank_options", index), f"{option} is sbatch's own option, which portaflow "
+                                                    "manages from the plan", "list only the options the site's SPANK plugins add"))
+        if self.all_clusters() and self.site.slurm.status_command == "squeue":
+            problems.append(self.loaded.problem(
+                ("slurm", "status_command"), "squeue as Snakemake's status command sees only the local cluster, and partitions "
+                f"here name clusters ({', '.join(self.all_clusters())})",
+                "use status_command: sacct (or auto): Snakemake's SLURM plugin asks sacct over all clusters"))
         if self.gpu_syntax_names_model():
             syntax = self.site.slurm.gpu_syntax
             for name, part in self.site.partitions.items():
@@ -221,6 +243,10 @@ class SlurmScheduler(Scheduler):
         """`status_command: auto` decided against this cluster: squeue when sacct does not answer (the plugin
         would otherwise wait forever for accounting records)."""
         if self.site.slurm.status_command == "auto" and not self.accounting_available():
+            if self.all_clusters():
+                raise InputError(f"site {self.site.name}: its partitions name clusters ({', '.join(self.all_clusters())}) and sacct does "
+                                 "not answer here: Snakemake's SLURM plugin can follow jobs on other clusters only through sacct "
+                                 "(use --engine parsl, whose squeue names the clusters)")
             return {**profile, "slurm-status-command": "squeue"}
         return profile
 
@@ -258,26 +284,32 @@ class SlurmScheduler(Scheduler):
 
         Why both: Snakemake's SLURM plugin sets its own --comment (so its job ids come from its log),
         and Parsl may have a block queued that it has not reported yet (found by the comment).
-        One squeue call lists the queue; one scancel call cancels. A failure of either is logged with
-        what could not be cancelled, and the ids that were cancelled are returned.
+        One squeue call lists the queue; one scancel call cancels — per cluster where the profile's partitions name
+        clusters (`--clusters`: a job on another cluster is invisible to a plain squeue, and its id may repeat there).
+        A failure of either is logged with what could not be cancelled, and the ids that were cancelled are returned.
         """
-        try:
-            queue = run_command(["squeue", "--noheader", "--format=%i|%k"])
-        except CommandError as exc:
-            log.error("could not list the queue to cancel run %s (jobs %s may still run): %s", run_id, " ".join(known_jobs) or "-", exc)
-            return []
-        mine = []
-        for line in queue.stdout.splitlines():
-            job_id, _, comment = line.partition("|")
-            if job_id in known_jobs or comment == run_tag(run_id):
-                mine.append(job_id)
-        if not mine:
-            return []
-        try:
-            run_command(["scancel", *mine])
-        except CommandError as exc:
-            log.error("scancel could not cancel every job of run %s (%s): %s", run_id, " ".join(mine), exc)
-        return mine
+        cancelled = []
+        for cluster in self.all_clusters() or [None]:
+            where = [f"--clusters={cluster}"] if cluster else []
+            try:
+                queue = run_command(["squeue", *where, "--noheader", "--format=%i|%k"])
+            except CommandError as exc:
+                log.error("could not list the queue%s to cancel run %s (jobs %s may still run): %s", f" of cluster {cluster}" if cluster else "",
+                          run_id, " ".join(known_jobs) or "-", exc)
+                continue
+            mine = []
+            for line in queue.stdout.splitlines():  # with --clusters, squeue heads each cluster's list with "CLUSTER: name"
+                job_id, _, comment = line.partition("|")
+                if job_id in known_jobs or comment == run_tag(run_id):
+                    mine.append(job_id)
+            if not mine:
+                continue
+            try:
+                run_command(["scancel", *where, *mine])
+            except CommandError as exc:
+                log.error("scancel could not cancel every job of run %s (%s): %s", run_id, " ".join(mine), exc)
+            cancelled += mine
+        return cancelled
 
     def connection_problems(self) -> list[str]:
         if shutil.which("sbatch") is None:
@@ -293,14 +325,26 @@ class SlurmScheduler(Scheduler):
         parses every option and value, then prints usage without submitting). Nothing to check without sbatch."""
         if shutil.which("sbatch") is None:
             return []
+        spank = set(self.site.slurm.spank_options)
         problems = []
         for script in (f for f in files if f.suffix == ".sbatch"):
+            # the site's SPANK options are left out: only the site's sbatch knows them (unverifiable_here says so)
             options = [word for line in script.read_text().splitlines() if line.startswith("#SBATCH")
-                       for word in shlex.split(line[len("#SBATCH"):])]
+                       and self.flag_name(line) not in spank for word in shlex.split(line[len("#SBATCH"):])]
             result = run_command(["sbatch", *options, "--usage"], check=False, timeout=30)
             if result.returncode != 0:
-                problems.append(f"{script.name}: sbatch rejects its options: {result.stderr.strip().splitlines()[0]}")
+                reason = result.stderr.strip().splitlines()[0]
+                hint = (" (if a SPANK plugin of the site adds it, list it in slurm.spank_options)"
+                        if "unrecognized option" in reason else "")
+                problems.append(f"{script.name}: sbatch rejects its options: {reason}{hint}")
         return problems
+
+    def unverifiable_here(self) -> list[str]:
+        """The site's SPANK options its extra directives use (`slurm.spank_options`): this machine's sbatch cannot check them."""
+        spank = set(self.site.slurm.spank_options)
+        used = {self.flag_name(d) for d in [*self.site.extra_directives, *(d for p in self.site.partitions.values()
+                                                                             for d in p.extra_directives)]}
+        return [f"{flag} (a SPANK plugin's option of site {self.site.name})" for flag in sorted(used & spank)]
 
     def accounting_available(self) -> bool:
         """Whether sacct answers here. Why ask: without accounting, tools that poll with sacct wait

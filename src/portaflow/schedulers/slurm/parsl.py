@@ -8,15 +8,16 @@ from typing import TYPE_CHECKING, Any
 
 from portaflow.plan.model import Task
 from portaflow.schedulers import parsl_blocks
-from portaflow.schedulers.base import max_jobs_at_once, run_tag
-from portaflow.schedulers.parsl_blocks import longest_walltime, recorded_submissions, stable_job_names, worker_init
+from portaflow.schedulers.base import run_tag
+from portaflow.schedulers.parsl_blocks import block_sizing, recorded_submissions, stable_job_names, worker_init
 from portaflow.units import format_walltime, walltime_minutes
 
 if TYPE_CHECKING:
     from portaflow.schedulers.context import RunContext
 
-STRIP_FOR_PARSL = ("--time", "--nodes", "--ntasks", "--job-name", "--output", "--error")
-"""sbatch options Parsl's own template writes: passing them again would give two conflicting values."""
+STRIP_FOR_PARSL = ("--time", "--nodes", "--ntasks", "--job-name", "--output", "--error", "--clusters")
+"""sbatch options Parsl's own template writes (--clusters: from its `clusters`, which its squeue, sacct and scancel use
+too): passing them again would give two conflicting values."""
 
 
 def slurm_provider(ctx: RunContext, label: str, tasks: list[Task], recording: bool = False) -> Any:
@@ -26,18 +27,20 @@ def slurm_provider(ctx: RunContext, label: str, tasks: list[Task], recording: bo
 
     site, scheduler = ctx.site, ctx.scheduler
     request, partition = tasks[0].resources, tasks[0].partition
-    # the block lives as long as the longest task of its class (its --time-min is relative to that)
-    block = dataclasses.replace(request, walltime_s=longest_walltime(tasks))
+    # the block lives as long as the tasks it may run (parsl_blocks.block_sizing; its --time-min is relative to that)
+    sizing = block_sizing(ctx, tasks)
+    block = dataclasses.replace(request, walltime_s=sizing.walltime_s)
     directives = [d for d in scheduler.directives(block, partition) if d.split("=")[0] not in STRIP_FOR_PARSL]
     directives.append(f"--comment={run_tag(ctx.run_id)}")
     cls = _recording_class() if recording else SlurmProvider
     return cls(
         partition=None,
+        clusters=scheduler.clusters(partition),
         nodes_per_block=request.nodes,
         init_blocks=site.parsl.init_blocks,
         min_blocks=0,
-        max_blocks=max_jobs_at_once(site, site.parsl.max_blocks),
-        walltime=format_walltime(walltime_minutes(longest_walltime(tasks)) * 60),  # Parsl writes whole minutes
+        max_blocks=sizing.max_blocks,
+        walltime=format_walltime(walltime_minutes(sizing.walltime_s) * 60),  # Parsl writes whole minutes
         scheduler_options="\n".join(f"#SBATCH {d}" for d in directives),
         worker_init=worker_init(ctx, partition=partition),
         exclusive=False,

@@ -27,6 +27,9 @@ def rule_resources(scheduler: SlurmScheduler, task: Task) -> dict[str, Any]:
     r = task.resources
     res = common_rule_resources(task)
     res.update({"slurm_partition": scheduler.partition_name(task.partition), "cpus_per_task": r.cores, "nodes": r.nodes})
+    clusters = scheduler.clusters(task.partition)
+    if clusters:  # the plugin submits with --clusters and cancels on them; its sacct polls every cluster
+        res["clusters"] = clusters
     account, qos = scheduler.account(task.partition), scheduler.qos(task.partition, r)
     if account:
         res["slurm_account"] = account
