@@ -13,13 +13,14 @@ import math
 import re
 import shlex
 import shutil
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from portaflow.commands import CommandError, run_command
 from portaflow.errors import InputError, SpecError
 from portaflow.plan.model import Task, TaskResources
-from portaflow.schedulers.base import PARTITION_SETTINGS, Scheduler, run_tag
+from portaflow.schedulers.base import PARTITION_SETTINGS, ProbeJob, Scheduler, run_tag
 from portaflow.spec.slurm import gpu_template_fields
 from portaflow.units import format_walltime, walltime_minutes
 
@@ -241,10 +242,10 @@ class SlurmScheduler(Scheduler):
                 self.directives(request, partition) + [f"--comment={run_tag(ctx.run_id)}"] if request else [])
         return settings
 
-    def worker_hosts(self, ctx: RunContext, tasks: list[Task]) -> list[str]:
-        """The NodeAddr of the first few nodes of the tasks' partitions (`sinfo`): the driver's route toward them
-        gives the address they reach it at. Empty (logged) when sinfo does not answer."""
-        partitions = ",".join(sorted({t.partition for t in tasks}))
+    def partition_hosts(self, partitions: list[str]) -> list[str]:
+        """The NodeAddr of the first few nodes of these partitions (`sinfo`): the driver's route toward them gives the
+        address they reach it at. Empty (logged) when sinfo does not answer."""
+        partitions = ",".join(sorted({self.partition_name(p) for p in partitions}))
         try:
             listing = run_command(["sinfo", "--noheader", "--Node", f"--partition={partitions}", "--format=%o"], timeout=30)
         except CommandError as exc:
@@ -287,6 +288,34 @@ class SlurmScheduler(Scheduler):
         except CommandError as exc:
             return [f"site {self.site.name}: SLURM does not answer (sinfo: {exc.stderr.strip() or exc.reason})"]
         return []
+
+    def probe_unavailable(self) -> str | None:
+        return None
+
+    def submit_probe(self, partition: str, request: TaskResources, script: Path, output: Path, tag: str) -> ProbeJob:
+        """`sbatch` the probe with the directives every job of this size on this partition gets (so a wrong account, QOS,
+        constraint or GPU syntax is refused here as it would be in a run), named `portaflow-check`, tagged `tag`."""
+        argv = ["sbatch", "--parsable", "--job-name=portaflow-check", f"--output={output}", f"--comment={run_tag(tag)}",
+                *(word for directive in self.directives(request, partition) for word in directive.split()), str(script)]
+        result = run_command(argv, timeout=60)
+        return ProbeJob(partition, result.stdout.strip().split(";")[0], time.time())
+
+    def probe_states(self, jobs: list[ProbeJob]) -> dict[str, str]:
+        """One `squeue` for all probes: 'PENDING (Resources)', 'RUNNING', ...; an ended job is not listed."""
+        if not jobs:
+            return {}
+        try:
+            queue = run_command(["squeue", "--noheader", f"--jobs={','.join(j.job_id for j in jobs)}", "--format=%i|%T|%r"],
+                                check=False, timeout=30)
+        except CommandError as exc:
+            log.warning("site check: squeue did not answer: %s", exc)
+            return {}
+        states = {}
+        for line in queue.stdout.splitlines():
+            job_id, _, rest = line.strip().partition("|")
+            state, _, reason = rest.partition("|")
+            states[job_id] = f"{state} ({reason})" if reason and reason != "None" else state
+        return states
 
     def check_rendered(self, files: list[Path]) -> list[str]:
         """Each job script's `#SBATCH` options, parsed by this machine's own sbatch (`sbatch OPTIONS --usage`
