@@ -309,7 +309,8 @@ def judge(report: PartitionReport, values: dict[str, str], job: ProbeJob, addres
     smi = int(values.get("nvidia_smi", "0") or 0)
     report.gpus_seen = (f"{len(visible)} (CUDA_VISIBLE_DEVICES={','.join(visible)})" if visible else "0") + (f", nvidia-smi {smi}" if smi else "")
     if report.gpus_expected and not (visible or smi):
-        report.problems.append(f"GPUs: the partition has gpus_per_node, and the job sees none (no CUDA_VISIBLE_DEVICES, no nvidia-smi GPU)")
+        report.problems.append(f"GPUs: partitions.{report.partition}.gpus_per_node is {report.gpus_expected}, and a job that asked for one "
+                               "sees none (no CUDA_VISIBLE_DEVICES, no GPU in nvidia-smi -L): check slurm.gpu_syntax and the nodes' GPUs")
     if not (address and port):
         report.reach = "not checked (no address to listen on)"
         return

@@ -10,6 +10,7 @@ the manifest records them and the host every Dask worker ran on.
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 from pathlib import Path
 
@@ -114,3 +115,81 @@ def test_science_workflows_run_across_nodes(multinode, tmp_path, workflow, engin
     assert {w["node"] for w in record["workers"].values()} == set(NODES), record
     assert record["scheduler_address"]["address"] in NODES.values(), record
     assert network["driver"] == ({"address": LOGIN, "chosen_by": network["driver"]["chosen_by"]} if engine == "parsl" else None)
+
+
+# -- portaflow site check ------------------------------------------------------------------------------------------
+def site_check(*args: str) -> tuple[subprocess.CompletedProcess, dict]:
+    result = run_portaflow("site", "check", str(SITE), "--json", *args, timeout=120)
+    assert result.returncode in (0, 1), result.stdout + result.stderr
+    return result, json.loads(result.stdout)
+
+
+def test_site_check_passes_on_the_nodes(multinode, tmp_path):
+    """One probe per partition, each on a compute node, connects back to the login host's bridge address (chosen by
+    the run's own rule; the listener on that address only)."""
+    result, report = site_check("--workdir", str(tmp_path))
+    assert result.returncode == 0 and report["ok"], result.stdout + result.stderr
+    assert (report["address"], report["interface"]) == (LOGIN, "pfbr0"), report
+    assert report["listener"].startswith(f"{LOGIN}:"), report
+    parts = {p["partition"]: p for p in report["partitions"]}
+    assert set(parts) == {"multi", "spread"}
+    for part in parts.values():
+        assert part["job"].isdigit() and part["reachable"] is True and part["host"] in NODES, part
+        assert part["queue_wait_s"] is not None and part["queue_wait_s"] < 60, part
+
+
+def unroutable_interface() -> tuple[str, str] | None:
+    """An interface of the login host that is neither loopback nor the nodes' bridge (here eth0): the nodes have no
+    route to its address, as compute nodes have none to a login node's public interface."""
+    from portaflow.addresses import is_loopback, local_addresses
+
+    for name, ips in sorted(local_addresses().items()):
+        for ip in ips:
+            if not is_loopback(ip) and not ip.startswith("10.77.0."):
+                return name, ip
+    return None
+
+
+@pytest.mark.parametrize("case", ["interface", "loopback"])
+def test_site_check_reports_an_address_the_nodes_cannot_reach_quickly(multinode, tmp_path, case):
+    """The item a run cannot find for itself: `network.interface` names an interface of the login host that exists and
+    has an address (so the static address rule accepts it), and the nodes cannot route to it. A run's workers would
+    retry it until the walltime; the check says so in seconds, naming the address and its interface. Loopback (which
+    the address rule refuses already) is probed as well and reported both ways."""
+    if case == "interface":
+        found = unroutable_interface()
+        if found is None:
+            pytest.skip("this host has no interface besides loopback and the nodes' bridge")
+        setting, (interface, address) = f"network.interface={found[0]}", found
+    else:
+        setting, interface, address = "network.address=127.0.0.1", "lo", "127.0.0.1"
+    start = time.monotonic()
+    result, report = site_check("--site-set", setting, "--workdir", str(tmp_path))
+    elapsed = time.monotonic() - start
+    assert result.returncode == 1 and not report["ok"], result.stdout + result.stderr
+    assert (report["address"], report["interface"]) == (address, interface), report
+    if case == "loopback":
+        assert "network.address: 127.0.0.1 is loopback" in report["address_problem"], report
+    for part in report["partitions"]:
+        assert part["reachable"] is False and part["host"] in NODES, part
+        assert part["reach"].startswith(f"{address}:") and f"({interface}) unreachable from {part['host']}" in part["reach"], part
+        assert any(p.startswith("network: the driver's address") for p in part["problems"]), part
+    assert elapsed < 40, f"took {elapsed:.0f} s"
+    print(f"site check with an unreachable {case} address: {elapsed:.1f} s")
+
+
+def test_site_check_reports_a_refused_submission_and_a_probe_that_never_starts(multinode, tmp_path):
+    """An account SLURM refuses: the submission's own message. A probe that stays queued (here held until an hour from
+    now): a timeout naming the job and its state, and the job cancelled, within the --timeout asked for."""
+    _, refused = site_check("--partition", "multi", "--site-set", "account=nosuch", "--workdir", str(tmp_path / "a"))
+    [part] = refused["partitions"]
+    assert part["job"] is None and "Invalid account" in part["problems"][0], part
+    start = time.monotonic()
+    result, queued = site_check("--partition", "multi", "--timeout", "6", "--site-set", 'extra_directives=["--begin=now+1hour"]',
+                                "--workdir", str(tmp_path / "b"))
+    assert time.monotonic() - start < 30
+    [part] = queued["partitions"]
+    assert queued["timed_out"] and part["state"] == "PENDING (BeginTime)", part
+    assert part["problems"] == [f"timeout: no report within the check's 6 s (--timeout); job {part['job']} was PENDING (BeginTime) (cancelled)"]
+    state = multinode.show_job(part["job"])["JobState"]
+    assert state == "CANCELLED", state
