@@ -193,3 +193,21 @@ def test_site_check_reports_a_refused_submission_and_a_probe_that_never_starts(m
     assert part["problems"] == [f"timeout: no report within the check's 6 s (--timeout); job {part['job']} was PENDING (BeginTime) (cancelled)"]
     state = multinode.show_job(part["job"])["JobState"]
     assert state == "CANCELLED", state
+
+
+@pytest.mark.parametrize("engine", ["parsl", "snakemake"])
+def test_in_allocation_dask_workers_cover_every_node_of_the_step(multinode, tmp_path, engine):
+    """`dask.mode: in_allocation` with `nodes: 2`: the step's own job holds both nodes (one task per node; with
+    `--ntasks=1` SLURM had shrunk it to one node) and a worker starts on each (srun), not all beside the scheduler.
+    Under Snakemake the step runs in a one-node job step (`srun -n1`), whose environment names only its node."""
+    workflow = ROOT / "tests" / "data" / "workflows" / "where-allocation.yaml"
+    result = run_portaflow("run", str(workflow), "--site", str(SITE), "--site-set", "dask.mode=in_allocation",
+                           "--engine", engine, "--workdir", str(tmp_path))
+    assert result.returncode == 0, result.stdout + result.stderr
+    record = manifest(tmp_path)["network"]["dask"]["survey"]
+    assert record["mode"] == "in_allocation", record
+    assert {w["node"] for w in record["workers"].values()} == set(NODES), record
+    assert all(w["host"] == w["node"] for w in record["workers"].values()), record
+    scheduler_node = record["scheduler_host"]["node"]
+    assert record["scheduler"].startswith(f"tcp://{NODES[scheduler_node]}:"), record  # reachable from the other node
+    assert json.loads((tmp_path / "report.json").read_text())["sum_of_squares"] == sum(i * i for i in range(8))

@@ -174,6 +174,12 @@ class Scheduler:
         """What the step's job needs to start its Dask workers as jobs of their own (`dask.mode: jobs`)."""
         raise InputError(f"site {self.site.name}: dask.mode jobs is not supported on {self.name} sites")
 
+    def dask_allocation_settings(self, ctx: RunContext, task: Task) -> dict[str, Any]:
+        """`dask.mode: in_allocation` for a step on several nodes: how its job starts a worker on each of them
+        (`cluster`: 'module:function' of the runtime's factory, and what it needs). The default starts none: the
+        workers stay beside the scheduler on the job's first node (runtime.dask_cluster), as on one node."""
+        return {}
+
     def render_dask_clusters(self, ctx: RunContext, out_dir: Path) -> list[Path]:
         """Files for what a run's `dask` steps create on the site themselves (beside the engine's files)."""
         return []

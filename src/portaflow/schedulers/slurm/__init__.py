@@ -67,7 +67,9 @@ class SlurmScheduler(Scheduler):
         out.append(f"--time={format_walltime(request.walltime_s)}")
         out.extend(self.time_min_directives(request))
         out.append(f"--nodes={request.nodes}")
-        out.append("--ntasks=1")
+        # One task per node: with fewer tasks than nodes SLURM shrinks the job ("can't run 1 processes on 2 nodes,
+        # setting nnodes to 1"); cores and memory are per node, as the partitions count them.
+        out.append(f"--ntasks={request.nodes}")
         out.append(f"--cpus-per-task={request.cores}")
         out.extend(self.memory_directives(request))
         out.extend(self.gpu_directives(request))
@@ -241,6 +243,12 @@ class SlurmScheduler(Scheduler):
             settings[f"{kind}_worker_directives"] = (
                 self.directives(request, partition) + [f"--comment={run_tag(ctx.run_id)}"] if request else [])
         return settings
+
+    def dask_allocation_settings(self, ctx: RunContext, task: Task) -> dict[str, Any]:
+        """Workers on every node of the step's allocation, each started with `srun --overlap` on one node in turn
+        (runtime/dask_srun.py); the scheduler, in the step's process on the first node, listens on its address toward
+        the others (or on `network.interface`'s)."""
+        return {"cluster": "portaflow.runtime.dask_srun:srun_cluster", "interface": self.site.network.interface}
 
     def partition_hosts(self, partitions: list[str]) -> list[str]:
         """The NodeAddr of the first few nodes of these partitions (`sinfo`): the driver's route toward them gives the

@@ -56,7 +56,7 @@ def rule_resources(scheduler: SlurmScheduler, task: Task) -> dict[str, Any]:
         else:
             extra.append(directive)
     else:
-        res["tasks"] = 1
+        res["tasks"] = r.nodes  # one per node, as directives() asks (fewer tasks than nodes would shrink the job)
     extra += scheduler.time_min_directives(r)
     if site.slurm.reservation:
         extra.append(f"--reservation={site.slurm.reservation}")
