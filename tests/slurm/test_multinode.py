@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -211,3 +212,59 @@ def test_in_allocation_dask_workers_cover_every_node_of_the_step(multinode, tmp_
     scheduler_node = record["scheduler_host"]["node"]
     assert record["scheduler"].startswith(f"tcp://{NODES[scheduler_node]}:"), record  # reachable from the other node
     assert json.loads((tmp_path / "report.json").read_text())["sum_of_squares"] == sum(i * i for i in range(8))
+
+
+# -- faults --------------------------------------------------------------------------------------------------------
+@pytest.mark.slurm_exclusive  # it takes a node of `multi` down: no other test may have jobs there meanwhile
+@pytest.mark.parametrize("engine", ["parsl", "snakemake"])
+def test_a_node_lost_mid_task_is_retried_on_the_other_node(multinode, tmp_path, engine):
+    """A node dies while a task runs there: SLURM marks it DOWN and ends its job NODE_FAIL; portaflow tries the task
+    again (its `retries`), SLURM places it on the other node, and the run ends with the output. How long that took
+    after the node went down is printed (tests/slurm/README.md has the numbers).
+
+    The node is taken out with `scontrol update state=drain` then `state=down`: DOWN is what slurmctld itself does once a
+    dead node's slurmd has been silent for SlurmdTimeout (300 s here; waiting for it would make this a 6-minute test),
+    and the drain keeps it out (its slurmd still answers, and ReturnToService=2 would take it back at once). The node
+    is resumed in a finally, whatever happens."""
+    marker = tmp_path / "started"
+    argv = [sys.executable, "-m", "portaflow", "run", str(ROOT / "tests" / "data" / "workflows" / "node-loss.yaml"), "--site", str(SITE),
+            "--engine", engine, "--workdir", str(tmp_path / "w"), "--param", f"marker={marker}"]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    node = None
+    try:
+        deadline = time.monotonic() + 180
+        while not marker.exists():
+            assert proc.poll() is None and time.monotonic() < deadline, "the task never started"
+            time.sleep(0.5)
+        node = marker.read_text().split()[0]
+        lost_at = time.monotonic()
+        for state in ("drain", "down"):  # drained first: with ReturnToService=2 a DOWN node whose slurmd answers is back at once
+            subprocess.run(["scontrol", "update", f"nodename={node}", f"state={state}", "reason=portaflow node-loss test"],
+                           check=True, timeout=30)
+        out, err = proc.communicate(timeout=300)
+        recovered = time.monotonic() - lost_at
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+        if node:
+            subprocess.run(["scontrol", "update", f"nodename={node}", "state=resume"], check=False, timeout=30)
+    assert proc.returncode == 0, out + err
+    tries = marker.read_text().split()
+    host, finished_on = (tmp_path / "w" / "held.txt").read_text().split()
+    assert tries[0] == node and finished_on != node and finished_on in NODES and len(tries) >= 2, (tries, finished_on)
+    print(f"{engine}: node {node} lost mid-task; the task ran again on {finished_on} and the run ended {recovered:.0f} s after the loss")
+
+
+# -- the portability matrix ----------------------------------------------------------------------------------------
+def test_matrix_cells_run_on_the_nodes(multinode, tmp_path):
+    """The matrix's cells on the multi-node cluster: wordfreq with both engines must really run there (`--must-run`),
+    and their outputs agree under each output's comparator. The profile stays a test profile, found by name through
+    PORTAFLOW_SITE_PATH: it describes namespaces only tests/slurm/cluster.sh makes, and as a shipped profile the
+    default matrix (.ci/run) would run every workflow on it (12 more run cells)."""
+    result = run_portaflow("matrix", "--workflows", str(ROOT / "workflows" / "examples" / "wordfreq.yaml"), "--sites", "slurm-multinode",
+                           "--must-run", "slurm-multinode", "--jobs", "2", "-o", str(tmp_path / "matrix"),
+                           env={"PORTAFLOW_SITE_PATH": str(SITE.parent)})
+    assert result.returncode == 0, result.stdout + result.stderr
+    cells = json.loads((tmp_path / "matrix" / "matrix.json").read_text())
+    print(json.dumps(cells)[:2000])

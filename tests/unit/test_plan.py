@@ -198,7 +198,7 @@ def test_slurm_directives_memory_per_node_and_gres():
     task = make_plan(one_step(cores=4, memory="8GiB", walltime="90m", gpus=2), SITE).tasks[0]
     assert slurm(SITE).directives(task.resources, task.partition) == [
         "--partition=gpu", "--account=proj1", "--time=01:30:00", "--nodes=1", "--ntasks=1",
-        "--cpus-per-task=4", "--mem=8192M", "--gres=gpu:2",
+        "--cpus-per-task=4", "--mem=8192M", "--gres=gpu:2", "--no-requeue",
     ]
 
 

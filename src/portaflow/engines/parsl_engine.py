@@ -71,12 +71,17 @@ class ParslEngine(Engine):
 
     def _executor(self, ctx: RunContext, label: str, tasks: list[Task], address: str, resolve_address: bool) -> Any:
         from parsl.executors import HighThroughputExecutor
+        from parsl.jobs.error_handlers import simple_error_handler, windowed_error_handler
 
         site = ctx.site
         provider = ctx.scheduler.parsl_provider(ctx, label, tasks, offline=not resolve_address)
         return HighThroughputExecutor(
             label=label,
             provider=provider,
+            # Where a block is a job: given up only when its last 3 blocks all failed. Parsl's default gives up when every
+            # block so far failed, so a run whose one block lost its node failed every task at once, whatever their
+            # `retries` (tests/slurm/test_multinode.py); a broken job set-up still ends the run after 3 blocks.
+            block_error_handler=windowed_error_handler if ctx.scheduler.blocks_are_jobs else simple_error_handler,
             **ctx.scheduler.parsl_executor_options(ctx, tasks),
             address=address,
             worker_logdir_root=str(ctx.run_dir / "parsl" / "workers"),

@@ -34,6 +34,13 @@ ONE_OPTION = re.compile(r"(--[A-Za-z][A-Za-z0-9-]*(=[^\s'\"\\]+| [^\s'\"\\-][^\s
 quote or backslash (which `#SBATCH` lines and a shell read differently) and no second option after it."""
 
 
+NO_REQUEUE = "--no-requeue"
+"""On every job: a job whose node fails ends NODE_FAIL and portaflow retries the task as the step's `retries` allow, at
+once and on another node. SLURM's own requeue (the default where JobRequeue=1) reran it outside that count, after
+a fixed 2-minute delay, and Snakemake's SLURM plugin 2.8.0 then reads the requeued job's node list as "None assigned"
+and submits every later job with `--exclude=None assigned`, which sbatch refuses (tests/slurm/test_multinode.py)."""
+
+
 class SlurmScheduler(Scheduler):
     name = "slurm"
     snakemake_executor = "slurm"
@@ -46,7 +53,7 @@ class SlurmScheduler(Scheduler):
         "--partition", "-p", "--account", "-A", "--qos", "-q", "--time", "-t", "--mem", "--mem-per-cpu",
         "--mem-per-gpu", "--gres", "--gpus", "-G", "--gpus-per-node", "--gpus-per-task", "--cpus-per-task", "-c",
         "--nodes", "-N", "--ntasks", "-n", "--job-name", "-J", "--output", "-o", "--error", "-e",
-        "--constraint", "-C", "--reservation", "--comment", "--export", "--parsable", "--time-min",
+        "--constraint", "-C", "--reservation", "--comment", "--export", "--parsable", "--time-min", "--requeue", NO_REQUEUE,
     })
 
     def directives(self, request: TaskResources, partition: str) -> list[str]:
@@ -73,6 +80,7 @@ class SlurmScheduler(Scheduler):
         out.append(f"--cpus-per-task={request.cores}")
         out.extend(self.memory_directives(request))
         out.extend(self.gpu_directives(request))
+        out.append(NO_REQUEUE)
         out.extend(self.extra_directives(partition))
         return out
 
