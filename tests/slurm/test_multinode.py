@@ -266,5 +266,7 @@ def test_matrix_cells_run_on_the_nodes(multinode, tmp_path):
                            "--must-run", "slurm-multinode", "--jobs", "2", "-o", str(tmp_path / "matrix"),
                            env={"PORTAFLOW_SITE_PATH": str(SITE.parent)})
     assert result.returncode == 0, result.stdout + result.stderr
-    cells = json.loads((tmp_path / "matrix" / "matrix.json").read_text())
-    print(json.dumps(cells)[:2000])
+    report = json.loads((tmp_path / "matrix" / "matrix.json").read_text())
+    cells = {(c["site"], c["engine"]): c["status"] for c in report["cells"]}
+    assert cells == {("slurm-multinode", "parsl"): "passed", ("slurm-multinode", "snakemake"): "passed"}, report["cells"]
+    assert report["ok"] and not report["disagreements"], report
