@@ -270,3 +270,38 @@ def test_matrix_cells_run_on_the_nodes(multinode, tmp_path):
     cells = {(c["site"], c["engine"]): c["status"] for c in report["cells"]}
     assert cells == {("slurm-multinode", "parsl"): "passed", ("slurm-multinode", "snakemake"): "passed"}, report["cells"]
     assert report["ok"] and not report["disagreements"], report
+
+
+def test_a_dask_worker_lost_mid_reduction_gives_the_same_result(multinode, tmp_path):
+    """`dask.mode: jobs`: one worker's job is cancelled while the reduction runs (its node's process is killed by
+    SLURM); Dask reruns the lost tasks on the other worker and the result is the undisturbed one. The time from the
+    loss to the end of the run is printed."""
+    argv = [sys.executable, "-m", "portaflow", "run", str(ROOT / "tests" / "data" / "workflows" / "worker-loss.yaml"), "--site",
+            str(SITE), "--engine", "snakemake", "--workdir", str(tmp_path)]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline, victim = time.monotonic() + 240, None
+        while victim is None:
+            assert proc.poll() is None and time.monotonic() < deadline, "the Dask workers never ran"
+            time.sleep(0.5)
+            # this run's worker jobs: on `spread` (the profile's worker partition, which only these tests use), with the
+            # run's comment (portaflow:<run id>, the run directory's name)
+            runs = [p.name for p in (tmp_path / ".portaflow" / "runs").glob("2*")] if (tmp_path / ".portaflow" / "runs").exists() else []
+            queue = subprocess.run(["squeue", "--noheader", "--partition=spread", "--name=portaflow-dask-cpu", "--states=RUNNING",
+                                    "--format=%i %N %k"], capture_output=True, text=True, timeout=30).stdout.split("\n")
+            mine = [line.split() for line in queue if line.strip() and any(line.split()[-1] == f"portaflow:{r}" for r in runs)]
+            # both workers up and the reduction under way (its tasks take 20 s on two workers)
+            if len(mine) == 2 and (tmp_path / ".portaflow").exists() and list((tmp_path / ".portaflow" / "runs").glob("*/dask/survey.json")):
+                time.sleep(3)
+                victim = mine[0]
+        lost_at = time.monotonic()
+        subprocess.run(["scancel", victim[0]], check=True, timeout=30)
+        out, err = proc.communicate(timeout=240)
+        recovered = time.monotonic() - lost_at
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, out + err
+    assert json.loads((tmp_path / "report.json").read_text())["sum_of_squares"] == sum(i * i for i in range(40))
+    print(f"Dask worker job {victim[0]} on {victim[1]} cancelled mid-reduction; the run ended {recovered:.0f} s later")
