@@ -79,6 +79,12 @@ def interface_address(interface: str) -> str:
                        f"(interfaces here: {_describe(addresses)})")
 
 
+def interface_of(address: str) -> str | None:
+    """The local interface that holds `address` (None: not an address of this host), for messages and reports."""
+    ip = _resolve(address)
+    return next((name for name, ips in sorted(local_addresses().items()) if ip in ips), None)
+
+
 def _describe(addresses: dict[str, list[str]]) -> str:
     return ", ".join(f"{name} {'/'.join(ips) or '(no IPv4)'}" for name, ips in sorted(addresses.items())) or "none"
 

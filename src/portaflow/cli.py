@@ -626,6 +626,55 @@ def containers_base(tag: str | None, suite: str, mirror: str, executable: str) -
     console.print(f"built {built.image} digest {built.digest or 'unknown'}", markup=False)
 
 
+@cli.group("site")
+def site_group() -> None:
+    """Check a site profile against the site, from its login node."""
+
+
+@site_group.command("check")
+@click.argument("site")
+@site_set_option
+@click.option("--partition", "partitions", multiple=True, metavar="NAME", help="probe only this partition (default: every one); repeatable")
+@click.option("--container", default=None, metavar="NAME", help="run the probe in this container's image (default: the profile's first "
+                                                                 "container.images entry, if the site uses a runtime)")
+@click.option("--timeout", "timeout_s", default=120, show_default=True, type=click.IntRange(min=5), help="seconds to wait for every probe")
+@click.option("--workdir", "-w", type=click.Path(file_okay=False), default=None,
+              help="where the probes' scripts and results go; jobs must see it (default: ./.portaflow/site-check/<site>)")
+@click.option("--json", "as_json", is_flag=True, help="machine-readable report on stdout")
+def site_check(site: str, site_set: tuple[str, ...], partitions: tuple[str, ...], container: str | None, timeout_s: int,
+               workdir: str | None, as_json: bool) -> None:
+    """Submit one tiny probe job per partition of SITE and report what it found.
+
+    Each probe runs the site's environment set-up (modules, worker_init), looks for the container runtime (and runs in
+    the image), notes the GPUs it sees, and connects back to the address a run's workers would be told (a listener on that
+    one address). Exit 0 when every partition is as the profile says, 1 with a table of what is wrong."""
+    from portaflow.sitecheck import check_site, rows
+
+    loaded = load_site(site, parse_assignments(site_set, "--site-set"))
+    directory = Path(workdir) if workdir else Path(".portaflow") / "site-check" / loaded.site.name
+    report = check_site(loaded, directory, list(partitions) or None, container, float(timeout_s),
+                        progress=None if as_json else (lambda text: err_console.print(text, markup=False)))
+    if as_json:
+        click.echo(json.dumps(report.as_json(), indent=2))
+    else:
+        where = (f"{report.address}" + (f" on {report.interface}" if report.interface else "") + f" ({report.chosen_by})"
+                 if report.address else "none")
+        console.print(f"driver address: {where}", markup=False)
+        if report.address_problem:
+            console.print(f"[red]address problem[/red]: {escape(report.address_problem)}")
+        table = Table(title=f"site check of {report.site}: {'passed' if report.ok else 'PROBLEMS'} ({report.elapsed_s:g} s)")
+        for column in ("partition", "job", "queue wait", "host", "set-up", "container", "driver address", "GPUs", "verdict"):
+            table.add_column(column, overflow="fold")
+        for row in rows(report):
+            table.add_row(*[escape(v) for v in row])
+        console.print(table)
+        if report.timed_out:
+            console.print(f"timeout: not every probe reported within {report.timeout_s:g} s (--timeout); the rest were cancelled")
+        console.print(f"probe files: {report.directory}", markup=False)
+    if not report.ok:
+        sys.exit(1)
+
+
 def main() -> None:
     cli(prog_name="portaflow")
 

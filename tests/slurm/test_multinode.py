@@ -10,6 +10,8 @@ the manifest records them and the host every Dask worker ran on.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -114,3 +116,192 @@ def test_science_workflows_run_across_nodes(multinode, tmp_path, workflow, engin
     assert {w["node"] for w in record["workers"].values()} == set(NODES), record
     assert record["scheduler_address"]["address"] in NODES.values(), record
     assert network["driver"] == ({"address": LOGIN, "chosen_by": network["driver"]["chosen_by"]} if engine == "parsl" else None)
+
+
+# -- portaflow site check ------------------------------------------------------------------------------------------
+def site_check(*args: str) -> tuple[subprocess.CompletedProcess, dict]:
+    result = run_portaflow("site", "check", str(SITE), "--json", *args, timeout=120)
+    assert result.returncode in (0, 1), result.stdout + result.stderr
+    return result, json.loads(result.stdout)
+
+
+def test_site_check_passes_on_the_nodes(multinode, tmp_path):
+    """One probe per partition, each on a compute node, connects back to the login host's bridge address (chosen by
+    the run's own rule; the listener on that address only)."""
+    result, report = site_check("--workdir", str(tmp_path))
+    assert result.returncode == 0 and report["ok"], result.stdout + result.stderr
+    assert (report["address"], report["interface"]) == (LOGIN, "pfbr0"), report
+    assert report["listener"].startswith(f"{LOGIN}:"), report
+    parts = {p["partition"]: p for p in report["partitions"]}
+    assert set(parts) == {"multi", "spread"}
+    for part in parts.values():
+        assert part["job"].isdigit() and part["reachable"] is True and part["host"] in NODES, part
+        assert part["queue_wait_s"] is not None and part["queue_wait_s"] < 60, part
+
+
+def unroutable_interface() -> tuple[str, str] | None:
+    """An interface of the login host that is neither loopback nor the nodes' bridge (here eth0): the nodes have no
+    route to its address, as compute nodes have none to a login node's public interface."""
+    from portaflow.addresses import is_loopback, local_addresses
+
+    for name, ips in sorted(local_addresses().items()):
+        for ip in ips:
+            if not is_loopback(ip) and not ip.startswith("10.77.0."):
+                return name, ip
+    return None
+
+
+@pytest.mark.parametrize("case", ["interface", "loopback"])
+def test_site_check_reports_an_address_the_nodes_cannot_reach_quickly(multinode, tmp_path, case):
+    """The item a run cannot find for itself: `network.interface` names an interface of the login host that exists and
+    has an address (so the static address rule accepts it), and the nodes cannot route to it. A run's workers would
+    retry it until the walltime; the check says so in seconds, naming the address and its interface. Loopback (which
+    the address rule refuses already) is probed as well and reported both ways."""
+    if case == "interface":
+        found = unroutable_interface()
+        if found is None:
+            pytest.skip("this host has no interface besides loopback and the nodes' bridge")
+        setting, (interface, address) = f"network.interface={found[0]}", found
+    else:
+        setting, interface, address = "network.address=127.0.0.1", "lo", "127.0.0.1"
+    start = time.monotonic()
+    result, report = site_check("--site-set", setting, "--workdir", str(tmp_path))
+    elapsed = time.monotonic() - start
+    assert result.returncode == 1 and not report["ok"], result.stdout + result.stderr
+    assert (report["address"], report["interface"]) == (address, interface), report
+    if case == "loopback":
+        assert "network.address: 127.0.0.1 is loopback" in report["address_problem"], report
+    for part in report["partitions"]:
+        assert part["reachable"] is False and part["host"] in NODES, part
+        assert part["reach"].startswith(f"{address}:") and f"({interface}) unreachable from {part['host']}" in part["reach"], part
+        assert any(p.startswith("network: the driver's address") for p in part["problems"]), part
+    assert elapsed < 40, f"took {elapsed:.0f} s"
+    print(f"site check with an unreachable {case} address: {elapsed:.1f} s")
+
+
+def test_site_check_reports_a_refused_submission_and_a_probe_that_never_starts(multinode, tmp_path):
+    """An account SLURM refuses: the submission's own message. A probe that stays queued (here held until an hour from
+    now): a timeout naming the job and its state, and the job cancelled, within the --timeout asked for."""
+    _, refused = site_check("--partition", "multi", "--site-set", "account=nosuch", "--workdir", str(tmp_path / "a"))
+    [part] = refused["partitions"]
+    assert part["job"] is None and "Invalid account" in part["problems"][0], part
+    start = time.monotonic()
+    result, queued = site_check("--partition", "multi", "--timeout", "6", "--site-set", 'extra_directives=["--begin=now+1hour"]',
+                                "--workdir", str(tmp_path / "b"))
+    assert time.monotonic() - start < 30
+    [part] = queued["partitions"]
+    assert queued["timed_out"] and part["state"] == "PENDING (BeginTime)", part
+    assert part["problems"] == [f"timeout: no report within the check's 6 s (--timeout); job {part['job']} was PENDING (BeginTime) (cancelled)"]
+    state = multinode.show_job(part["job"])["JobState"]
+    assert state == "CANCELLED", state
+
+
+@pytest.mark.parametrize("engine", ["parsl", "snakemake"])
+def test_in_allocation_dask_workers_cover_every_node_of_the_step(multinode, tmp_path, engine):
+    """`dask.mode: in_allocation` with `nodes: 2`: the step's own job holds both nodes (one task per node; with
+    `--ntasks=1` SLURM had shrunk it to one node) and a worker starts on each (srun), not all beside the scheduler.
+    Under Snakemake the step runs in a one-node job step (`srun -n1`), whose environment names only its node."""
+    workflow = ROOT / "tests" / "data" / "workflows" / "where-allocation.yaml"
+    result = run_portaflow("run", str(workflow), "--site", str(SITE), "--site-set", "dask.mode=in_allocation",
+                           "--engine", engine, "--workdir", str(tmp_path))
+    assert result.returncode == 0, result.stdout + result.stderr
+    record = manifest(tmp_path)["network"]["dask"]["survey"]
+    assert record["mode"] == "in_allocation", record
+    assert {w["node"] for w in record["workers"].values()} == set(NODES), record
+    assert all(w["host"] == w["node"] for w in record["workers"].values()), record
+    scheduler_node = record["scheduler_host"]["node"]
+    assert record["scheduler"].startswith(f"tcp://{NODES[scheduler_node]}:"), record  # reachable from the other node
+    assert json.loads((tmp_path / "report.json").read_text())["sum_of_squares"] == sum(i * i for i in range(8))
+
+
+# -- faults --------------------------------------------------------------------------------------------------------
+@pytest.mark.slurm_exclusive  # it takes a node of `multi` down: no other test may have jobs there meanwhile
+@pytest.mark.parametrize("engine", ["parsl", "snakemake"])
+def test_a_node_lost_mid_task_is_retried_on_the_other_node(multinode, tmp_path, engine):
+    """A node dies while a task runs there: SLURM marks it DOWN and ends its job NODE_FAIL; portaflow tries the task
+    again (its `retries`), SLURM places it on the other node, and the run ends with the output. How long that took
+    after the node went down is printed (tests/slurm/README.md has the numbers).
+
+    The node is taken out with `scontrol update state=drain` then `state=down`: DOWN is what slurmctld itself does once a
+    dead node's slurmd has been silent for SlurmdTimeout (300 s here; waiting for it would make this a 6-minute test),
+    and the drain keeps it out (its slurmd still answers, and ReturnToService=2 would take it back at once). The node
+    is resumed in a finally, whatever happens."""
+    marker = tmp_path / "started"
+    argv = [sys.executable, "-m", "portaflow", "run", str(ROOT / "tests" / "data" / "workflows" / "node-loss.yaml"), "--site", str(SITE),
+            "--engine", engine, "--workdir", str(tmp_path / "w"), "--param", f"marker={marker}"]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    node = None
+    try:
+        deadline = time.monotonic() + 180
+        while not marker.exists():
+            assert proc.poll() is None and time.monotonic() < deadline, "the task never started"
+            time.sleep(0.5)
+        node = marker.read_text().split()[0]
+        lost_at = time.monotonic()
+        for state in ("drain", "down"):  # drained first: with ReturnToService=2 a DOWN node whose slurmd answers is back at once
+            subprocess.run(["scontrol", "update", f"nodename={node}", f"state={state}", "reason=portaflow node-loss test"],
+                           check=True, timeout=30)
+        out, err = proc.communicate(timeout=300)
+        recovered = time.monotonic() - lost_at
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+        if node:
+            subprocess.run(["scontrol", "update", f"nodename={node}", "state=resume"], check=False, timeout=30)
+    assert proc.returncode == 0, out + err
+    tries = marker.read_text().split()
+    host, finished_on = (tmp_path / "w" / "held.txt").read_text().split()
+    assert tries[0] == node and finished_on != node and finished_on in NODES and len(tries) >= 2, (tries, finished_on)
+    print(f"{engine}: node {node} lost mid-task; the task ran again on {finished_on} and the run ended {recovered:.0f} s after the loss")
+
+
+# -- the portability matrix ----------------------------------------------------------------------------------------
+def test_matrix_cells_run_on_the_nodes(multinode, tmp_path):
+    """The matrix's cells on the multi-node cluster: wordfreq with both engines must really run there (`--must-run`),
+    and their outputs agree under each output's comparator. The profile stays a test profile, found by name through
+    PORTAFLOW_SITE_PATH: it describes namespaces only tests/slurm/cluster.sh makes, and as a shipped profile the
+    default matrix (.ci/run) would run every workflow on it (12 more run cells)."""
+    result = run_portaflow("matrix", "--workflows", str(ROOT / "workflows" / "examples" / "wordfreq.yaml"), "--sites", "slurm-multinode",
+                           "--must-run", "slurm-multinode", "--jobs", "2", "-o", str(tmp_path / "matrix"),
+                           env={"PORTAFLOW_SITE_PATH": str(SITE.parent)})
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads((tmp_path / "matrix" / "matrix.json").read_text())
+    cells = {(c["site"], c["engine"]): c["status"] for c in report["cells"]}
+    assert cells == {("slurm-multinode", "parsl"): "passed", ("slurm-multinode", "snakemake"): "passed"}, report["cells"]
+    assert report["ok"] and not report["disagreements"], report
+
+
+def test_a_dask_worker_lost_mid_reduction_gives_the_same_result(multinode, tmp_path):
+    """`dask.mode: jobs`: one worker's job is cancelled while the reduction runs (its node's process is killed by
+    SLURM); Dask reruns the lost tasks on the other worker and the result is the undisturbed one. The time from the
+    loss to the end of the run is printed."""
+    argv = [sys.executable, "-m", "portaflow", "run", str(ROOT / "tests" / "data" / "workflows" / "worker-loss.yaml"), "--site",
+            str(SITE), "--engine", "snakemake", "--workdir", str(tmp_path)]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline, victim = time.monotonic() + 240, None
+        while victim is None:
+            assert proc.poll() is None and time.monotonic() < deadline, "the Dask workers never ran"
+            time.sleep(0.5)
+            # this run's worker jobs: on `spread` (the profile's worker partition, which only these tests use), with the
+            # run's comment (portaflow:<run id>, the run directory's name)
+            runs = [p.name for p in (tmp_path / ".portaflow" / "runs").glob("2*")] if (tmp_path / ".portaflow" / "runs").exists() else []
+            queue = subprocess.run(["squeue", "--noheader", "--partition=spread", "--name=portaflow-dask-cpu", "--states=RUNNING",
+                                    "--format=%i %N %k"], capture_output=True, text=True, timeout=30).stdout.split("\n")
+            mine = [line.split() for line in queue if line.strip() and any(line.split()[-1] == f"portaflow:{r}" for r in runs)]
+            # both workers up and the reduction under way (its tasks take 20 s on two workers)
+            if len(mine) == 2 and (tmp_path / ".portaflow").exists() and list((tmp_path / ".portaflow" / "runs").glob("*/dask/survey.json")):
+                time.sleep(3)
+                victim = mine[0]
+        lost_at = time.monotonic()
+        subprocess.run(["scancel", victim[0]], check=True, timeout=30)
+        out, err = proc.communicate(timeout=240)
+        recovered = time.monotonic() - lost_at
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, out + err
+    assert json.loads((tmp_path / "report.json").read_text())["sum_of_squares"] == sum(i * i for i in range(40))
+    print(f"Dask worker job {victim[0]} on {victim[1]} cancelled mid-reduction; the run ended {recovered:.0f} s later")

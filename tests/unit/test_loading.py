@@ -235,7 +235,7 @@ def test_slurm_section_values_reach_the_job(write):
     request = TaskResources(cores=2, memory_mib=1000, walltime_s=600, gpus=1)
     assert scheduler_for("slurm")(loaded).directives(request, "cpu") == [
         "--partition=cpu", "--qos=normal", "--reservation=training", "--constraint=(avx2|amd)", "--time=00:10:00",
-        "--nodes=1", "--ntasks=1", "--cpus-per-task=2", "--mem-per-cpu=500M", "--gpus=1",
+        "--nodes=1", "--ntasks=1", "--cpus-per-task=2", "--mem-per-cpu=500M", "--gpus=1", "--no-requeue",
     ]
 
 

@@ -155,6 +155,33 @@ def test_in_allocation_dask_step_holds_its_workers():
     assert task.partition == "gpu"
 
 
+def test_in_allocation_dask_step_on_several_nodes_holds_its_share_per_node_and_starts_workers_there(tmp_path):
+    """Cores, memory and GPUs are per node: 3 workers on 2 nodes need 2 workers' worth on each (4 cores, not 6, per node),
+    the job asks for one task per node (SLURM shrinks `--nodes=2 --ntasks=1` to one node), and the step's Dask settings
+    name the SLURM adapter's way to start workers on the other nodes."""
+    from portaflow.plan.model import TaskResources
+    from portaflow.schedulers.context import RunContext
+    from portaflow.schedulers.slurm.snakemake import rule_resources
+
+    site = SITE.model_copy(update={
+        "dask": SITE.dask.model_copy(update={"mode": "in_allocation", "worker_memory": 4096}),
+        "partitions": {**SITE.partitions, "short": SITE.partitions["short"].model_copy(update={"max_nodes": 4})}})
+    wf = workflow({"d": {"dask": "m:f", "outputs": {"o": "o.txt"},
+                         "resources": {"cores": 1, "nodes": 2, "dask_workers": {"cpu": 3, "threads": 2}}}})
+    plan = make_plan(wf, site)
+    task = plan.tasks[0]
+    assert (task.resources.cores, task.resources.memory_mib, task.resources.nodes, task.partition) == (4, 8192, 2, "short")
+    scheduler = slurm(site)
+    assert ["--nodes=2", "--ntasks=2", "--cpus-per-task=4"] == [d for d in scheduler.directives(task.resources, "short")
+                                                                  if d.startswith(("--nodes", "--ntasks", "--cpus"))]
+    assert rule_resources(scheduler, task)["tasks"] == 2
+    ctx = RunContext(plan, LoadedSite(site, []), tmp_path, tmp_path, plan.tasks, scheduler)
+    assert ctx.dask_settings(task)["cluster"] == "portaflow.runtime.dask_srun:srun_cluster"
+    one_node = make_plan(workflow({"d": {"dask": "m:f", "outputs": {"o": "o.txt"}, "resources": {"dask_workers": {"cpu": 3}}}}), site)
+    assert "cluster" not in ctx.dask_settings(one_node.tasks[0])  # one node: workers beside the scheduler, as before
+    assert {"--nodes=1", "--ntasks=1"} <= set(scheduler.directives(TaskResources(1, 100, 60), "short"))
+
+
 def test_dask_worker_jobs_get_their_own_partitions():
     site = SITE.model_copy(update={"dask": SITE.dask.model_copy(update={"mode": "jobs"})})
     wf = workflow({"d": {"dask": "m:f", "outputs": {"o": "o.txt"}, "resources": {"dask_workers": {"cpu": 2, "gpu": 1}}}})
@@ -171,7 +198,7 @@ def test_slurm_directives_memory_per_node_and_gres():
     task = make_plan(one_step(cores=4, memory="8GiB", walltime="90m", gpus=2), SITE).tasks[0]
     assert slurm(SITE).directives(task.resources, task.partition) == [
         "--partition=gpu", "--account=proj1", "--time=01:30:00", "--nodes=1", "--ntasks=1",
-        "--cpus-per-task=4", "--mem=8192M", "--gres=gpu:2",
+        "--cpus-per-task=4", "--mem=8192M", "--gres=gpu:2", "--no-requeue",
     ]
 
 

@@ -87,6 +87,7 @@ class ParslEngine(Engine):
     def _executor(self, ctx: RunContext, label: str, tasks: list[Task], address: str, resolve_address: bool,
                   window: SubmitWindow | None = None) -> Any:
         from parsl.executors import HighThroughputExecutor
+        from parsl.jobs.error_handlers import simple_error_handler, windowed_error_handler
 
         site = ctx.site
         executor_class = paced_executor_class() if window else HighThroughputExecutor
@@ -97,6 +98,10 @@ class ParslEngine(Engine):
         executor = executor_class(
             label=label,
             provider=provider,
+            # Where a block is a job: given up only when its last 3 blocks all failed. Parsl's default gives up when every
+            # block so far failed, so a run whose one block lost its node failed every task at once, whatever their
+            # `retries` (tests/slurm/test_multinode.py); a broken job set-up still ends the run after 3 blocks.
+            block_error_handler=windowed_error_handler if ctx.scheduler.blocks_are_jobs else simple_error_handler,
             **ctx.scheduler.parsl_executor_options(ctx, tasks),
             address=address,
             worker_logdir_root=str(ctx.run_dir / "parsl" / "workers"),

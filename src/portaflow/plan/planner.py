@@ -442,13 +442,16 @@ def _dask_plan(name: str, step: Step, site: SiteProfile) -> DaskPlan:
 
 
 def _with_in_allocation_workers(request: TaskResources, dask: DaskPlan) -> TaskResources:
-    """Workers inside the step's own job: the job must hold them all (plus the driver's core)."""
-    workers = dask.cpu_workers + dask.gpu_workers
+    """Workers inside the step's own job: the job must hold them all (plus the driver's core). A step on several nodes
+    spreads its workers over them (the adapter starts them one per node in turn), so each node (cores, memory and GPUs
+    are per node, as partitions count them) holds its share: the workers divided by the nodes, rounded up."""
+    nodes = max(1, request.nodes)
+    workers = -(-(dask.cpu_workers + dask.gpu_workers) // nodes)
     return TaskResources(
         cores=max(request.cores, workers * dask.threads),
         memory_mib=max(request.memory_mib, workers * dask.worker_memory_mib),
         walltime_s=request.walltime_s,
-        gpus=max(request.gpus, dask.gpu_workers),
+        gpus=max(request.gpus, -(-dask.gpu_workers // nodes)),
         gpu_model=request.gpu_model,
         nodes=request.nodes,
     )

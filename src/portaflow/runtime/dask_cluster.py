@@ -39,7 +39,7 @@ def dask_client() -> Iterator[Any]:
              settings["cpu_workers"], settings["gpu_workers"], settings["threads"], settings["worker_memory_mib"],
              "" if os.environ.get(ENV_VAR) else f" (no {ENV_VAR}: the default for a step run by hand)")
     os.environ[GPU_RESOURCE_ENV] = settings["gpu_resource"]
-    if settings["mode"] == "jobs":
+    if settings["mode"] == "jobs" or settings.get("cluster"):  # the site's adapter named how workers start (other jobs, other nodes)
         from portaflow.runtime.dask_jobs import job_cluster
 
         cluster_cm = job_cluster(settings)

@@ -10,7 +10,8 @@ runtime and the driver never ask which scheduler a site uses; they ask its adapt
   `snakemake_profile()` (the plugin's settings), `snakemake_launcher()`, `render_snakemake_submissions()`,
   and, where jobs do not see the driver's files, `remote_job_script()`;
 - Dask: `dask_worker_settings()` (worker jobs for `dask.mode: jobs`), `render_dask_clusters()`;
-- the world: `connection_problems()` (probe), `cancel_run()`, `check_rendered()`, `check()` of the profile.
+- the world: `connection_problems()` (probe), `cancel_run()`, `check_rendered()`, `check()` of the profile;
+  `submit_probe()` and `probe_states()` for `portaflow site check` (one tiny job per partition).
 
 A new scheduler is one subclass (usually a package under `portaflow/schedulers/`) registered with
 `@register_scheduler` or through the `portaflow.schedulers` entry point group (schedulers/__init__.py).
@@ -42,6 +43,20 @@ if TYPE_CHECKING:
 
 PARTITION_SETTINGS = frozenset({"account", "qos", "qos_by_walltime", "extra_directives", "slurm_partition", "clusters"})
 """Partition fields that change how a job is asked for (not where its shell runs): each adapter says which it applies."""
+
+
+@dataclass(frozen=True)
+class ProbeJob:
+    """One `portaflow site check` probe as the adapter submitted it: which partition, the scheduler's job id, and when
+    it was submitted (time.time(), to measure the queue wait against the job's own start time)."""
+
+    partition: str
+    job_id: str
+    submitted_at: float
+
+
+class ProbeUnavailable(InputError):
+    """This scheduler's adapter cannot submit a probe job from here (exit 2: nothing was submitted)."""
 
 
 class Scheduler:
@@ -153,12 +168,23 @@ class Scheduler:
         """Hosts (names or addresses) where these tasks' workers may run, as far as the scheduler can say, asked
         when a run starts: the driver listens on the address of its route toward them (`addresses.choose_address`).
         Empty when the scheduler cannot say; the rule then falls back to Parsl's own guesses."""
+        return self.partition_hosts(sorted({t.partition for t in tasks}))
+
+    def partition_hosts(self, partitions: list[str]) -> list[str]:
+        """Hosts where jobs on these partitions may run (a run's workers; `site check`'s probes), for the driver's
+        address. Empty when the scheduler cannot say."""
         return []
 
     # -- Dask ------------------------------------------------------------------------------------
     def dask_worker_settings(self, ctx: RunContext, task: Task) -> dict[str, Any]:
         """What the step's job needs to start its Dask workers as jobs of their own (`dask.mode: jobs`)."""
         raise InputError(f"site {self.site.name}: dask.mode jobs is not supported on {self.name} sites")
+
+    def dask_allocation_settings(self, ctx: RunContext, task: Task) -> dict[str, Any]:
+        """`dask.mode: in_allocation` for a step on several nodes: how its job starts a worker on each of them
+        (`cluster`: 'module:function' of the runtime's factory, and what it needs). The default starts none: the
+        workers stay beside the scheduler on the job's first node (runtime.dask_cluster), as on one node."""
+        return {}
 
     def render_dask_clusters(self, ctx: RunContext, out_dir: Path) -> list[Path]:
         """Files for what a run's `dask` steps create on the site themselves (beside the engine's files)."""
@@ -173,6 +199,25 @@ class Scheduler:
         """Why jobs cannot be submitted from this machine now (empty: the scheduler answers). Asked before a
         run submits anything, and by the matrix to decide between running and rendering a cell."""
         return []
+
+    def submit_probe(self, partition: str, request: TaskResources, script: Path, output: Path, tag: str) -> ProbeJob:
+        """Submit `script` (bash, written by `portaflow site check`) as one job of size `request` on `partition`, its
+        output to `output`, tagged with `tag` (cancel_run(tag, ...) finds it). Why an adapter method: the check asks
+        each partition for a job exactly as a run would, through the scheduler's own directives. The default
+        refuses: a scheduler whose adapter cannot start a job from this machine (`probe_unavailable`)."""
+        raise ProbeUnavailable(self.probe_unavailable() or f"scheduler {self.name}: no probe job")
+
+    def probe_unavailable(self) -> str | None:
+        """Why `portaflow site check` cannot submit probes through this adapter (None: it can). Asked before anything
+        is submitted, so that a scheduler without probes is refused at once rather than after a connection check."""
+        return (f"site check: probe jobs are not available for scheduler {self.name} (site {self.site.name}): its adapter "
+                "cannot submit a job from here; nothing was submitted (`portaflow render` writes what a run would hand it, "
+                "checked with the scheduler's own parser)")
+
+    def probe_states(self, jobs: list[ProbeJob]) -> dict[str, str]:
+        """The scheduler's state of each probe job still queued or running (job id -> e.g. 'PENDING (Resources)');
+        a job missing from the answer has ended. Asked while `site check` waits, to say why a probe did not report."""
+        return {}
 
     def check_rendered(self, files: list[Path]) -> list[str]:
         """Problems the scheduler's own tools find in rendered files (job scripts, submit descriptions,

@@ -131,4 +131,6 @@ class RunContext:
         settings["record"] = f".portaflow/runs/{self.run_id}/dask/{task.id}.json"
         if dask.mode == "jobs":
             settings.update(self.scheduler.dask_worker_settings(self, task))
+        elif task.resources.nodes > 1:  # in the step's allocation, on several nodes: the adapter says how workers start there
+            settings.update(self.scheduler.dask_allocation_settings(self, task))
         return settings

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from portaflow.plan.model import Task
-from portaflow.schedulers.base import Scheduler
+from portaflow.commands import run_command
+from portaflow.plan.model import Task, TaskResources
+from portaflow.schedulers.base import ProbeJob, Scheduler
 from portaflow.schedulers.parsl_blocks import worker_init
 
 GPU_LOCK_DIR = '"${XDG_RUNTIME_DIR:-/tmp}/portaflow-gpus-$(id -u)"'
@@ -73,7 +76,7 @@ class LocalScheduler(Scheduler):
         devices = self.site.partitions[task.partition].gpus_per_node
         return gpu_claim_lines(task.resources.gpus, devices), ["CUDA_VISIBLE_DEVICES"]
 
-    def worker_hosts(self, ctx: RunContext, tasks: list[Task]) -> list[str]:
+    def partition_hosts(self, partitions: list[str]) -> list[str]:
         """Workers are processes on this machine: loopback is right here."""
         return ["127.0.0.1"]
 
@@ -87,6 +90,17 @@ class LocalScheduler(Scheduler):
 
     def snakemake_resources(self, ctx: RunContext, task: Task) -> dict[str, Any]:
         return {**super().snakemake_resources(ctx, task), "portaflow_tasks": 1}
+
+    def probe_unavailable(self) -> str | None:
+        return None
+
+    def submit_probe(self, partition: str, request: TaskResources, script: Path, output: Path, tag: str) -> ProbeJob:
+        """The probe as a process on this machine, run to its end here (it is bounded: its connection attempt times
+        out), its output in `output`. There is no job id: the process's exit status stands in for one."""
+        started = time.time()
+        result = run_command(["bash", str(script)], check=False, timeout=120)
+        output.write_text(result.stdout + result.stderr)
+        return ProbeJob(partition, f"local (exit {result.returncode})", started)
 
     def shortcut_overrides(self, cores: int | None, jobs: int | None) -> dict[str, str]:
         """--cores N: every partition of this machine has N cores; --jobs N: at most N tasks at once (the local site's

@@ -13,13 +13,14 @@ import math
 import re
 import shlex
 import shutil
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from portaflow.commands import CommandError, run_command
 from portaflow.errors import InputError, SpecError
 from portaflow.plan.model import Task, TaskResources
-from portaflow.schedulers.base import PARTITION_SETTINGS, Scheduler, run_tag
+from portaflow.schedulers.base import PARTITION_SETTINGS, ProbeJob, Scheduler, run_tag
 from portaflow.spec.slurm import gpu_template_fields
 from portaflow.units import format_walltime, walltime_minutes
 
@@ -31,6 +32,13 @@ log = logging.getLogger(__name__)
 ONE_OPTION = re.compile(r"(--[A-Za-z][A-Za-z0-9-]*(=[^\s'\"\\]+| [^\s'\"\\-][^\s'\"\\]*)?|-[A-Za-z]( ?[^\s'\"\\-][^\s'\"\\]*)?)")
 """One sbatch option as an extra directive: `--name`, `--name=value`, `--name value`, `-x`, `-x value` or `-xvalue`, with no
 quote or backslash (which `#SBATCH` lines and a shell read differently) and no second option after it."""
+
+
+NO_REQUEUE = "--no-requeue"
+"""On every job: a job whose node fails ends NODE_FAIL and portaflow retries the task as the step's `retries` allow, at
+once and on another node. SLURM's own requeue (the default where JobRequeue=1) reran it outside that count, after
+a fixed 2-minute delay, and Snakemake's SLURM plugin 2.8.0 then reads the requeued job's node list as "None assigned"
+and submits every later job with `--exclude=None assigned`, which sbatch refuses (tests/slurm/test_multinode.py)."""
 
 
 class SlurmScheduler(Scheduler):
@@ -46,6 +54,7 @@ class SlurmScheduler(Scheduler):
         "--mem-per-gpu", "--gres", "--gpus", "-G", "--gpus-per-node", "--gpus-per-task", "--cpus-per-task", "-c",
         "--nodes", "-N", "--ntasks", "-n", "--job-name", "-J", "--output", "-o", "--error", "-e",
         "--constraint", "-C", "--reservation", "--comment", "--export", "--parsable", "--time-min", "--clusters", "-M",
+        "--requeue", NO_REQUEUE,
     })
 
     def directives(self, request: TaskResources, partition: str) -> list[str]:
@@ -69,10 +78,13 @@ class SlurmScheduler(Scheduler):
         out.append(f"--time={format_walltime(request.walltime_s)}")
         out.extend(self.time_min_directives(request))
         out.append(f"--nodes={request.nodes}")
-        out.append("--ntasks=1")
+        # One task per node: with fewer tasks than nodes SLURM shrinks the job ("can't run 1 processes on 2 nodes,
+        # setting nnodes to 1"); cores and memory are per node, as the partitions count them.
+        out.append(f"--ntasks={request.nodes}")
         out.append(f"--cpus-per-task={request.cores}")
         out.extend(self.memory_directives(request))
         out.extend(self.gpu_directives(request))
+        out.append(NO_REQUEUE)
         out.extend(self.extra_directives(partition))
         return out
 
@@ -267,10 +279,16 @@ class SlurmScheduler(Scheduler):
                 self.directives(request, partition) + [f"--comment={run_tag(ctx.run_id)}"] if request else [])
         return settings
 
-    def worker_hosts(self, ctx: RunContext, tasks: list[Task]) -> list[str]:
-        """The NodeAddr of the first few nodes of the tasks' partitions (`sinfo`): the driver's route toward them
-        gives the address they reach it at. Empty (logged) when sinfo does not answer."""
-        partitions = ",".join(sorted({t.partition for t in tasks}))
+    def dask_allocation_settings(self, ctx: RunContext, task: Task) -> dict[str, Any]:
+        """Workers on every node of the step's allocation, each started with `srun --overlap` on one node in turn
+        (runtime/dask_srun.py); the scheduler, in the step's process on the first node, listens on its address toward
+        the others (or on `network.interface`'s)."""
+        return {"cluster": "portaflow.runtime.dask_srun:srun_cluster", "interface": self.site.network.interface}
+
+    def partition_hosts(self, partitions: list[str]) -> list[str]:
+        """The NodeAddr of the first few nodes of these partitions (`sinfo`): the driver's route toward them gives the
+        address they reach it at. Empty (logged) when sinfo does not answer."""
+        partitions = ",".join(sorted({self.partition_name(p) for p in partitions}))
         try:
             listing = run_command(["sinfo", "--noheader", "--Node", f"--partition={partitions}", "--format=%o"], timeout=30)
         except CommandError as exc:
@@ -319,6 +337,34 @@ class SlurmScheduler(Scheduler):
         except CommandError as exc:
             return [f"site {self.site.name}: SLURM does not answer (sinfo: {exc.stderr.strip() or exc.reason})"]
         return []
+
+    def probe_unavailable(self) -> str | None:
+        return None
+
+    def submit_probe(self, partition: str, request: TaskResources, script: Path, output: Path, tag: str) -> ProbeJob:
+        """`sbatch` the probe with the directives every job of this size on this partition gets (so a wrong account, QOS,
+        constraint or GPU syntax is refused here as it would be in a run), named `portaflow-check`, tagged `tag`."""
+        argv = ["sbatch", "--parsable", "--job-name=portaflow-check", f"--output={output}", f"--comment={run_tag(tag)}",
+                *(word for directive in self.directives(request, partition) for word in directive.split()), str(script)]
+        result = run_command(argv, timeout=60)
+        return ProbeJob(partition, result.stdout.strip().split(";")[0], time.time())
+
+    def probe_states(self, jobs: list[ProbeJob]) -> dict[str, str]:
+        """One `squeue` for all probes: 'PENDING (Resources)', 'RUNNING', ...; an ended job is not listed."""
+        if not jobs:
+            return {}
+        try:
+            queue = run_command(["squeue", "--noheader", f"--jobs={','.join(j.job_id for j in jobs)}", "--format=%i|%T|%r"],
+                                check=False, timeout=30)
+        except CommandError as exc:
+            log.warning("site check: squeue did not answer: %s", exc)
+            return {}
+        states = {}
+        for line in queue.stdout.splitlines():
+            job_id, _, rest = line.strip().partition("|")
+            state, _, reason = rest.partition("|")
+            states[job_id] = f"{state} ({reason})" if reason and reason != "None" else state
+        return states
 
     def check_rendered(self, files: list[Path]) -> list[str]:
         """Each job script's `#SBATCH` options, parsed by this machine's own sbatch (`sbatch OPTIONS --usage`

@@ -59,7 +59,7 @@ def rule_resources(scheduler: SlurmScheduler, task: Task) -> dict[str, Any]:
         else:
             extra.append(directive)
     else:
-        res["tasks"] = 1
+        res["tasks"] = r.nodes  # one per node, as directives() asks (fewer tasks than nodes would shrink the job)
     extra += scheduler.time_min_directives(r)
     if site.slurm.reservation:
         extra.append(f"--reservation={site.slurm.reservation}")
@@ -76,6 +76,7 @@ def executor_profile(scheduler: SlurmScheduler, ctx: RunContext) -> dict[str, An
     # The plugin's own first wait and the interval it backs off from (+10 s each round in which no
     # job ended), else a fixed 40 s: the profile's polling interval decides, as for Parsl.
     cfg["slurm-init-seconds-before-status-checks"] = max(1, site.polling.interval)
+    cfg["slurm-no-requeue"] = True  # as directives() asks every job (schedulers.slurm.NO_REQUEUE says why)
     if not site.account:
         cfg["slurm-no-account"] = True
     if site.slurm.status_command != "auto":
