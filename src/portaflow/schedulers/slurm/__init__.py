@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from portaflow.commands import CommandError, run_command
-from portaflow.errors import InputError, SpecError
+from portaflow.errors import InputError, PortaflowError, SpecError
 from portaflow.plan.model import Task, TaskResources
-from portaflow.schedulers.base import PARTITION_SETTINGS, Scheduler, run_tag
+from portaflow.schedulers.base import PARTITION_SETTINGS, Scheduler, run_tag, snakemake_jobname_prefix
 from portaflow.spec.slurm import gpu_template_fields
 from portaflow.units import format_walltime, walltime_minutes
 
@@ -254,23 +254,20 @@ class SlurmScheduler(Scheduler):
 
     # -- the world ---------------------------------------------------------------------------------
     def cancel_run(self, run_id: str, known_jobs: list[str]) -> list[str]:
-        """scancel the run's jobs: those portaflow recorded, and those carrying the run's comment.
+        """scancel the run's jobs: those portaflow recorded, and those carrying the run's tag (`_run_queue`).
 
-        Why both: Snakemake's SLURM plugin sets its own --comment (so its job ids come from its log),
-        and Parsl may have a block queued that it has not reported yet (found by the comment).
-        One squeue call lists the queue; one scancel call cancels. A failure of either is logged with
-        what could not be cancelled, and the ids that were cancelled are returned.
+        Why both: a job the engine reported is cancelled even if its tag could not be read, and Parsl may have a
+        block queued that it has not reported yet (found by the tag). One squeue call lists the queue; one scancel
+        call cancels. A failure of either is logged with what could not be cancelled, and the ids that were
+        cancelled are returned.
         """
         try:
-            queue = run_command(["squeue", "--noheader", "--format=%i|%k"])
+            tagged = self._run_queue(run_id)
         except CommandError as exc:
             log.error("could not list the queue to cancel run %s (jobs %s may still run): %s", run_id, " ".join(known_jobs) or "-", exc)
             return []
-        mine = []
-        for line in queue.stdout.splitlines():
-            job_id, _, comment = line.partition("|")
-            if job_id in known_jobs or comment == run_tag(run_id):
-                mine.append(job_id)
+        mine = [job_id for job_id, listed_known in tagged if listed_known] + [j for j, _ in tagged if j in known_jobs]
+        mine = list(dict.fromkeys(mine))
         if not mine:
             return []
         try:
@@ -278,6 +275,28 @@ class SlurmScheduler(Scheduler):
         except CommandError as exc:
             log.error("scancel could not cancel every job of run %s (%s): %s", run_id, " ".join(mine), exc)
         return mine
+
+    def jobs_of_run(self, run_id: str) -> list[str]:
+        """The run's jobs squeue still lists (pending, running or completing), by the run's tag. A squeue that does
+        not answer is an error (PortaflowError): a rerun must not submit beside jobs it cannot see."""
+        try:
+            return [job_id for job_id, tagged in self._run_queue(run_id) if tagged]
+        except CommandError as exc:
+            raise PortaflowError(f"could not list the SLURM queue to find the jobs of the killed run {run_id}: {exc}") from None
+
+    def _run_queue(self, run_id: str) -> list[tuple[str, bool]]:
+        """Every job squeue lists (its id), each with whether it carries the run's tag: Parsl blocks and Dask worker
+        jobs carry it as their comment (`--comment=portaflow:<run id>`); the Snakemake plugin writes its own comment
+        and names its jobs `<jobname prefix>_<uuid>`, the prefix being `snakemake_jobname_prefix(run_id)`."""
+        tag, prefix = run_tag(run_id), snakemake_jobname_prefix(run_id) + "_"
+        queue = run_command(["squeue", "--noheader", "--format=%i|%j|%k"])
+        out = []
+        for line in queue.stdout.splitlines():
+            job_id, _, rest = line.strip().partition("|")
+            name, _, comment = rest.partition("|")
+            if job_id:
+                out.append((job_id, comment == tag or name.startswith(prefix)))
+        return out
 
     def connection_problems(self) -> list[str]:
         if shutil.which("sbatch") is None:

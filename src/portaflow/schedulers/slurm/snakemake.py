@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from portaflow.plan.model import Task
-from portaflow.schedulers.base import common_rule_resources
+from portaflow.schedulers.base import common_rule_resources, snakemake_jobname_prefix
 
 if TYPE_CHECKING:
     from portaflow.schedulers.context import RunContext
@@ -73,6 +73,8 @@ def executor_profile(scheduler: SlurmScheduler, ctx: RunContext) -> dict[str, An
     # The plugin's own first wait and the interval it backs off from (+10 s each round in which no
     # job ended), else a fixed 40 s: the profile's polling interval decides, as for Parsl.
     cfg["slurm-init-seconds-before-status-checks"] = max(1, site.polling.interval)
+    # Every job named after the run, so that a rerun after `kill -9` of the driver finds and cancels it.
+    cfg["slurm-jobname-prefix"] = snakemake_jobname_prefix(ctx.run_id)
     if not site.account:
         cfg["slurm-no-account"] = True
     if site.slurm.status_command != "auto":
