@@ -310,6 +310,9 @@ def run(plan: Plan, loaded: LoadedSite, engine_name: str, workdir: Path | None =
     lock = WorkdirLock(workdir)
     lock.acquire(run_id)  # before anything in the work directory changes; WorkdirBusy (exit 2) if another run holds it
     before = {name: os.environ.get(name) for name in RUN_ENVIRONMENT}
+    # Until the engine's own handler is in place (_run_locked), a signal stops the run at once, as Interrupted: no engine
+    # thread holds a lock yet, and SIGTERM's default action would end the driver without its exit code or clean-up.
+    early = {sig: signal.signal(sig, _stop_at_once) for sig in INTERRUPT_SIGNALS}
     try:
         previous = _take_over(workdir, lock.previous, loaded) if lock.previous else None
         os.environ.update({**RUN_ENVIRONMENT, RUN_ENV: run_id})
@@ -321,6 +324,12 @@ def run(plan: Plan, loaded: LoadedSite, engine_name: str, workdir: Path | None =
             else:
                 os.environ[name] = value
         lock.release()
+        for sig, handler in early.items():
+            signal.signal(sig, handler)
+
+
+def _stop_at_once(signum: int, frame: Any) -> None:
+    raise Interrupted(signum)
 
 
 def _take_over(workdir: Path, holder: dict, loaded: LoadedSite) -> dict[str, Any]:

@@ -117,9 +117,10 @@ def test_kubernetes_lists_the_runs_jobs_and_pods_by_label(tmp_path, monkeypatch)
     """Over real HTTP (the stand-in API server): the run's Job and Pod are listed, another run's are not."""
     pytest.importorskip("kubernetes")
     from kubernetes import client
-    from standin_kube import StandInKube
 
     from portaflow.schedulers.kubernetes import RUN_LABEL, label_safe
+
+    from standin_kube import StandInKube
 
     with StandInKube(tmp_path / "kube") as kube:
         monkeypatch.setattr("kubernetes.config.kube_config.KUBE_CONFIG_DEFAULT_LOCATION", str(kube.kubeconfig))
