@@ -190,7 +190,7 @@ def run_and_kill(engine: str, site: str, workdir: Path, salt: int, pause: float,
     return Killed(run_id, proc.returncode, records(workdir), stderr)
 
 
-def reference(workdir: Path, site: str, engine: str = "parsl") -> Path:
+def reference(workdir: Path, site: str, engine: str = "snakemake") -> Path:
     """One undisturbed run: what every disturbed one must end with."""
     result = subprocess.run(command(engine, site, workdir, 0, 0.0), capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -207,6 +207,7 @@ def segment(engine: str, site: str, workdir: Path, salt: int, pause: float, plan
     """Kill successive runs at the planned (signal, point)s, then run once more undisturbed; measure every case."""
     cases: list[Case] = []
     previous: tuple[Case, Killed] | None = None
+    ours: set[str] = set()  # this segment's runs: records older than the segment are stale (another salt) and rerun
     for sig, point in [*plan, (None, None)]:
         began = time.monotonic()
         if sig is None:
@@ -218,10 +219,11 @@ def segment(engine: str, site: str, workdir: Path, salt: int, pause: float, plan
         else:
             killed = run_and_kill(engine, site, workdir, salt, pause, sig, point, timeout)
             after, this_run = killed.recorded, killed.run_id
+            ours.add(this_run)
             ok = None
         if previous is not None:  # the case before this run: judged on what this run did
             case, old = previous
-            case.recomputed = sum(1 for task, run in old.recorded.items() if after.get(task) != run)
+            case.recomputed = sum(1 for task, run in old.recorded.items() if run in ours and after.get(task) != run)
             case.processes_left = max(case.processes_left, len(wait_gone(old.run_id, 10)))
             case.jobs_left = len(jobs_left(old.run_id))
             kill_all(old.run_id)
