@@ -183,6 +183,7 @@ def list_runs(workdir: Path) -> list[RunInfo]:
             state = "running"
         elif state == "running":
             state = "killed"
+            manifest = settle_killed_run(workdir, path.name, write=False) or manifest
         counts: dict[str, int] = {}
         for task in manifest.get("tasks", {}).values():
             counts[task.get("status", "?")] = counts.get(task.get("status", "?"), 0) + 1
@@ -309,11 +310,13 @@ def run(plan: Plan, loaded: LoadedSite, engine_name: str, workdir: Path | None =
     lock = WorkdirLock(workdir)
     lock.acquire(run_id)  # before anything in the work directory changes; WorkdirBusy (exit 2) if another run holds it
     before = {name: os.environ.get(name) for name in RUN_ENVIRONMENT}
+    # Until the engine's own handler is in place (_run_locked), a signal stops the run at once, as Interrupted: no engine
+    # thread holds a lock yet, and SIGTERM's default action would end the driver without its exit code or clean-up.
+    early = {sig: signal.signal(sig, _stop_at_once) for sig in INTERRUPT_SIGNALS}
     try:
-        if lock.previous:  # a run was killed here: what it left running would write the outputs beside this one
-            stop_previous_run(lock.previous)
+        previous = _take_over(workdir, lock.previous, loaded) if lock.previous else None
         os.environ.update({**RUN_ENVIRONMENT, RUN_ENV: run_id})
-        return _run_locked(plan, loaded, engine_name, workdir, run_id, quiet, selection, keep_going)
+        return _run_locked(plan, loaded, engine_name, workdir, run_id, quiet, selection, keep_going, previous)
     finally:
         for name, value in before.items():
             if value is None:
@@ -321,6 +324,51 @@ def run(plan: Plan, loaded: LoadedSite, engine_name: str, workdir: Path | None =
             else:
                 os.environ[name] = value
         lock.release()
+        for sig, handler in early.items():
+            signal.signal(sig, handler)
+
+
+def _stop_at_once(signum: int, frame: Any) -> None:
+    raise Interrupted(signum)
+
+
+def _take_over(workdir: Path, holder: dict, loaded: LoadedSite) -> dict[str, Any]:
+    """A run was killed here (its lock was left): before anything is submitted, stop what it left running on this host
+    and cancel its jobs still on the scheduler (waiting until they are gone), so that no two jobs ever write the same
+    output; then correct its manifest. Returns what was done, for this run's manifest (`previous_run`)."""
+    killed = str(holder.get("run_id", "?"))
+    stopped = stop_previous_run(holder)
+    cancelled = adapter_for(loaded).cancel_previous_run(killed)  # logged there (warnings reach the console)
+    settle_killed_run(workdir, killed)
+    return {"run_id": killed, "processes_stopped": len(stopped), "jobs_cancelled": cancelled}
+
+
+def settle_killed_run(workdir: Path, run_id: str, write: bool = True) -> dict[str, Any] | None:
+    """The manifest of a run killed with -9 says `running` and `pending` for every task it ran, as it was written
+    when the run started. Correct it from the task records: a task recorded by that run `ran`, the others `not run`,
+    the run `killed`. Returns the corrected manifest (None if there is none to correct); `write` saves it."""
+    path = workdir / RUNS_DIR / run_id / "manifest.json"
+    try:
+        manifest = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if manifest.get("status") != "running":
+        return None
+    store = StateStore(workdir)
+    for task_id, task in manifest.get("tasks", {}).items():
+        if task.get("status") == "pending":
+            record = store.read(task_id)
+            ran = bool(record) and record.get("run") == run_id
+            task["status"] = "ran" if ran else "not run"
+            if ran:
+                for out_path, info in record["outputs"].items():  # type: ignore[index]
+                    manifest.setdefault("outputs", {})[out_path] = {"sha256": info["sha256"], "task": task_id}
+    manifest["status"] = "killed"
+    if write:
+        tmp = path.with_name(".manifest.json.tmp")
+        tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+        os.replace(tmp, path)
+    return manifest
 
 
 RUN_ENVIRONMENT = {RUN_ENV: "", "SPT_NOENV": "1"}
@@ -330,7 +378,7 @@ interchange, Dask's workers) from overwriting the environment that /proc shows, 
 
 
 def _run_locked(plan: Plan, loaded: LoadedSite, engine_name: str, workdir: Path, run_id: str, quiet: bool, selection: Selection,
-                keep_going: bool) -> RunResult:
+                keep_going: bool, previous: dict[str, Any] | None = None) -> RunResult:
     preflight(plan, loaded, workdir)
     images = container_images(plan, loaded)
     stale = tasks_to_run(plan, loaded, workdir, images, selection)
@@ -346,10 +394,10 @@ def _run_locked(plan: Plan, loaded: LoadedSite, engine_name: str, workdir: Path,
     run_id, run_dir = new_run_dir(workdir, engine_name, run_id)
     log.info("run %s: engine %s on %s (%s); run directory %s", run_id, engine_name, loaded.site.name, loaded.site.scheduler, run_dir)
     _write_run_inputs(run_dir, plan, loaded)
-    record = RunRecord(run_dir, plan, loaded, engine_name, run_id, workdir, store, todo_ids, set(not_requested), images, started)
+    record = RunRecord(run_dir, plan, loaded, engine_name, run_id, workdir, store, todo_ids, set(not_requested), images, started, previous)
     record.write({}, [], status="running")  # a run killed with -9 is still listed (`portaflow runs`), as killed
     progress = Progress(len(todo))
-    recorder = Recorder(plan, store, sigs, workdir, progress.event if not quiet else (lambda *a: None))
+    recorder = Recorder(plan, store, sigs, workdir, progress.event if not quiet else (lambda *a: None), run_id)
     ctx = RunContext(plan, loaded, workdir, run_dir, todo, adapter_for(loaded), run_id=run_id, on_event=recorder.event,
                      keep_going=keep_going)
     for task in todo:  # a rerun starts from nothing: no stale file may pass for a fresh one
@@ -384,7 +432,7 @@ def _run_locked(plan: Plan, loaded: LoadedSite, engine_name: str, workdir: Path,
         if outcome.ok and task.id in recorder.recorded:
             continue
         if outcome.ok and all((workdir / p).exists() for p in task.output_paths()):
-            store.write(task, sigs[task.id], produced_inputs(plan, store, task))
+            store.write(task, sigs[task.id], produced_inputs(plan, store, task), run_id)
         else:
             remove_outputs(workdir, task)
             failed[task.id] = outcome
@@ -421,8 +469,9 @@ class Recorder:
     driver; a task recorded only when the whole run ends would be lost with it. Engines call `event` from
     their own threads (Parsl's future callbacks), hence the lock."""
 
-    def __init__(self, plan: Plan, store: StateStore, sigs: dict[str, Signature], workdir: Path, forward: Callable[[str, Task, Any], None]):
-        self.plan, self.store, self.sigs, self.workdir, self.forward = plan, store, sigs, workdir, forward
+    def __init__(self, plan: Plan, store: StateStore, sigs: dict[str, Signature], workdir: Path, forward: Callable[[str, Task, Any], None],
+                 run_id: str | None = None):
+        self.plan, self.store, self.sigs, self.workdir, self.forward, self.run_id = plan, store, sigs, workdir, forward, run_id
         self.recorded: set[str] = set()
         self.outcomes: dict[str, TaskOutcome] = {}
         self._lock = threading.Lock()
@@ -433,7 +482,7 @@ class Recorder:
                 self.outcomes[task.id] = outcome
                 if outcome.ok and task.id not in self.recorded and all((self.workdir / p).exists() for p in task.output_paths()):
                     try:
-                        self.store.write(task, self.sigs[task.id], produced_inputs(self.plan, self.store, task))
+                        self.store.write(task, self.sigs[task.id], produced_inputs(self.plan, self.store, task), self.run_id)
                         self.recorded.add(task.id)
                     except OSError as exc:  # the run goes on; the end of the run tries again
                         log.error("could not record task %s as done: %s", task.display, exc)
@@ -507,6 +556,8 @@ class RunRecord:
     not_requested: set[str]
     images: dict[str, dict[str, str | None]]
     started: dt.datetime
+    previous_run: dict[str, Any] | None = None
+    """A killed run this one took over: its id, its processes stopped, its scheduler jobs cancelled (`_take_over`)."""
 
     def write(self, outcomes: dict[str, TaskOutcome], jobs: list[str], status: str, driver_address: dict[str, str] | None = None) -> dict[str, Any]:
         """manifest.json: every output with its sha256, how each task ended, versions, images, and where workers
@@ -535,6 +586,8 @@ class RunRecord:
             "parameters": plan.parameters, "tasks": tasks, "outputs": outputs, "tools": tool_versions(), "containers": self.images,
             "scheduler_jobs": jobs, "network": network_record(self.run_dir, driver_address),
         }
+        if self.previous_run:
+            manifest["previous_run"] = self.previous_run
         path = self.run_dir / "manifest.json"
         tmp = path.with_name(".manifest.json.tmp")
         tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")

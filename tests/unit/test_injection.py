@@ -424,3 +424,25 @@ def test_a_task_snakemake_never_ran_is_reported_with_snakemake_s_own_error(tmp_p
     assert not outcome.ok
     assert "Snakemake stopped before running it: SyntaxError" in outcome.message and "rule broken" in outcome.message, outcome.message
     assert "a task it depends on failed" not in outcome.message
+
+
+def test_a_credential_written_in_a_profile_file_is_refused_at_its_line(tmp_path):
+    """Issue 14: a profile *file* holding a credential's value (not only --site-set) is refused with file:line, the
+    value is never repeated, and the message says to pass it by the variable's name; a profile that extends it
+    is refused at the parent's line."""
+    secret = "glpat-s3cr3t-Value-42"
+    parent = tmp_path / "parent.yaml"
+    parent.write_text(f"extends: local\nenvironment:\n  env:\n    OMP_PLACES: cores\n    GITLAB_TOKEN: {secret}\n")
+    child = tmp_path / "child.yaml"
+    child.write_text("extends: parent.yaml\naccount: x\n")
+    for path in (parent, child):
+        with pytest.raises(SpecError) as err:
+            load_site(str(path), environ={})
+        message = str(err.value)
+        assert f"{parent}:5:" in message, message
+        assert secret not in message
+        assert "GITLAB_TOKEN" in message and "environment variable's name" in message and "export GITLAB_TOKEN" in message
+    result = CliRunner().invoke(cli, ["validate", str(ROOT / "workflows" / "examples" / "wordfreq.yaml"), "--site", str(parent)])
+    assert result.exit_code == 2 and f"{parent}:5:" in result.stderr and secret not in result.output + result.stderr, result.output
+    parent.write_text("extends: local\nenvironment:\n  env:\n    OMP_PLACES: cores\n")
+    assert load_site(str(child), environ={}).site.environment.env == {"OMP_PLACES": "cores"}

@@ -265,3 +265,22 @@ def test_the_words_for_a_task_that_never_ran(tmp_path):
     assert not_run_message(ctx, by_step["last"], {"first"}, True) == "not run: a task it depends on failed"
     assert not_run_message(ctx, by_step["alone"], {"first"}, True) == "not started: the run stopped at its first failure (--fail-fast)"
     assert not_run_message(ctx, by_step["alone"], {"first"}, False) == "not run: the engine stopped before it"
+
+
+def test_a_run_killed_with_9_is_shown_with_the_tasks_it_recorded(tmp_path):
+    """Issue 14: its manifest was written `running`/`pending` when it started; `portaflow runs` (and the rerun, which
+    saves it) reads the task records: a task that run recorded `ran`, the others `not run`, the run `killed`."""
+    killed = write_run(tmp_path, "20260103-000000-parsl-cccc", "running", {"a": "pending", "b": "pending", "c": "pending", "d": "up to date"})
+    state = tmp_path / ".portaflow" / "state"
+    state.mkdir(parents=True)
+    (state / "a.json").write_text(json.dumps({"signature": "s", "run": killed.name, "outputs": {"a.txt": {"sha256": "ab" * 32}}}))
+    (state / "b.json").write_text(json.dumps({"signature": "s", "run": "20260101-000000-parsl-aaaa", "outputs": {}}))
+    [run] = driver.list_runs(tmp_path)
+    assert run.state == "killed" and run.counts == {"ran": 1, "not run": 2, "up to date": 1}
+    assert json.loads((killed / "manifest.json").read_text())["status"] == "running", "listing runs wrote the manifest"
+    driver.settle_killed_run(tmp_path, killed.name)
+    manifest = json.loads((killed / "manifest.json").read_text())
+    assert manifest["status"] == "killed"
+    assert {t: s["status"] for t, s in manifest["tasks"].items()} == {"a": "ran", "b": "not run", "c": "not run", "d": "up to date"}
+    assert manifest["outputs"] == {"a.txt": {"sha256": "ab" * 32, "task": "a"}}
+    assert driver.settle_killed_run(tmp_path, killed.name) is None  # settled once

@@ -148,9 +148,11 @@ class StateStore:
         except (FileNotFoundError, json.JSONDecodeError):
             return None
 
-    def write(self, task: Task, signature: Signature | str, inputs: Mapping[str, str] | None = None) -> dict[str, str]:
-        """Record a finished task: its signature (with its parts, when known), each output's digest, and `inputs`: the
-        digests its producers recorded for the inputs it read (`produced_inputs`). Returns path -> sha256."""
+    def write(self, task: Task, signature: Signature | str, inputs: Mapping[str, str] | None = None, run_id: str | None = None) -> dict[str, str]:
+        """Record a finished task: its signature (with its parts, when known), each output's digest, `inputs`: the
+        digests its producers recorded for the inputs it read (`produced_inputs`), and the run that ran it (so that
+        the manifest of a run killed with -9 can be corrected from the records: `driver.settle_killed_run`).
+        Returns path -> sha256."""
         digests = {}
         outputs = {}
         for out in task.outputs.values():
@@ -163,6 +165,8 @@ class StateStore:
             record["parts"] = signature.parts
         if inputs:
             record["inputs"] = dict(inputs)
+        if run_id:
+            record["run"] = run_id
         self._write_durably(self._path(task.id), json.dumps(record, sort_keys=True))
         return digests
 

@@ -21,6 +21,7 @@ Defaults here describe a scheduler that runs jobs on hosts sharing the driver's 
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 import sys
 import threading
@@ -31,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from portaflow.errors import InputError, Problem, SpecError
+from portaflow.errors import InputError, PortaflowError, Problem, SpecError
 from portaflow.plan.model import Task, TaskResources
 from portaflow.spec.loading import LoadedSite
 from portaflow.spec.variables import variables
@@ -39,6 +40,8 @@ from portaflow.units import parse_walltime_seconds, walltime_minutes
 
 if TYPE_CHECKING:
     from portaflow.schedulers.context import RunContext
+
+log = logging.getLogger(__name__)
 
 
 PARTITION_SETTINGS = frozenset({"account", "qos", "qos_by_walltime", "extra_directives", "slurm_partition", "clusters"})
@@ -195,6 +198,39 @@ class Scheduler:
         """Cancel every job of a run still queued or running; return the ids cancelled."""
         return []
 
+    def jobs_of_run(self, run_id: str) -> list[str]:
+        """The ids of a run's jobs the scheduler still lists (queued, running or being ended), found by the run tag
+        every job of the run carries (`run_tag`; each adapter says where). Asked by a rerun after the driver was
+        killed. Default: none (the local site's jobs are processes: `engines.leftovers` finds and stops them)."""
+        return []
+
+    def cancel_previous_run(self, run_id: str, wait_s: float = 120.0, poll_s: float = 1.0) -> list[str]:
+        """Before a rerun submits anything: cancel the jobs a killed run left on the scheduler, and wait until the
+        scheduler no longer lists them. Returns their ids (empty: none was left).
+
+        Why cancel rather than adopt: the killed run's engine is gone, so nothing would collect a job's result or
+        record it; its task reruns from a clean start instead (finished tasks were recorded and are not rerun).
+        Why wait: a cancel is asynchronous (SLURM ends a job's processes after KillWait), and the rerun's job for the
+        same task must never write its outputs while the old one still does."""
+        found = self.jobs_of_run(run_id)
+        if not found:
+            log.info("run %s left no job on the %s scheduler", run_id, self.name)
+            return []
+        log.warning("run %s (killed) left %d job(s) on the %s scheduler; cancelling them before anything is submitted: %s",
+                    run_id, len(found), self.name, ", ".join(found))
+        self.cancel_run(run_id, found)
+        deadline = time.monotonic() + wait_s
+        left = self.jobs_of_run(run_id)
+        while left and time.monotonic() < deadline:
+            time.sleep(poll_s)
+            left = self.jobs_of_run(run_id)
+        if left:
+            raise PortaflowError(f"jobs {', '.join(left)} of the killed run {run_id} are still listed by the {self.name} scheduler "
+                                 f"{wait_s:.0f} s after they were cancelled; they may still write this run's outputs. Cancel them "
+                                 "(or wait for them to end), then run again")
+        log.warning("cancelled the %d job(s) of run %s; their tasks rerun in this run", len(found), run_id)
+        return found
+
     def connection_problems(self) -> list[str]:
         """Why jobs cannot be submitted from this machine now (empty: the scheduler answers). Asked before a
         run submits anything, and by the matrix to decide between running and rendering a cell."""
@@ -310,6 +346,13 @@ def run_tag(run_id: str) -> str:
     """The comment every SLURM job of a run carries (Parsl blocks, Dask worker jobs), so that cancelling finds the run's
     jobs by it. (HTCondor tags jobs with +PortaflowRun and Kubernetes with the run-id label, each in its adapter.)"""
     return f"portaflow:{run_id}"
+
+
+def snakemake_jobname_prefix(run_id: str) -> str:
+    """The job name prefix Snakemake's SLURM plugin is given (`slurm-jobname-prefix`; it names each job
+    `<prefix>_<uuid>` and sets its own comment), so that a rerun finds a killed run's jobs by it as it finds Parsl's
+    by their comment. The plugin accepts letters, digits, `_` and `-` (up to 50), as run ids are written."""
+    return "portaflow-" + re.sub(r"[^A-Za-z0-9_-]", "-", run_id)[:40]
 
 
 def max_jobs_at_once(site: Any, engine_limit: int) -> int:

@@ -116,6 +116,7 @@ def load_site(
     for doc in reversed(docs):
         merged = _deep_merge(merged, to_plain(doc.data))
     merged.pop("extends", None)
+    _refuse_secrets_in_files(docs)
     from_env = _env_overrides(environ if environ is not None else os.environ)
     from_cli = {k: parse_value(v) for k, v in (overrides or {}).items()}
     _refuse_moved_overrides(from_env, from_cli)
@@ -202,6 +203,26 @@ def _refuse_secret_overrides(from_env: Mapping[str, Any], from_cli: Mapping[str,
                     problems.append(Problem(Location(where), f"environment.env.{name}",
                                             f"{name} looks like a credential (its name has TOKEN, SECRET, PASSWORD or KEY), and "
                                             "credentials are not accepted as values", SECRET_HINT.format(name=name)))
+    if problems:
+        raise SpecError(problems)
+
+
+def _refuse_secrets_in_files(docs: list[YamlDocument]) -> None:
+    """A credential written literally in a profile file (`environment.env: {API_TOKEN: glpat-...}`) is refused at its
+    line, without repeating the value: profiles are shared and kept in git, and the value would be copied into the
+    Snakefile, the job scripts, the run's site.yaml and its logs. Each file of the `extends` chain is checked."""
+    problems = []
+    for doc in docs:
+        environment = doc.data.get("environment") if isinstance(doc.data, Mapping) else None
+        env = environment.get("env") if isinstance(environment, Mapping) else None
+        if not isinstance(env, Mapping):
+            continue
+        for name in env:
+            if isinstance(name, str) and looks_secret(name):
+                problems.append(Problem(doc.locate(("environment", "env", name)), f"environment.env.{name}",
+                                        f"{name} looks like a credential (its name has TOKEN, SECRET, PASSWORD or KEY), and credentials "
+                                        "are not accepted as values in a profile file: pass it by the environment variable's name",
+                                        SECRET_HINT.format(name=name)))
     if problems:
         raise SpecError(problems)
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from portaflow.commands import CommandError, run_command
-from portaflow.errors import InputError, PlanError, Problem, SpecError
+from portaflow.errors import InputError, PlanError, PortaflowError, Problem, SpecError
 from portaflow.plan.model import Task, TaskResources
 from portaflow.schedulers.base import Scheduler, common_rule_resources
 from portaflow.schedulers.htcondor.commands import is_documented_command
@@ -38,6 +38,12 @@ def classad_string(text: str) -> str:
     except ImportError:
         return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
     return quote(text)
+
+
+def run_constraint(run_id: str) -> str:
+    """The ClassAd expression true for exactly the jobs of one run: `PortaflowRun == "<run id>"`, the id a string
+    literal (quoted by classad2), so that no run id can widen it to other jobs."""
+    return f"{RUN_ATTRIBUTE} == {classad_string(run_id)}"
 
 
 def split_command(line: str) -> tuple[str, str]:
@@ -270,13 +276,10 @@ class HTCondorScheduler(Scheduler):
         Why both: a Parsl block may be queued before Parsl reports it; the Snakemake plugin's cluster
         ids come from its log. Only runs where a pool answers; elsewhere there is nothing to remove.
         """
-        client = {k: v for k, v in self.client_environment(resolve=False).items() if k != "_CONDOR_SCITOKENS_FILE"}
-        env = {**os.environ, **client, **_resolved_token(self)}
-        constraint = f"{RUN_ATTRIBUTE} == {classad_string(run_id)}"
+        env = self._cancel_environment()
         mine: list[str] = []
         try:
-            queue = run_command(["condor_q", "-allusers", "-constraint", constraint, "-af", "ClusterId", "ProcId"], env=env)
-            mine = [".".join(line.split()) for line in queue.stdout.splitlines() if line.strip()]
+            mine = self._queued(run_id, env)
         except CommandError as exc:
             log.error("could not list the jobs of run %s in the queue (only the recorded ones are removed): %s", run_id, exc)
         mine += [j for j in known_jobs if j not in mine and f"{j}.0" not in mine]  # the plugin records cluster ids
@@ -286,6 +289,26 @@ class HTCondorScheduler(Scheduler):
             except CommandError as exc:
                 log.error("condor_rm could not remove every job of run %s (%s): %s", run_id, " ".join(mine), exc)
         return mine
+
+    def jobs_of_run(self, run_id: str) -> list[str]:
+        """The run's jobs still in the queue (idle, running or held), by the +PortaflowRun attribute every job of the
+        run carries, both engines alike (`commands`). A queue that does not answer is an error: a rerun must not
+        submit beside jobs it cannot see."""
+        try:
+            return self._queued(run_id, self._cancel_environment())
+        except CommandError as exc:
+            raise PortaflowError(f"could not list the HTCondor queue to find the jobs of the killed run {run_id}: {exc}") from None
+
+    def _queued(self, run_id: str, env: dict[str, str]) -> list[str]:
+        """`cluster.proc` of each job condor_q lists for the run (one condor_q call)."""
+        queue = run_command(["condor_q", "-allusers", "-constraint", run_constraint(run_id), "-af", "ClusterId", "ProcId"], env=env)
+        return [".".join(line.split()) for line in queue.stdout.splitlines() if line.strip()]
+
+    def _cancel_environment(self) -> dict[str, str]:
+        """The condor tools' environment for listing and removing jobs: the pool's settings, and the token file only
+        when its variable is set (a cancel never fails for want of it)."""
+        client = {k: v for k, v in self.client_environment(resolve=False).items() if k != "_CONDOR_SCITOKENS_FILE"}
+        return {**os.environ, **client, **_resolved_token(self)}
 
     # -- checks before anything is submitted ---------------------------------------------------
     def check(self) -> None:

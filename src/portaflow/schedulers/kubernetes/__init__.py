@@ -36,6 +36,7 @@ from portaflow.schedulers.kubernetes.manifests import (
     parse_quantity,
     pod_spec_problems,
     raise_if_invalid,
+    run_selector,
     schema_problems,
     write_manifests,
 )
@@ -57,6 +58,7 @@ __all__ = [
     "schema_problems",
     "write_manifests",
     "label_safe",
+    "run_selector",
     "ignore_missing",
     "KUBERNETES_VERSION",
     "MANAGED_BY",
@@ -352,7 +354,7 @@ class KubernetesScheduler(Scheduler):
             return []
         batch, core = apis
         namespace = self.site.kubernetes.namespace
-        selector = f"{RUN_LABEL}={label_safe(run_id)}"
+        selector = run_selector(run_id)
         # One deletecollection per kind deletes everything carrying the run's label; the list first names them.
         deleted = [job.metadata.name for job in batch.list_namespaced_job(namespace, label_selector=selector).items]
         batch.delete_collection_namespaced_job(namespace, label_selector=selector, propagation_policy="Background")
@@ -366,6 +368,18 @@ class KubernetesScheduler(Scheduler):
         if pods:
             core.delete_collection_namespaced_pod(namespace, label_selector=selector)
         return deleted + [name for name in pods if name not in deleted]
+
+    def jobs_of_run(self, run_id: str) -> list[str]:
+        """The run's Jobs and Pods the API server still lists (`run_selector`), whatever their phase: a pod of a
+        killed run that is ending can still write. Nothing where no cluster is configured."""
+        apis = self.apis()
+        if apis is None:
+            return []
+        batch, core = apis
+        namespace, selector = self.site.kubernetes.namespace, run_selector(run_id)
+        jobs = [job.metadata.name for job in batch.list_namespaced_job(namespace, label_selector=selector).items]
+        pods = [pod.metadata.name for pod in core.list_namespaced_pod(namespace, label_selector=selector).items]
+        return jobs + [name for name in pods if name not in jobs]
 
     def _delete_dask_clusters(self, namespace: str, selector: str) -> list[str]:
         """Delete the run's DaskClusters (the operator then removes their scheduler and workers)."""

@@ -221,6 +221,11 @@ def label_safe(text: str) -> str:
     return value.strip("-_.") or "x"
 
 
+def run_selector(run_id: str) -> str:
+    """The label selector of exactly one run's objects (Jobs, Pods, DaskClusters: each carries RUN_LABEL)."""
+    return f"{RUN_LABEL}={label_safe(run_id)}"
+
+
 def ignore_missing(call: Callable[[], Any]) -> None:
     """Deleting something already gone is success (the engine may have cleaned up first)."""
     from kubernetes.client.rest import ApiException

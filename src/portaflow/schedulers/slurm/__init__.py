@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from portaflow.commands import CommandError, run_command
-from portaflow.errors import InputError, SpecError
+from portaflow.errors import InputError, PortaflowError, SpecError
 from portaflow.plan.model import Task, TaskResources
-from portaflow.schedulers.base import PARTITION_SETTINGS, ProbeJob, Scheduler, run_tag
+from portaflow.schedulers.base import PARTITION_SETTINGS, ProbeJob, Scheduler, run_tag, snakemake_jobname_prefix
 from portaflow.spec.slurm import gpu_template_fields
 from portaflow.units import format_walltime, walltime_minutes
 
@@ -298,28 +298,24 @@ class SlurmScheduler(Scheduler):
 
     # -- the world ---------------------------------------------------------------------------------
     def cancel_run(self, run_id: str, known_jobs: list[str]) -> list[str]:
-        """scancel the run's jobs: those portaflow recorded, and those carrying the run's comment.
+        """scancel the run's jobs: those portaflow recorded, and those carrying the run's tag (`_run_queue`).
 
-        Why both: Snakemake's SLURM plugin sets its own --comment (so its job ids come from its log),
-        and Parsl may have a block queued that it has not reported yet (found by the comment).
-        One squeue call lists the queue; one scancel call cancels — per cluster where the profile's partitions name
-        clusters (`--clusters`: a job on another cluster is invisible to a plain squeue, and its id may repeat there).
-        A failure of either is logged with what could not be cancelled, and the ids that were cancelled are returned.
+        Why both: a job the engine reported is cancelled even if its tag could not be read, and Parsl may have a
+        block queued that it has not reported yet (found by the tag). One squeue call lists the queue; one scancel
+        call cancels — per cluster where the profile's partitions name clusters (`--clusters`: a job on another
+        cluster is invisible to a plain squeue, and its id may repeat there). A failure of either is logged with what
+        could not be cancelled, and the ids that were cancelled are returned.
         """
         cancelled = []
         for cluster in self.all_clusters() or [None]:
             where = [f"--clusters={cluster}"] if cluster else []
             try:
-                queue = run_command(["squeue", *where, "--noheader", "--format=%i|%k"])
+                tagged = self._run_queue(run_id, where)
             except CommandError as exc:
                 log.error("could not list the queue%s to cancel run %s (jobs %s may still run): %s", f" of cluster {cluster}" if cluster else "",
                           run_id, " ".join(known_jobs) or "-", exc)
                 continue
-            mine = []
-            for line in queue.stdout.splitlines():  # with --clusters, squeue heads each cluster's list with "CLUSTER: name"
-                job_id, _, comment = line.partition("|")
-                if job_id in known_jobs or comment == run_tag(run_id):
-                    mine.append(job_id)
+            mine = list(dict.fromkeys(job_id for job_id, is_tagged in tagged if is_tagged or job_id in known_jobs))
             if not mine:
                 continue
             try:
@@ -328,6 +324,29 @@ class SlurmScheduler(Scheduler):
                 log.error("scancel could not cancel every job of run %s (%s): %s", run_id, " ".join(mine), exc)
             cancelled += mine
         return cancelled
+
+    def jobs_of_run(self, run_id: str) -> list[str]:
+        """The run's jobs squeue still lists (pending, running or completing), by the run's tag. A squeue that does
+        not answer is an error (PortaflowError): a rerun must not submit beside jobs it cannot see."""
+        try:
+            return [job_id for cluster in self.all_clusters() or [None]
+                    for job_id, tagged in self._run_queue(run_id, [f"--clusters={cluster}"] if cluster else []) if tagged]
+        except CommandError as exc:
+            raise PortaflowError(f"could not list the SLURM queue to find the jobs of the killed run {run_id}: {exc}") from None
+
+    def _run_queue(self, run_id: str, where: list[str]) -> list[tuple[str, bool]]:
+        """Every job squeue lists (its id), each with whether it carries the run's tag: Parsl blocks and Dask worker
+        jobs carry it as their comment (`--comment=portaflow:<run id>`); the Snakemake plugin writes its own comment
+        and names its jobs `<jobname prefix>_<uuid>`, the prefix being `snakemake_jobname_prefix(run_id)`."""
+        tag, prefix = run_tag(run_id), snakemake_jobname_prefix(run_id) + "_"
+        queue = run_command(["squeue", *where, "--noheader", "--format=%i|%j|%k"])
+        out = []
+        for line in queue.stdout.splitlines():  # with --clusters, squeue heads each cluster's list with "CLUSTER: name"
+            job_id, _, rest = line.strip().partition("|")
+            name, _, comment = rest.partition("|")
+            if job_id and rest:
+                out.append((job_id, comment == tag or name.startswith(prefix)))
+        return out
 
     def connection_problems(self) -> list[str]:
         if shutil.which("sbatch") is None:

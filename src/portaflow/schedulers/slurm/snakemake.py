@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from portaflow.plan.model import Task
-from portaflow.schedulers.base import common_rule_resources
+from portaflow.schedulers.base import common_rule_resources, snakemake_jobname_prefix
 
 if TYPE_CHECKING:
     from portaflow.schedulers.context import RunContext
@@ -77,6 +77,8 @@ def executor_profile(scheduler: SlurmScheduler, ctx: RunContext) -> dict[str, An
     # job ended), else a fixed 40 s: the profile's polling interval decides, as for Parsl.
     cfg["slurm-init-seconds-before-status-checks"] = max(1, site.polling.interval)
     cfg["slurm-no-requeue"] = True  # as directives() asks every job (schedulers.slurm.NO_REQUEUE says why)
+    # Every job named after the run, so that a rerun after `kill -9` of the driver finds and cancels it.
+    cfg["slurm-jobname-prefix"] = snakemake_jobname_prefix(ctx.run_id)
     if not site.account:
         cfg["slurm-no-account"] = True
     if site.slurm.status_command != "auto":

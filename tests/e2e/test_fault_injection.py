@@ -1,0 +1,68 @@
+"""Fault injection on the local site (issue 14): both engines, the driver killed with SIGKILL, SIGTERM and SIGINT at
+every point (before any task finished, mid-fan-out, during the Dask step, after all finished), then rerun.
+
+Every (engine, signal, point) combination runs, sharing work as tests/faultinjection.py says (one undisturbed
+reference run; three segments of five runs per engine). The figures are printed as a table (`-s` shows it; it is
+also written to $PORTAFLOW_FAULT_TABLE when set) and asserted: finished tasks recomputed 0, outputs differing from
+the undisturbed run 0, processes of the killed run left 0, the rerun succeeds. docs/failures.md records them."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from faultinjection import failures, reference, report, rotated_plans, segment
+from testlib import ROOT, run_portaflow
+
+ENGINES = ["parsl", "snakemake"]
+
+
+@pytest.fixture(scope="module")
+def undisturbed(tmp_path_factory):
+    return reference(tmp_path_factory.mktemp("reference"), "local")
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_every_signal_at_every_point_loses_no_finished_work(tmp_path, engine, undisturbed):
+    began = time.monotonic()
+    cases = []
+    try:  # the three segments side by side, each in a work directory of its own: much of a run's time is waiting
+        with ThreadPoolExecutor(max_workers=3) as pool:
+            futures = [pool.submit(segment, engine, "local", tmp_path / f"work{salt}", salt, 1.0, plan, undisturbed)
+                       for salt, plan in enumerate(rotated_plans(), start=1)]
+            for future in futures:
+                cases += future.result()
+    finally:  # the figures, also of a failed try
+        report(cases, f"{engine} on local: {len(cases)} cases in {time.monotonic() - began:.0f} s")
+    assert len(cases) == 12
+    assert not failures(cases), "\n".join(failures(cases))
+
+
+FAILS_HALFWAY = ROOT / "tests" / "data" / "workflows" / "fails_halfway.yaml"
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_step_failing_halfway_leaves_no_partial_output_and_the_rerun_resumes_from_it(tmp_path, engine):
+    """The step writes part of its output, then exits 1: its partial output goes, the next run (same command) runs it
+    and what depends on it, and nothing upstream reruns."""
+    args = ("run", str(FAILS_HALFWAY), "--engine", engine, "--workdir", str(tmp_path))
+    failed = run_portaflow(*args, env={"FAULTS_FAIL": "1"}, timeout=300)
+    assert failed.returncode == 1, failed.stdout + failed.stderr
+    assert (tmp_path / "one.txt").exists() and not (tmp_path / "two.txt").exists(), "the failed step's partial output survived"
+    assert not (tmp_path / "three.txt").exists()
+    first = json.loads((tmp_path / ".portaflow" / "state" / "first.json").read_text())
+    first_stat = os.stat(tmp_path / "one.txt")
+    env = {k: v for k, v in os.environ.items() if k != "FAULTS_FAIL"}
+    rerun = subprocess.run([sys.executable, "-m", "portaflow", *args], env=env, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    tasks = json.loads((tmp_path / ".portaflow" / "runs" / "latest" / "manifest.json").read_text())["tasks"]
+    assert {t: s["status"] for t, s in tasks.items()} == {"first": "up to date", "broken": "ran", "last": "ran"}
+    assert json.loads((tmp_path / ".portaflow" / "state" / "first.json").read_text()) == first, "the upstream step was recomputed"
+    assert (os.stat(tmp_path / "one.txt").st_ino, os.stat(tmp_path / "one.txt").st_mtime_ns) == (first_stat.st_ino, first_stat.st_mtime_ns)
+    assert (tmp_path / "two.txt").read_text() == "one\npartial\ndone\n" == (tmp_path / "three.txt").read_text()
