@@ -24,6 +24,7 @@ import yaml
 
 from portaflow.containers import container_call
 from portaflow.containers.images import image_digest
+from portaflow.crate import write_crate
 from portaflow.engines import engine_for
 from portaflow.engines.base import Engine, RunContext, TaskOutcome, remove_outputs
 from portaflow.engines.leftovers import RUN_ENV, stop_previous_run
@@ -85,6 +86,7 @@ def load_plan(loaded_wf: LoadedWorkflow, site: str, site_overrides: dict[str, An
         plan = make_plan(loaded_wf.workflow, loaded_site.site, params)
     except LocatedPlanError as exc:  # a step's resources, scatter, paths: at their line in the workflow file
         raise located(exc, loaded_wf.document) from None
+    plan.source = loaded_wf.path
     log.info("workflow %s from %s: %d task(s); parameters %s", plan.workflow, loaded_wf.path, len(plan.tasks),
              json.dumps(plan.parameters, sort_keys=True))
     return loaded_wf, loaded_site, plan
@@ -514,6 +516,7 @@ class RunRecord:
         plan = self.plan
         tasks = {}
         outputs = {}
+        produced = {path for task in plan.tasks for path in task.output_paths()}
         for task in plan.tasks:
             record = self.store.read(task.id)
             outcome = outcomes.get(task.id)
@@ -524,6 +527,8 @@ class RunRecord:
             tasks[task.id] = {"step": task.step, "display": task.display, "status": state}
             if outcome and not outcome.ok:
                 tasks[task.id]["error"] = outcome.message
+            if task.id in self.todo_ids:
+                tasks[task.id].update(task_times(outcome), inputs=input_digests(task, record, produced))
             if record and state in ("ran", "up to date"):
                 for path, info in record["outputs"].items():
                     outputs[path] = {"sha256": info["sha256"], "task": task.id}
@@ -539,4 +544,36 @@ class RunRecord:
         tmp = path.with_name(".manifest.json.tmp")
         tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
         os.replace(tmp, path)  # whole or absent, whenever the driver is killed
+        if status != "running":  # the run's RO-Crate says what happened, from the manifest only (never a secret)
+            try:
+                write_crate(self.run_dir, manifest, self.plan, Path(self.loaded.path))
+            except Exception as exc:  # noqa: BLE001 (a crate that cannot be written costs the crate, never the run's record)
+                log.error("run %s: could not write its RO-Crate (%s: %s)", self.run_id, type(exc).__name__, exc,
+                          exc_info=log.isEnabledFor(logging.DEBUG))
         return manifest
+
+
+def task_times(outcome: TaskOutcome | None) -> dict[str, Any]:
+    """A task's start and end as its engine reported them (ISO 8601 with the UTC offset), and the scheduler job it ran
+    in, where known: the manifest's record of each task that was to run (the RO-Crate's actions read them)."""
+    out: dict[str, Any] = {}
+    if outcome is None:
+        return out
+    for key, when in (("started", outcome.started), ("finished", outcome.finished)):
+        if when is not None:
+            out[key] = dt.datetime.fromtimestamp(when).astimezone().isoformat(timespec="milliseconds")
+    if outcome.job_id:
+        out["job_id"] = outcome.job_id
+    return out
+
+
+def input_digests(task: Task, record: dict[str, Any] | None, produced: set[str]) -> dict[str, str | None]:
+    """Each input path of a task with the sha256 it had when the task ran (None where the task has no record: it did
+    not finish): an earlier task's output (a path in `produced`) as its producer recorded it, a file from outside the
+    workflow as the task's signature hashed it."""
+    record = record or {}
+    out: dict[str, str | None] = {}
+    for path in task.input_paths():
+        digest = record.get("inputs", {}).get(path) if path in produced else record.get("parts", {}).get(f"input:{path}")
+        out[path] = digest if digest and digest != "missing" else None
+    return out
