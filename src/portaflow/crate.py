@@ -177,7 +177,7 @@ def crate_metadata(run_dir: Path, manifest: dict[str, Any], plan: Plan, cwl_expo
         if info.get("finished"):
             action["endTime"] = info["finished"]
         if info.get("error"):
-            action["error"] = info["error"]
+            action["error"] = info["error"] + (f" (exit code {info['exit_code']})" if "exit_code" in info else "")
         if info.get("job_id"):
             action["identifier"] = f"scheduler job {info['job_id']}"
         if task.container and task.container in images:

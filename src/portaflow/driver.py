@@ -546,7 +546,7 @@ class RunRecord:
         os.replace(tmp, path)  # whole or absent, whenever the driver is killed
         if status != "running":  # the run's RO-Crate says what happened, from the manifest only (never a secret)
             try:
-                write_crate(self.run_dir, manifest, self.plan, Path(self.loaded.path))
+                write_crate(self.run_dir, manifest, self.plan)
             except Exception as exc:  # noqa: BLE001 (a crate that cannot be written costs the crate, never the run's record)
                 log.error("run %s: could not write its RO-Crate (%s: %s)", self.run_id, type(exc).__name__, exc,
                           exc_info=log.isEnabledFor(logging.DEBUG))
@@ -554,8 +554,9 @@ class RunRecord:
 
 
 def task_times(outcome: TaskOutcome | None) -> dict[str, Any]:
-    """A task's start and end as its engine reported them (ISO 8601 with the UTC offset), and the scheduler job it ran
-    in, where known: the manifest's record of each task that was to run (the RO-Crate's actions read them)."""
+    """A task's start and end as its engine reported them (ISO 8601 with the UTC offset), the scheduler job it ran in,
+    where known, and a failed command's exit code: the manifest's record of each task that was to run (the RO-Crate's
+    actions read them)."""
     out: dict[str, Any] = {}
     if outcome is None:
         return out
@@ -564,6 +565,8 @@ def task_times(outcome: TaskOutcome | None) -> dict[str, Any]:
             out[key] = dt.datetime.fromtimestamp(when).astimezone().isoformat(timespec="milliseconds")
     if outcome.job_id:
         out["job_id"] = outcome.job_id
+    if not outcome.ok and outcome.exit_code is not None:
+        out["exit_code"] = outcome.exit_code
     return out
 
 

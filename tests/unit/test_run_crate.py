@@ -164,7 +164,7 @@ def test_failed_and_interrupted_runs_say_what_happened(tmp_path, write):
     assert structural_problems(run.run_dir) == []
     g = graph(run.run_dir)
     failed = g["#task/make__shard_1"]
-    assert failed["actionStatus"] == "http://schema.org/FailedActionStatus" and failed["error"] == "the command failed"
+    assert failed["actionStatus"] == "http://schema.org/FailedActionStatus" and failed["error"] == "the command failed (exit code 3)"
     assert failed["result"] == [] and "startTime" in failed and "identifier" not in failed  # no job on the local site
     merge = g["#task/merge"]
     assert merge["actionStatus"] == "http://schema.org/FailedActionStatus" and "startTime" not in merge
