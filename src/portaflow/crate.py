@@ -10,8 +10,8 @@ scheduler job, its container image and the files it read and wrote (with their s
 ControlAction.
 
 Everything in the crate comes from the manifest (and the plan's structure: which step a task belongs to, which input
-and output names its paths have): what the manifest does not write (an environment variable's value, a credential),
-the crate does not either. Files of the work directory outside the run directory are named by their path relative
+and output names its paths have), besides the copy of the workflow file: what the manifest does not write (an
+environment variable's value, a credential), the crate does not either. Files of the work directory outside the run directory are named by their path relative
 to the crate's root (`../../../results/x.json`). Nothing is fetched: the context is named, never read.
 """
 
@@ -38,7 +38,7 @@ PROFILES = {
 PROFILE_NAMES = {"process": "Process Run Crate", "workflow": "Workflow Run Crate", "provenance": "Provenance Run Crate",
                  "wroc": "Workflow RO-Crate"}
 WFRUN = "https://w3id.org/ro/terms/workflow-run#"
-WFRUN_TERMS = {term: WFRUN + term for term in ("ContainerImage", "containerImage", "DockerImage", "SIFImage", "registry", "tag", "sha256")}
+WFRUN_TERMS = {term: WFRUN + term for term in ("ContainerImage", "containerImage", "DockerImage", "SIFImage", "sha256")}
 """The workflow-run terms the crate uses, defined in the crate's own context (as the workflow-run context
 https://w3id.org/ro/terms/workflow-run/context defines them) so that reading the crate needs no second document."""
 FORMAL_PARAMETER_PROFILE = "https://bioschemas.org/profiles/FormalParameter/1.0-RELEASE"
