@@ -11,8 +11,9 @@ ControlAction.
 
 Everything in the crate comes from the manifest (and the plan's structure: which step a task belongs to, which input
 and output names its paths have), besides the copy of the workflow file: what the manifest does not write (an
-environment variable's value, a credential), the crate does not either. Files of the work directory outside the run directory are named by their path relative
-to the crate's root (`../../../results/x.json`). Nothing is fetched: the context is named, never read.
+environment variable's value, a credential), the crate does not either. Files of the work directory outside the run
+directory are named by their path relative to the crate's root (`../../../results/x.json`). Nothing is fetched: the
+context is named, never read.
 """
 
 from __future__ import annotations

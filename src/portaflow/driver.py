@@ -14,6 +14,7 @@ import platform
 import secrets
 import signal
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -509,6 +510,9 @@ class RunRecord:
     not_requested: set[str]
     images: dict[str, dict[str, str | None]]
     started: dt.datetime
+    cwl_export: Path | None = None
+    """The workflow exported as CWL, for the run's RO-Crate (crate.write_crate): None until `portaflow export cwl` is
+    wired into runs."""
 
     def write(self, outcomes: dict[str, TaskOutcome], jobs: list[str], status: str, driver_address: dict[str, str] | None = None) -> dict[str, Any]:
         """manifest.json: every output with its sha256, how each task ended, versions, images, and where workers
@@ -546,7 +550,9 @@ class RunRecord:
         os.replace(tmp, path)  # whole or absent, whenever the driver is killed
         if status != "running":  # the run's RO-Crate says what happened, from the manifest only (never a secret)
             try:
-                write_crate(self.run_dir, manifest, self.plan)
+                began = time.monotonic()
+                write_crate(self.run_dir, manifest, self.plan, cwl_export=self.cwl_export)
+                log.debug("run %s: RO-Crate written in %.2f s", self.run_id, time.monotonic() - began)
             except Exception as exc:  # noqa: BLE001 (a crate that cannot be written costs the crate, never the run's record)
                 log.error("run %s: could not write its RO-Crate (%s: %s)", self.run_id, type(exc).__name__, exc,
                           exc_info=log.isEnabledFor(logging.DEBUG))
