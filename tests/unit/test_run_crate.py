@@ -179,7 +179,9 @@ def test_failed_and_interrupted_runs_say_what_happened(tmp_path, write):
     g = graph(run.run_dir)
     assert g["#run/r1"]["error"].startswith("the run interrupted")
     assert g["#task/make__shard_0"]["actionStatus"] == "http://schema.org/CompletedActionStatus"
-    assert all(g[f"#task/{t}"]["actionStatus"] == "http://schema.org/FailedActionStatus" for t in ("make__shard_1", "merge"))
+    for task_id in ("make__shard_1", "merge"):
+        assert g[f"#task/{task_id}"]["actionStatus"] == "http://schema.org/FailedActionStatus"
+        assert g[f"#task/{task_id}"]["error"] == "not run: the run interrupted"
     assert not list(run.run_dir.glob(".*tmp")), "a temporary file was left"
     assert structural_problems(run.run_dir) == []
 
