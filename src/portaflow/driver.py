@@ -549,14 +549,24 @@ class RunRecord:
         tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
         os.replace(tmp, path)  # whole or absent, whenever the driver is killed
         if status != "running":  # the run's RO-Crate says what happened, from the manifest only (never a secret)
-            try:
-                began = time.monotonic()
-                write_crate(self.run_dir, manifest, self.plan, cwl_export=self.cwl_export)
-                log.debug("run %s: RO-Crate written in %.2f s", self.run_id, time.monotonic() - began)
-            except Exception as exc:  # noqa: BLE001 (a crate that cannot be written costs the crate, never the run's record)
+            self.write_crate(manifest)
+        return manifest
+
+    def write_crate(self, manifest: dict[str, Any]) -> None:
+        """The run's RO-Crate beside its manifest (crate.py). A crate that cannot be written costs the crate, never the
+        run's record or exit code: the reason is logged."""
+        began = time.monotonic()
+        try:
+            write_crate(self.run_dir, manifest, self.plan, cwl_export=self.cwl_export)
+        except Exception as exc:  # noqa: BLE001 (see the docstring)
+            if isinstance(exc, ModuleNotFoundError) and (exc.name or "").startswith("rocrate"):
+                log.warning("run %s: no RO-Crate written: the rocrate library is not installed (pip install 'portaflow[exchange]')",
+                            self.run_id)
+            else:
                 log.error("run %s: could not write its RO-Crate (%s: %s)", self.run_id, type(exc).__name__, exc,
                           exc_info=log.isEnabledFor(logging.DEBUG))
-        return manifest
+            return
+        log.debug("run %s: RO-Crate written in %.2f s", self.run_id, time.monotonic() - began)
 
 
 def task_times(outcome: TaskOutcome | None) -> dict[str, Any]:

@@ -245,3 +245,27 @@ def test_writing_a_crate_contacts_nothing(tmp_path, write, monkeypatch):
     monkeypatch.setattr(socket.socket, "connect_ex", refuse)
     run.write("failed")
     assert (run.run_dir / CRATE_FILE).exists() and tried == []
+
+
+def test_a_crate_that_cannot_be_written_costs_only_the_crate(tmp_path, write, monkeypatch, caplog):
+    """Without the rocrate library (the `exchange` extra) a run says so and writes no crate; any other failure is logged
+    as an error. Either way the manifest is written and nothing is raised to the run."""
+    import portaflow.driver as driver
+
+    run = Run(tmp_path, write)
+    run.finish("make__shard_0", 0)
+
+    def missing(*args, **kwargs):
+        raise ModuleNotFoundError("No module named 'rocrate'", name="rocrate")
+
+    monkeypatch.setattr(driver, "write_crate", missing)
+    manifest = run.write("failed")
+    assert not (run.run_dir / CRATE_FILE).exists() and json.loads((run.run_dir / "manifest.json").read_text()) == manifest
+    assert "no RO-Crate written: the rocrate library is not installed" in caplog.text
+
+    def broken(*args, **kwargs):
+        raise ValueError("bad value")
+
+    monkeypatch.setattr(driver, "write_crate", broken)
+    run.write("failed")
+    assert "could not write its RO-Crate (ValueError: bad value)" in caplog.text
