@@ -269,3 +269,26 @@ def test_a_crate_that_cannot_be_written_costs_only_the_crate(tmp_path, write, mo
     monkeypatch.setattr(driver, "write_crate", broken)
     run.write("failed")
     assert "could not write its RO-Crate (ValueError: bad value)" in caplog.text
+
+
+def test_the_structural_check_finds_what_it_checks(tmp_path, write):
+    """cratecheck.structural_problems (run on every test run's crate) fails a crate whose digest, reference, term or
+    task status is wrong."""
+    run = Run(tmp_path, write)
+    run.finish("make__shard_0", 0)
+    run.write("failed")
+    path = run.run_dir / CRATE_FILE
+    good = json.loads(path.read_text())
+
+    def problems_with(change) -> list[str]:
+        data = json.loads(json.dumps(good))
+        change({e["@id"]: e for e in data["@graph"]})
+        path.write_text(json.dumps(data))
+        return structural_problems(run.run_dir)
+
+    assert problems_with(lambda g: None) == []
+    assert "the manifest has" in " ".join(problems_with(lambda g: g["../../../made/0.txt"].update(sha256="0" * 64)))
+    assert "does not describe" in " ".join(problems_with(lambda g: g["#task/merge"].update(instrument={"@id": "#step/nowhere"})))
+    assert "in neither context" in " ".join(problems_with(lambda g: g["#task/merge"].update(startTimee="2026-01-01")))
+    assert "in the crate" in " ".join(problems_with(lambda g: g["#task/merge"].update(actionStatus="http://schema.org/CompletedActionStatus")))
+    path.write_text(json.dumps(good))  # the crate as the run wrote it, for conftest's check after the test
