@@ -44,3 +44,41 @@ def write(tmp_path: Path):
         return path
 
     return _write
+
+
+_CHECKED_CRATES: set[Path] = set()
+
+
+def _crate_problems(root: Path) -> list[str]:
+    """The structural problems of every run's RO-Crate under `root` not checked yet in this process (cratecheck.py)."""
+    from cratecheck import crate_paths, structural_problems
+
+    problems: list[str] = []
+    for path in crate_paths(root):
+        if path not in _CHECKED_CRATES:
+            _CHECKED_CRATES.add(path)
+            problems += structural_problems(path.parent)
+    return problems
+
+
+@pytest.fixture(autouse=True)
+def _run_crates_hold_together(request: pytest.FixtureRequest):
+    """Issue 19: every test run's RO-Crate holds together. After each test, the crates its runs wrote under its
+    tmp_path get cratecheck's structural check (milliseconds each); the full roc-validator runs on a representative
+    set (tests/e2e/test_run_crate.py, tests/slurm/test_run_crate_slurm.py)."""
+    yield
+    tmp_path = request.node.funcargs.get("tmp_path") if hasattr(request.node, "funcargs") else None
+    if isinstance(tmp_path, Path):
+        problems = _crate_problems(tmp_path)
+        if problems:
+            pytest.fail("a run wrote an unsound RO-Crate:\n" + "\n".join(problems), pytrace=False)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _session_run_crates_hold_together(tmp_path_factory: pytest.TempPathFactory):
+    """The same check, at the end of the session, for the crates of runs in shared fixtures' directories
+    (tmp_path_factory): everything under this process's base temporary directory not checked yet."""
+    yield
+    problems = _crate_problems(tmp_path_factory.getbasetemp())
+    if problems:
+        pytest.fail("a run wrote an unsound RO-Crate:\n" + "\n".join(problems), pytrace=False)

@@ -14,6 +14,7 @@ import platform
 import secrets
 import signal
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -24,6 +25,7 @@ import yaml
 
 from portaflow.containers import container_call
 from portaflow.containers.images import image_digest
+from portaflow.crate import write_crate
 from portaflow.engines import engine_for
 from portaflow.engines.base import Engine, RunContext, TaskOutcome, remove_outputs
 from portaflow.engines.leftovers import RUN_ENV, stop_previous_run
@@ -85,6 +87,7 @@ def load_plan(loaded_wf: LoadedWorkflow, site: str, site_overrides: dict[str, An
         plan = make_plan(loaded_wf.workflow, loaded_site.site, params)
     except LocatedPlanError as exc:  # a step's resources, scatter, paths: at their line in the workflow file
         raise located(exc, loaded_wf.document) from None
+    plan.source = loaded_wf.path
     log.info("workflow %s from %s: %d task(s); parameters %s", plan.workflow, loaded_wf.path, len(plan.tasks),
              json.dumps(plan.parameters, sort_keys=True))
     return loaded_wf, loaded_site, plan
@@ -558,6 +561,9 @@ class RunRecord:
     started: dt.datetime
     previous_run: dict[str, Any] | None = None
     """A killed run this one took over: its id, its processes stopped, its scheduler jobs cancelled (`_take_over`)."""
+    cwl_export: Path | None = None
+    """The workflow exported as CWL, for the run's RO-Crate (crate.write_crate): None until `portaflow export cwl` is
+    wired into runs."""
 
     def write(self, outcomes: dict[str, TaskOutcome], jobs: list[str], status: str, driver_address: dict[str, str] | None = None) -> dict[str, Any]:
         """manifest.json: every output with its sha256, how each task ended, versions, images, and where workers
@@ -565,6 +571,7 @@ class RunRecord:
         plan = self.plan
         tasks = {}
         outputs = {}
+        produced = {path for task in plan.tasks for path in task.output_paths()}
         for task in plan.tasks:
             record = self.store.read(task.id)
             outcome = outcomes.get(task.id)
@@ -575,6 +582,8 @@ class RunRecord:
             tasks[task.id] = {"step": task.step, "display": task.display, "status": state}
             if outcome and not outcome.ok:
                 tasks[task.id]["error"] = outcome.message
+            if task.id in self.todo_ids:
+                tasks[task.id].update(task_times(outcome), inputs=input_digests(task, record, produced))
             if record and state in ("ran", "up to date"):
                 for path, info in record["outputs"].items():
                     outputs[path] = {"sha256": info["sha256"], "task": task.id}
@@ -592,4 +601,51 @@ class RunRecord:
         tmp = path.with_name(".manifest.json.tmp")
         tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
         os.replace(tmp, path)  # whole or absent, whenever the driver is killed
+        if status != "running":  # the run's RO-Crate says what happened, from the manifest only (never a secret)
+            self.write_crate(manifest)
         return manifest
+
+    def write_crate(self, manifest: dict[str, Any]) -> None:
+        """The run's RO-Crate beside its manifest (crate.py). A crate that cannot be written costs the crate, never the
+        run's record or exit code: the reason is logged."""
+        began = time.monotonic()
+        try:
+            write_crate(self.run_dir, manifest, self.plan, cwl_export=self.cwl_export)
+        except Exception as exc:  # noqa: BLE001 (see the docstring)
+            if isinstance(exc, ModuleNotFoundError) and (exc.name or "").startswith("rocrate"):
+                log.warning("run %s: no RO-Crate written: the rocrate library is not installed (pip install 'portaflow[exchange]')",
+                            self.run_id)
+            else:
+                log.error("run %s: could not write its RO-Crate (%s: %s)", self.run_id, type(exc).__name__, exc,
+                          exc_info=log.isEnabledFor(logging.DEBUG))
+            return
+        log.debug("run %s: RO-Crate written in %.2f s", self.run_id, time.monotonic() - began)
+
+
+def task_times(outcome: TaskOutcome | None) -> dict[str, Any]:
+    """A task's start and end as its engine reported them (ISO 8601 with the UTC offset), the scheduler job it ran in,
+    where known, and a failed command's exit code: the manifest's record of each task that was to run (the RO-Crate's
+    actions read them)."""
+    out: dict[str, Any] = {}
+    if outcome is None:
+        return out
+    for key, when in (("started", outcome.started), ("finished", outcome.finished)):
+        if when is not None:
+            out[key] = dt.datetime.fromtimestamp(when).astimezone().isoformat(timespec="milliseconds")
+    if outcome.job_id:
+        out["job_id"] = outcome.job_id
+    if not outcome.ok and outcome.exit_code is not None:
+        out["exit_code"] = outcome.exit_code
+    return out
+
+
+def input_digests(task: Task, record: dict[str, Any] | None, produced: set[str]) -> dict[str, str | None]:
+    """Each input path of a task with the sha256 it had when the task ran (None where the task has no record: it did
+    not finish): an earlier task's output (a path in `produced`) as its producer recorded it, a file from outside the
+    workflow as the task's signature hashed it."""
+    record = record or {}
+    out: dict[str, str | None] = {}
+    for path in task.input_paths():
+        digest = record.get("inputs", {}).get(path) if path in produced else record.get("parts", {}).get(f"input:{path}")
+        out[path] = digest if digest and digest != "missing" else None
+    return out

@@ -7,7 +7,7 @@ module name (`snakemake_logger_plugin_<name>`, snakemake-interface-logger-plugin
 `--logger portaflow --logger-portaflow-events PATH` turns it on. The plugin adds a handler: Snakemake's own
 text output still goes to stderr as before (the handler does not write to a stream).
 
-One line per record: `{"event": <LogEvent value>, ...the fields portaflow reads}` for the structured events
+One line per record: `{"event": <LogEvent value>, "time": <when it was logged>, ...the fields portaflow reads}` for the structured events
 below, and `{"event": "message", "level": ..., "msg": ...}` for records without an event (INFO and above).
 The plain messages are kept because Snakemake has no structured event for a job's submission: executor plugins
 call `report_job_submission(SubmittedJobInfo(job, external_jobid=...))`, which logs nothing structured, and
@@ -73,6 +73,7 @@ def event_line(record: logging.LogRecord) -> dict[str, Any] | None:
         line.update({key: getattr(record, key) for key in FIELDS[name] if hasattr(record, key)})
     if name in WITH_MESSAGE:
         line["msg"] = record.getMessage()
+    line["time"] = record.created  # when Snakemake logged it (epoch seconds): a task's start and end in the run record
     return line
 
 

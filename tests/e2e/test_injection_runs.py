@@ -62,7 +62,9 @@ def test_hostile_values_and_credentials_through_a_real_run(tmp_path, engine):
     digest = hashlib.sha256(f"{SECRETS['PF_API_TOKEN']} {SECRETS['PF_DB_PASSWORD']}".encode()).hexdigest()
     assert (workdir / "out" / "credentials.sha256").read_text().strip() == digest, "the step did not receive the credentials"
     written = [p for p in workdir.rglob("*") if p.is_file() and not p.is_symlink()]
-    assert any("rendered" in p.parts for p in written) and (run_dir / "site.yaml").is_file()  # what the grep must cover
+    # What the grep must cover: the rendered files, the profile, the RO-Crate (issue 19) and its copy of the workflow.
+    assert any("rendered" in p.parts for p in written) and (run_dir / "site.yaml").is_file()
+    assert (run_dir / "ro-crate-metadata.json").is_file() and (run_dir / "workflow.yaml").is_file()
     for path in written:
         data = path.read_bytes()
         for name, secret in SECRETS.items():

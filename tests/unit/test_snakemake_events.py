@@ -80,6 +80,16 @@ def test_failed_rules_with_exit_status_and_logs(recorded):
     assert failures["c"].external_jobid is None  # the local executor submits nothing
 
 
+def test_each_rule_s_start_and_end(recorded):
+    """When Snakemake dispatched each rule's (last) job and reported it finished or failed: the run record's times."""
+    events = read_events(recorded)
+    assert {"a", "b", "c", "d", "retried"} <= set(events.started_at) and "after_c" not in events.started_at
+    assert {"a", "b", "c", "d", "retried"} <= set(events.finished_at)
+    for rule in ("a", "b", "c", "d", "retried"):
+        assert events.started_at[rule] <= events.finished_at[rule]
+    assert events.finished_at["a"] <= events.started_at["b"]  # b waited for a
+
+
 def test_progress_counts_every_job(recorded):
     events = read_events(recorded)
     assert events.progress == (3, 7)  # a, b, retried of all seven (all, after_c never ran)
@@ -146,5 +156,6 @@ class TestPortaflowLogHandler(TestLogHandlerBase):
         handler.emit(logging.LogRecord("snakemake", logging.INFO, "f.py", 1, "Job %d has been submitted", (4,), None))
         handler.close()
         lines = [json.loads(line) for line in self.events.read_text().splitlines()]
+        assert all(isinstance(line.pop("time"), float) for line in lines)  # when Snakemake logged it (a task's start, end)
         assert lines == [{"event": "job_finished", "job_id": 1},
                          {"event": "message", "level": "INFO", "msg": "Job 4 has been submitted"}]

@@ -22,6 +22,11 @@ class TaskOutcome:
     exit_code: int | None = None
     job_id: str | None = None
     message: str = ""
+    started: float | None = None
+    """When the task's (last) try started, as the engine knows it (epoch seconds; None when it never started or the
+    engine cannot tell). Parsl: when its worker began the command; Snakemake: when it dispatched the job."""
+    finished: float | None = None
+    """When the engine reported the task finished (epoch seconds)."""
 
 
 def failure_message(exit_code: int | None, task: Task) -> str:

@@ -13,6 +13,7 @@ import logging
 import os
 import re
 import sys
+import time
 from concurrent.futures import Future, wait
 from pathlib import Path
 from typing import Any
@@ -210,10 +211,11 @@ class ParslEngine(Engine):
     def _finished(self, ctx: RunContext, task: Task, future: Future, outcomes: dict[str, TaskOutcome], executor: Any = None) -> None:
         exc = future.exception()
         if exc is None:
-            outcome = TaskOutcome(task.id, True, 0)
+            outcome = TaskOutcome(task.id, True, 0, job_id=_block_job(ctx, executor, _ran_in_block(ctx, task)))
         else:
             remove_outputs(ctx.workdir, task)
             outcome = self._failure(ctx, task, exc, outcomes, executor)
+        outcome.started, outcome.finished = _started(ctx, task), time.time()
         outcomes[task.id] = outcome
         ctx.on_event("finished", task, outcome)
 
@@ -271,6 +273,15 @@ def _ran_in_block(ctx: RunContext, task: Task) -> str | None:
     """The Parsl block id that ran the task's last try, or None when no worker noted one."""
     try:
         return _block_file(ctx, task).read_text().strip() or None
+    except OSError:
+        return None
+
+
+def _started(ctx: RunContext, task: Task) -> float | None:
+    """When the task's last try began on its worker: the time the bash app noted its block (just before the command),
+    or None when no worker ran it (a task not run because one upstream failed)."""
+    try:
+        return _block_file(ctx, task).stat().st_mtime
     except OSError:
         return None
 

@@ -182,7 +182,7 @@ class SnakemakeEngine(Engine):
             if follower.read():
                 ctx.jobs.extend(events.external_jobs[copied:])
                 copied = len(events.external_jobs)
-                self._report_new(ctx, by_id, reported, events.finished)
+                self._report_new(ctx, by_id, reported, events)
 
         copied = 0  # of events.external_jobs into ctx.jobs
         with open(log_path, "w") as log:
@@ -217,7 +217,7 @@ class SnakemakeEngine(Engine):
         failed = {rule.removeprefix(FETCH_PREFIX) for rule in events.failures}
         for task in ctx.tasks:
             if finished_well(ctx, task, events.finished):
-                outcomes[task.id] = TaskOutcome(task.id, True, 0)
+                outcomes[task.id] = _timed(TaskOutcome(task.id, True, 0, job_id=events.job_of_rule.get(task.id)), events)
                 continue
             failure = events.failures.get(task.id)
             if uses_object_store(ctx) and task.id in events.finished:  # its fetch-back rule did not finish
@@ -235,15 +235,22 @@ class SnakemakeEngine(Engine):
                 if not failed:  # nothing failed: Snakemake itself stopped (a refused Snakefile, a DAG error)
                     why = f"not run: Snakemake stopped before running it: {snakemake_error(log_path)}"
                 outcome = TaskOutcome(task.id, False, None, message=f"{why} (see {log_path})")
-            outcomes[task.id] = outcome
+            outcomes[task.id] = _timed(outcome, events)
             ctx.on_event("finished", task, outcome)
         return outcomes
 
-    def _report_new(self, ctx: RunContext, by_id: dict[str, Task], reported: set[str], finished: set[str]) -> None:
+    def _report_new(self, ctx: RunContext, by_id: dict[str, Task], reported: set[str], events: RunEvents) -> None:
         for task_id, task in by_id.items():
-            if task_id not in reported and finished_well(ctx, task, finished):
+            if task_id not in reported and finished_well(ctx, task, events.finished):
                 reported.add(task_id)
-                ctx.on_event("finished", task, TaskOutcome(task_id, True, 0))
+                ctx.on_event("finished", task, _timed(TaskOutcome(task_id, True, 0, job_id=events.job_of_rule.get(task_id)), events))
+
+
+def _timed(outcome: TaskOutcome, events: RunEvents) -> TaskOutcome:
+    """The outcome with when Snakemake dispatched the task's job and reported it finished (the run record's times)."""
+    outcome.started = events.started_at.get(outcome.task_id)
+    outcome.finished = events.finished_at.get(outcome.task_id)
+    return outcome
 
 
 def finished_well(ctx: RunContext, task: Task, finished: set[str]) -> bool:

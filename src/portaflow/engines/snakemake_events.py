@@ -78,6 +78,10 @@ class RunEvents:
     """(done, total) as Snakemake last counted its jobs."""
     rule_of_job: dict[int, str] = field(default_factory=dict)
     """Snakemake's job id -> rule, from each job's JOB_INFO (FINISHED and submissions name only the job id)."""
+    started_at: dict[str, float] = field(default_factory=dict)
+    """Rule -> when Snakemake dispatched its last job (the JOB_INFO it logs then; epoch seconds)."""
+    finished_at: dict[str, float] = field(default_factory=dict)
+    """Rule -> when Snakemake reported its job finished (or failed)."""
     submission: re.Pattern[str] | None = None
     """The executor plugin's submission message (the site's adapter gives it; see `submitted_job`)."""
     _errors: list[str] = field(default_factory=list)
@@ -85,14 +89,19 @@ class RunEvents:
 
     def apply(self, event: dict[str, Any]) -> None:
         kind = event.get("event")
+        when = event.get("time")
         if kind == "job_info":
             self.rule_of_job[int(event["jobid"])] = event["rule_name"]
+            if isinstance(when, (int, float)):
+                self.started_at[event["rule_name"]] = float(when)
         elif kind == "job_finished":
             rule = self.rule_of_job.get(int(event["job_id"]))
             if rule is None:
                 logger.debug("Snakemake finished job %s, which it never announced", event["job_id"])
                 return
             self.finished.add(rule)
+            if isinstance(when, (int, float)):
+                self.finished_at[rule] = float(when)
             self.failures.pop(rule, None)  # a retry that worked
         elif kind == "progress":
             self.progress = (int(event["done"]), int(event["total"]))
@@ -100,6 +109,8 @@ class RunEvents:
             self._errors.append(str(event.get("msg") or ""))
         elif kind == "job_error":
             self._job_error(event)
+            if isinstance(when, (int, float)) and event.get("rule_name"):
+                self.finished_at[event["rule_name"]] = float(when)
         elif kind == "message":
             submitted = submitted_job(str(event.get("msg") or ""), self.submission)
             if submitted:

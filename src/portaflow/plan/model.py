@@ -90,6 +90,9 @@ class Plan:
     tasks: list[Task]
     external_inputs: dict[str, list[str]] = field(default_factory=dict)
     """Input paths no task produces -> ids of the tasks that read them (preflight checks they exist)."""
+    source: str | None = None
+    """The workflow file the plan was made from (set by `driver.load_plan`; None for a plan made in code). The run's
+    RO-Crate keeps a copy of it."""
 
     def __post_init__(self) -> None:
         self.by_id = {t.id: t for t in self.tasks}
