@@ -168,6 +168,7 @@ class SnakemakeEngine(Engine):
         events = follower.events
         by_id = {t.id: t for t in ctx.tasks}
         reported: set[str] = set()
+        started: set[str] = set()
 
         def catch_up() -> None:
             """Apply new events: scheduler job ids into ctx.jobs (what an interrupt cancels), finished tasks reported."""
@@ -175,7 +176,11 @@ class SnakemakeEngine(Engine):
             if follower.read():
                 ctx.jobs.extend(events.external_jobs[copied:])
                 copied = len(events.external_jobs)
-                self._report_new(ctx, by_id, reported, events.finished)
+                for rule in set(events.rule_of_job.values()) - started:  # Snakemake started (or submitted) its job
+                    started.add(rule)
+                    if rule in by_id:
+                        ctx.on_event("submitted", by_id[rule], None)
+                self._report_new(ctx, by_id, reported, events)
 
         copied = 0  # of events.external_jobs into ctx.jobs
         with open(log_path, "w") as log:
@@ -210,7 +215,7 @@ class SnakemakeEngine(Engine):
         failed = {rule.removeprefix(FETCH_PREFIX) for rule in events.failures}
         for task in ctx.tasks:
             if finished_well(ctx, task, events.finished):
-                outcomes[task.id] = TaskOutcome(task.id, True, 0)
+                outcomes[task.id] = TaskOutcome(task.id, True, 0, job_id=events.job_of_rule.get(task.id))
                 continue
             failure = events.failures.get(task.id)
             if uses_object_store(ctx) and task.id in events.finished:  # its fetch-back rule did not finish
@@ -232,11 +237,11 @@ class SnakemakeEngine(Engine):
             ctx.on_event("finished", task, outcome)
         return outcomes
 
-    def _report_new(self, ctx: RunContext, by_id: dict[str, Task], reported: set[str], finished: set[str]) -> None:
+    def _report_new(self, ctx: RunContext, by_id: dict[str, Task], reported: set[str], events: RunEvents) -> None:
         for task_id, task in by_id.items():
-            if task_id not in reported and finished_well(ctx, task, finished):
+            if task_id not in reported and finished_well(ctx, task, events.finished):
                 reported.add(task_id)
-                ctx.on_event("finished", task, TaskOutcome(task_id, True, 0))
+                ctx.on_event("finished", task, TaskOutcome(task_id, True, 0, job_id=events.job_of_rule.get(task_id)))
 
 
 def finished_well(ctx: RunContext, task: Task, finished: set[str]) -> bool:
