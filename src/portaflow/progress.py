@@ -82,8 +82,8 @@ class Progress:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress as Bar, TextColumn, TimeElapsedColumn
 
             self._bar = Bar(TextColumn("[bold]tasks"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[counts]}"),
-                            TimeElapsedColumn(), console=self.console, transient=False, redirect_stdout=False,
-                            redirect_stderr=False)
+                            TimeElapsedColumn(), console=self.console, transient=False, redirect_stdout=True,
+                            redirect_stderr=True)  # log records and prints go above the bar
             self._bar_task = self._bar.add_task("run", total=self.total, counts="")
             self._bar.start()
         c = self.counts()
