@@ -1,7 +1,7 @@
 # The two commands a new machine needs (see README.md):
 #   make run    install everything, then run the main workflow on the local site
 #   make test   install everything, then run the test suite
-.PHONY: setup run test slurm-up slurm-down
+.PHONY: setup browser run test slurm-up slurm-down
 
 MAIN_WORKFLOW ?= workflows/hep/zmumu.yaml
 ENGINE ?= parsl
@@ -17,5 +17,9 @@ run: setup
 # marked with one xdist_group on one worker (see tests/conftest.py). TEST_WORKERS=0 runs them in one process.
 TEST_WORKERS ?= 4
 
-test: setup
+# chromium for the report tests (installed as root; otherwise a note, and those tests skip)
+browser:
+	-./scripts/setup-browser.sh
+
+test: setup browser
 	.venv/bin/python -m pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)

@@ -54,3 +54,59 @@ def unavailable(reason: str) -> None:
     if os.environ.get("PORTAFLOW_CI") == "1":
         pytest.fail(f"PORTAFLOW_CI=1 and {reason}", pytrace=False)
     pytest.skip(reason)
+
+
+CHROMIUM = ("chromium", "chromium-browser", "google-chrome")
+
+
+def chromium() -> str:
+    """The headless browser the report tests render pages in (Debian's chromium; `scripts/setup-browser.sh` installs it),
+    or skip (fail under PORTAFLOW_CI=1)."""
+    import shutil
+
+    for name in CHROMIUM:
+        found = shutil.which(name)
+        if found:
+            return found
+    unavailable("no chromium on PATH (bash scripts/setup-browser.sh installs Debian's)")
+    raise AssertionError("unreachable")
+
+
+def browser_render(page: Path, out_dir: Path, size: tuple[int, int] = (1300, 1800)) -> tuple[str, Path]:
+    """Open PAGE in headless chromium: the DOM after its scripts ran (`--dump-dom`) and a screenshot (PNG) of it.
+
+    Why a real browser: the report is HTML, SVG and a script that a person opens; only a browser says that it parses,
+    that its script runs and that its drawings are there to see."""
+    browser = chromium()
+    common = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--disable-extensions",
+              "--no-first-run", f"--user-data-dir={out_dir / 'chromium-profile'}", "--virtual-time-budget=3000"]
+    url = page.resolve().as_uri()
+    dom = subprocess.run([*common, "--dump-dom", url], capture_output=True, text=True, timeout=120)
+    assert dom.returncode == 0 and dom.stdout.strip(), f"chromium --dump-dom failed: {dom.stderr[-2000:]}"
+    shot = out_dir / f"{page.stem}.png"
+    result = subprocess.run([*common, f"--screenshot={shot}", f"--window-size={size[0]},{size[1]}", url], capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0 and shot.is_file(), f"chromium --screenshot failed: {result.stderr[-2000:]}"
+    keep = os.environ.get("PORTAFLOW_SCREENSHOTS")  # a folder to keep the screenshots in, to look at them
+    if keep:
+        import shutil
+
+        Path(keep).mkdir(parents=True, exist_ok=True)
+        shutil.copy(shot, Path(keep) / f"{out_dir.name}-{shot.name}")
+    return dom.stdout, shot
+
+
+def colour_share(png: Path, rgb: tuple[int, int, int], tolerance: int = 12) -> float:
+    """The share of a screenshot's pixels within TOLERANCE of a colour (how much of the page a drawing in it covers)."""
+    import numpy as np
+    from PIL import Image
+
+    pixels = np.asarray(Image.open(png).convert("RGB")).reshape(-1, 3).astype(int)
+    return float((np.abs(pixels - np.array(rgb)).max(axis=1) <= tolerance).mean())
+
+
+def distinct_colours(png: Path) -> int:
+    """How many different colours a screenshot holds (a blank page: one or two)."""
+    from PIL import Image
+
+    return len(Image.open(png).convert("RGB").getcolors(maxcolors=1 << 24) or [])

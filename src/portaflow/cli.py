@@ -344,6 +344,18 @@ def runs_cmd(workflow: str | None, workdir: str | None, site: str, site_set: tup
     console.print(table)
 
 
+@cli.command("report")
+@click.argument("run", required=False)
+@click.option("--workdir", "-w", type=click.Path(file_okay=False), default=".", show_default=True, help="the work directory whose run to report")
+@click.option("--output", "-o", type=click.Path(dir_okay=False), help="the HTML file to write (default: <run dir>/report.html)")
+def report_cmd(run: str | None, workdir: str, output: str | None) -> None:
+    """Write a run's report (RUN: its id or run directory; default the newest) as one self-contained HTML file."""
+    from portaflow import report
+
+    path = report.write_report(report.find_run(Path(workdir), run), Path(output) if output else None)
+    click.echo(str(path))
+
+
 @cli.command("clean")
 @click.argument("workflow", required=False, type=click.Path())
 @click.option("--workdir", "-w", type=click.Path(file_okay=False), help="the work directory (default: WORKFLOW's, as run chooses it)")

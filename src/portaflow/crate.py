@@ -181,8 +181,8 @@ def crate_metadata(run_dir: Path, manifest: dict[str, Any], plan: Plan, cwl_expo
             action["error"] = info["error"] + (f" (exit code {info['exit_code']})" if "exit_code" in info else "")
         elif info["status"] == "not run":  # an interrupted run's task that had not finished
             action["error"] = f"not run: the run {status}"
-        if info.get("job_id"):
-            action["identifier"] = f"scheduler job {info['job_id']}"
+        if info.get("job"):
+            action["identifier"] = f"scheduler job {info['job']}"
         if task.container and task.container in images:
             if task.container not in image_entities:
                 image_entities[task.container] = add(_id("container", task.container), _image(task.container, images[task.container]))

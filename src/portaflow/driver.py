@@ -37,6 +37,7 @@ from portaflow.plan.planner import LocatedPlanError, located
 from portaflow.preflight import preflight
 from portaflow.progress import Progress
 from portaflow.schedulers import adapter_for
+from portaflow.schedulers.context import read_tries
 from portaflow.spec.loading import LoadedSite, LoadedWorkflow, load_site
 from portaflow.spec.variables import UnsetVariable, expand_here
 
@@ -399,7 +400,7 @@ def _run_locked(plan: Plan, loaded: LoadedSite, engine_name: str, workdir: Path,
     _write_run_inputs(run_dir, plan, loaded)
     record = RunRecord(run_dir, plan, loaded, engine_name, run_id, workdir, store, todo_ids, set(not_requested), images, started, previous)
     record.write({}, [], status="running")  # a run killed with -9 is still listed (`portaflow runs`), as killed
-    progress = Progress(len(todo))
+    progress = Progress(len(todo), ids={t.id for t in todo})
     recorder = Recorder(plan, store, sigs, workdir, progress.event if not quiet else (lambda *a: None), run_id)
     ctx = RunContext(plan, loaded, workdir, run_dir, todo, adapter_for(loaded), run_id=run_id, on_event=recorder.event,
                      keep_going=keep_going)
@@ -424,9 +425,10 @@ def _run_locked(plan: Plan, loaded: LoadedSite, engine_name: str, workdir: Path,
         outcomes = recorder.finished_outcomes()
         _clean_unfinished(ctx, todo, recorder.recorded)
         _report_interrupted(plan, todo, recorder.recorded)
-        record.write(outcomes, ctx.jobs, status="interrupted", driver_address=ctx.driver_address)
+        record.write(outcomes, ctx.jobs, status="interrupted", driver_address=ctx.driver_address, times=recorder.times)
         raise
     finally:
+        progress.stop()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     failed = {}
@@ -439,7 +441,8 @@ def _run_locked(plan: Plan, loaded: LoadedSite, engine_name: str, workdir: Path,
         else:
             remove_outputs(workdir, task)
             failed[task.id] = outcome
-    manifest = record.write(outcomes, ctx.jobs, status="failed" if failed else "succeeded", driver_address=ctx.driver_address)
+    manifest = record.write(outcomes, ctx.jobs, status="failed" if failed else "succeeded", driver_address=ctx.driver_address,
+                            times=recorder.times)
     for task_id, outcome in failed.items():
         log.debug("task %s failed: %s", task_id, outcome.message)
     log.info("run %s %s: manifest %s", run_id, "failed" if failed else "succeeded", run_dir / "manifest.json")
@@ -477,9 +480,12 @@ class Recorder:
         self.plan, self.store, self.sigs, self.workdir, self.forward, self.run_id = plan, store, sigs, workdir, forward, run_id
         self.recorded: set[str] = set()
         self.outcomes: dict[str, TaskOutcome] = {}
+        self.times: dict[str, dict[str, str]] = {}
+        """Task id -> when the engine reported it `submitted` and `finished` (the driver's clock), for the manifest."""
         self._lock = threading.Lock()
 
     def event(self, kind: str, task: Task, outcome: Any) -> None:
+        self.times.setdefault(task.id, {}).setdefault(kind, dt.datetime.now().isoformat(timespec="milliseconds"))
         if kind == "finished" and isinstance(outcome, TaskOutcome):
             with self._lock:
                 self.outcomes[task.id] = outcome
@@ -544,6 +550,21 @@ def network_record(run_dir: Path, driver_address: dict[str, str] | None) -> dict
 
 
 
+def _task_times(run_dir: Path, task_id: str, events: dict[str, str], outcome: TaskOutcome | None) -> dict[str, Any]:
+    """A task's times for the manifest (what `portaflow report` draws): when the engine reported it submitted and
+    finished, and each try as its job's shell noted it (start, end, exit status, CPU seconds); `task_times` adds the
+    engine's own start and end of the task, which override these, and its scheduler job."""
+    out: dict[str, Any] = {k: v for k, v in events.items() if k in ("submitted", "finished")}
+    tries = [{**t, "started": _iso(t["started"]), "ended": _iso(t["ended"])} for t in read_tries(run_dir, task_id)]
+    if tries:
+        out["tries"] = tries
+    return out
+
+
+def _iso(epoch: float) -> str:
+    return dt.datetime.fromtimestamp(epoch).isoformat(timespec="milliseconds")
+
+
 @dataclass
 class RunRecord:
     """What a run's manifest.json is made from; written when the run starts (status running) and when it ends."""
@@ -565,9 +586,11 @@ class RunRecord:
     """The workflow exported as CWL, for the run's RO-Crate (crate.write_crate): None until `portaflow export cwl` is
     wired into runs."""
 
-    def write(self, outcomes: dict[str, TaskOutcome], jobs: list[str], status: str, driver_address: dict[str, str] | None = None) -> dict[str, Any]:
-        """manifest.json: every output with its sha256, how each task ended, versions, images, and where workers
-        reached the driver and each Dask step's scheduler (`network`)."""
+    def write(self, outcomes: dict[str, TaskOutcome], jobs: list[str], status: str, driver_address: dict[str, str] | None = None,
+              times: dict[str, dict[str, str]] | None = None) -> dict[str, Any]:
+        """manifest.json: every output with its sha256, how each task ended (when the engine reported it submitted and
+        finished, each try as its shell noted it, its job), versions, images, and where workers reached the driver and
+        each Dask step's scheduler (`network`)."""
         plan = self.plan
         tasks = {}
         outputs = {}
@@ -579,10 +602,12 @@ class RunRecord:
                 state = "ran" if outcome and outcome.ok else ("failed" if outcome else "pending" if status == "running" else "not run")
             else:
                 state = "not requested" if task.id in self.not_requested else "up to date"
-            tasks[task.id] = {"step": task.step, "display": task.display, "status": state}
+            tasks[task.id] = {"step": task.step, "display": task.display, "status": state, "depends": list(task.depends),
+                              "resources": {"cores": task.resources.cores, "memory_mib": task.resources.memory_mib}}
             if outcome and not outcome.ok:
                 tasks[task.id]["error"] = outcome.message
             if task.id in self.todo_ids:
+                tasks[task.id].update(_task_times(self.run_dir, task.id, (times or {}).get(task.id, {}), outcome))
                 tasks[task.id].update(task_times(outcome), inputs=input_digests(task, record, produced))
             if record and state in ("ran", "up to date"):
                 for path, info in record["outputs"].items():
@@ -633,7 +658,7 @@ def task_times(outcome: TaskOutcome | None) -> dict[str, Any]:
         if when is not None:
             out[key] = dt.datetime.fromtimestamp(when).astimezone().isoformat(timespec="milliseconds")
     if outcome.job_id:
-        out["job_id"] = outcome.job_id
+        out["job"] = outcome.job_id
     if not outcome.ok and outcome.exit_code is not None:
         out["exit_code"] = outcome.exit_code
     return out

@@ -11,6 +11,7 @@ from __future__ import annotations
 import html
 import json
 import logging
+import os
 import shutil
 import sys
 import time
@@ -50,6 +51,8 @@ class Cell:
     """output path -> sha256 (from the run's manifest)"""
     workdir: str | None = None
     rendered: list[str] = field(default_factory=list)
+    report: str | None = None
+    """The run's report (`portaflow report`: its DAG, timeline, logs, outputs with previews), for a cell that ran."""
 
     @property
     def name(self) -> str:
@@ -241,11 +244,23 @@ def _run_cell(cell: Cell, wf_path: Path, params: dict[str, Any], cell_dir: Path)
         jobs_have_ids = scheduler_for(manifest["scheduler"]).blocks_are_jobs
         cell.jobs = len(manifest["scheduler_jobs"]) if jobs_have_ids else cell.tasks
         cell.outputs = {path: info["sha256"] for path, info in sorted(manifest["outputs"].items())}
+        cell.report = str(_cell_report(manifest_path.parent, cell_dir))
     if result.returncode == 0:
         cell.status = PASSED
     else:
         cell.status = FAILED
         cell.reason = f"exit {result.returncode}: " + _first_line(result.stderr.strip().splitlines()[-1] if result.stderr.strip() else "no message")
+
+
+def _cell_report(run_dir: Path, cell_dir: Path) -> Path | None:
+    """The cell's run report beside its log (a report that cannot be written costs only its link)."""
+    from portaflow.report import write_report
+
+    try:
+        return write_report(run_dir, cell_dir / "report.html")
+    except (OSError, ValueError, PortaflowError) as exc:
+        logger.warning("no report for %s: %s", run_dir, exc)
+        return None
 
 
 def compare_cells(cells: list[Cell], plans: dict[str, Plan]) -> list[Disagreement]:
@@ -312,11 +327,18 @@ def to_json(result: MatrixResult) -> str:
                        "disagreements": [asdict(d) for d in result.disagreements]}, indent=2) + "\n"
 
 
-def to_html(result: MatrixResult) -> str:
+def to_html(result: MatrixResult, out_dir: Path | None = None) -> str:
+    """The matrix as a self-contained page; a cell that ran links to its run's report (relative to OUT_DIR, where the page
+    is written), which shows its DAG, timeline, logs and outputs with previews."""
     colour = {PASSED: "#c8f7c5", FAILED: "#f7c5c5", RENDERED: "#dde8f7", UNSUPPORTED: "#eeeeee", SKIPPED: "#f7efc5"}
-    body = ["<tr>" + "".join(f"<th>{html.escape(c)}</th>" for c in COLUMNS) + "</tr>"]
-    for row in rows(result):
-        body.append(f'<tr style="background:{colour.get(row[3], "#fff")}">' + "".join(f"<td>{html.escape(v)}</td>" for v in row) + "</tr>")
+    body = ["<tr>" + "".join(f"<th>{html.escape(c)}</th>" for c in (*COLUMNS, "run report")) + "</tr>"]
+    for cell, row in zip(result.cells, rows(result), strict=True):
+        link = ""
+        if cell.report:
+            href = os.path.relpath(cell.report, out_dir) if out_dir else cell.report
+            link = f'<a class="report" href="{html.escape(href)}">report</a>'
+        body.append(f'<tr style="background:{colour.get(row[3], "#fff")}">' + "".join(f"<td>{html.escape(v)}</td>" for v in row)
+                    + f"<td>{link}</td></tr>")
     issues = "".join(f"<p><b>Disagreement</b> in {html.escape(d.workflow)}: {html.escape(d.cell)} vs {html.escape(d.reference)}: "
                      f"{html.escape(', '.join(d.files))}</p>" for d in result.disagreements)
     return ("<!doctype html><meta charset=utf-8><title>portaflow portability matrix</title>"
@@ -328,5 +350,5 @@ def write_reports(result: MatrixResult, out_dir: Path) -> dict[str, Path]:
     paths = {"markdown": out_dir / "matrix.md", "json": out_dir / "matrix.json", "html": out_dir / "matrix.html"}
     paths["markdown"].write_text(to_markdown(result))
     paths["json"].write_text(to_json(result))
-    paths["html"].write_text(to_html(result))
+    paths["html"].write_text(to_html(result, out_dir))
     return paths

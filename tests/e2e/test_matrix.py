@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
+from pathlib import Path
 
 import pytest
 
-from testlib import ROOT, WORKFLOWS, run_portaflow
+from testlib import ROOT, WORKFLOWS, browser_render, distinct_colours, run_portaflow
 
 ECHO = str(ROOT / "tests" / "data" / "workflows" / "site_echo.yaml")
 
@@ -45,6 +47,12 @@ def test_cells_run_render_or_say_why_not(tmp_path):
     assert markdown.startswith("Portability matrix: PASSED") and "| wordfreq | local | parsl | passed |" in markdown
     assert "| site | wordfreq | hep-zmumu-gpu |" in markdown and "| local | passed | unsupported |" in markdown
     assert "<table>" in (out / "matrix.html").read_text() and "rendered-only" in result.stdout
+
+    # The page in a browser: the table, and the cell that ran linked to its run's report (written beside its log).
+    assert ran["report"] == str(out / "cells" / "wordfreq--local--parsl" / "report.html") and Path(ran["report"]).is_file()
+    dom, shot = browser_render(out / "matrix.html", tmp_path)
+    assert dom.count("<tr") == 1 + 6 and re.findall(r'<a class="report" href="([^"]+)"', dom) == ["cells/wordfreq--local--parsl/report.html"]
+    assert distinct_colours(shot) > 20
 
 
 def test_disagreeing_outputs_fail_the_matrix_and_name_cells_and_files(tmp_path, write):

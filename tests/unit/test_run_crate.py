@@ -128,7 +128,7 @@ def test_succeeded_run_crate_holds_tasks_times_jobs_digests_parameters_and_versi
         info = manifest["tasks"][task_id]
         assert action["startTime"] == info["started"] and action["endTime"] == info["finished"]
         assert dt.datetime.fromisoformat(action["endTime"]) - dt.datetime.fromisoformat(action["startTime"]) == dt.timedelta(seconds=1.5)
-        assert action["actionStatus"] == "http://schema.org/CompletedActionStatus" and info["job_id"] == job
+        assert action["actionStatus"] == "http://schema.org/CompletedActionStatus" and info["job"] == job
         assert action["identifier"] == f"scheduler job {job}"
         assert g[action["instrument"]["@id"]]["name"] == run.plan.by_id[task_id].step
     assert dt.datetime.fromisoformat(g["#task/make__shard_0"]["startTime"]).timestamp() == T0

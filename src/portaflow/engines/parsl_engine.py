@@ -210,7 +210,7 @@ class ParslEngine(Engine):
 
     def _finished(self, ctx: RunContext, task: Task, future: Future, outcomes: dict[str, TaskOutcome], executor: Any = None) -> None:
         exc = future.exception()
-        if exc is None:
+        if exc is None:  # the job it ran in, for the report's accounting
             outcome = TaskOutcome(task.id, True, 0, job_id=_block_job(ctx, executor, _ran_in_block(ctx, task)))
         else:
             remove_outputs(ctx.workdir, task)

@@ -175,6 +175,7 @@ class SnakemakeEngine(Engine):
         events = follower.events
         by_id = {t.id: t for t in ctx.tasks}
         reported: set[str] = set()
+        started: set[str] = set()
 
         def catch_up() -> None:
             """Apply new events: scheduler job ids into ctx.jobs (what an interrupt cancels), finished tasks reported."""
@@ -182,6 +183,10 @@ class SnakemakeEngine(Engine):
             if follower.read():
                 ctx.jobs.extend(events.external_jobs[copied:])
                 copied = len(events.external_jobs)
+                for rule in set(events.rule_of_job.values()) - started:  # Snakemake started (or submitted) its job
+                    started.add(rule)
+                    if rule in by_id:
+                        ctx.on_event("submitted", by_id[rule], None)
                 self._report_new(ctx, by_id, reported, events)
 
         copied = 0  # of events.external_jobs into ctx.jobs

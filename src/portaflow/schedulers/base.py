@@ -60,6 +60,38 @@ class ProbeJob:
 
 class ProbeUnavailable(InputError):
     """This scheduler's adapter cannot submit a probe job from here (exit 2: nothing was submitted)."""
+class JobUsage:
+    """What a scheduler's accounting says one job used (`Scheduler.accounting`); None where it does not say."""
+
+    job_id: str
+    state: str | None = None
+    submitted: str | None = None
+    """ISO times, as the scheduler prints them (the site's local time)."""
+    started: str | None = None
+    ended: str | None = None
+    elapsed_s: float | None = None
+    cpu_s: float | None = None
+    """CPU time (user + system) of all the job's processes."""
+    cores: int | None = None
+    """Cores allocated to the job."""
+    max_rss_mib: float | None = None
+    """The largest resident memory any of its steps reached."""
+    memory_mib: float | None = None
+    """Memory requested (allocated) for the job."""
+
+    @property
+    def cpu_efficiency(self) -> float | None:
+        """CPU time over (elapsed time x cores allocated): 1.0 when every core was busy all the time."""
+        if self.cpu_s is None or not self.elapsed_s or not self.cores:
+            return None
+        return self.cpu_s / (self.elapsed_s * self.cores)
+
+    @property
+    def memory_efficiency(self) -> float | None:
+        """Peak resident memory over the memory requested."""
+        if self.max_rss_mib is None or not self.memory_mib:
+            return None
+        return self.max_rss_mib / self.memory_mib
 
 
 class Scheduler:
@@ -230,6 +262,10 @@ class Scheduler:
                                  "(or wait for them to end), then run again")
         log.warning("cancelled the %d job(s) of run %s; their tasks rerun in this run", len(found), run_id)
         return found
+    def accounting(self, job_ids: list[str]) -> dict[str, JobUsage]:
+        """What the scheduler's accounting says each job used (queue wait, CPU, memory), for `portaflow report`; a job it
+        knows nothing of is left out. Nothing by default: no accounting (the report then says "not measured")."""
+        return {}
 
     def connection_problems(self) -> list[str]:
         """Why jobs cannot be submitted from this machine now (empty: the scheduler answers). Asked before a

@@ -80,6 +80,9 @@ class RunContext:
     def exit_code_path(self, task: Task) -> Path:
         return self.run_dir / "exit" / task.id
 
+    def usage_path(self, task: Task) -> Path:
+        return usage_path(self.run_dir, task.id)
+
     def shell_line(self, task: Task) -> str:
         """The complete shell text that runs one task the same way under every engine.
 
@@ -87,7 +90,7 @@ class RunContext:
         environment variables (site's, step's, the Dask plan); the command, in a container if asked.
         """
         site = self.site
-        lines = ["set -eo pipefail", f"cd {shlex.quote(str(self.workdir))}"]
+        lines = ["set -eo pipefail", f"pf_t0={NOW}", f"cd {shlex.quote(str(self.workdir))}"]
         lines += module_lines(site, task.partition)
         lines += init_lines(site, task.partition)
         # The site's values are the site's names: the job's shell expands their `$NAME`s on the node
@@ -116,6 +119,7 @@ class RunContext:
             "pf_status=0",
             "wait \"$pf_step\" || pf_status=$?",
             "while kill -0 \"$pf_step\" 2>/dev/null; do pf_status=0; wait \"$pf_step\" || pf_status=$?; done",
+            usage_line(self.usage_path(task)),
             'test "$pf_status" -eq 0 || exit "$pf_status"',
         ]
         return "\n".join(lines)
@@ -134,3 +138,60 @@ class RunContext:
         elif task.resources.nodes > 1:  # in the step's allocation, on several nodes: the adapter says how workers start there
             settings.update(self.scheduler.dask_allocation_settings(self, task))
         return settings
+
+
+NOW = "${EPOCHREALTIME:-$(date +%s.%N)}"
+"""The time now, in seconds since the epoch, in the job's shell (bash 5's variable; `date` for older shells)."""
+
+
+def usage_path(run_dir: Path, task_id: str) -> Path:
+    """Where a task's shell notes each try: `logs/<task>.usage` in the run directory (beside its log)."""
+    return run_dir / "logs" / f"{task_id}.usage"
+
+
+def usage_line(path: Path) -> str:
+    """The job shell's note of one try, appended to PATH: `try START END STATUS`, then bash's `times` (the shell's
+    own CPU time, then its children's: the step's processes, all reaped by `wait`).
+
+    Why in the job's shell: it is the one place every engine and scheduler runs the step, and the only one that
+    knows when the step really started (a scheduler's queue wait is before it). `times` runs in this shell (a
+    subshell's children times start at zero). A note that cannot be written (a site whose jobs do not see the
+    run directory) is given up silently: it only costs the report its times."""
+    return (f'{{ echo "try $pf_t0 {NOW} $pf_status"; times; }} 2>/dev/null >>{shlex.quote(str(path))} || true')
+
+
+def read_tries(run_dir: Path, task_id: str) -> list[dict[str, Any]]:
+    """A task's tries as its shell noted them (`usage_line`): started and ended (seconds since the epoch), the exit
+    status, and the CPU seconds (user + system) its processes used. Empty when nothing was noted."""
+    try:
+        lines = usage_path(run_dir, task_id).read_text(errors="replace").splitlines()
+    except OSError:
+        return []
+    tries: list[dict[str, Any]] = []
+    for n, line in enumerate(lines):
+        words = line.split()
+        if len(words) != 4 or words[0] != "try":
+            continue
+        try:
+            started, ended = (float(w.replace(",", ".")) for w in words[1:3])
+            status = int(words[3])
+        except ValueError:
+            continue
+        cpu = _times_seconds(lines[n + 2]) if n + 2 < len(lines) else None
+        tries.append({"started": started, "ended": ended, "exit": status, "cpu_s": cpu})
+    return tries
+
+
+def _times_seconds(line: str) -> float | None:
+    """`0m1.250s 0m0.030s` (bash's `times`: user, system) -> 1.28."""
+    total = 0.0
+    words = line.split()
+    if len(words) != 2:
+        return None
+    for word in words:
+        minutes, _, seconds = word.rstrip("s").replace(",", ".").partition("m")
+        try:
+            total += int(minutes) * 60 + float(seconds)
+        except ValueError:
+            return None
+    return round(total, 3)

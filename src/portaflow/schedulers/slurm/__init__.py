@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from portaflow.commands import CommandError, run_command
 from portaflow.errors import InputError, PortaflowError, SpecError
 from portaflow.plan.model import Task, TaskResources
-from portaflow.schedulers.base import PARTITION_SETTINGS, ProbeJob, Scheduler, run_tag, snakemake_jobname_prefix
+from portaflow.schedulers.base import PARTITION_SETTINGS, JobUsage, ProbeJob, Scheduler, run_tag, snakemake_jobname_prefix
 from portaflow.spec.slurm import gpu_template_fields
 from portaflow.units import format_walltime, walltime_minutes
 
@@ -410,6 +410,20 @@ class SlurmScheduler(Scheduler):
         used = {self.flag_name(d) for d in [*self.site.extra_directives, *(d for p in self.site.partitions.values()
                                                                              for d in p.extra_directives)]}
         return [f"{flag} (a SPANK plugin's option of site {self.site.name})" for flag in sorted(used & spank)]
+    def accounting(self, job_ids: list[str]) -> dict[str, JobUsage]:
+        """One `sacct` for all the jobs: the allocation's times, CPU time and cores, the memory asked for, and the largest
+        MaxRSS of its steps (empty when no sample was taken: jobs shorter than JobAcctGatherFrequency may have none).
+        Nothing (logged) when sacct does not answer: a cluster without accounting."""
+        ids = sorted({j for j in job_ids if j}, key=lambda j: (len(j), j))
+        if not ids:
+            return {}
+        try:
+            result = run_command(["sacct", "--noheader", "--parsable2", "--jobs", ",".join(ids),
+                                  f"--format={','.join(SACCT_FIELDS)}"], timeout=60)
+        except CommandError as exc:
+            log.warning("sacct does not answer, so the report has no accounting for job(s) %s: %s", ", ".join(ids), exc)
+            return {}
+        return parse_sacct(result.stdout)
 
     def accounting_available(self) -> bool:
         """Whether sacct answers here. Why ask: without accounting, tools that poll with sacct wait
@@ -419,3 +433,55 @@ class SlurmScheduler(Scheduler):
         except CommandError:
             return False
         return probe.returncode == 0
+
+
+SACCT_FIELDS = ("JobID", "State", "Submit", "Start", "End", "ElapsedRaw", "TotalCPU", "AllocCPUS", "ReqMem", "MaxRSS")
+"""What `accounting` asks sacct (`--parsable2`: fields split by `|`, in this order)."""
+
+
+def parse_sacct(text: str) -> dict[str, JobUsage]:
+    """`sacct --parsable2` rows (SACCT_FIELDS) -> one JobUsage per job allocation: its own row's times, TotalCPU (the
+    sum over its steps), cores and ReqMem, and the largest MaxRSS of its steps (`123.batch`, `123.0`)."""
+    rows = [dict(zip(SACCT_FIELDS, line.split("|"), strict=False)) for line in text.splitlines() if line.strip()]
+    peak: dict[str, float] = {}
+    for row in rows:
+        job, _, step = row.get("JobID", "").partition(".")
+        rss = _slurm_mib(row.get("MaxRSS", ""))
+        if step and rss is not None:
+            peak[job] = max(peak.get(job, 0.0), rss)
+    out = {}
+    for row in rows:
+        job = row.get("JobID", "")
+        if not job or "." in job:
+            continue
+        cores = int(row["AllocCPUS"]) if row.get("AllocCPUS", "").isdigit() else None
+        memory = _slurm_mib(row.get("ReqMem", "").rstrip("nc"))
+        if memory is not None and row.get("ReqMem", "").endswith("c") and cores:  # older sacct: per CPU
+            memory *= cores
+        out[job] = JobUsage(
+            job_id=job, state=(row.get("State") or "").split(" ")[0] or None,
+            submitted=_slurm_time(row.get("Submit")), started=_slurm_time(row.get("Start")), ended=_slurm_time(row.get("End")),
+            elapsed_s=float(row["ElapsedRaw"]) if row.get("ElapsedRaw", "").isdigit() else None,
+            cpu_s=_slurm_duration(row.get("TotalCPU", "")), cores=cores, max_rss_mib=peak.get(job), memory_mib=memory)
+    return out
+
+
+def _slurm_time(value: str | None) -> str | None:
+    return value if value and value[:1].isdigit() else None  # "Unknown", "None" for a job that never started
+
+
+def _slurm_mib(value: str) -> float | None:
+    """`381256K`, `4G`, `1.50G`, `0` (sacct's sizes, K = KiB) -> MiB; None for an empty field."""
+    found = re.fullmatch(r"([\d.]+)([KMGTP]?)", value.strip())
+    if not found:
+        return None
+    return float(found[1]) * {"": 1 / 1024 / 1024, "K": 1 / 1024, "M": 1, "G": 1024, "T": 1024 ** 2, "P": 1024 ** 3}[found[2]]
+
+
+def _slurm_duration(value: str) -> float | None:
+    """sacct's `[DD-][HH:]MM:SS[.mmm]` -> seconds."""
+    found = re.fullmatch(r"(?:(\d+)-)?(?:(\d+):)?(\d+):(\d+(?:\.\d+)?)", value.strip())
+    if not found:
+        return None
+    days, hours, minutes, seconds = found.groups()
+    return int(days or 0) * 86400 + int(hours or 0) * 3600 + int(minutes) * 60 + float(seconds)

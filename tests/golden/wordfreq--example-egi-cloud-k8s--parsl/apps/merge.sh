@@ -1,4 +1,5 @@
 set -eo pipefail
+pf_t0=${EPOCHREALTIME:-$(date +%s.%N)}
 cd /data/portaflow/golden
 timeout --kill-after=10 300 bash -c 'python3 -m portaflow.runtime.call '"'"'{"args":{"top":10},"dask":false,"inputs":{"counts":["counts/shard_0.tsv","counts/shard_1.tsv"]},"outputs":{"table":"results/top_words.json"},"target":"portaflow.examples.wordfreq:merge"}'"'"'' &
 pf_step=$!
@@ -6,4 +7,5 @@ trap 'kill -TERM "$pf_step" 2>/dev/null' TERM INT HUP
 pf_status=0
 wait "$pf_step" || pf_status=$?
 while kill -0 "$pf_step" 2>/dev/null; do pf_status=0; wait "$pf_step" || pf_status=$?; done
+{ echo "try $pf_t0 ${EPOCHREALTIME:-$(date +%s.%N)} $pf_status"; times; } 2>/dev/null >><RENDER_DIR>/logs/merge.usage || true
 test "$pf_status" -eq 0 || exit "$pf_status"
