@@ -30,7 +30,7 @@ LAYERS: dict[str, int] = {
     "portaflow.containers": 3,
     "portaflow.schedulers": 4,
     "portaflow.engines": 5,
-    **dict.fromkeys(("portaflow.driver", "portaflow.preflight", "portaflow.progress", "portaflow.compare"), 6),
+    **dict.fromkeys(("portaflow.driver", "portaflow.preflight", "portaflow.progress", "portaflow.compare", "portaflow.exchange"), 6),
     "portaflow.matrix": 7,
     **dict.fromkeys(("portaflow.cli", "portaflow.__main__"), 8),
 }
