@@ -24,6 +24,7 @@ import io
 import json
 import logging
 import os
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -517,9 +518,23 @@ def write(export: Export, out_dir: Path) -> list[Path]:
     return [out_dir / name for name in sorted(files)]
 
 
+CWLTOOL_NAME = re.compile(r"^[\w.+\-\u2600-\u26FF\U0001f600-\U0001f64f]+$")
+"""File names cwltool accepts without --relax-path-checks (its ACCEPTLIST_RE)."""
+
+
+def names_needing_relaxed_checks(plan: Plan) -> list[str]:
+    """The plan's file names (inputs and outputs) that cwltool refuses unless run with --relax-path-checks."""
+    names = {name for task in plan.tasks for path in (*task.input_paths(), *task.output_paths()) for name in path.split("/")}
+    return sorted(n for n in names if n not in (".", "..") and not CWLTOOL_NAME.match(n))
+
+
 def export_cwl(loaded_wf: LoadedWorkflow, loaded_site: LoadedSite, plan: Plan, out_dir: Path) -> list[Path]:
     """Export and write; return the files written (workflow.cwl, job.yml, one step-<name>.cwl per step, the JS library)."""
     export = build(loaded_wf, loaded_site, plan)
+    odd = names_needing_relaxed_checks(plan)
+    if odd:
+        log.warning("file names such as %s have characters cwltool refuses by default: run the export with cwltool --relax-path-checks",
+                    ", ".join(repr(n) for n in odd[:3]))
     files = write(export, out_dir)
     log.info("CWL export of %s (%d steps) in %s", plan.workflow, len(export.tools), out_dir)
     return files
