@@ -637,13 +637,18 @@ def export_group() -> None:
 @preset_option
 @click.option("--output", "-o", "out", required=True, type=click.Path(file_okay=False), help="folder for the CWL files (new, empty, or an "
                                                                                                 "earlier export, which is replaced)")
+@click.option("--workdir", "-w", type=click.Path(file_okay=False), help="where input files no step makes are found, as `run` finds "
+                                                                       "them (default: the work directory `run` would use)")
 def export_cwl_cmd(workflow: str, site: str, site_set: tuple[str, ...], params: tuple[str, ...], params_file: str | None, preset: str | None,
-                   out: str) -> None:
+                   out: str, workdir: str | None) -> None:
     """A CWL v1.2 Workflow, one CommandLineTool per step and a job file of the parameters (docs/cwl.md)."""
+    from portaflow.driver import default_workdir
     from portaflow.exchange.cwl_export import export_cwl
 
     loaded_wf, loaded_site, plan = _load(workflow, site, site_set, params, params_file, preset)
-    for path in export_cwl(loaded_wf, loaded_site, plan, Path(out)):
+    # the work directory matters only for input files no step makes (a site's may name variables unset here)
+    where = Path(workdir) if workdir else default_workdir(plan, loaded_site) if plan.external_inputs else Path.cwd()
+    for path in export_cwl(loaded_wf, loaded_site, plan, Path(out), where):
         console.print(str(path), markup=False)
 
 

@@ -58,9 +58,9 @@ steps:
 """
 
 
-def _export(path: Path, site: str = "local", params: dict | None = None) -> tuple[cwl_export.Export, object]:
+def _export(path: Path, site: str = "local", params: dict | None = None, workdir: Path | None = None) -> tuple[cwl_export.Export, object]:
     loaded_wf, loaded_site, plan = load_plan(load_workflow(path), site, {}, params or {})
-    return cwl_export.build(loaded_wf, loaded_site, plan), plan
+    return cwl_export.build(loaded_wf, loaded_site, plan, workdir or Path("work") / plan.workflow), plan
 
 
 def _spec(tool: dict) -> str:
@@ -150,6 +150,16 @@ def test_containers_resources_gpus_and_dask():
     gpu, _ = _export(WORKFLOWS / "hep" / "zmumu-gpu.yaml", "slurm-local")
     cuda = gpu.tools["step-reduce.cwl"]["hints"]["cwltool:CUDARequirement"]
     assert cuda["cudaDeviceCountMin"] == 1
+
+
+def test_an_input_no_step_makes_is_a_workflow_input_found_as_portaflow_finds_it(tmp_path):
+    (tmp_path / "obs.ms").mkdir()
+    export, _ = _export(WORKFLOWS / "radio" / "image-ms.yaml", params={"ms": "obs.ms"}, workdir=tmp_path)
+    assert export.workflow["inputs"]["ms"]["type"] == ["File", "Directory"]  # named after the parameter that gives it
+    assert export.workflow["steps"]["image"]["in"]["i_ms"] == {"source": "ms"}
+    assert export.job["ms"] == {"class": "Directory", "path": str(tmp_path / "obs.ms")}  # relative to the work directory
+    assert "ms" not in export.job or not isinstance(export.job.get("npix"), dict)
+    assert "fixed at export" in export.workflow["doc"].lower() and "ms='obs.ms'" in export.workflow["doc"]
 
 
 def _validate(path: Path) -> tuple[int, str]:

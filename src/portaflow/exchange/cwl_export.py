@@ -215,8 +215,9 @@ def docker_image(loaded_site: LoadedSite, container: str) -> str:
 class _Builder:
     """Builds the documents of one export from a plan (one instance per export)."""
 
-    def __init__(self, loaded_wf: LoadedWorkflow, loaded_site: LoadedSite, plan: Plan):
+    def __init__(self, loaded_wf: LoadedWorkflow, loaded_site: LoadedSite, plan: Plan, workdir: Path):
         self.loaded_wf, self.loaded_site, self.plan = loaded_wf, loaded_site, plan
+        self.workdir = workdir
         self.workflow = loaded_wf.workflow
         self.params = plan.parameters
         self.scatter = scatter_values(self.workflow, self.params)
@@ -382,21 +383,24 @@ class _Builder:
                 step_doc["scatterMethod"] = "dotproduct" if dot else "flat_crossproduct"
         return tool, step_doc, params
 
-    def _source(self, path: str, step: Step) -> tuple[str, int | None]:
+    def _source(self, path: str, step: Step, key: str) -> tuple[str, int | None]:
         """(CWL source, index into it or None when the source is a single file) of one input path."""
         if path in self.producer:
             producer, key, index = self.producer[path]
             scattered = bool(self.workflow.steps[producer].scatter)
             return f"{producer}/{key}", index if scattered else None
         if path not in self.external:
-            wid = "input_" + "".join(c if c.isalnum() else "_" for c in path).strip("_")
-            while wid in self.wf_inputs:
+            # the parameter's name when the input is just '{parameter}' (image-ms's `ms`), else one made of the path
+            names = _names(step.inputs[key]) if isinstance(step.inputs[key], str) else []
+            whole = isinstance(step.inputs[key], str) and len(names) == 1 and step.inputs[key] == "{" + names[0] + "}"
+            wid = names[0] if whole and names[0] in self.params else "input_" + "".join(c if c.isalnum() else "_" for c in path).strip("_")
+            while wid in self.wf_inputs or wid in self.params and not whole:
                 wid += "_"
             self.external[path] = wid
-            kind = "Directory" if Path(path).is_dir() else "File"
+            where = self.workdir / path  # as portaflow reads it: relative to the work directory (an absolute path stays)
             self.wf_inputs[wid] = {"type": ["File", "Directory"], "label": f"input {path}",
-                                   "doc": f"{path} (a path relative to the work directory in the portaflow workflow)"}
-            self.job[wid] = {"class": kind, "path": path}
+                                   "doc": f"the workflow's input {path} (relative paths: to the work directory, {self.workdir})"}
+            self.job[wid] = {"class": "Directory" if where.is_dir() else "File", "path": str(where)}
         return self.external[path], None
 
     def _wire_input(self, name: str, step: Step, key: str, tasks: list[Task]) -> tuple[Any, dict[str, Any], bool]:
@@ -410,7 +414,7 @@ class _Builder:
         for paths in per_task:
             chosen = []
             for path in paths:
-                source, index = self._source(path, step)
+                source, index = self._source(path, step, key)
                 if source not in sizes:
                     sources.append(source)
                     sizes[source] = len(self.tasks[source.split("/")[0]]) if index is not None else 1
@@ -463,10 +467,12 @@ def _js_literal(value: Any) -> str:
     return "".join(out)
 
 
-def build(loaded_wf: LoadedWorkflow, loaded_site: LoadedSite, plan: Plan) -> Export:
-    """The CWL documents for `plan` (made from `loaded_wf` on `loaded_site`), as data."""
+def build(loaded_wf: LoadedWorkflow, loaded_site: LoadedSite, plan: Plan, workdir: Path) -> Export:
+    """The CWL documents for `plan` (made from `loaded_wf` on `loaded_site`), as data. Input files no step makes are
+    found, as portaflow finds them, relative to `workdir` (the CLI gives the one `portaflow run` would use). The
+    driver is not imported here: it may export CWL itself (a run's RO-Crate)."""
     check_exportable(loaded_wf)
-    return _Builder(loaded_wf, loaded_site, plan).build()
+    return _Builder(loaded_wf, loaded_site, plan, Path(workdir).absolute()).build()
 
 
 def _dump(data: Any) -> str:
@@ -524,13 +530,13 @@ CWLTOOL_NAME = re.compile(r"^[\w.+\-\u2600-\u26FF\U0001f600-\U0001f64f]+$")
 
 def names_needing_relaxed_checks(plan: Plan) -> list[str]:
     """The plan's file names (inputs and outputs) that cwltool refuses unless run with --relax-path-checks."""
-    names = {name for task in plan.tasks for path in (*task.input_paths(), *task.output_paths()) for name in path.split("/")}
-    return sorted(n for n in names if n not in (".", "..") and not CWLTOOL_NAME.match(n))
+    names = {path.rstrip("/").rsplit("/", 1)[-1] for task in plan.tasks for path in (*task.input_paths(), *task.output_paths())}
+    return sorted(n for n in names if n and not CWLTOOL_NAME.match(n))
 
 
-def export_cwl(loaded_wf: LoadedWorkflow, loaded_site: LoadedSite, plan: Plan, out_dir: Path) -> list[Path]:
+def export_cwl(loaded_wf: LoadedWorkflow, loaded_site: LoadedSite, plan: Plan, out_dir: Path, workdir: Path) -> list[Path]:
     """Export and write; return the files written (workflow.cwl, job.yml, one step-<name>.cwl per step, the JS library)."""
-    export = build(loaded_wf, loaded_site, plan)
+    export = build(loaded_wf, loaded_site, plan, workdir)
     odd = names_needing_relaxed_checks(plan)
     if odd:
         log.warning("file names such as %s have characters cwltool refuses by default: run the export with cwltool --relax-path-checks",
