@@ -134,6 +134,18 @@ def test_scatter_wiring_and_requirements(write):
     assert wordfreq.tools["step-merge.cwl"]["baseCommand"] == ["python3", "-m", "portaflow.runtime.call"]
 
 
+def test_a_parameter_named_like_a_step_gets_an_id_of_its_own(tmp_path):
+    text = (WORKFLOWS / "examples" / "wordfreq.yaml").read_text().replace("  top: 10", "  count: 10").replace('"{top}"', '"{count}"')
+    path = tmp_path / "clash.yaml"
+    path.write_text(text)
+    export, _ = _export(path)
+    assert export.workflow["inputs"]["count_param"]["default"] == 10 and "count" not in export.workflow["inputs"]
+    assert export.workflow["steps"]["merge"]["in"]["p_count"] == "count_param" and export.job["count_param"] == 10
+    cwl_export.write(export, tmp_path / "cwl")
+    rc, log = _validate(tmp_path / "cwl" / "workflow.cwl")
+    assert rc == 0 and "previously defined" not in log, log
+
+
 def test_containers_resources_gpus_and_dask():
     hep, plan = _export(WORKFLOWS / "hep" / "zmumu.yaml", "local-podman")
     reduce = hep.tools["step-reduce.cwl"]

@@ -233,6 +233,13 @@ class _Builder:
         self.job: dict[str, Any] = {}
         self.external: dict[str, str] = {}
         """External input path -> workflow input id."""
+        self.input_ids: dict[str, str] = {}
+        """Parameter -> its workflow input id: its name, unless a step has it (CWL ids of one document are one namespace)."""
+        for param in self.params:
+            wid = param
+            while wid in self.workflow.steps or wid in self.input_ids.values():
+                wid += "_param"
+            self.input_ids[param] = wid
 
     def build(self) -> Export:
         tools, steps = {}, {}
@@ -245,14 +252,14 @@ class _Builder:
         for param in self.params:
             if param in used_params and param not in self.fixed:
                 value = self.params[param]
-                self.wf_inputs[param] = {"type": cwl_type([value]), "default": value, "label": f"parameter {param}"}
-                self.job[param] = value
+                self.wf_inputs[self.input_ids[param]] = {"type": cwl_type([value]), "default": value, "label": f"parameter {param}"}
+                self.job[self.input_ids[param]] = value
         outputs: dict[str, Any] = {}
         mapping: dict[str, tuple[str, str]] = {}
         for name, step in self.workflow.steps.items():
             for key, spec in step.output_specs().items():
                 oid = output_id(name, key)
-                if oid in mapping or oid in self.wf_inputs:
+                if oid in mapping or oid in self.wf_inputs or oid in self.workflow.steps:
                     raise InputError(f"{self.loaded_wf.path}: steps.{name}.outputs.{key}: the CWL output id {oid!r} is taken twice; rename a step "
                                      "or an output")
                 base = "Directory" if spec.directory else "File"
@@ -288,7 +295,7 @@ class _Builder:
         if name in self.params:
             value = self.params[name]
             tool_inputs[f"p_{name}"] = {"type": cwl_type([value]), "label": f"parameter {name}"}
-            step_in[f"p_{name}"] = {"default": value} if name in self.fixed else name
+            step_in[f"p_{name}"] = {"default": value} if name in self.fixed else self.input_ids[name]
             params.add(name)
             return ["in", f"p_{name}", type_tag(value)]
         raise InputError(f"{self.loaded_wf.path}: a template field {{{name}}} that the export cannot fill")
@@ -393,8 +400,9 @@ class _Builder:
             # the parameter's name when the input is just '{parameter}' (image-ms's `ms`), else one made of the path
             names = _names(step.inputs[key]) if isinstance(step.inputs[key], str) else []
             whole = isinstance(step.inputs[key], str) and len(names) == 1 and step.inputs[key] == "{" + names[0] + "}"
-            wid = names[0] if whole and names[0] in self.params else "input_" + "".join(c if c.isalnum() else "_" for c in path).strip("_")
-            while wid in self.wf_inputs or wid in self.params and not whole:
+            wid = self.input_ids[names[0]] if whole and names[0] in self.params else "input_" + "".join(
+                c if c.isalnum() else "_" for c in path).strip("_")
+            while wid in self.wf_inputs or wid in self.workflow.steps or (wid in self.input_ids.values() and not whole):
                 wid += "_"
             self.external[path] = wid
             where = self.workdir / path  # as portaflow reads it: relative to the work directory (an absolute path stays)
