@@ -22,7 +22,7 @@ from portaflow.driver import load_plan
 from portaflow.exchange import cwl_export
 from portaflow.spec.loading import load_workflow
 
-from testlib import ROOT, WORKFLOWS, run_portaflow
+from testlib import ROOT, WORKFLOWS, run_portaflow, unavailable
 
 TRICKY = """
 name: cwlx
@@ -79,7 +79,7 @@ def _tool_inputs(task, plan) -> dict:
 def _node(script: str) -> str:
     node = shutil.which("node") or shutil.which("nodejs")
     if node is None:
-        pytest.skip("no node (cwltool's JavaScript engine) on PATH")
+        unavailable("no node (cwltool's JavaScript engine) on PATH: apt-get install nodejs")
     result = subprocess.run([node, "-e", script], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     return result.stdout
