@@ -1,4 +1,4 @@
-"""The `portaflow` command: run, render, plan, validate, sites, workflows, schema, matrix, containers.
+"""The `portaflow` command: run, render, plan, validate, sites, workflows, schema, matrix, containers, export.
 
 Exit codes: 0 done, 1 a step failed, 2 bad input (nothing submitted), 130 interrupted (SIGINT, Ctrl-C), 143 stopped
 by SIGTERM, 129 by SIGHUP (128 + the signal's number, as shells report it).
@@ -685,6 +685,35 @@ def site_check(site: str, site_set: tuple[str, ...], partitions: tuple[str, ...]
         console.print(f"probe files: {report.directory}", markup=False)
     if not report.ok:
         sys.exit(1)
+
+
+@cli.group("export")
+def export_group() -> None:
+    """Write a workflow in another workflow language (CWL), to run it elsewhere."""
+
+
+@export_group.command("cwl")
+@click.argument("workflow", type=click.Path())
+@site_option
+@site_set_option
+@param_option
+@params_file_option
+@preset_option
+@click.option("--output", "-o", "out", required=True, type=click.Path(file_okay=False), help="folder for the CWL files (new, empty, or an "
+                                                                                                "earlier export, which is replaced)")
+@click.option("--workdir", "-w", type=click.Path(file_okay=False), help="where input files no step makes are found, as `run` finds "
+                                                                       "them (default: the work directory `run` would use)")
+def export_cwl_cmd(workflow: str, site: str, site_set: tuple[str, ...], params: tuple[str, ...], params_file: str | None, preset: str | None,
+                   out: str, workdir: str | None) -> None:
+    """A CWL v1.2 Workflow, one CommandLineTool per step and a job file of the parameters (docs/cwl.md)."""
+    from portaflow.driver import default_workdir
+    from portaflow.exchange.cwl_export import export_cwl
+
+    loaded_wf, loaded_site, plan = _load(workflow, site, site_set, params, params_file, preset)
+    # the work directory matters only for input files no step makes (a site's may name variables unset here)
+    where = Path(workdir) if workdir else default_workdir(plan, loaded_site) if plan.external_inputs else Path.cwd()
+    for path in export_cwl(loaded_wf, loaded_site, plan, Path(out), where):
+        console.print(str(path), markup=False)
 
 
 def main() -> None:

@@ -31,7 +31,7 @@ LAYERS: dict[str, int] = {
     "portaflow.schedulers": 4,
     "portaflow.engines": 5,
     **dict.fromkeys(("portaflow.driver", "portaflow.preflight", "portaflow.progress", "portaflow.compare", "portaflow.sitecheck",
-                     "portaflow.crate", "portaflow.report"), 6),
+                     "portaflow.crate", "portaflow.report", "portaflow.exchange"), 6),
     "portaflow.matrix": 7,
     **dict.fromkeys(("portaflow.cli", "portaflow.__main__"), 8),
 }

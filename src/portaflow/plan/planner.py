@@ -313,7 +313,7 @@ def _expand_step(name: str, step: Step, params: Mapping[str, Any], scatter: Mapp
     try:
         dask_plan = _dask_plan(name, step, site) if step.kind == "dask" else None
         if dask_plan and dask_plan.mode in ("local", "in_allocation"):
-            request = _with_in_allocation_workers(request, dask_plan)
+            request = with_in_allocation_workers(request, dask_plan)
         partition, reason = choose_partition_explained(site, request, f"step {name}")
     except LocatedPlanError:
         raise
@@ -441,7 +441,7 @@ def _dask_plan(name: str, step: Step, site: SiteProfile) -> DaskPlan:
     )
 
 
-def _with_in_allocation_workers(request: TaskResources, dask: DaskPlan) -> TaskResources:
+def with_in_allocation_workers(request: TaskResources, dask: DaskPlan) -> TaskResources:
     """Workers inside the step's own job: the job must hold them all (plus the driver's core). A step on several nodes
     spreads its workers over them (the adapter starts them one per node in turn), so each node (cores, memory and GPUs
     are per node, as partitions count them) holds its share: the workers divided by the nodes, rounded up."""

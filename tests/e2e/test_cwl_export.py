@@ -1,0 +1,133 @@
+"""A workflow exported with `portaflow export cwl` runs under cwltool on this machine, and its outputs equal a portaflow
+run's under each output's comparator (issue 19): wordfreq, both science workflows (small presets), and a workflow of
+shell steps whose tasks read picked files (crossproduct, one element, a row) and values a shell must not run.
+
+As a user runs it: the venv's bin first on PATH (cwltool keeps PATH without a container, so `python3 -m
+portaflow.runtime.call` is portaflow's), `--no-container` (the steps' images are hints). Here PYTHONPATH also
+reaches the steps (`--preserve-environment PYTHONPATH`), so that they run this checkout's portaflow. For each
+workflow the portaflow run and the cwltool run go side by side (one module-scoped fixture per workflow).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from portaflow.compare import compare
+from portaflow.driver import load_plan
+from portaflow.exchange import cwl_export
+from portaflow.spec.loading import load_workflow
+
+from testlib import ROOT, SCIENCE_CASES, WORKFLOWS, param_args
+
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("cwl-export")]
+
+SHELL_ONLY = """
+name: cwlshell
+parameters:
+  evil: "$(touch pwned); echo 'a' \\"b\\" ${HOME} `id`"
+  ratio: 2.0
+  words: ["a b", "c'd"]
+  n: 2
+steps:
+  gen:
+    scatter: {i: {range: "{n}"}, tag: [x, "y z"]}
+    command: printf '%s|' {evil} {ratio} {words} {i} {tag} > {outputs.out}
+    outputs: {out: "gen/{i}_{tag}_{ratio}.txt"}
+  pick:
+    scatter: {tag: [x, "y z"]}
+    command: cat {inputs.one} {inputs.row} > {outputs.o}; echo {tag} >> {outputs.o}
+    inputs:
+      one: "gen/1_x_2.0.txt"
+      row: "gen/{i}_{tag}_2.0.txt"
+    outputs: {o: "pick/{tag}.txt"}
+  total:
+    command: cat {inputs.rows} > {outputs.sum}
+    inputs: {rows: "pick/{tag}.txt"}
+    outputs: {sum: {path: results/sum.txt, compare: text}}
+"""
+
+CASES = {
+    "wordfreq": (WORKFLOWS / "examples" / "wordfreq.yaml", ["--preset", "small"]),
+    "hep": (SCIENCE_CASES["hep"][0], param_args(SCIENCE_CASES["hep"][1])),
+    "radio": (SCIENCE_CASES["radio"][0], param_args(SCIENCE_CASES["radio"][1])),
+}
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+            "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), *filter(None, [os.environ.get("PYTHONPATH")])])}
+
+
+def _both(workflow: Path, args: list[str], base: Path) -> dict:
+    """Export, then run the export under cwltool and the workflow under portaflow at the same time."""
+    export = base / "cwl"
+    env = _env()
+    made = subprocess.run([sys.executable, "-m", "portaflow", "export", "cwl", str(workflow), *args, "-o", str(export)],
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert made.returncode == 0, made.stderr
+    relax = ["--relax-path-checks"] if "--relax-path-checks" in made.stderr else []  # file names with spaces (the shell case)
+    cwl = subprocess.Popen([sys.executable, "-m", "cwltool", "--quiet", "--no-container", *relax, "--preserve-environment", "PYTHONPATH",
+                            "--outdir", str(base / "cwl-out"), str(export / "workflow.cwl"), str(export / "job.yml")],
+                           env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=base)
+    pf = subprocess.Popen([sys.executable, "-m", "portaflow", "-q", "run", str(workflow), *args, "-w", str(base / "pf")],
+                          env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    cwl_out, cwl_err = cwl.communicate(timeout=600)
+    pf_out, pf_err = pf.communicate(timeout=600)
+    assert pf.returncode == 0, pf_out + pf_err
+    assert cwl.returncode == 0, cwl_err[-4000:]
+    return {"objects": json.loads(cwl_out), "workdir": base / "pf", "workflow": workflow, "args": args}
+
+
+def _plan(workflow: Path, args: list[str]):
+    params: dict = {}
+    loaded = load_workflow(workflow)
+    if "--preset" in args:
+        params.update(loaded.workflow.preset(args[args.index("--preset") + 1]))
+    params.update(dict(a.split("=", 1) for a in args[1::2] if "=" in a))
+    loaded_wf, _, plan = load_plan(loaded, "local", {}, params)
+    return loaded_wf, plan
+
+
+def _agree(result: dict) -> list[str]:
+    """Each output of the portaflow run against cwltool's file for it (the export's output order), by its comparator."""
+    loaded_wf, plan = _plan(result["workflow"], result["args"])
+    checked, problems = 0, []
+    for name, step in loaded_wf.workflow.steps.items():
+        tasks = cwl_export.scatter_order(plan, loaded_wf, name)
+        for key in step.outputs:
+            value = result["objects"][cwl_export.output_id(name, key)]
+            files = value if isinstance(value, list) else [value]
+            assert len(files) == len(tasks), (name, key)
+            for task, cwl_file in zip(tasks, files, strict=True):
+                out = task.outputs[key]
+                verdict = compare(result["workdir"] / out.path, cwl_file["path"], out.compare)
+                checked += 1
+                if not verdict.same:
+                    problems.append(f"{out.path}: {verdict.detail}")
+    assert checked == sum(len(t.outputs) for t in plan.tasks)
+    return problems
+
+
+@pytest.fixture(scope="module", params=list(CASES) + ["shell"])
+def exported_run(request, tmp_path_factory):
+    base = tmp_path_factory.mktemp(f"cwl-{request.param}")
+    if request.param == "shell":
+        path = base / "cwlshell.yaml"
+        path.write_text(SHELL_ONLY.lstrip())
+        return _both(path, [], base)
+    workflow, args = CASES[request.param]
+    return _both(workflow, args, base)
+
+
+def test_cwltool_outputs_equal_portaflow_outputs(exported_run):
+    assert _agree(exported_run) == []
+    assert not (exported_run["workdir"] / "pwned").exists()
+    for value in exported_run["objects"].values():
+        for item in value if isinstance(value, list) else [value]:
+            assert Path(item["path"]).parent.name == "cwl-out"  # cwltool collected every output
