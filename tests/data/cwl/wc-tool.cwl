@@ -1,0 +1,22 @@
+#!/usr/bin/env cwl-runner
+# A CommandLineTool (CWL v1.2): count the lines of a file; stdout captured, a glob output, an argument.
+cwlVersion: v1.2
+class: CommandLineTool
+baseCommand: [wc, -l]
+requirements:
+  ResourceRequirement: {coresMin: 1, ramMin: 128}
+inputs:
+  infile:
+    type: File
+    inputBinding: {position: 1}
+stdout: count.txt
+outputs:
+  count:
+    type: File
+    outputBinding: {glob: count.txt}
+  lines:
+    type: int
+    outputBinding:
+      glob: count.txt
+      loadContents: true
+      outputEval: $(parseInt(self[0].contents.trim().split(" ")[0]))
