@@ -32,7 +32,7 @@ LAYERS: dict[str, int] = {
     "portaflow.engines": 5,
     **dict.fromkeys(("portaflow.driver", "portaflow.preflight", "portaflow.progress", "portaflow.compare"), 6),
     "portaflow.matrix": 7,
-    **dict.fromkeys(("portaflow.cli", "portaflow.__main__"), 8),
+    **dict.fromkeys(("portaflow.cli", "portaflow.__main__", "portaflow.cwl_runner"), 8),
 }
 """The stack, bottom up: a module may import its own level and the levels below it."""
 

@@ -33,8 +33,10 @@ def _cwltool_main(argv: list[str]) -> int:
     """cwltool's command line, in this process (one interpreter start less per task)."""
     from cwltool.main import main
 
+    argv = ["--disable-color", *argv]
     log.info("cwltool %s", " ".join(argv))
-    return int(main(argsl=argv, stdout=sys.stderr, logger_handler=logging.StreamHandler(sys.stderr)))
+    logging.getLogger("cwltool").propagate = False  # cwltool's own handler writes its records to the log (stderr), once
+    return int(main(argsl=argv, stdout=sys.stderr))
 
 
 def _finish(rc: int, summary: Path, obj: Path) -> int:
@@ -50,6 +52,7 @@ def _finish(rc: int, summary: Path, obj: Path) -> int:
 
 def run_tool(payload: dict[str, Any], obj: Path, outdir: Path) -> int:
     """A whole CommandLineTool/ExpressionTool document: cwltool, with the site's container flags."""
+    outdir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="portaflow-cwl-") as tmp:
         summary = Path(tmp) / "out.json"
         argv = [*payload["flags"], "--outdir", str(outdir.resolve()), "--write-summary", str(summary), payload["document"]]
@@ -58,22 +61,29 @@ def run_tool(payload: dict[str, Any], obj: Path, outdir: Path) -> int:
         return _finish(_cwltool_main(argv), summary, obj)
 
 
-def _loaded(payload: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+def _loaded(payload: dict[str, Any]) -> tuple[Any, dict[str, Any], Any, str]:
     """The workflow (cwltool's Process) and its job object as `cwltool` reads them: locations made absolute against the
     job's directory, defaults filled in."""
     from cwltool.argparser import arg_parser
     from cwltool.context import LoadingContext
-    from cwltool.load_tool import load_tool
+    from cwltool.load_tool import fetch_document, make_tool, resolve_and_validate_document
     from cwltool.main import init_job_order, load_job_order
     from cwltool.workflow import default_make_tool
 
-    tool = load_tool(payload["document"], LoadingContext({"construct_tool_object": default_make_tool, "relax_path_checks": True}))
+    from portaflow.spec.cwl import enable_extensions
+
+    enable_extensions()
+    # load_tool's three steps, as cwltool's main takes them, keeping the loading context that holds the document's loader
+    loading, workflowobj, uri = fetch_document(payload["document"],
+                                               LoadingContext({"construct_tool_object": default_make_tool, "relax_path_checks": True}))
+    loading, uri = resolve_and_validate_document(loading, workflowobj, uri)
+    tool = make_tool(uri, loading)
     args = arg_parser().parse_args([payload["document"], *([payload["job"]] if payload.get("job") else [])])
     job, basedir, jobloader = load_job_order(args, sys.stdin, None, [], tool.tool["id"])
     if job is None:
         job = {}
     job = init_job_order(job, args, tool, jobloader, io.StringIO(), input_basedir=basedir)
-    return tool, job
+    return tool, job, loading, basedir
 
 
 def _state(tool: Any, job: dict[str, Any], upstream: list[str]) -> dict[str, Any]:
@@ -112,12 +122,25 @@ def _step_dir(step: Any, tool: Any) -> str:
 
 
 def run_step(payload: dict[str, Any], obj: Path, outdir: Path) -> int:
-    """One top-level Workflow step, by `cwltool --single-step`, its input object from the job and upstream objects."""
-    from cwltool.errors import WorkflowException
-    from cwltool.workflow_job import object_from_state
+    """One top-level Workflow step, as `cwltool --single-step` runs it, its input object from the job and upstream objects.
 
-    tool, job = _loaded(payload)
-    step = next(s for s in tool.steps if s.id.endswith(payload["step"]) and s.id[: -len(payload["step"])][-1:] in "#/")
+    Why not `cwltool --single-step` itself: it declares each of the step's inputs `Any`, which excludes null, so a step
+    fed by a skipped (`when`) step or an in-port with only `valueFrom` is refused. The step is extracted by the same
+    cwltool function (`subgraph.get_step`), its inputs declared `[null, Any]`, and run by cwltool's executor with the
+    runtime context cwltool's command line makes from the same flags."""
+    from cwltool.argparser import arg_parser
+    from cwltool.context import RuntimeContext
+    from cwltool.errors import WorkflowException
+    from cwltool.executors import SingleJobExecutor
+    from cwltool.load_tool import make_tool
+    from cwltool.secrets import SecretStore
+    from cwltool.subgraph import get_step
+    from cwltool.utils import visit_class
+    from cwltool.workflow_job import object_from_state
+    from schema_salad.sourceline import cmap
+
+    tool, job, loading, basedir = _loaded(payload)
+    step = next(s for s in tool.steps if s.id == tool.tool["id"] + ("/" if "#" in tool.tool["id"] else "#") + payload["step"])
     multiple = bool(tool.get_requirement("MultipleInputFeatureRequirement")[0])
     # pickValue stays with the step: cwltool applies it there (applied twice, first_non_null would pick inside a list)
     params = [{k: v for k, v in inp.items() if k != "pickValue"} for inp in step.tool["inputs"]]
@@ -129,12 +152,31 @@ def run_step(payload: dict[str, Any], obj: Path, outdir: Path) -> int:
     if inputs is None:
         log.error("step %s: an upstream output it needs is missing", payload["step"])
         return 1
-    with tempfile.TemporaryDirectory(prefix="portaflow-cwl-") as tmp:
-        job_file, summary = Path(tmp) / "job.json", Path(tmp) / "out.json"
-        job_file.write_text(json.dumps(inputs, indent=1, default=str))
-        argv = [*payload["flags"], "--outdir", str(outdir.resolve()), "--write-summary", str(summary),
-                "--single-step", payload["step"], payload["document"], str(job_file)]
-        return _finish(_cwltool_main(argv), summary, obj)
+    extracted = get_step(tool, step.id, loading)
+    for inp in extracted["inputs"]:
+        inp["type"] = ["null", "Any"]
+    loading.loader.idx[extracted["id"]] = cmap(extracted)
+    cwl_logger = logging.getLogger("cwltool")
+    level = cwl_logger.level
+    cwl_logger.setLevel(logging.ERROR)  # the checker's '[null, Any] may be incompatible' is about the wrapper, not the document
+    try:
+        process = make_tool(extracted["id"], loading)
+    finally:
+        cwl_logger.setLevel(level)
+    outdir.mkdir(parents=True, exist_ok=True)
+    args = arg_parser().parse_args([*payload["flags"], "--outdir", str(outdir.resolve()), payload["document"]])
+    runtime = RuntimeContext(vars(args))
+    runtime.secret_store = SecretStore()
+    runtime.basedir = basedir
+    log.info("cwltool step %s (%s) with %s", payload["step"], " ".join(payload["flags"]), json.dumps(inputs, default=str)[:2000])
+    out, status = SingleJobExecutor()(process, inputs, runtime)
+    if status != "success" or out is None:
+        log.error("step %s: cwltool finished with status %s", payload["step"], status)
+        return 1
+    visit_class(out, ("File", "Directory"), location_to_path)
+    obj.parent.mkdir(parents=True, exist_ok=True)
+    obj.write_text(json.dumps(out, indent=4, ensure_ascii=False, default=str))
+    return 0
 
 
 def collect(payload: dict[str, Any], obj: Path, outdir: Path) -> int:
@@ -142,12 +184,13 @@ def collect(payload: dict[str, Any], obj: Path, outdir: Path) -> int:
     import functools
 
     from cwltool.errors import WorkflowException
+    from cwltool.mutation import MutationManager
     from cwltool.process import relocateOutputs
     from cwltool.stdfsaccess import StdFsAccess
     from cwltool.utils import visit_class
     from cwltool.workflow_job import object_from_state
 
-    tool, job = _loaded(payload)
+    tool, job, _, _ = _loaded(payload)
     multiple = bool(tool.get_requirement("MultipleInputFeatureRequirement")[0])
     try:
         out = object_from_state(_state(tool, job, payload["upstream"]), tool.tool["outputs"], True, multiple, "outputSource",
@@ -158,12 +201,13 @@ def collect(payload: dict[str, Any], obj: Path, outdir: Path) -> int:
     outdir.mkdir(parents=True, exist_ok=True)
     sources = {str(Path(p).resolve().parent / "out") for p in payload["upstream"]}
     out = relocateOutputs(out or {}, str(outdir.resolve()), sources, "copy", StdFsAccess(""), compute_checksum=True)
-    visit_class(out, ("File", "Directory"), functools.partial(_location_to_path))
+    visit_class(out, ("File", "Directory"), functools.partial(location_to_path))
+    visit_class(out, ("File",), MutationManager().unset_generation)  # as cwltool's final output object
     obj.write_text(json.dumps(out, indent=4, ensure_ascii=False, default=str))
     return 0
 
 
-def _location_to_path(entry: dict[str, Any]) -> None:
+def location_to_path(entry: dict[str, Any]) -> None:
     """As cwltool's final output object: `path` from a file:// location, the derived fields dropped."""
     from schema_salad.ref_resolver import uri_file_path
 

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
-from portaflow.errors import InputError
+from portaflow.errors import InputError, Location, Problem, SpecError
 from portaflow.spec.loading import LoadedWorkflow
 from portaflow.spec.site import ContainerSettings
 from portaflow.spec.workflow import Output, Resources, Step, Workflow
@@ -59,8 +59,8 @@ def is_cwl(path: str | Path) -> bool:
 def container_flags(settings: ContainerSettings) -> list[str]:
     """cwltool's options for the site's container runtime: a DockerRequirement runs in the site's runtime (Apptainer
     converts the docker image), and on a site without one the tool runs on the host (cwltool --no-container)."""
-    return {"none": ["--no-container"], "podman": ["--podman"], "docker": [], "apptainer": ["--singularity"],
-            "singularity": ["--singularity"]}[settings.runtime]
+    return ["--enable-ext", *{"none": ["--no-container"], "podman": ["--podman"], "docker": [], "apptainer": ["--singularity"],
+            "singularity": ["--singularity"]}[settings.runtime]]
 
 
 def _load_tool(path: Path) -> Any:
@@ -73,19 +73,31 @@ def _load_tool(path: Path) -> Any:
 
     if not path.is_file():
         raise InputError(f"{path}: no such CWL document")
+    enable_extensions()
     cwl_logger = logging.getLogger("cwltool")
     level = cwl_logger.level
     cwl_logger.setLevel(max(level, logging.WARNING))  # cwltool's 'Resolved ... to ...' is not portaflow's news
+    cwl_logger.propagate = False  # cwltool's own handler prints its warnings; once is enough
     try:
         return load_tool(str(path.resolve()), LoadingContext({"construct_tool_object": default_make_tool, "relax_path_checks": True}))
     except UnsupportedRequirement as exc:
         raise CwlUnsupported(f"{path}: {exc}") from None
     except ValidationException as exc:
-        raise InputError(f"{path}: invalid CWL document:\n{_relative_locations(str(exc))}") from None
+        raise SpecError([Problem(Location(str(path)), "", f"invalid CWL document:\n{_relative_locations(str(exc))}")]) from None
     except (OSError, ValueError, RuntimeError) as exc:  # an unreadable import, a bad $graph: cwltool's message says which
         raise InputError(f"{path}: cannot load the CWL document: {exc}") from None
     finally:
         cwl_logger.setLevel(level)
+
+
+def enable_extensions() -> None:
+    """cwltool's extensions (cwltool:CUDARequirement as a requirement, not only a hint) in its schema, as
+    `cwltool --enable-ext` loads them; the tasks pass --enable-ext (CWL_FLAGS) so that they read documents alike."""
+    import argparse
+
+    from cwltool.main import setup_schema
+
+    setup_schema(argparse.Namespace(enable_ext=True), None)
 
 
 def _relative_locations(text: str) -> str:

@@ -4,6 +4,7 @@ cwlVersion: v1.2
 class: CommandLineTool
 baseCommand: [wc, -l]
 requirements:
+  InlineJavascriptRequirement: {}
   ResourceRequirement: {coresMin: 1, ramMin: 128}
 inputs:
   infile:
