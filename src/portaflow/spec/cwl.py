@@ -232,8 +232,8 @@ def load_cwl(path: str | Path, job: str | Path | None = None, container: Contain
     settings = container or ContainerSettings()
     flags = container_flags(settings)
     if settings.runtime == "none" and _needs_docker(tool):
-        log.warning("%s: the site has no container runtime: DockerRequirement images are not used, tools run on the host "
-                    "(cwltool --no-container)", path)
+        log.warning("%s: the site has no container runtime: a DockerRequirement given as a hint is ignored (the tool runs on "
+                    "the host), one under requirements is refused when its step runs (cwltool --no-container)", path)
     env = {"CWL_SINGULARITY_CACHE": settings.cache_dir} if settings.cache_dir and settings.runtime in ("apptainer", "singularity") else {}
     externals = {"document": str(path.resolve())}
     if job_path is not None:
