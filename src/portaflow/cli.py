@@ -277,6 +277,10 @@ def run(workflow: str, targets: tuple[str, ...], site: str, site_set: tuple[str,
     err_console.print(f"portaflow {plan.workflow}: {len(plan.tasks)} task(s) on site {loaded_site.site.name} with {engine}; work directory {wd}")
     result = driver.run(plan, loaded_site, engine, wd, quiet=options.quiet, selection=selection, keep_going=not fail_fast)
     _summary(result)
+    if is_cwl(workflow) and result.ok:
+        from portaflow.spec.cwl import OUTPUT_OBJECT
+
+        console.print(f"CWL output object: {result.workdir / OUTPUT_OBJECT}", markup=False)
     if not result.ok:
         sys.exit(1)
 
