@@ -72,13 +72,3 @@ def test_cwl_runner_prints_the_output_object_and_moves_files_to_outdir(tmp_path)
     out = json.loads(proc.stdout)  # stdout holds the output object and nothing else
     assert comparable(out) == comparable(reference) and out["lines"] == 3
     assert out["count"]["path"] == str(tmp_path / "out" / "count.txt") and (tmp_path / "out" / "count.txt").is_file()
-
-
-@pytest.mark.slow
-def test_cwl_runner_exits_33_for_a_required_docker_image_on_a_site_without_containers(tmp_path):
-    """As `cwltool --no-container`: a DockerRequirement under requirements is an unsupported requirement there."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])}
-    proc = subprocess.run([sys.executable, "-m", "portaflow.cwl_runner", "--outdir", str(tmp_path / "out"), "--quiet",
-                           str(CWL / "in-container.cwl")], capture_output=True, text=True, env=env, timeout=600)
-    assert proc.returncode == 33, proc.stderr[-3000:]
-    assert proc.stdout == ""

@@ -103,3 +103,13 @@ def test_a_step_fed_by_a_skipped_step_and_by_valuefrom_alone_runs(tmp_path):
         proc = subprocess.run(["bash", "-c", plan.by_id[name].command], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
         assert proc.returncode == 0, proc.stderr[-3000:]
         assert json.loads((tmp_path / "cwl" / name / "outputs.json").read_text()) == {"says": says}
+
+
+def test_a_required_docker_image_on_a_site_without_containers_exits_33(tmp_path):
+    """As `cwltool --no-container`: a DockerRequirement under requirements is an unsupported requirement there, and the
+    task says so with cwl-runner's exit status 33 (portaflow-cwl-runner passes it on)."""
+    [task] = make_plan(load_cwl(CWL / "in-container.cwl").workflow, load_site("local", environ={}).site).tasks
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "PATH": f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}"}
+    proc = subprocess.run(["bash", "-c", task.command], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 33, proc.stderr[-3000:]
+    assert "DockerRequirement" in proc.stderr and not (tmp_path / "output.json").exists()

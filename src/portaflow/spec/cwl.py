@@ -53,7 +53,7 @@ class CwlUnsupported(InputError):
 
 def is_cwl(path: str | Path) -> bool:
     """A CWL document, by its suffix (a CWL document is YAML or JSON, and only the suffix tells it from portaflow's YAML)."""
-    return str(path).endswith(CWL_SUFFIX)
+    return str(path).partition("#")[0].endswith(CWL_SUFFIX)
 
 
 def container_flags(settings: ContainerSettings) -> list[str]:
@@ -63,8 +63,9 @@ def container_flags(settings: ContainerSettings) -> list[str]:
             "singularity": ["--singularity"]}[settings.runtime]]
 
 
-def _load_tool(path: Path) -> Any:
-    """cwltool's Process for the document; SpecError-like InputError (file:line:col from schema-salad) on bad input."""
+def _load_tool(path: Path, fragment: str = "") -> Any:
+    """cwltool's Process for the document (`fragment`: the process of a packed `$graph` document, 'main'); SpecError
+    (file:line:col from schema-salad) on an invalid one."""
     from cwltool.context import LoadingContext
     from cwltool.errors import UnsupportedRequirement
     from cwltool.load_tool import load_tool
@@ -79,7 +80,7 @@ def _load_tool(path: Path) -> Any:
     cwl_logger.setLevel(max(level, logging.WARNING))  # cwltool's 'Resolved ... to ...' is not portaflow's news
     cwl_logger.propagate = False  # cwltool's own handler prints its warnings; once is enough
     try:
-        return load_tool(str(path.resolve()), LoadingContext({"construct_tool_object": default_make_tool, "relax_path_checks": True}))
+        return load_tool(str(path.resolve()) + (f"#{fragment}" if fragment else ""), LoadingContext({"construct_tool_object": default_make_tool, "relax_path_checks": True}))
     except UnsupportedRequirement as exc:
         raise CwlUnsupported(f"{path}: {exc}") from None
     except ValidationException as exc:
@@ -223,8 +224,10 @@ def load_cwl(path: str | Path, job: str | Path | None = None, container: Contain
 
     `job`: the CWL input object (YAML or JSON), read by each task with cwltool; `container`: the site's container
     settings, which decide how cwltool runs a DockerRequirement (None: not known yet, as for `validate`)."""
-    path = Path(path)
-    tool = _load_tool(path)
+    text, _, fragment = str(path).partition("#")  # 'packed.cwl#main': one process of a $graph document
+    path = Path(text)
+    tool = _load_tool(path, fragment)
+    document_ref = str(path.resolve()) + (f"#{fragment}" if fragment else "")
     document = read_yaml(path)  # for located plan errors ('steps.NAME' is found in a CWL Workflow too)
     job_path = Path(job).resolve() if job else None
     if job_path is not None and not job_path.is_file():
@@ -240,7 +243,7 @@ def load_cwl(path: str | Path, job: str | Path | None = None, container: Contain
         externals["job"] = str(job_path)
     for n, extra in enumerate([*_documents(tool)[1:], *_job_files(job_path)]):
         externals[f"file{n}"] = extra
-    base = {"document": str(path.resolve()), "job": str(job_path) if job_path else None, "flags": flags}
+    base = {"document": document_ref, "job": str(job_path) if job_path else None, "flags": flags}
     steps: dict[str, Step] = {}
     name = _name(path.stem, set())
     if tool.tool.get("class") != "Workflow":

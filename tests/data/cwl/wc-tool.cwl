@@ -1,5 +1,6 @@
 #!/usr/bin/env cwl-runner
-# A CommandLineTool (CWL v1.2): count the lines of a file; stdout captured, a glob output, an argument.
+# A CommandLineTool (CWL v1.2): count the lines of a file (read on stdin: the count alone, no staged path in it);
+# stdout captured, a glob output with loadContents and an outputEval.
 cwlVersion: v1.2
 class: CommandLineTool
 baseCommand: [wc, -l]
@@ -7,9 +8,8 @@ requirements:
   InlineJavascriptRequirement: {}
   ResourceRequirement: {coresMin: 1, ramMin: 128}
 inputs:
-  infile:
-    type: File
-    inputBinding: {position: 1}
+  infile: File
+stdin: $(inputs.infile.path)
 stdout: count.txt
 outputs:
   count:
@@ -20,4 +20,4 @@ outputs:
     outputBinding:
       glob: count.txt
       loadContents: true
-      outputEval: $(parseInt(self[0].contents.trim().split(" ")[0]))
+      outputEval: $(parseInt(self[0].contents.trim()))
