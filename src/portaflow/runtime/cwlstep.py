@@ -139,8 +139,11 @@ def run_step(payload: dict[str, Any], obj: Path, outdir: Path) -> int:
     from cwltool.workflow_job import object_from_state
     from schema_salad.sourceline import cmap
 
+    from portaflow.spec.cwl import step_id_of
+
     tool, job, loading, basedir = _loaded(payload)
-    step = next(s for s in tool.steps if s.id == tool.tool["id"] + ("/" if "#" in tool.tool["id"] else "#") + payload["step"])
+    wanted = step_id_of(tool.tool["id"], payload["step"])
+    step = next(s for s in tool.steps if s.id == wanted)
     multiple = bool(tool.get_requirement("MultipleInputFeatureRequirement")[0])
     # pickValue stays with the step: cwltool applies it there (applied twice, first_non_null would pick inside a list)
     params = [{k: v for k, v in inp.items() if k != "pickValue"} for inp in step.tool["inputs"]]

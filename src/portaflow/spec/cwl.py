@@ -191,10 +191,11 @@ def _job_files(job: Path | None) -> list[str]:
         if isinstance(value, dict):
             if value.get("class") == "File":
                 ref = value.get("location") or value.get("path")
-                if isinstance(ref, str) and "://" not in ref.replace("file://", ""):
-                    local = _local_path(ref) if ref.startswith("file://") else (job.parent / ref)
-                    if local is not None and local.is_file():
-                        found.append(str(local.resolve()))
+                local = None
+                if isinstance(ref, str):  # file:// or a path (relative to the job's directory); other schemes are cwltool's
+                    local = _local_path(ref) if ref.startswith("file://") else None if "://" in ref else job.parent / ref
+                if local is not None and local.is_file():
+                    found.append(str(local.resolve()))
             for child in value.values():
                 visit(child)
         elif isinstance(value, list):
@@ -261,9 +262,7 @@ def load_cwl(path: str | Path, job: str | Path | None = None, container: Contain
         own = names[step.id]
         upstream = sorted({names[src.rpartition("/")[0]] for inp in step.tool["inputs"] for src in _sources(inp)
                            if src.rpartition("/")[0] in names})
-        payload = {**base, "step": step.id[len(tool.tool["id"]) + 1:] if step.id.startswith(tool.tool["id"] + "#") or
-                   step.id.startswith(tool.tool["id"] + "/") else step.id.rpartition("#")[2],
-                   "upstream": [objects[u] for u in upstream]}
+        payload = {**base, "step": step_ref(tool.tool["id"], step.id), "upstream": [objects[u] for u in upstream]}
         steps[own] = Step(
             description=f"CWL step {step.id.rpartition('#')[2]}",
             command=_command("step", payload, ["{outputs.object}", "{outputs.outdir}"]),
@@ -278,6 +277,17 @@ def load_cwl(path: str | Path, job: str | Path | None = None, container: Contain
         outputs={"object": Output(path=OUTPUT_OBJECT, compare="exists"), "outdir": Output(path=OUTPUT_DIR, directory=True)},
         resources=Resources(cores=1, memory=f"{CWL_DEFAULT_RAM_MIB + CWLTOOL_OVERHEAD_MIB}MiB"))
     return LoadedWorkflow(Workflow(name=name, description=f"CWL workflow {path.name}", steps=steps), document)
+
+
+def step_ref(workflow_id: str, step_id: str) -> str:
+    """A step's id as `cwltool --single-step` takes it: relative to its workflow's ('wf.cwl#step' -> 'step', a packed
+    'wf.cwl#main/step' -> 'step'); `step_id_of` is the inverse."""
+    return step_id[len(workflow_id) + 1:] if step_id.startswith((workflow_id + "#", workflow_id + "/")) else step_id.rpartition("#")[2]
+
+
+def step_id_of(workflow_id: str, ref: str) -> str:
+    """The full step id from `step_ref`'s text, as cwltool's `choose_step` joins them."""
+    return workflow_id + ("/" if "#" in workflow_id else "#") + ref
 
 
 def _sources(inp: dict[str, Any]) -> list[str]:
