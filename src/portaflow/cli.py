@@ -326,7 +326,12 @@ def _workdir_of(workflow: str | None, workdir: str | None, site: str, site_set: 
         return Path(workdir)
     if not workflow:
         raise click.UsageError("give a WORKFLOW or --workdir DIR")
-    loaded_wf = load_workflow(shipped.resolve_workflow(workflow))
+    if is_cwl(workflow):
+        from portaflow.spec.cwl import load_cwl
+
+        loaded_wf = load_cwl(workflow)
+    else:
+        loaded_wf = load_workflow(shipped.resolve_workflow(workflow))
     return driver.workdir_for(loaded_wf.workflow.name, load_site(site, parse_assignments(site_set, "--site-set")))
 
 
