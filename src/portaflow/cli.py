@@ -187,15 +187,21 @@ def _load(workflow: str, site: str, site_set: tuple[str, ...], params: tuple[str
         from portaflow.schedulers import adapter_for
 
         overrides.update(adapter_for(load_site(site, overrides)).shortcut_overrides(cores, jobs))
-    if is_cwl(workflow):  # a CWL document: translated for this site (its container runtime runs DockerRequirements)
+    # a CWL document is translated for this site (its container runtime runs DockerRequirements)
+    loaded_wf = _workflow_file(workflow, job, load_site(site, overrides).site.container if is_cwl(workflow) else None)
+    return load_plan(loaded_wf, site, overrides, _params(loaded_wf.workflow, preset, params, params_file))
+
+
+def _workflow_file(workflow: str, job: str | None = None, container: Any = None) -> LoadedWorkflow:
+    """A workflow file or a shipped workflow's name, or a CWL document (.cwl) with its job (`container`: the site's
+    container settings, which run its DockerRequirements)."""
+    if is_cwl(workflow):
         from portaflow.spec.cwl import load_cwl
 
-        loaded_wf = load_cwl(workflow, job, load_site(site, overrides).site.container)
-    else:
-        if job:
-            raise InputError(f"{job}: a CWL input object (job) goes with a CWL document (.cwl), not with {workflow}")
-        loaded_wf = load_workflow(shipped.resolve_workflow(workflow))
-    return load_plan(loaded_wf, site, overrides, _params(loaded_wf.workflow, preset, params, params_file))
+        return load_cwl(workflow, job, container)
+    if job:
+        raise InputError(f"{job}: a CWL input object (job) goes with a CWL document (.cwl), not with {workflow}")
+    return load_workflow(shipped.resolve_workflow(workflow))
 
 
 def _cwl_job(workflow: str, targets: tuple[str, ...]) -> tuple[str | None, tuple[str, ...]]:
@@ -326,12 +332,7 @@ def _workdir_of(workflow: str | None, workdir: str | None, site: str, site_set: 
         return Path(workdir)
     if not workflow:
         raise click.UsageError("give a WORKFLOW or --workdir DIR")
-    if is_cwl(workflow):
-        from portaflow.spec.cwl import load_cwl
-
-        loaded_wf = load_cwl(workflow)
-    else:
-        loaded_wf = load_workflow(shipped.resolve_workflow(workflow))
+    loaded_wf = _workflow_file(workflow)
     return driver.workdir_for(loaded_wf.workflow.name, load_site(site, parse_assignments(site_set, "--site-set")))
 
 
@@ -481,12 +482,7 @@ def validate(files: tuple[str, ...], site_names: tuple[str, ...]) -> None:
     sites: list[LoadedSite] = []
     for name in files:
         try:
-            if is_cwl(name):
-                from portaflow.spec.cwl import load_cwl
-
-                loaded = load_cwl(name)
-            else:
-                loaded = load_any(shipped.resolve_workflow(name))
+            loaded = _workflow_file(name) if is_cwl(name) else load_any(shipped.resolve_workflow(name))
             if isinstance(loaded, LoadedSite):
                 adapter_for(loaded).check()
                 console.print(f"{name}: ok (site profile {loaded.site.name}, scheduler {loaded.site.scheduler})")
