@@ -26,6 +26,7 @@ from rich.table import Table
 
 from portaflow import __version__, shipped
 from portaflow.errors import InputError, PortaflowError
+from portaflow.spec.cwl import is_cwl
 from portaflow.spec.loading import LoadedSite, LoadedWorkflow, load_any, load_site, load_workflow, parse_assignments, parse_value, site_search_path
 
 # emoji=False: rich would print 'file.yaml:100:9' as 'file.yaml💯9' (':100:' is an emoji code), and users' names and paths
@@ -178,16 +179,36 @@ def _params(workflow: Any, preset: str | None, params: tuple[str, ...], params_f
 
 
 def _load(workflow: str, site: str, site_set: tuple[str, ...], params: tuple[str, ...], params_file: str | None, preset: str | None = None,
-          cores: int | None = None, jobs: int | None = None):
+          cores: int | None = None, jobs: int | None = None, job: str | None = None):
     from portaflow.driver import load_plan
 
-    loaded_wf = load_workflow(shipped.resolve_workflow(workflow))
     overrides = parse_assignments(site_set, "--site-set")
     if cores is not None or jobs is not None:  # the site's adapter says which profile values they stand for (or refuses)
         from portaflow.schedulers import adapter_for
 
         overrides.update(adapter_for(load_site(site, overrides)).shortcut_overrides(cores, jobs))
+    # a CWL document is translated for this site (its container runtime runs DockerRequirements)
+    loaded_wf = _workflow_file(workflow, job, load_site(site, overrides).site.container if is_cwl(workflow) else None)
     return load_plan(loaded_wf, site, overrides, _params(loaded_wf.workflow, preset, params, params_file))
+
+
+def _workflow_file(workflow: str, job: str | None = None, container: Any = None) -> LoadedWorkflow:
+    """A workflow file or a shipped workflow's name, or a CWL document (.cwl) with its job (`container`: the site's
+    container settings, which run its DockerRequirements)."""
+    if is_cwl(workflow):
+        from portaflow.spec.cwl import load_cwl
+
+        return load_cwl(workflow, job, container)
+    if job:
+        raise InputError(f"{job}: a CWL input object (job) goes with a CWL document (.cwl), not with {workflow}")
+    return load_workflow(shipped.resolve_workflow(workflow))
+
+
+def _cwl_job(workflow: str, targets: tuple[str, ...]) -> tuple[str | None, tuple[str, ...]]:
+    """`run WORKFLOW.cwl JOB.yml`: the job is the first argument after a CWL document (the rest are targets)."""
+    if is_cwl(workflow) and targets:
+        return targets[0], targets[1:]
+    return None, targets
 
 
 def verbosity_options(command: Any) -> Any:
@@ -235,11 +256,14 @@ def _apply_verbosity(sub_verbose: int, sub_quiet: bool) -> CliOptions:
 def run(workflow: str, targets: tuple[str, ...], site: str, site_set: tuple[str, ...], engine: str, params: tuple[str, ...],
         params_file: str | None, preset: str | None, workdir: str | None, dry_run: bool, until: tuple[str, ...], force: tuple[str, ...],
         force_all: bool, fail_fast: bool, cores: int | None, jobs: int | None, sub_verbose: int, sub_quiet: bool) -> None:
-    """Run WORKFLOW on a site with an engine; only stale tasks run (TARGETs: only what they need)."""
+    """Run WORKFLOW on a site with an engine; only stale tasks run (TARGETs: only what they need).
+
+    WORKFLOW may be a CWL document (.cwl), its input object (JOB.yml) the first argument after it."""
     from portaflow import driver
 
     options = _apply_verbosity(sub_verbose, sub_quiet)
-    _, loaded_site, plan = _load(workflow, site, site_set, params, params_file, preset, cores, jobs)
+    job, targets = _cwl_job(workflow, targets)
+    _, loaded_site, plan = _load(workflow, site, site_set, params, params_file, preset, cores, jobs, job)
     wd = Path(workdir) if workdir else driver.default_workdir(plan, loaded_site)
     selection = driver.Selection(until=tuple(until) + tuple(targets), force=tuple(force), force_all=force_all)
     driver.select(plan, selection.until, "--until")  # an unknown name: exit 2 before the work directory is touched
@@ -259,6 +283,10 @@ def run(workflow: str, targets: tuple[str, ...], site: str, site_set: tuple[str,
     err_console.print(f"portaflow {plan.workflow}: {len(plan.tasks)} task(s) on site {loaded_site.site.name} with {engine}; work directory {wd}")
     result = driver.run(plan, loaded_site, engine, wd, quiet=options.quiet, selection=selection, keep_going=not fail_fast)
     _summary(result)
+    if is_cwl(workflow) and result.ok:
+        from portaflow.spec.cwl import OUTPUT_OBJECT
+
+        console.print(f"CWL output object: {result.workdir / OUTPUT_OBJECT}", markup=False)
     if not result.ok:
         sys.exit(1)
 
@@ -304,7 +332,7 @@ def _workdir_of(workflow: str | None, workdir: str | None, site: str, site_set: 
         return Path(workdir)
     if not workflow:
         raise click.UsageError("give a WORKFLOW or --workdir DIR")
-    loaded_wf = load_workflow(shipped.resolve_workflow(workflow))
+    loaded_wf = _workflow_file(workflow)
     return driver.workdir_for(loaded_wf.workflow.name, load_site(site, parse_assignments(site_set, "--site-set")))
 
 
@@ -376,6 +404,7 @@ def clean_cmd(workflow: str | None, workdir: str | None, site: str, site_set: tu
 
 @cli.command()
 @click.argument("workflow", type=click.Path())
+@click.argument("job", required=False, type=click.Path(dir_okay=False))
 @site_option
 @site_set_option
 @engine_option
@@ -384,28 +413,29 @@ def clean_cmd(workflow: str | None, workdir: str | None, site: str, site_set: tu
 @preset_option
 @click.option("--output", "-o", "out", required=True, type=click.Path(file_okay=False), help="directory for the rendered files")
 @click.option("--workdir", "-w", type=click.Path(file_okay=False), help="work directory the rendered files refer to")
-def render(workflow: str, site: str, site_set: tuple[str, ...], engine: str, params: tuple[str, ...], params_file: str | None,
+def render(workflow: str, job: str | None, site: str, site_set: tuple[str, ...], engine: str, params: tuple[str, ...], params_file: str | None,
         preset: str | None, out: str, workdir: str | None) -> None:
-    """Write exactly what would be submitted, without running anything."""
+    """Write exactly what would be submitted, without running anything (JOB: a CWL document's input object)."""
     from portaflow import driver
 
-    _, loaded_site, plan = _load(workflow, site, site_set, params, params_file, preset)
+    _, loaded_site, plan = _load(workflow, site, site_set, params, params_file, preset, job=job)
     for f in driver.render(plan, loaded_site, engine, Path(out), Path(workdir) if workdir else None):
         console.print(str(f))
 
 
 @cli.command("plan")
 @click.argument("workflow", type=click.Path())
+@click.argument("job", required=False, type=click.Path(dir_okay=False))
 @site_option
 @site_set_option
 @param_option
 @params_file_option
 @preset_option
 @click.option("--json", "as_json", is_flag=True, help="machine-readable output")
-def plan_cmd(workflow: str, site: str, site_set: tuple[str, ...], params: tuple[str, ...], params_file: str | None, preset: str | None,
-        as_json: bool) -> None:
-    """Show the tasks: step -> partition, resources, container, job options."""
-    _, loaded_site, plan = _load(workflow, site, site_set, params, params_file, preset)
+def plan_cmd(workflow: str, job: str | None, site: str, site_set: tuple[str, ...], params: tuple[str, ...], params_file: str | None,
+        preset: str | None, as_json: bool) -> None:
+    """Show the tasks: step -> partition, resources, container, job options (JOB: a CWL document's input object)."""
+    _, loaded_site, plan = _load(workflow, site, site_set, params, params_file, preset, job=job)
     if as_json:
         console.print_json(json.dumps([_task_json(t) for t in plan.tasks]))
         return
@@ -464,7 +494,7 @@ def validate(files: tuple[str, ...], site_names: tuple[str, ...]) -> None:
     sites: list[LoadedSite] = []
     for name in files:
         try:
-            loaded = load_any(shipped.resolve_workflow(name))
+            loaded = _workflow_file(name) if is_cwl(name) else load_any(shipped.resolve_workflow(name))
             if isinstance(loaded, LoadedSite):
                 adapter = adapter_for(loaded)
                 adapter.check()

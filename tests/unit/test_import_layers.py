@@ -33,7 +33,7 @@ LAYERS: dict[str, int] = {
     **dict.fromkeys(("portaflow.driver", "portaflow.preflight", "portaflow.progress", "portaflow.compare", "portaflow.sitecheck",
                      "portaflow.crate", "portaflow.report", "portaflow.exchange"), 6),
     "portaflow.matrix": 7,
-    **dict.fromkeys(("portaflow.cli", "portaflow.__main__"), 8),
+    **dict.fromkeys(("portaflow.cli", "portaflow.__main__", "portaflow.cwl_runner"), 8),
 }
 """The stack, bottom up: a module may import its own level and the levels below it."""
 

@@ -1,0 +1,116 @@
+"""CWL import (spec/cwl.py, runtime/cwlstep.py): a CWL v1.2 document becomes a portaflow plan on a site.
+
+The documents under tests/data/cwl/ are written for these tests from the CWL v1.2 specification. Loading is
+cwltool's (so a schema error carries the document's file:line:col); the request, partition and DAG are portaflow's.
+The end-to-end runs through both engines are in tests/e2e/test_cwl_import.py and tests/slurm/test_cwl_slurm.py.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from portaflow.errors import InputError, SpecError
+from portaflow.plan import make_plan
+from portaflow.spec.cwl import load_cwl
+from portaflow.spec.loading import load_site
+from portaflow.spec.site import ContainerSettings
+
+from testlib import ROOT, run_portaflow
+
+CWL = ROOT / "tests" / "data" / "cwl"
+POLICY_SITE = ROOT / "tests" / "data" / "sites" / "slurm-partition-policy.yaml"
+
+
+def test_resource_requirement_chooses_the_partition():
+    """coresMin/ramMin/ToolTimeLimit and cwltool:CUDARequirement are the task's request; the site's policy picks."""
+    plan = make_plan(load_cwl(CWL / "resources.cwl").workflow, load_site(str(POLICY_SITE), environ={}).site)
+    tasks = {t.id: t for t in plan.tasks}
+    small, gpu = tasks["small"], tasks["gpu"]
+    assert (small.partition, small.resources.cores, small.resources.memory_mib, small.resources.walltime_s) == ("shared", 2, 3000 + 256, 600)
+    assert (gpu.partition, gpu.resources.gpus, gpu.resources.cores, gpu.resources.memory_mib) == ("gpu-l40s", 1, 4, 8000 + 256)
+    assert set(tasks["cwl_outputs"].depends) == {"small", "gpu"}
+
+
+def test_a_request_no_partition_satisfies_is_refused_before_anything_runs(tmp_path):
+    result = run_portaflow("run", str(CWL / "too-big.cwl"), "--workdir", str(tmp_path / "wd"))
+    assert result.returncode == 2, result.stderr
+    assert "too-big.cwl:" in result.stderr and "needs 1000 cores" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "wd").exists()
+
+
+def test_an_invalid_document_is_reported_with_file_line_and_exit_2(tmp_path):
+    for command in (["validate"], ["plan"], ["run", "--workdir", str(tmp_path / "wd")]):
+        result = run_portaflow(*command, str(CWL / "bad.cwl"))
+        assert result.returncode == 2, (command, result.stderr)
+        # schema-salad's own located messages: the misspelled field and the output without a type
+        assert "bad.cwl:4:1:" in result.stderr and "invalid field 'basecommand'" in result.stderr, result.stderr
+        assert "bad.cwl:8:3:" in result.stderr and "missing required field 'type'" in result.stderr
+        assert "Traceback" not in result.stderr
+    assert not (tmp_path / "wd").exists()
+    with pytest.raises(SpecError):
+        load_cwl(CWL / "bad.cwl")
+
+
+def test_a_workflow_is_one_task_per_top_level_step_wired_by_its_sources():
+    loaded = load_cwl(CWL / "features.cwl", CWL / "features-job.yml")
+    plan = make_plan(loaded.workflow, load_site("local", environ={}).site)
+    depends = {t.id: set(t.depends) for t in plan.tasks}
+    assert depends == {
+        "repeat": set(), "label_flat": set(), "label_nested": set(), "sum": set(),
+        "sub": {"repeat"},                      # a subworkflow: one task, cwltool runs its steps
+        "big": {"sum"}, "small": {"sum"},       # `when` conditions: evaluated by cwltool in the task
+        "cwl_outputs": {"repeat", "label_flat", "label_nested", "sum", "sub", "big", "small"},
+    }
+    # The document, the files it runs and the job are inputs of every task: editing one reruns the workflow.
+    inputs = set(plan.by_id["repeat"].input_paths())
+    assert {str(CWL / n) for n in ("features.cwl", "features-job.yml", "echo-times.cwl")} <= inputs
+
+
+def test_a_command_line_tool_is_one_task_and_its_job_files_are_inputs():
+    plan = make_plan(load_cwl(CWL / "wc-tool.cwl", CWL / "wc-job.yml").workflow, load_site("local", environ={}).site)
+    [task] = plan.tasks
+    assert set(task.output_paths()) == {"output.json", "output"}
+    assert str(CWL / "text.txt") in task.input_paths()  # the File the job names, resolved against the job's directory
+
+
+@pytest.mark.parametrize(("runtime", "flag"), [("none", "--no-container"), ("podman", "--podman"), ("apptainer", "--singularity"),
+                                               ("singularity", "--singularity")])
+def test_docker_requirement_runs_in_the_sites_runtime(runtime, flag):
+    loaded = load_cwl(CWL / "in-container.cwl", None, ContainerSettings(runtime=runtime))
+    [step] = loaded.workflow.steps.values()
+    assert flag in step.command and step.container is None  # cwltool starts the tool's own image, not portaflow
+
+
+def test_a_missing_job_file_is_bad_input():
+    with pytest.raises(InputError, match="no such CWL input object"):
+        load_cwl(CWL / "wc-tool.cwl", CWL / "no-such-job.yml")
+
+
+@pytest.mark.slow  # two cwltool processes: about 6 s on an idle 2-core machine (90 s with load average 15)
+def test_a_step_fed_by_a_skipped_step_and_by_valuefrom_alone_runs(tmp_path):
+    """`cwltool --single-step` declares a step's inputs `Any` (never null): a step whose only input is a valueFrom, or
+    fed by a step `when` skipped, would be refused. The task runs the extracted step with inputs [null, Any]."""
+    loaded = load_cwl(CWL / "features.cwl", CWL / "features-job.yml")
+    plan = make_plan(loaded.workflow, load_site("local", environ={}).site)
+    (tmp_path / "cwl" / "sum").mkdir(parents=True)
+    (tmp_path / "cwl" / "sum" / "outputs.json").write_text(json.dumps({"total": 3}))  # what the sum task would write
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "PATH": f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}"}
+    for name, says in (("big", None), ("small", "few")):  # threshold 3: total 3 is not > 3
+        proc = subprocess.run(["bash", "-c", plan.by_id[name].command], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        assert json.loads((tmp_path / "cwl" / name / "outputs.json").read_text()) == {"says": says}
+
+
+def test_a_required_docker_image_on_a_site_without_containers_exits_33(tmp_path):
+    """As `cwltool --no-container`: a DockerRequirement under requirements is an unsupported requirement there, and the
+    task says so with cwl-runner's exit status 33 (portaflow-cwl-runner passes it on)."""
+    [task] = make_plan(load_cwl(CWL / "in-container.cwl").workflow, load_site("local", environ={}).site).tasks
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "PATH": f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}"}
+    proc = subprocess.run(["bash", "-c", task.command], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 33, proc.stderr[-3000:]
+    assert "DockerRequirement" in proc.stderr and not (tmp_path / "output.json").exists()
