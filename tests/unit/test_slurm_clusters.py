@@ -94,8 +94,8 @@ def test_cancel_asks_each_cluster(write, tmp_path, monkeypatch):
     running there); each cluster is listed and cancelled with --clusters."""
     calls = tmp_path / "calls"
     squeue = (f"#!/bin/sh\necho \"squeue $*\" >> {calls}\n"
-              "case \"$*\" in *--clusters=wice*) printf 'CLUSTER: wice\\n77|portaflow:r1\\n78|other\\n';;\n"
-              "*) printf '77|portaflow:r0\\n5|x\\n';; esac\n")
+              "case \"$*\" in *--clusters=wice*) printf 'CLUSTER: wice\\n77|job|portaflow:r1\\n78|job|other\\n';;\n"
+              "*) printf '77|job|portaflow:r0\\n5|job|x\\n';; esac\n")
     (tmp_path / "squeue").write_text(squeue)
     (tmp_path / "scancel").write_text(f"#!/bin/sh\necho \"scancel $*\" >> {calls}\n")
     for tool in ("squeue", "scancel"):
@@ -105,5 +105,5 @@ def test_cancel_asks_each_cluster(write, tmp_path, monkeypatch):
     scheduler = adapter_for(load_site(str(write("site.yaml", text)), environ={}))
     assert scheduler.cancel_run("r1", ["5"]) == ["5", "77"]  # 5: a job id portaflow recorded; 77 on wice: the run's comment
     assert calls.read_text().splitlines() == [
-        "squeue --clusters=genius --noheader --format=%i|%k", "scancel --clusters=genius 5",
-        "squeue --clusters=wice --noheader --format=%i|%k", "scancel --clusters=wice 77"]
+        "squeue --clusters=genius --noheader --format=%i|%j|%k", "scancel --clusters=genius 5",
+        "squeue --clusters=wice --noheader --format=%i|%j|%k", "scancel --clusters=wice 77"]

@@ -60,6 +60,9 @@ class ProbeJob:
 
 class ProbeUnavailable(InputError):
     """This scheduler's adapter cannot submit a probe job from here (exit 2: nothing was submitted)."""
+
+
+@dataclass(frozen=True)
 class JobUsage:
     """What a scheduler's accounting says one job used (`Scheduler.accounting`); None where it does not say."""
 
