@@ -477,8 +477,78 @@ def samples_on_dask(name: str, paths: list[str], chunk: int, workers: int, repea
     return {"name": name, "cores": workers, **r}
 
 
-def samples_section(folder: Path, events: int, files: int, chunk: int, n: int, repeat: int) -> list[str]:
-    """The weighted multi-sample query: plain awkward (1 and n processes) against portaflow's processor."""
+def _coffea_samples_processor() -> Any:
+    import awkward as ak
+    import hist
+    import numpy as np
+    from coffea import processor
+
+    class WeightedSamples(processor.ProcessorABC):
+        """The weighted multi-sample query the coffea way: one dataset per sample, NanoEvents' muon four-vectors,
+        hist Weight storage, the sum of signed genWeight accumulated per dataset and the normalisation in
+        postprocess (xsec x lumi / sum of weights), as coffea's own tutorials do."""
+
+        def process(self, events: Any) -> dict[str, Any]:
+            warnings.filterwarnings("ignore", message="Missing cross-reference")
+            w = ak.to_numpy(events.genWeight).astype(np.float64)
+            pairs = ak.combinations(events.Muon, 2, fields=["a", "b"])
+            mass = (pairs.a + pairs.b).mass
+            has_z = ak.to_numpy(ak.any((pairs.a.charge * pairs.b.charge < 0) & (mass > 60) & (mass < 120), axis=1))
+            met = ak.to_numpy(events.MET.pt)
+            name = events.metadata["dataset"]
+            met_h, z_h = (hist.Hist.new.Reg(100, 0, 200).Weight() for _ in range(2))
+            met_h.fill(met, weight=w)
+            z_h.fill(met[has_z], weight=w[has_z])
+            return {name: {"met": met_h, "z": z_h, "sumw": float(w.sum()), "events": len(met)}}
+
+        def postprocess(self, accumulator: Any) -> Any:
+            return accumulator
+
+    return WeightedSamples()
+
+
+def coffea_samples(paths: list[str], chunk: int, client: Any = None) -> dict[str, float]:
+    from coffea import processor
+    from coffea.nanoevents import NanoAODSchema
+
+    _import_coffea()
+    executor = processor.DaskExecutor(client=client, status=False) if client is not None else processor.IterativeExecutor(status=False)
+    runner = processor.Runner(executor, schema=NanoAODSchema, chunksize=chunk)
+    fileset = {name: {"files": {p: "Events" for p in files}} for name, files in _by_sample(paths).items() if files}
+    out = runner(fileset, processor_instance=_coffea_samples_processor(), treename="Events")
+    result: dict[str, float] = {"events": 0, "met_yield": 0.0, "z_yield": 0.0}
+    for name, acc in out.items():
+        scale = SAMPLE_XSEC[name] * SAMPLE_LUMI / acc["sumw"]
+        result["events"] += acc["events"]
+        result["met_yield"] += float(acc["met"].values().sum()) * scale
+        result["z_yield"] += float(acc["z"].values().sum()) * scale
+    return result
+
+
+def _coffea_samples_dask_child(paths: list[str], chunk: int, workers: int, repeat: int) -> dict[str, Any]:
+    from distributed import Client, LocalCluster
+
+    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0",
+                      host="127.0.0.1", memory_limit="4GiB") as cluster, Client(cluster) as client:
+        client.run(_import_coffea)
+        coffea_samples([WARMUP], chunk, client)  # warm-up
+        seconds = []
+        for _ in range(repeat):
+            start = time.time()
+            counts = coffea_samples(paths, chunk, client)
+            seconds.append(time.time() - start)
+    return {"counts": counts, "seconds": min(seconds), "rss_delta": 0.0, "baseline": 0.0}
+
+
+def coffea_samples_on_dask(name: str, paths: list[str], chunk: int, workers: int, repeat: int) -> dict[str, Any]:
+    with ProcessPoolExecutor(1, mp_context=mp.get_context("spawn")) as pool:
+        r = pool.submit(_coffea_samples_dask_child, paths, chunk, workers, repeat).result()
+    return {"name": name, "cores": workers, **r}
+
+
+def samples_section(folder: Path, events: int, files: int, chunk: int, n: int, repeat: int, coffea: bool = False) -> list[str]:
+    """The weighted multi-sample query: plain awkward (1 process) against portaflow's processor, and coffea's
+    processor (same query, same files, same normalisation) when coffea is installed."""
     paths = sorted(str(p) for p in folder.glob("dy_*.root")) + sorted(str(p) for p in folder.glob("other_*.root"))
     if len(paths) != 2 * (files // 2):
         paths = make_samples(folder, events, files, n)
@@ -490,6 +560,9 @@ def samples_section(folder: Path, events: int, files: int, chunk: int, n: int, r
         samples_on_dask("portaflow processor dask 1 worker", paths, chunk, 1, repeat),
         samples_on_dask(f"portaflow processor dask {n} workers", paths, chunk, n, repeat),
     ]
+    if coffea:
+        rows += [in_process("coffea processor in-process", coffea_samples, paths, chunk, repeat),
+                 coffea_samples_on_dask(f"coffea processor dask {n} workers", paths, chunk, n, repeat)]
     reference = rows[0]["counts"]
     for r in rows:
         for key in ("met_yield", "z_yield"):
@@ -572,7 +645,7 @@ def main(argv: list[str] | None = None) -> int:
                 out.append("")
         if not args.no_samples:
             print("## weighted multi-sample query", flush=True)
-            out += samples_section(folder, events, args.files, args.chunk, n, args.repeat)
+            out += samples_section(folder, events, args.files, args.chunk, n, args.repeat, coffea=bool(coffea_version))
             out.append("")
     finally:
         if args.keep is None:
