@@ -504,7 +504,11 @@ network_down() {
     local kind what
     while read -r kind what; do
         case $kind in
-            netns) say "removing namespace $what"; ip netns del "$what" 2>/dev/null || true ;;
+            netns)  # its processes first: a job step left running there (a node set DOWN by a test) keeps the namespace,
+                    # and with it the veth pair, alive after `ip netns del`, and the next `up` finds the link
+                say "removing namespace $what"
+                ip netns pids "$what" 2>/dev/null | xargs -r kill -9 2>/dev/null || true
+                ip netns del "$what" 2>/dev/null || true ;;
             bridge) say "removing bridge $what"; ip link del "$what" 2>/dev/null || true ;;
             dir) rm -rf -- "$what" ;;
             emptydir) rmdir -- "$what" 2>/dev/null || true ;;

@@ -10,6 +10,8 @@ the manifest records them and the host every Dask worker ran on.
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -214,6 +216,24 @@ def test_in_allocation_dask_workers_cover_every_node_of_the_step(multinode, tmp_
     assert json.loads((tmp_path / "report.json").read_text())["sum_of_squares"] == sum(i * i for i in range(8))
 
 
+def kill_jobs_on(node: str) -> None:
+    """What a dead node loses: every process in its network namespace but its slurmd (kept for the resume). SLURM's
+    DOWN only forgets the job; left alone, its step would run on in the namespace after the test (and keep the
+    namespace, and its veth, alive past `cluster.sh down`)."""
+    namespace = "pf-" + node.removeprefix("pf")  # pfnode1 -> pf-node1 (cluster.sh)
+    pids = subprocess.run(["ip", "netns", "pids", namespace], capture_output=True, text=True, check=False).stdout.split()
+    for pid in pids:
+        try:
+            argv0 = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0]
+        except OSError:
+            continue
+        if os.path.basename(argv0) != b"slurmd":
+            try:
+                os.kill(int(pid), signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
 # -- faults --------------------------------------------------------------------------------------------------------
 @pytest.mark.slurm_exclusive  # it takes a node of `multi` down: no other test may have jobs there meanwhile
 @pytest.mark.parametrize("engine", ["parsl", "snakemake"])
@@ -248,6 +268,7 @@ def test_a_node_lost_mid_task_is_retried_on_the_other_node(multinode, tmp_path, 
             proc.kill()
             proc.communicate()
         if node:
+            kill_jobs_on(node)
             subprocess.run(["scontrol", "update", f"nodename={node}", "state=resume"], check=False, timeout=30)
     assert proc.returncode == 0, out + err
     tries = marker.read_text().split()
