@@ -23,7 +23,8 @@ import os
 import shutil
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlparse
+from urllib.request import url2pathname
 
 from portaflow.plan.model import Plan, Task
 
@@ -153,8 +154,12 @@ def crate_metadata(run_dir: Path, manifest: dict[str, Any], plan: Plan, cwl_expo
                 props["encodingFormat"] = _media_type(path)
             if sha256:
                 props["sha256"] = sha256
-            cls = Dataset if path in directories else File
-            files[path] = crate.add(cls(crate, None, entity_id, properties=props))
+            if entity_id.startswith("file:"):  # outside the crate: rocrate's File would mangle the URI into a relative id
+                files[path] = crate.add(ContextEntity(crate, entity_id, properties={
+                    "@type": "Dataset" if path in directories else "File", **props}))
+            else:
+                cls = Dataset if path in directories else File
+                files[path] = crate.add(cls(crate, None, entity_id, properties=props))
         elif sha256 and not files[path].get("sha256"):
             files[path]["sha256"] = sha256
         return files[path]
@@ -320,14 +325,22 @@ def _id(kind: str, *names: str) -> str:
     return "#" + "/".join([kind, *(quote(str(n), safe="") for n in names)])
 
 
+def _full_path(path: str, workdir: Path) -> Path:
+    """Where a task's input or output path is: relative to the work directory, absolute, or a file: URI (a CWL
+    document's tasks name their documents and job so)."""
+    if path.startswith("file:"):
+        return Path(url2pathname(urlparse(path).path))
+    return Path(path) if Path(path).is_absolute() else workdir / path
+
+
 def _exists(path: str, workdir: Path) -> bool:
-    return (Path(path) if Path(path).is_absolute() else workdir / path).exists()
+    return _full_path(path, workdir).exists()
 
 
 def _relative_id(path: str, workdir: Path, run_dir: Path, directory: bool) -> str:
     """A file's id: its path relative to the crate's root (the run directory) for a file of the work directory, a file:
     URI for one outside it (an input the workflow reads from elsewhere). Directories end with '/'."""
-    full = Path(path) if Path(path).is_absolute() else workdir / path
+    full = _full_path(path, workdir)
     if full.is_relative_to(workdir):
         out = quote(Path(os.path.relpath(full, run_dir)).as_posix())
     else:
