@@ -455,25 +455,27 @@ def portaflow_samples(paths: list[str], chunk: int, client: Any = None) -> dict[
                                            client=client))
 
 
-def _samples_dask_child(paths: list[str], chunk: int, workers: int, repeat: int) -> dict[str, Any]:
+def _samples_dask_child(paths: list[str], chunk: int, workers: int, repeat: int, coffea: bool = False) -> dict[str, Any]:
     from distributed import Client, LocalCluster
 
+    query = coffea_samples if coffea else portaflow_samples
     with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0",
                       host="127.0.0.1", memory_limit="4GiB") as cluster, Client(cluster) as client:
-        client.run(import_all)
-        client.run(portaflow_samples, [WARMUP], chunk)  # warm-up: every worker runs every code path once
-        portaflow_samples([WARMUP], chunk, client)
+        client.run(_import_coffea if coffea else import_all)
+        if not coffea:
+            client.run(portaflow_samples, [WARMUP], chunk)  # warm-up: every worker runs every code path once
+        query([WARMUP], chunk, client)
         seconds = []
         for _ in range(repeat):
             start = time.time()
-            counts = portaflow_samples(paths, chunk, client)
+            counts = query(paths, chunk, client)
             seconds.append(time.time() - start)
     return {"counts": counts, "seconds": min(seconds), "rss_delta": 0.0, "baseline": 0.0}
 
 
-def samples_on_dask(name: str, paths: list[str], chunk: int, workers: int, repeat: int) -> dict[str, Any]:
+def samples_on_dask(name: str, paths: list[str], chunk: int, workers: int, repeat: int, coffea: bool = False) -> dict[str, Any]:
     with ProcessPoolExecutor(1, mp_context=mp.get_context("spawn")) as pool:
-        r = pool.submit(_samples_dask_child, paths, chunk, workers, repeat).result()
+        r = pool.submit(_samples_dask_child, paths, chunk, workers, repeat, coffea).result()
     return {"name": name, "cores": workers, **r}
 
 
@@ -525,27 +527,6 @@ def coffea_samples(paths: list[str], chunk: int, client: Any = None) -> dict[str
     return result
 
 
-def _coffea_samples_dask_child(paths: list[str], chunk: int, workers: int, repeat: int) -> dict[str, Any]:
-    from distributed import Client, LocalCluster
-
-    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0",
-                      host="127.0.0.1", memory_limit="4GiB") as cluster, Client(cluster) as client:
-        client.run(_import_coffea)
-        coffea_samples([WARMUP], chunk, client)  # warm-up
-        seconds = []
-        for _ in range(repeat):
-            start = time.time()
-            counts = coffea_samples(paths, chunk, client)
-            seconds.append(time.time() - start)
-    return {"counts": counts, "seconds": min(seconds), "rss_delta": 0.0, "baseline": 0.0}
-
-
-def coffea_samples_on_dask(name: str, paths: list[str], chunk: int, workers: int, repeat: int) -> dict[str, Any]:
-    with ProcessPoolExecutor(1, mp_context=mp.get_context("spawn")) as pool:
-        r = pool.submit(_coffea_samples_dask_child, paths, chunk, workers, repeat).result()
-    return {"name": name, "cores": workers, **r}
-
-
 def samples_section(folder: Path, events: int, files: int, chunk: int, n: int, repeat: int, coffea: bool = False) -> list[str]:
     """The weighted multi-sample query: plain awkward (1 process) against portaflow's processor, and coffea's
     processor (same query, same files, same normalisation) when coffea is installed."""
@@ -562,7 +543,7 @@ def samples_section(folder: Path, events: int, files: int, chunk: int, n: int, r
     ]
     if coffea:
         rows += [in_process("coffea processor in-process", coffea_samples, paths, chunk, repeat),
-                 coffea_samples_on_dask(f"coffea processor dask {n} workers", paths, chunk, n, repeat)]
+                 samples_on_dask(f"coffea processor dask {n} workers", paths, chunk, n, repeat, coffea=True)]
     reference = rows[0]["counts"]
     for r in rows:
         for key in ("met_yield", "z_yield"):
