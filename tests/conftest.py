@@ -11,14 +11,15 @@ import pytest
 TESTS = Path(__file__).resolve().parent
 
 SHARED_SESSION_FIXTURES = {
-    "containers": "podman-images",
+    "containers": "science-local",
     "cores/hep": "hep-core",
     "cores/radio": "radio-core",
 }
 """Test directories whose session fixtures are expensive -> the xdist group that keeps them on one worker.
 
 Why: a session fixture is built once per worker process, so spread over N workers it is built N times. The
-podman images take minutes to build (and two workers building the same tag at once would race); the cores'
+podman images take minutes to build (and two workers building the same tag at once would race), and the
+container and CWL export tests compare with the same host runs (`science_on_local`); the cores'
 generated data sets and Dask clusters cost CPU the 2-core CI machine does not have to spare. A test with its
 own `xdist_group` mark keeps it."""
 
@@ -82,3 +83,25 @@ def _session_run_crates_hold_together(tmp_path_factory: pytest.TempPathFactory):
     problems = _crate_problems(tmp_path_factory.getbasetemp())
     if problems:
         pytest.fail("a run wrote an unsound RO-Crate:\n" + "\n".join(problems), pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def science_on_local(tmp_path_factory: pytest.TempPathFactory):
+    """`science_on_local(core)`: the work directory of one run of that science workflow (testlib.SCIENCE_CASES, its
+    small preset) on the local site with its default engine, made on first use. The tests that compare another
+    run with an undisturbed host run (in podman, under cwltool) share it: each would otherwise pay for its own.
+    They share it inside one test process only, so they carry `xdist_group("science-local")`."""
+    from testlib import SCIENCE_CASES, param_args, run_portaflow
+
+    made: dict[str, Path] = {}
+
+    def run(core: str) -> Path:
+        if core not in made:
+            path, params = SCIENCE_CASES[core]
+            workdir = tmp_path_factory.mktemp(f"{core}-local")
+            result = run_portaflow("run", str(path), "--workdir", str(workdir), *param_args(params))
+            assert result.returncode == 0, result.stdout + result.stderr
+            made[core] = workdir
+        return made[core]
+
+    return run

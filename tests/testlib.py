@@ -37,6 +37,12 @@ def run_portaflow(*args: str, cwd: Path | None = None, env: dict | None = None, 
     return subprocess.run([sys.executable, "-m", "portaflow", *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout)
 
 
+def start_portaflow(*args: str, cwd: Path | None = None, env: dict | None = None) -> subprocess.Popen:
+    """`run_portaflow` without waiting: for runs that go side by side (read them with `communicate`)."""
+    return subprocess.Popen([sys.executable, "-m", "portaflow", *args], cwd=cwd, env={**os.environ, **(env or {})},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
 @functools.cache
 def gpu_unavailable() -> str | None:
     """Why GPU tests cannot run here (None: CuPy just computed on a device). Asked once per test process, and

@@ -5,7 +5,8 @@ shell steps whose tasks read picked files (crossproduct, one element, a row) and
 As a user runs it: the venv's bin first on PATH (cwltool keeps PATH without a container, so `python3 -m
 portaflow.runtime.call` is portaflow's), `--no-container` (the steps' images are hints). Here PYTHONPATH also
 reaches the steps (`--preserve-environment PYTHONPATH`), so that they run this checkout's portaflow. For each
-workflow the portaflow run and the cwltool run go side by side (one module-scoped fixture per workflow).
+workflow the portaflow run and the cwltool run go side by side (one module-scoped fixture per workflow); the science
+workflows' portaflow runs are the session's shared host runs (`science_on_local`, tests/conftest.py).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from portaflow.spec.loading import load_workflow
 
 from testlib import ROOT, SCIENCE_CASES, WORKFLOWS, param_args
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("cwl-export")]
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("science-local")]  # shares science_on_local with the podman tests
 
 SHELL_ONLY = """
 name: cwlshell
@@ -64,8 +65,9 @@ def _env() -> dict[str, str]:
             "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), *filter(None, [os.environ.get("PYTHONPATH")])])}
 
 
-def _both(workflow: Path, args: list[str], base: Path) -> dict:
-    """Export, then run the export under cwltool and the workflow under portaflow at the same time."""
+def _both(workflow: Path, args: list[str], base: Path, portaflow_run: Path | None = None) -> dict:
+    """Export, then run the export under cwltool and the workflow under portaflow at the same time (or compare with
+    `portaflow_run`, a work directory where portaflow already ran the workflow with these arguments)."""
     export = base / "cwl"
     env = _env()
     made = subprocess.run([sys.executable, "-m", "portaflow", "export", "cwl", str(workflow), *args, "-o", str(export)],
@@ -75,13 +77,15 @@ def _both(workflow: Path, args: list[str], base: Path) -> dict:
     cwl = subprocess.Popen([sys.executable, "-m", "cwltool", "--quiet", "--no-container", *relax, "--preserve-environment", "PYTHONPATH",
                             "--outdir", str(base / "cwl-out"), str(export / "workflow.cwl"), str(export / "job.yml")],
                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=base)
-    pf = subprocess.Popen([sys.executable, "-m", "portaflow", "-q", "run", str(workflow), *args, "-w", str(base / "pf")],
-                          env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    if portaflow_run is None:
+        pf = subprocess.Popen([sys.executable, "-m", "portaflow", "-q", "run", str(workflow), *args, "-w", str(base / "pf")],
+                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     cwl_out, cwl_err = cwl.communicate(timeout=600)
-    pf_out, pf_err = pf.communicate(timeout=600)
-    assert pf.returncode == 0, pf_out + pf_err
+    if portaflow_run is None:
+        pf_out, pf_err = pf.communicate(timeout=600)
+        assert pf.returncode == 0, pf_out + pf_err
     assert cwl.returncode == 0, cwl_err[-4000:]
-    return {"objects": json.loads(cwl_out), "workdir": base / "pf", "workflow": workflow, "args": args}
+    return {"objects": json.loads(cwl_out), "workdir": portaflow_run or base / "pf", "workflow": workflow, "args": args}
 
 
 def _plan(workflow: Path, args: list[str]):
@@ -115,14 +119,15 @@ def _agree(result: dict) -> list[str]:
 
 
 @pytest.fixture(scope="module", params=list(CASES) + ["shell"])
-def exported_run(request, tmp_path_factory):
+def exported_run(request, tmp_path_factory, science_on_local):
     base = tmp_path_factory.mktemp(f"cwl-{request.param}")
     if request.param == "shell":
         path = base / "cwlshell.yaml"
         path.write_text(SHELL_ONLY.lstrip())
         return _both(path, [], base)
     workflow, args = CASES[request.param]
-    return _both(workflow, args, base)
+    # the science workflows' portaflow runs are the ones tests/containers/test_podman.py compares with too
+    return _both(workflow, args, base, science_on_local(request.param) if request.param in SCIENCE_CASES else None)
 
 
 def test_cwltool_outputs_equal_portaflow_outputs(exported_run):

@@ -8,7 +8,8 @@ Every test collected under tests/slurm/ is marked `slurm` (select or deselect wi
 
 Under pytest-xdist these tests run side by side, in several processes, on the one shared cluster. A test that
 changes the cluster for everyone (`cluster.sh accounting off`) is marked `slurm_exclusive`: it waits until no
-other SLURM test runs, and none starts until it ends (a readers-writer lock on a file all workers share).
+other SLURM test runs, and none starts until it ends (a readers-writer lock on a file all workers share). A test
+that takes a compute node down is marked `slurm_nodes_exclusive`: the same, among the tests on the compute nodes.
 """
 
 from __future__ import annotations
@@ -21,13 +22,13 @@ import re
 import shutil
 import subprocess
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
-from testlib import unavailable
+from testlib import WORKFLOWS, run_portaflow, unavailable
 
 HERE = Path(__file__).resolve().parent
 CLUSTER_SH = HERE / "cluster.sh"
@@ -173,7 +174,9 @@ def _probe_cluster() -> SlurmCluster | str:
         return "sinfo lists no node"
     # The login host's own node, in the default partition (`up --nodes N` adds pfnode1..N in partitions multi, spread).
     node = next((name for name, partition, _ in rows if partition.endswith("*")), rows[0][0])
-    states = {state.rstrip("*~#%$@^-") for _, _, state in rows}
+    # Only the login host's node decides: a compute node may be drained or down for a moment (a node-loss test
+    # takes one out while other test processes start), and the tests that use those nodes hold them apart.
+    states = {state.rstrip("*~#%$@^-") for name, _, state in rows if name == node}
     if not states <= {"idle", "mixed", "allocated", "completing"}:
         return f"node {node} is {sorted(states)}; `sinfo -R` says why"
     accounting, detail = _probe_accounting()
@@ -188,6 +191,13 @@ def _cluster_locks(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path
     base = tmp_path_factory.getbasetemp()
     shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
     return shared / "slurm-cluster.turnstile", shared / "slurm-cluster.lock"
+
+
+@pytest.fixture(scope="session")
+def _node_locks(_cluster_locks: tuple[Path, Path]) -> tuple[Path, Path]:
+    """The same kind of lock for the compute nodes in namespaces (partitions multi and spread) alone."""
+    shared = _cluster_locks[0].parent
+    return shared / "slurm-nodes.turnstile", shared / "slurm-nodes.lock"
 
 
 @contextlib.contextmanager
@@ -246,11 +256,38 @@ def slurm_jobs(slurm_cluster: SlurmCluster) -> Iterator[SlurmCluster]:
     slurm_cluster.cancel(slurm_cluster.submitted[before:])
 
 
+@pytest.fixture(scope="session")
+def wordfreq_on_slurm(slurm_cluster: SlurmCluster, tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
+    """`wordfreq_on_slurm(engine)`: the work directory of one run of wordfreq (small) on the `cpu` partition by that
+    engine, made on first use and shared by the tests that only read a SLURM run (its report, its RO-Crate): each
+    such test would otherwise pay for a run of its own. They share it only inside one test process, so they
+    carry `xdist_group("slurm-wordfreq")`. A run is made inside the first test that asks (holding the cluster)."""
+    made: dict[str, Path] = {}
+
+    def run(engine: str) -> Path:
+        if engine not in made:
+            workdir = tmp_path_factory.mktemp(f"wordfreq-slurm-{engine}")
+            result = run_portaflow("run", str(WORKFLOWS / "examples" / "wordfreq.yaml"), "--preset", "small", "--site", "slurm-local",
+                                   "--engine", engine, "--workdir", str(workdir))
+            assert result.returncode == 0, result.stdout + result.stderr
+            made[engine] = workdir
+        return made[engine]
+
+    return run
+
+
 @pytest.fixture(autouse=True)
-def _cluster_share(request: pytest.FixtureRequest, _cluster_locks: tuple[Path, Path]) -> Iterator[None]:
+def _cluster_share(request: pytest.FixtureRequest, _cluster_locks: tuple[Path, Path], _node_locks: tuple[Path, Path]) -> Iterator[None]:
     """Every SLURM test holds the cluster shared, or exclusive when marked `slurm_exclusive` (autouse: taken
-    before the test's own fixtures, such as one that turns accounting off)."""
-    with cluster_turn(_cluster_locks, exclusive=request.node.get_closest_marker("slurm_exclusive") is not None):
+    before the test's own fixtures, such as one that turns accounting off).
+
+    A test on the compute nodes (it uses the `multinode` fixture) also holds those nodes shared, or exclusive when
+    marked `slurm_nodes_exclusive` (it takes a node down): the tests on the login host's partitions go on meanwhile.
+    """
+    with contextlib.ExitStack() as held:
+        held.enter_context(cluster_turn(_cluster_locks, exclusive=request.node.get_closest_marker("slurm_exclusive") is not None))
+        if "multinode" in request.fixturenames:
+            held.enter_context(cluster_turn(_node_locks, exclusive=request.node.get_closest_marker("slurm_nodes_exclusive") is not None))
         yield
 
 

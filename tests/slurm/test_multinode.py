@@ -235,7 +235,7 @@ def kill_jobs_on(node: str) -> None:
 
 
 # -- faults --------------------------------------------------------------------------------------------------------
-@pytest.mark.slurm_exclusive  # it takes a node of `multi` down: no other test may have jobs there meanwhile
+@pytest.mark.slurm_nodes_exclusive  # it takes a node of `multi` down: no other test may have jobs there meanwhile
 @pytest.mark.parametrize("engine", ["parsl", "snakemake"])
 def test_a_node_lost_mid_task_is_retried_on_the_other_node(multinode, tmp_path, engine):
     """A node dies while a task runs there: SLURM marks it DOWN and ends its job NODE_FAIL; portaflow tries the task

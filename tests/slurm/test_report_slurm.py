@@ -6,17 +6,17 @@ from __future__ import annotations
 import json
 import re
 
-from testlib import WORKFLOWS, browser_render, colour_share, distinct_colours, run_portaflow
+import pytest
+
+from testlib import browser_render, colour_share, distinct_colours, run_portaflow
 
 GREEN = (0x2E, 0x7D, 0x32)
 
 
-def test_report_of_a_slurm_run_has_sacct_accounting(slurm_cluster, requires_accounting, tmp_path):
+@pytest.mark.xdist_group("slurm-wordfreq")  # the run is shared with tests/slurm/test_run_crate_slurm.py
+def test_report_of_a_slurm_run_has_sacct_accounting(slurm_cluster, requires_accounting, wordfreq_on_slurm, tmp_path):
     """Snakemake on SLURM: one job per task, so each task's row is its own job's accounting."""
-    workdir = tmp_path / "work"
-    run = run_portaflow("run", str(WORKFLOWS / "examples" / "wordfreq.yaml"), "--preset", "small", "--site", "slurm-local",
-                        "--engine", "snakemake", "--workdir", str(workdir))
-    assert run.returncode == 0, run.stdout + run.stderr
+    workdir = wordfreq_on_slurm("snakemake")
     manifest = json.loads((workdir / ".portaflow" / "runs" / "latest" / "manifest.json").read_text())
     jobs = {task_id: task.get("job") for task_id, task in manifest["tasks"].items()}
     assert all(jobs.values()) and set(jobs.values()) <= set(manifest["scheduler_jobs"]), jobs

@@ -9,17 +9,12 @@ import json
 import pytest
 
 import cratecheck
-from testlib import WORKFLOWS, run_portaflow
-
-WORDFREQ = WORKFLOWS / "examples" / "wordfreq.yaml"
 
 
+@pytest.mark.xdist_group("slurm-wordfreq")  # the runs are shared with tests/slurm/test_report_slurm.py
 @pytest.mark.parametrize("engine", ["parsl", "snakemake"])
-def test_slurm_run_crate_validates_and_names_each_task_s_job(slurm_cluster, tmp_path, engine):
-    result = run_portaflow("run", str(WORDFREQ), "--preset", "small", "--site", "slurm-local", "--engine", engine,
-                           "--workdir", str(tmp_path))
-    assert result.returncode == 0, result.stdout + result.stderr
-    run_dir = (tmp_path / ".portaflow" / "runs" / "latest").resolve()
+def test_slurm_run_crate_validates_and_names_each_task_s_job(slurm_cluster, wordfreq_on_slurm, engine):
+    run_dir = (wordfreq_on_slurm(engine) / ".portaflow" / "runs" / "latest").resolve()
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert cratecheck.structural_problems(run_dir) == []
     passed, issues = cratecheck.validate(run_dir)
