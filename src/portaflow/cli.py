@@ -642,7 +642,9 @@ def containers_render(directory: str | None) -> None:
 @click.option("--image", default=None, help="tag (podman/docker) or SIF path (apptainer); default: what sites resolve by default")
 @click.option("--executable", default=None, help="the runtime's binary, if not its name on PATH")
 @click.option("--directory", "-d", type=click.Path(file_okay=False), default=None, help="recipes directory (default: the shipped containers/)")
-def containers_build(name: str, runtime: str, base: str | None, image: str | None, executable: str | None, directory: str | None) -> None:
+@click.option("--force", is_flag=True, help="build even when the image was built from the same recipe, base and wheels (podman/docker)")
+def containers_build(name: str, runtime: str, base: str | None, image: str | None, executable: str | None, directory: str | None,
+                     force: bool) -> None:
     """Build container NAME (containers/NAME.yaml) on this machine, with no registry when --base is local."""
     from portaflow.containers.build import build_image
 
@@ -651,8 +653,8 @@ def containers_build(name: str, runtime: str, base: str | None, image: str | Non
         raise InputError("portaflow containers build needs portaflow's source checkout (it builds portaflow's wheel "
                          "into the image); run it from a checkout's environment (pip install -e .)")
     built = build_image(name, runtime, Path(directory) if directory else shipped.containers_dir(), source,
-                        base=base, image=image, executable=executable, log=lambda text: err_console.print(text, markup=False))
-    console.print(f"built {built.image} ({built.runtime}) digest {built.digest or 'unknown'}", markup=False)
+                        base=base, image=image, executable=executable, log=lambda text: err_console.print(text, markup=False), force=force)
+    console.print(f"{'built' if built.rebuilt else 'kept'} {built.image} ({built.runtime}) digest {built.digest or 'unknown'}", markup=False)
 
 
 @containers.command("base")

@@ -32,12 +32,10 @@ def test_images_were_built_offline_from_the_local_base(core_images):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("core", sorted(SCIENCE_CASES))
-def test_core_runs_in_its_container_with_the_hosts_outputs(tmp_path, core_images, core):
+def test_core_runs_in_its_container_with_the_hosts_outputs(tmp_path, core_images, science_on_local, core):
     path, params = SCIENCE_CASES[core]
     engine = ENGINE_FOR[core]
-    host, boxed = tmp_path / "host", tmp_path / "podman"
-    result = run_portaflow("run", str(path), "--workdir", str(host), *param_args(params))
-    assert result.returncode == 0, result.stdout + result.stderr
+    host, boxed = science_on_local(core), tmp_path / "podman"
     result = run_portaflow("run", str(path), "--site", "local-podman", "--engine", engine, "--workdir", str(boxed), *param_args(params))
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -67,3 +65,11 @@ def test_missing_image_stops_the_run_before_submission(tmp_path, podman):
             in result.stderr)
     assert "Traceback" not in result.stderr
     assert not (tmp_path / ".portaflow" / "runs").exists() and not (tmp_path / "data").exists()
+
+
+def test_a_build_of_unchanged_inputs_keeps_the_image(core_images):
+    """The fixture built (or kept) the images from this checkout; building again from the same inputs keeps them."""
+    result = run_portaflow("containers", "build", "hep", "--runtime", "podman", "--base", "localhost/portaflow-base:bookworm", timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("kept localhost/portaflow-hep:latest") and result.stdout.split("digest ")[-1].strip() == core_images["hep"]
+    assert "is up to date" in result.stderr

@@ -58,3 +58,31 @@ def test_unknown_recipe_and_missing_runtime_are_input_errors(tmp_path):
         build_image("hepp", "podman", ROOT / "containers", ROOT, executable="true")
     with pytest.raises(InputError, match="/nonexistent/podman is not on PATH"):
         build_image("hep", "podman", ROOT / "containers", ROOT, executable="/nonexistent/podman")
+
+
+def test_the_build_key_follows_the_wheels_contents_not_their_timestamps(tmp_path):
+    """An image is kept only when its label holds the key of the same inputs: a changed file of portaflow's wheel
+    (its RECORD hash), another dependency version, recipe or base make another key; a rebuilt wheel of the same
+    files (new zip timestamps) does not."""
+    import time
+    import zipfile
+
+    from portaflow.containers.build import build_command, build_key
+
+    def wheelhouse(name: str, record: str, files: dict[str, str]) -> tuple:
+        folder = tmp_path / name
+        folder.mkdir()
+        for wheel, contents in files.items():
+            with zipfile.ZipFile(folder / wheel, "w") as archive:
+                archive.writestr(zipfile.ZipInfo("pkg/__init__.py", time.localtime(time.time() - 3600 * len(name))[:6]), contents)
+                archive.writestr(f"{wheel.split('-')[0]}-1.0.dist-info/RECORD", record + contents)
+        return folder
+
+    one = build_key("FROM x", "base sha256:1", wheelhouse("a", "pkg/__init__.py,sha256=", {"portaflow-1.0-py3-none-any.whl": "v1"}))
+    same = build_key("FROM x", "base sha256:1", wheelhouse("bb", "pkg/__init__.py,sha256=", {"portaflow-1.0-py3-none-any.whl": "v1"}))
+    assert one == same
+    changed = build_key("FROM x", "base sha256:1", wheelhouse("ccc", "pkg/__init__.py,sha256=", {"portaflow-1.0-py3-none-any.whl": "v2"}))
+    more = build_key("FROM x", "base sha256:1", wheelhouse("dddd", "pkg/__init__.py,sha256=",
+                                                           {"portaflow-1.0-py3-none-any.whl": "v1", "numpy-2.0-cp311.whl": "n"}))
+    assert len({one, changed, more, build_key("FROM y", "base sha256:1", tmp_path / "a"), build_key("FROM x", "base sha256:2", tmp_path / "a")}) == 5
+    assert build_command("podman", "podman", tmp_path, "img:1", None, key=one)[6:8] == ["--label", f"io.portaflow.build-key={one}"]
