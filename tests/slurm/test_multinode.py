@@ -139,6 +139,46 @@ def test_site_check_passes_on_the_nodes(multinode, tmp_path):
     for part in parts.values():
         assert part["job"].isdigit() and part["reachable"] is True and part["host"] in NODES, part
         assert part["queue_wait_s"] is not None and part["queue_wait_s"] < 60, part
+    # the comparison with scontrol/sacctmgr ran before the probes, and every item of the true profile holds
+    keys = {f["key"] for f in report["findings"]}
+    assert {"partitions.multi.max_walltime", "partitions.spread.cores_per_node", "account", "slurm.qos"} <= keys, keys
+    assert all(f["verdict"] == "passed" for f in report["findings"]), report["findings"]
+
+
+WRONG_SITE = ROOT / "tests" / "data" / "sites" / "slurm-local-wrong.yaml"
+
+
+def test_site_check_without_probes_passes_the_shipped_profile_and_finds_every_wrong_setting(multinode):
+    """`--no-probe`: the comparison alone, no job. The shipped slurm-local passes; one deliberately wrong copy of it
+    (tests/data/sites/slurm-local-wrong.yaml: every mistake in one profile, so CI pays for one call) has each wrong
+    setting reported with the key to change and the site's value. (The unreachable address needs a probe: above.)"""
+    start = time.monotonic()
+    good = run_portaflow("site", "check", "slurm-local", "--no-probe", "--json", timeout=60)
+    assert good.returncode == 0, good.stdout + good.stderr
+    report = json.loads(good.stdout)
+    assert report["ok"] and not report["probed"] and report["partitions"] == [], report
+    assert {f["verdict"] for f in report["findings"]} == {"passed"} and len(report["findings"]) >= 10, report["findings"]
+
+    result = run_portaflow("site", "check", str(WRONG_SITE), "--no-probe", "--json", timeout=60)
+    assert result.returncode == 1, result.stdout + result.stderr
+    wrong = {f["key"]: f for f in json.loads(result.stdout)["findings"] if f["verdict"] == "wrong"}
+    expected = {
+        "partitions.cpu.max_walltime": ("2h", "MaxTime=01:00:00"),
+        "partitions.gpu.memory_per_node": ("59.6 GiB", "18.8 GiB (RealMemory)"),
+        "partitions.gpu.gpu_models": ("GPU model a100", "its nodes' GPU models: none named (Gres=gpu:2)"),
+        "partitions.gpu.qos": ("QOS premium", None),
+        "partitions.bigmem": ("partition bigmem", None),
+        "partitions.remote.clusters": ("cluster nosuchcluster", None),
+        "account": ("account nosuch-account", None),
+    }
+    assert set(wrong) == set(expected), sorted(wrong)
+    for key, (profile, site) in expected.items():
+        assert wrong[key]["profile"] == profile and (site is None or wrong[key]["site"] == site), wrong[key]
+        assert wrong[key]["text"].startswith(f"wrong: profile says {profile}, site says ") and key in wrong[key]["text"]
+    assert "no such partition" in wrong["partitions.bigmem"]["site"] and "nosuch-account" not in wrong["account"]["site"]
+    assert "does not answer" in wrong["partitions.remote.clusters"]["site"], wrong["partitions.remote.clusters"]
+    assert "Traceback" not in result.stderr
+    print(f"site check --no-probe, the true and the wrong profile: {time.monotonic() - start:.1f} s")
 
 
 def unroutable_interface() -> tuple[str, str] | None:
@@ -187,6 +227,7 @@ def test_site_check_reports_a_refused_submission_and_a_probe_that_never_starts(m
     _, refused = site_check("--partition", "multi", "--site-set", "account=nosuch", "--workdir", str(tmp_path / "a"))
     [part] = refused["partitions"]
     assert part["job"] is None and "Invalid account" in part["problems"][0], part
+    assert [f["key"] for f in refused["findings"] if f["verdict"] == "wrong"] == ["account"], refused["findings"]  # before sbatch said so
     start = time.monotonic()
     result, queued = site_check("--partition", "multi", "--timeout", "6", "--site-set", 'extra_directives=["--begin=now+1hour"]',
                                 "--workdir", str(tmp_path / "b"))
