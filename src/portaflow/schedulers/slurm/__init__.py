@@ -380,6 +380,7 @@ class SlurmScheduler(Scheduler):
         from portaflow.schedulers.slurm import compare
 
         found: list[SiteFinding] = []
+        silent: set[str] = set()
         groups: dict[str | None, list[str]] = {}
         for name in partitions:
             for cluster in (self.clusters(name) or "").split(",") if self.clusters(name) else [None]:
@@ -393,6 +394,7 @@ class SlurmScheduler(Scheduler):
                 except CommandError as exc:
                     found.append(SiteFinding(f"cluster {cluster} answers", WRONG, f"partitions.{names[0]}.clusters", f"cluster {cluster}",
                                              f"it does not answer (sinfo --clusters={cluster}: {_last_line(exc)})"))
+                    silent.add(cluster)
                     found += [SiteFinding(f"partition {n} on cluster {cluster}", UNCHECKED, f"partitions.{n}",
                                           why=f"cluster {cluster} does not answer") for n in names]
                     continue
@@ -410,24 +412,30 @@ class SlurmScheduler(Scheduler):
                 found += compare.compare_partition(name, self.site.partitions[name], slurm_names, records, nodes)
                 for use in compare.account_uses(self.site, [name], None):
                     found += compare.compare_allowed(name, slurm_names, records, use)
-        found += self._compare_associations(partitions)
+        found += self._compare_associations(partitions, silent)
         return found
 
-    def _compare_associations(self, partitions: list[str]) -> list[SiteFinding]:
-        """The accounts and QOS the profile names, against the user's associations (`sacctmgr show assoc`)."""
+    def _compare_associations(self, partitions: list[str], silent: set[str]) -> list[SiteFinding]:
+        """The accounts and QOS the profile names, against the user's associations (`sacctmgr show assoc`); those on
+        clusters that do not answer (`silent`, already reported wrong) are "could not check"."""
         from portaflow.schedulers.slurm import compare
 
         local = self.local_cluster()
         uses = [u for u in compare.account_uses(self.site, partitions, local) if u.account or u.qos]
+        unasked = [u for u in uses if u.clusters and set(u.clusters) <= silent]
+        uses = [u for u in uses if u not in unasked]
+        skipped = [SiteFinding(f"account {u.account}" if u.account else "QOS", UNCHECKED, u.account_key if u.account else next(iter(u.qos.values())),
+                               why=f"cluster {','.join(u.clusters)} does not answer") for u in unasked]
         if not uses:
-            return []
+            return skipped
         user = getpass.getuser()
         try:
             rows = run_command(["sacctmgr", "-nP", "show", "assoc", f"user={user}", "format=cluster,account,qos"], timeout=30).stdout
         except CommandError as exc:
-            return [SiteFinding(f"account {u.account}" if u.account else "QOS", UNCHECKED, u.account_key if u.account else next(iter(u.qos.values())),
-                                why=f"sacctmgr does not answer (no accounting database?): {_last_line(exc)}") for u in uses]
-        return compare.compare_associations(user, uses, compare.parse_associations(rows))
+            return skipped + [SiteFinding(f"account {u.account}" if u.account else "QOS", UNCHECKED,
+                                          u.account_key if u.account else next(iter(u.qos.values())),
+                                          why=f"sacctmgr does not answer (no accounting database?): {_last_line(exc)}") for u in uses]
+        return skipped + compare.compare_associations(user, uses, compare.parse_associations(rows))
 
     def local_cluster(self) -> str | None:
         """This machine's cluster (`scontrol show config`'s ClusterName): the associations a job without --clusters uses."""
