@@ -6,6 +6,7 @@ queue) are in tests/slurm/test_multinode.py."""
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import time
@@ -162,3 +163,25 @@ def test_the_probe_writes_to_the_storage_directories(tmp_path):
     assert part["directories"] == (f"scratch_dir {tmp_path}/scratch: writable; work_dir /proc/portaflow-nowhere: NOT writable"), part
     [problem] = part["problems"]
     assert problem.startswith("storage.work_dir: /proc/portaflow-nowhere cannot be created or written on "), problem
+
+
+def test_htcondor_comparisons_read_what_condor_q_and_condor_status_answer(tmp_path):
+    """HTCondor is not installed here, so stand-ins for condor_q and condor_status (first on PATH) answer as a pool
+    whose schedd answers, whose collector does not, and whose slots' START reads MaxRuntime only: the schedd passes,
+    the collector is wrong at its key, MaxRuntime passes and RequestRuntime (which a job transform might still read)
+    is "could not check", never wrong."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "condor_q").write_text('#!/bin/sh\necho "Total for query: 0 jobs"\n')
+    (bin_dir / "condor_status").write_text('#!/bin/sh\ncase "$*" in\n'
+                                           '  *-collector*) echo "Error: Failed to connect to collector" >&2; exit 1 ;;\n'
+                                           "  *START*) echo '(TARGET.MaxRuntime <= 86400) && (TARGET.RequestMemory < 4096)' ;;\nesac\n")
+    for tool in bin_dir.iterdir():
+        tool.chmod(0o755)
+    result = run_portaflow("site", "check", "example-cern-htcondor", "--no-probe", "--json",
+                           "--site-set", "htcondor.runtime_attribute=[MaxRuntime, RequestRuntime]",
+                           env={"PATH": f"{bin_dir}:{os.environ['PATH']}"}, timeout=60)
+    assert result.returncode == 1, result.stdout + result.stderr
+    findings = [(f["key"], f["verdict"]) for f in json.loads(result.stdout)["findings"]]
+    assert findings == [("htcondor.schedd", "passed"), ("htcondor.collector", "wrong"), ("htcondor.runtime_attribute", "passed"),
+                        ("htcondor.runtime_attribute", "could not check")], findings
