@@ -261,8 +261,7 @@ def kill_jobs_on(node: str) -> None:
     """What a dead node loses: every process in its network namespace but its slurmd (kept for the resume). SLURM's
     DOWN only forgets the job; left alone, its step would run on in the namespace after the test (and keep the
     namespace, and its veth, alive past `cluster.sh down`)."""
-    namespace = "pf-" + node.removeprefix("pf")  # pfnode1 -> pf-node1 (cluster.sh)
-    pids = subprocess.run(["ip", "netns", "pids", namespace], capture_output=True, text=True, check=False).stdout.split()
+    pids = subprocess.run(["ip", "netns", "pids", namespace_of(node)], capture_output=True, text=True, check=False).stdout.split()
     for pid in pids:
         try:
             argv0 = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0]
@@ -275,18 +274,57 @@ def kill_jobs_on(node: str) -> None:
                 pass
 
 
+def namespace_of(node: str) -> str:
+    return "pf-" + node.removeprefix("pf")  # pfnode1 -> pf-node1 (cluster.sh)
+
+
+def slurmd_pids(node: str) -> list[int]:
+    """The node's slurmd (the one process in its namespace named slurmd)."""
+    pids = subprocess.run(["ip", "netns", "pids", namespace_of(node)], capture_output=True, text=True, check=False).stdout.split()
+    out = []
+    for pid in pids:
+        try:
+            if os.path.basename(Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0]) == b"slurmd":
+                out.append(int(pid))
+        except OSError:
+            continue
+    return out
+
+
+def kill_node(node: str) -> None:
+    """The node dies, as far as a shared cluster allows: its slurmd stops answering (SIGSTOP, so that it can be
+    resumed: the test may not restart the cluster's daemons), every other process in its namespace (the task's job,
+    its step, a Parsl worker) is killed, and its namespace is cut off the bridge (the host side of its veth pair
+    down). What SLURM cannot learn before SlurmdTimeout (300 s in this cluster) it is told: `scontrol update
+    state=down`, as slurmctld itself would do after that timeout."""
+    for pid in slurmd_pids(node):
+        os.kill(pid, signal.SIGSTOP)
+    kill_jobs_on(node)
+    subprocess.run(["ip", "link", "set", "pfv" + node.removeprefix("pfnode"), "down"], check=True, timeout=30)
+
+
+def revive_node(node: str) -> None:
+    """Undo kill_node: anything left in the namespace killed, the link up, slurmd continued, the node resumed."""
+    kill_jobs_on(node)
+    subprocess.run(["ip", "link", "set", "pfv" + node.removeprefix("pfnode"), "up"], check=False, timeout=30)
+    for pid in slurmd_pids(node):
+        os.kill(pid, signal.SIGCONT)
+    subprocess.run(["scontrol", "update", f"nodename={node}", "state=resume"], check=False, timeout=30)
+
+
 # -- faults --------------------------------------------------------------------------------------------------------
 @pytest.mark.slurm_exclusive  # it takes a node of `multi` down: no other test may have jobs there meanwhile
 @pytest.mark.parametrize("engine", ["parsl", "snakemake"])
 def test_a_node_lost_mid_task_is_retried_on_the_other_node(multinode, tmp_path, engine):
-    """A node dies while a task runs there: SLURM marks it DOWN and ends its job NODE_FAIL; portaflow tries the task
-    again (its `retries`), SLURM places it on the other node, and the run ends with the output. How long that took
-    after the node went down is printed (tests/slurm/README.md has the numbers).
+    """A node dies while a task runs there (`kill_node`: its slurmd stopped, its processes killed, its namespace cut off
+    the bridge): SLURM marks it DOWN and ends its job NODE_FAIL; portaflow tries the task again (its `retries`), SLURM
+    places it on the other node, and the run ends with the output. How long that took after the node went down is
+    printed (tests/slurm/README.md has the numbers).
 
-    The node is taken out with `scontrol update state=drain` then `state=down`: DOWN is what slurmctld itself does once a
+    SLURM is told with `scontrol update state=drain` then `state=down`: DOWN is what slurmctld itself does once a
     dead node's slurmd has been silent for SlurmdTimeout (300 s here; waiting for it would make this a 6-minute test),
-    and the drain keeps it out (its slurmd still answers, and ReturnToService=2 would take it back at once). The node
-    is resumed in a finally, whatever happens."""
+    and the drain keeps it out once its slurmd answers again (ReturnToService=2 would take it back at once). The node
+    is revived in a finally, whatever happens."""
     marker = tmp_path / "started"
     argv = [sys.executable, "-m", "portaflow", "run", str(ROOT / "tests" / "data" / "workflows" / "node-loss.yaml"), "--site", str(SITE),
             "--engine", engine, "--workdir", str(tmp_path / "w"), "--param", f"marker={marker}"]
@@ -299,6 +337,7 @@ def test_a_node_lost_mid_task_is_retried_on_the_other_node(multinode, tmp_path, 
             time.sleep(0.5)
         node = marker.read_text().split()[0]
         lost_at = time.monotonic()
+        kill_node(node)
         for state in ("drain", "down"):  # drained first: with ReturnToService=2 a DOWN node whose slurmd answers is back at once
             subprocess.run(["scontrol", "update", f"nodename={node}", f"state={state}", "reason=portaflow node-loss test"],
                            check=True, timeout=30)
@@ -309,8 +348,7 @@ def test_a_node_lost_mid_task_is_retried_on_the_other_node(multinode, tmp_path, 
             proc.kill()
             proc.communicate()
         if node:
-            kill_jobs_on(node)
-            subprocess.run(["scontrol", "update", f"nodename={node}", "state=resume"], check=False, timeout=30)
+            revive_node(node)
     assert proc.returncode == 0, out + err
     tries = marker.read_text().split()
     host, finished_on = (tmp_path / "w" / "held.txt").read_text().split()
