@@ -684,30 +684,48 @@ def site_group() -> None:
 @click.option("--timeout", "timeout_s", default=120, show_default=True, type=click.IntRange(min=5), help="seconds to wait for every probe")
 @click.option("--workdir", "-w", type=click.Path(file_okay=False), default=None,
               help="where the probes' scripts and results go; jobs must see it (default: ./.portaflow/site-check/<site>)")
+@click.option("--no-probe", "no_probe", is_flag=True, help="only compare the profile with the scheduler's answers (partitions, limits, "
+                                                           "accounts, QOS, clusters, servers); submit no probe job")
 @click.option("--json", "as_json", is_flag=True, help="machine-readable report on stdout")
 def site_check(site: str, site_set: tuple[str, ...], partitions: tuple[str, ...], container: str | None, timeout_s: int,
-               workdir: str | None, as_json: bool) -> None:
-    """Submit one tiny probe job per partition of SITE and report what it found.
+               workdir: str | None, no_probe: bool, as_json: bool) -> None:
+    """Compare SITE's profile with the scheduler, then submit one tiny probe job per partition and report what it found.
 
-    Each probe runs the site's environment set-up (modules, worker_init), looks for the container runtime (and runs in
-    the image), notes the GPUs it sees, and connects back to the address a run's workers would be told (a listener on that
-    one address). Exit 0 when every partition is as the profile says, 1 with a table of what is wrong."""
+    The comparison (nothing submitted): each partition exists and gives what the profile promises (max time, cores,
+    memory, GPUs and their models), the accounts and QOS exist for you, the clusters and servers answer. Each probe runs
+    the site's environment set-up (modules, worker_init), looks for the container runtime (and runs in the image), notes
+    the GPUs it sees, writes to the storage directories, and connects back to the address a run's workers would be told
+    (a listener on that one address). Each result: passed, wrong (profile says X, site says Y, the key to change) or
+    could not check (why). Exit 0 when nothing is wrong, 1 with a table of what is."""
     from portaflow.sitecheck import check_site, rows
 
     loaded = load_site(site, parse_assignments(site_set, "--site-set"))
     directory = Path(workdir) if workdir else Path(".portaflow") / "site-check" / loaded.site.name
     report = check_site(loaded, directory, list(partitions) or None, container, float(timeout_s),
-                        progress=None if as_json else (lambda text: err_console.print(text, markup=False)))
+                        progress=None if as_json else (lambda text: err_console.print(text, markup=False)), probe=not no_probe)
     if as_json:
         click.echo(json.dumps(report.as_json(), indent=2))
     else:
+        verdict = "passed" if report.ok else "WRONG"
+        compared = Table(title=f"{report.site}: the profile against the scheduler ({verdict}; "
+                               + ", ".join(f"{report.count(v)} {v}" for v in ("passed", "wrong", "could not check")) + ")")
+        for column in ("check", "key", "profile says", "site says", "verdict"):
+            compared.add_column(column, overflow="fold")
+        for f in report.findings:
+            style = {"wrong": "red", "could not check": "yellow"}.get(f.verdict, "green")
+            compared.add_row(*[escape(v or "-") for v in (f.what, f.key, f.profile, f.site)],
+                             f"[{style}]{escape(f.verdict + (': ' + f.why if f.why else ''))}[/{style}]")
+        console.print(compared)
         where = (f"{report.address}" + (f" on {report.interface}" if report.interface else "") + f" ({report.chosen_by})"
                  if report.address else "none")
         console.print(f"driver address: {where}", markup=False)
         if report.address_problem:
             console.print(f"[red]address problem[/red]: {escape(report.address_problem)}")
+    if not as_json and not report.probed:
+        console.print("no probe jobs: " + ("--no-probe" if no_probe else "the scheduler's adapter cannot submit them from here"), markup=False)
+    elif not as_json:
         table = Table(title=f"site check of {report.site}: {'passed' if report.ok else 'PROBLEMS'} ({report.elapsed_s:g} s)")
-        for column in ("partition", "job", "queue wait", "host", "set-up", "container", "driver address", "GPUs", "verdict"):
+        for column in ("partition", "job", "queue wait", "host", "set-up", "container", "storage", "driver address", "GPUs", "verdict"):
             table.add_column(column, overflow="fold")
         for row in rows(report):
             table.add_row(*[escape(v) for v in row])

@@ -37,10 +37,10 @@ from portaflow.containers import container_call, wrap
 from portaflow.errors import InputError
 from portaflow.plan.model import TaskResources
 from portaflow.schedulers import adapter_for
-from portaflow.schedulers.base import ProbeJob, ProbeUnavailable, Scheduler
+from portaflow.schedulers.base import PASSED, UNCHECKED, WRONG, ProbeJob, Scheduler, SiteFinding
 from portaflow.schedulers.context import init_lines, module_lines
 from portaflow.spec.loading import LoadedSite
-from portaflow.spec.variables import shell_word
+from portaflow.spec.variables import UnsetVariable, expand_here, shell_word
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +70,7 @@ class PartitionReport:
     reach: str = ""
     gpus_expected: int = 0
     gpus_seen: str | None = None
+    directories: str | None = None
     state: str | None = None
     output: str | None = None
     problems: list[str] = field(default_factory=list)
@@ -94,14 +95,24 @@ class CheckReport:
     timeout_s: float
     timed_out: bool
     directory: str
+    findings: list[SiteFinding] = field(default_factory=list)
+    """The profile compared with the scheduler's own answers (`Scheduler.compare_profile`), before any probe."""
+    probed: bool = True
 
     @property
     def ok(self) -> bool:
-        return self.address_problem is None and all(p.ok for p in self.partitions)
+        """Nothing wrong: no comparison wrong, no probe problem, no refused address ("could not check" is not wrong)."""
+        return (self.address_problem is None and all(p.ok for p in self.partitions)
+                and not any(f.verdict == WRONG for f in self.findings))
+
+    def count(self, verdict: str) -> int:
+        return sum(1 for f in self.findings if f.verdict == verdict)
 
     def as_json(self) -> dict[str, Any]:
         out = asdict(self)
         out["ok"] = self.ok
+        for finding, record in zip(self.findings, out["findings"], strict=True):
+            record["text"] = finding.text
         for part, record in zip(self.partitions, out["partitions"], strict=True):
             record["ok"] = part.ok
         return out
@@ -192,8 +203,9 @@ def probe_request(loaded: LoadedSite, partition: str, timeout_s: float) -> TaskR
 
 
 def probe_script(loaded: LoadedSite, partition: str, directory: Path, address: str | None, port: int | None, token: str,
-                 container: str | None, gpus: int) -> str:
-    """The bash probe of one partition (the module docstring says what it does)."""
+                 container: str | None, gpus: int, work_dir: str | None = None) -> str:
+    """The bash probe of one partition (the module docstring says what it does). `work_dir`: `storage.work_dir` as the
+    driver expands it; `storage.scratch_dir` is expanded by the job's shell, as a step's is."""
     site = loaded.site
     q = shlex.quote
     key = file_key(partition)
@@ -239,7 +251,14 @@ def probe_script(loaded: LoadedSite, partition: str, directory: Path, address: s
         'if [ -z "$pf_runtime" ]; then pf_container="none"',
         'elif command -v "$pf_runtime" >/dev/null 2>&1; then pf_container="present"',
         'else pf_container="missing"; fi',
+        # each storage directory of the profile: created if missing and a file written and removed there, on the node
+        'pf_dir() { if mkdir -p -- "$2" 2>/dev/null && : >"$2/.portaflow-check.$$" 2>/dev/null; then rm -f -- "$2/.portaflow-check.$$"; '
+        f'echo "dir_$1=yes $2"; else echo "dir_$1=no $2"; fi >>{q(str(partial))}; }}',
     ]
+    if site.storage.scratch_dir:
+        lines.append(f"pf_dir scratch_dir {shell_word(site.storage.scratch_dir)}")
+    if work_dir:
+        lines.append(f"pf_dir work_dir {q(work_dir)}")
     if call is not None:
         command = wrap(inner_text, call, site, str(directory), gpus, ["PORTAFLOW_CHECK_IN_CONTAINER"])
         lines += [
@@ -311,6 +330,7 @@ def judge(report: PartitionReport, values: dict[str, str], job: ProbeJob, addres
     if report.gpus_expected and not (visible or smi):
         report.problems.append(f"GPUs: partitions.{report.partition}.gpus_per_node is {report.gpus_expected}, and a job that asked for one "
                                "sees none (no CUDA_VISIBLE_DEVICES, no GPU in nvidia-smi -L): check slurm.gpu_syntax and the nodes' GPUs")
+    judge_directories(report, values)
     if not (address and port):
         report.reach = "not checked (no address to listen on)"
         return
@@ -329,6 +349,20 @@ def judge(report: PartitionReport, values: dict[str, str], job: ProbeJob, addres
     report.problems.append(f"network: the driver's address {where} is unreachable from the node ({why}); a run's workers "
                            "would wait there until the walltime: set network.address (or network.interface) to the address the "
                            "compute nodes reach this host at")
+
+
+def judge_directories(report: PartitionReport, values: dict[str, str]) -> None:
+    """The probe's `dir_<field>=yes|no PATH` lines: each storage directory writable on the node, else a problem at its key."""
+    seen = []
+    for name in ("scratch_dir", "work_dir"):
+        verdict, _, path = values.get(f"dir_{name}", "").partition(" ")
+        if not verdict:
+            continue
+        seen.append(f"{name} {path}: {'writable' if verdict == 'yes' else 'NOT writable'}")
+        if verdict != "yes":
+            report.problems.append(f"storage.{name}: {path} cannot be created or written on {values.get('host') or 'the node'} "
+                                   "(profile says the site's jobs write there; set storage." + name + " to a directory they can write)")
+    report.directories = "; ".join(seen) or None
 
 
 def _last_reason(error: str) -> str:
@@ -357,9 +391,11 @@ def driver_address(loaded: LoadedSite, adapter: Scheduler, partitions: list[str]
 
 
 def check_site(loaded: LoadedSite, directory: Path, partitions: list[str] | None = None, container: str | None = None,
-               timeout_s: float = 120.0, progress: Any = None) -> CheckReport:
-    """Probe each partition (all, or those named); return the report. Raises InputError (exit 2, nothing submitted)
-    for an unknown partition or container, or a scheduler whose adapter cannot submit probes."""
+               timeout_s: float = 120.0, progress: Any = None, probe: bool = True) -> CheckReport:
+    """Compare the profile with the scheduler's answers (the adapter's `compare_profile`: nothing submitted), then,
+    unless `probe` is False, probe each partition (all, or those named); return the report. Raises InputError (exit 2,
+    nothing submitted) for an unknown partition or container. A scheduler whose adapter cannot submit probes gets a
+    "could not check" finding for them (the comparisons still run)."""
     say = progress or (lambda text: None)
     site = loaded.site
     adapter = adapter_for(loaded)
@@ -374,10 +410,18 @@ def check_site(loaded: LoadedSite, directory: Path, partitions: list[str] | None
         container = next(iter(site.container.images))
     elif container is not None and site.container.runtime == "none":
         raise InputError(f"--container: site {site.name} runs steps on the host (container.runtime: none)")
-    unavailable = adapter.probe_unavailable()
-    if unavailable:
-        raise ProbeUnavailable(unavailable)
     start = time.monotonic()
+    findings = adapter.compare_profile(names)
+    say(f"site check of {site.name}: {len(findings)} comparison(s) with the scheduler: "
+        + ", ".join(f"{sum(1 for f in findings if f.verdict == v)} {v}" for v in (PASSED, WRONG, UNCHECKED)))
+    unavailable = adapter.probe_unavailable()
+    if not probe or unavailable:
+        if probe and unavailable:
+            findings.append(SiteFinding("probe jobs (modules, worker_init, container, GPUs, directories, the driver's address)",
+                                        UNCHECKED, why=unavailable))
+        address, chosen_by, address_problem = driver_address(loaded, adapter, names) if not unavailable else (None, "", None)
+        return CheckReport(site.name, address, interface_of(address) if address else None, chosen_by, None, address_problem, [],
+                           round(time.monotonic() - start, 1), timeout_s, False, "", findings, probed=False)
     directory.mkdir(parents=True, exist_ok=True)
     directory = directory.resolve()
     reports = {p: PartitionReport(p, gpus_expected=site.partitions[p].gpus_per_node) for p in names}
@@ -386,7 +430,14 @@ def check_site(loaded: LoadedSite, directory: Path, partitions: list[str] | None
         for report in reports.values():
             report.problems += problems
         return CheckReport(site.name, None, None, "", None, None, list(reports.values()), round(time.monotonic() - start, 1), timeout_s,
-                           False, str(directory))
+                           False, str(directory), findings)
+    work_dir = None
+    if site.storage.work_dir:
+        try:
+            work_dir = expand_here(site.storage.work_dir)
+        except UnsetVariable as exc:
+            findings.append(SiteFinding("storage.work_dir writable", UNCHECKED, "storage.work_dir", site.storage.work_dir,
+                                        why=f"it uses ${', $'.join(exc.names)}, not set on this machine"))
     address, chosen_by, address_problem = driver_address(loaded, adapter, names)
     interface = interface_of(address) if address else None
     token = secrets.token_hex(8)
@@ -410,7 +461,8 @@ def check_site(loaded: LoadedSite, directory: Path, partitions: list[str] | None
             for stale in (f"{key}.result", f"{key}.partial", f"{key}.out", f"{key}.setup.log"):  # an earlier check's
                 (directory / stale).unlink(missing_ok=True)
             request = probe_request(loaded, name, timeout_s)
-            script.write_text(probe_script(loaded, name, directory, address if listener else None, port, token, container, request.gpus))
+            script.write_text(probe_script(loaded, name, directory, address if listener else None, port, token, container, request.gpus,
+                                           work_dir))
             script.chmod(0o755)
             output = directory / f"{key}.out"
             report.output = str(output)
@@ -431,7 +483,7 @@ def check_site(loaded: LoadedSite, directory: Path, partitions: list[str] | None
         if listener:
             listener.close()
     return CheckReport(site.name, address, interface, chosen_by, f"{address}:{port}" if port else None, address_problem,
-                       list(reports.values()), round(time.monotonic() - start, 1), timeout_s, timed_out, str(directory))
+                       list(reports.values()), round(time.monotonic() - start, 1), timeout_s, timed_out, str(directory), findings)
 
 
 def _wait(adapter: Scheduler, jobs: dict[str, ProbeJob], reports: dict[str, PartitionReport], directory: Path,
@@ -475,8 +527,8 @@ def _wait(adapter: Scheduler, jobs: dict[str, ProbeJob], reports: dict[str, Part
 
 
 def rows(report: CheckReport) -> list[list[str]]:
-    """One row per partition, for the CLI's table: partition, job, queue wait, where, set-up, container, address,
-    GPUs, verdict."""
+    """One row per partition, for the CLI's table: partition, job, queue wait, where, set-up, container, storage
+    directories, address, GPUs, verdict."""
     out = []
     for p in report.partitions:
         where = p.host or "-"
@@ -484,6 +536,7 @@ def rows(report: CheckReport) -> list[list[str]]:
             where += f" (node {p.node})"
         wait = f"{p.queue_wait_s:.1f} s" if p.queue_wait_s is not None else (p.state or "-")
         gpus = f"{p.gpus_seen or '-'} of {p.gpus_expected}" if p.gpus_expected else (p.gpus_seen or "-")
-        out.append([p.partition, p.job or "not submitted", wait, where, p.setup or "-", p.container or "-", p.reach or "-", gpus,
+        out.append([p.partition, p.job or "not submitted", wait, where, p.setup or "-", p.container or "-", p.directories or "-",
+                    p.reach or "-", gpus,
                     "ok" if p.ok else "; ".join(p.problems)])
     return out

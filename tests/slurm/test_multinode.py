@@ -139,6 +139,46 @@ def test_site_check_passes_on_the_nodes(multinode, tmp_path):
     for part in parts.values():
         assert part["job"].isdigit() and part["reachable"] is True and part["host"] in NODES, part
         assert part["queue_wait_s"] is not None and part["queue_wait_s"] < 60, part
+    # the comparison with scontrol/sacctmgr ran before the probes, and every item of the true profile holds
+    keys = {f["key"] for f in report["findings"]}
+    assert {"partitions.multi.max_walltime", "partitions.spread.cores_per_node", "account", "slurm.qos"} <= keys, keys
+    assert all(f["verdict"] == "passed" for f in report["findings"]), report["findings"]
+
+
+WRONG_SITE = ROOT / "tests" / "data" / "sites" / "slurm-local-wrong.yaml"
+
+
+def test_site_check_without_probes_passes_the_shipped_profile_and_finds_every_wrong_setting(multinode):
+    """`--no-probe`: the comparison alone, no job. The shipped slurm-local passes; one deliberately wrong copy of it
+    (tests/data/sites/slurm-local-wrong.yaml: every mistake in one profile, so CI pays for one call) has each wrong
+    setting reported with the key to change and the site's value. (The unreachable address needs a probe: above.)"""
+    start = time.monotonic()
+    good = run_portaflow("site", "check", "slurm-local", "--no-probe", "--json", timeout=60)
+    assert good.returncode == 0, good.stdout + good.stderr
+    report = json.loads(good.stdout)
+    assert report["ok"] and not report["probed"] and report["partitions"] == [], report
+    assert {f["verdict"] for f in report["findings"]} == {"passed"} and len(report["findings"]) >= 10, report["findings"]
+
+    result = run_portaflow("site", "check", str(WRONG_SITE), "--no-probe", "--json", timeout=60)
+    assert result.returncode == 1, result.stdout + result.stderr
+    wrong = {f["key"]: f for f in json.loads(result.stdout)["findings"] if f["verdict"] == "wrong"}
+    expected = {
+        "partitions.cpu.max_walltime": ("2h", "MaxTime=01:00:00"),
+        "partitions.gpu.memory_per_node": ("59.6 GiB", "18.8 GiB (RealMemory)"),
+        "partitions.gpu.gpu_models": ("GPU model a100", "its nodes' GPU models: none named (Gres=gpu:2)"),
+        "partitions.gpu.qos": ("QOS premium", None),
+        "partitions.bigmem": ("partition bigmem", None),
+        "partitions.remote.clusters": ("cluster nosuchcluster", None),
+        "account": ("account nosuch-account", None),
+    }
+    assert set(wrong) == set(expected), sorted(wrong)
+    for key, (profile, site) in expected.items():
+        assert wrong[key]["profile"] == profile and (site is None or wrong[key]["site"] == site), wrong[key]
+        assert wrong[key]["text"].startswith(f"wrong: profile says {profile}, site says ") and key in wrong[key]["text"]
+    assert "no such partition" in wrong["partitions.bigmem"]["site"] and "nosuch-account" not in wrong["account"]["site"]
+    assert "does not answer" in wrong["partitions.remote.clusters"]["site"], wrong["partitions.remote.clusters"]
+    assert "Traceback" not in result.stderr
+    print(f"site check --no-probe, the true and the wrong profile: {time.monotonic() - start:.1f} s")
 
 
 def unroutable_interface() -> tuple[str, str] | None:
@@ -187,6 +227,7 @@ def test_site_check_reports_a_refused_submission_and_a_probe_that_never_starts(m
     _, refused = site_check("--partition", "multi", "--site-set", "account=nosuch", "--workdir", str(tmp_path / "a"))
     [part] = refused["partitions"]
     assert part["job"] is None and "Invalid account" in part["problems"][0], part
+    assert [f["key"] for f in refused["findings"] if f["verdict"] == "wrong"] == ["account"], refused["findings"]  # before sbatch said so
     start = time.monotonic()
     result, queued = site_check("--partition", "multi", "--timeout", "6", "--site-set", 'extra_directives=["--begin=now+1hour"]',
                                 "--workdir", str(tmp_path / "b"))
@@ -220,8 +261,7 @@ def kill_jobs_on(node: str) -> None:
     """What a dead node loses: every process in its network namespace but its slurmd (kept for the resume). SLURM's
     DOWN only forgets the job; left alone, its step would run on in the namespace after the test (and keep the
     namespace, and its veth, alive past `cluster.sh down`)."""
-    namespace = "pf-" + node.removeprefix("pf")  # pfnode1 -> pf-node1 (cluster.sh)
-    pids = subprocess.run(["ip", "netns", "pids", namespace], capture_output=True, text=True, check=False).stdout.split()
+    pids = subprocess.run(["ip", "netns", "pids", namespace_of(node)], capture_output=True, text=True, check=False).stdout.split()
     for pid in pids:
         try:
             argv0 = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0]
@@ -234,18 +274,57 @@ def kill_jobs_on(node: str) -> None:
                 pass
 
 
+def namespace_of(node: str) -> str:
+    return "pf-" + node.removeprefix("pf")  # pfnode1 -> pf-node1 (cluster.sh)
+
+
+def slurmd_pids(node: str) -> list[int]:
+    """The node's slurmd (the one process in its namespace named slurmd)."""
+    pids = subprocess.run(["ip", "netns", "pids", namespace_of(node)], capture_output=True, text=True, check=False).stdout.split()
+    out = []
+    for pid in pids:
+        try:
+            if os.path.basename(Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0]) == b"slurmd":
+                out.append(int(pid))
+        except OSError:
+            continue
+    return out
+
+
+def kill_node(node: str) -> None:
+    """The node dies, as far as a shared cluster allows: its slurmd stops answering (SIGSTOP, so that it can be
+    resumed: the test may not restart the cluster's daemons), every other process in its namespace (the task's job,
+    its step, a Parsl worker) is killed, and its namespace is cut off the bridge (the host side of its veth pair
+    down). What SLURM cannot learn before SlurmdTimeout (300 s in this cluster) it is told: `scontrol update
+    state=down`, as slurmctld itself would do after that timeout."""
+    for pid in slurmd_pids(node):
+        os.kill(pid, signal.SIGSTOP)
+    kill_jobs_on(node)
+    subprocess.run(["ip", "link", "set", "pfv" + node.removeprefix("pfnode"), "down"], check=True, timeout=30)
+
+
+def revive_node(node: str) -> None:
+    """Undo kill_node: anything left in the namespace killed, the link up, slurmd continued, the node resumed."""
+    kill_jobs_on(node)
+    subprocess.run(["ip", "link", "set", "pfv" + node.removeprefix("pfnode"), "up"], check=False, timeout=30)
+    for pid in slurmd_pids(node):
+        os.kill(pid, signal.SIGCONT)
+    subprocess.run(["scontrol", "update", f"nodename={node}", "state=resume"], check=False, timeout=30)
+
+
 # -- faults --------------------------------------------------------------------------------------------------------
 @pytest.mark.slurm_nodes_exclusive  # it takes a node of `multi` down: no other test may have jobs there meanwhile
 @pytest.mark.parametrize("engine", ["parsl", "snakemake"])
 def test_a_node_lost_mid_task_is_retried_on_the_other_node(multinode, tmp_path, engine):
-    """A node dies while a task runs there: SLURM marks it DOWN and ends its job NODE_FAIL; portaflow tries the task
-    again (its `retries`), SLURM places it on the other node, and the run ends with the output. How long that took
-    after the node went down is printed (tests/slurm/README.md has the numbers).
+    """A node dies while a task runs there (`kill_node`: its slurmd stopped, its processes killed, its namespace cut off
+    the bridge): SLURM marks it DOWN and ends its job NODE_FAIL; portaflow tries the task again (its `retries`), SLURM
+    places it on the other node, and the run ends with the output. How long that took after the node went down is
+    printed (tests/slurm/README.md has the numbers).
 
-    The node is taken out with `scontrol update state=drain` then `state=down`: DOWN is what slurmctld itself does once a
+    SLURM is told with `scontrol update state=drain` then `state=down`: DOWN is what slurmctld itself does once a
     dead node's slurmd has been silent for SlurmdTimeout (300 s here; waiting for it would make this a 6-minute test),
-    and the drain keeps it out (its slurmd still answers, and ReturnToService=2 would take it back at once). The node
-    is resumed in a finally, whatever happens."""
+    and the drain keeps it out once its slurmd answers again (ReturnToService=2 would take it back at once). The node
+    is revived in a finally, whatever happens."""
     marker = tmp_path / "started"
     argv = [sys.executable, "-m", "portaflow", "run", str(ROOT / "tests" / "data" / "workflows" / "node-loss.yaml"), "--site", str(SITE),
             "--engine", engine, "--workdir", str(tmp_path / "w"), "--param", f"marker={marker}"]
@@ -258,6 +337,7 @@ def test_a_node_lost_mid_task_is_retried_on_the_other_node(multinode, tmp_path, 
             time.sleep(0.5)
         node = marker.read_text().split()[0]
         lost_at = time.monotonic()
+        kill_node(node)
         for state in ("drain", "down"):  # drained first: with ReturnToService=2 a DOWN node whose slurmd answers is back at once
             subprocess.run(["scontrol", "update", f"nodename={node}", f"state={state}", "reason=portaflow node-loss test"],
                            check=True, timeout=30)
@@ -268,8 +348,7 @@ def test_a_node_lost_mid_task_is_retried_on_the_other_node(multinode, tmp_path, 
             proc.kill()
             proc.communicate()
         if node:
-            kill_jobs_on(node)
-            subprocess.run(["scontrol", "update", f"nodename={node}", "state=resume"], check=False, timeout=30)
+            revive_node(node)
     assert proc.returncode == 0, out + err
     tries = marker.read_text().split()
     host, finished_on = (tmp_path / "w" / "held.txt").read_text().split()

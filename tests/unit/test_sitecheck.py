@@ -6,6 +6,7 @@ queue) are in tests/slurm/test_multinode.py."""
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import time
@@ -41,12 +42,56 @@ def test_a_failing_worker_init_line_is_reported_with_its_key(tmp_path):
     assert part["reachable"] is True  # the rest of the probe still ran
 
 
-@pytest.mark.parametrize("site", ["example-cern-htcondor", "example-cloud-gpu-k8s"])
-def test_schedulers_without_probes_say_so_and_submit_nothing(tmp_path, site):
-    result = run_portaflow("site", "check", site, "--workdir", str(tmp_path / "check"), timeout=60)
-    assert result.returncode == 2, result.stdout + result.stderr
-    assert "probe jobs are not available for scheduler" in result.stderr and "nothing was submitted" in result.stderr
+@pytest.mark.parametrize("site, unchecked", [
+    ("example-cern-htcondor", "condor_q and condor_status not on PATH here"),
+    ("example-cloud-gpu-k8s", "no Kubernetes configuration"),
+])
+def test_schedulers_without_their_tools_here_say_what_could_not_be_checked_and_submit_nothing(tmp_path, site, unchecked):
+    """HTCondor and Kubernetes on a machine without condor_q / a kubeconfig: every comparison and the probes are "could
+    not check" with the reason; nothing is wrong, so exit 0, and nothing is written."""
+    result = run_portaflow("site", "check", site, "--json", "--workdir", str(tmp_path / "check"), timeout=60,
+                           env={"KUBECONFIG": str(tmp_path / "none")})
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads(result.stdout)
+    assert report["ok"] and report["partitions"] == [] and not report["probed"], report
+    verdicts = [f["verdict"] for f in report["findings"]]
+    assert verdicts and set(verdicts) == {"could not check"}, report["findings"]
+    assert unchecked in report["findings"][0]["why"], report["findings"]
+    assert "probe jobs are not available for scheduler" in report["findings"][-1]["why"]
     assert "Traceback" not in result.stderr and not (tmp_path / "check").exists()
+
+
+def test_a_kubernetes_api_server_that_does_not_answer_is_could_not_check(tmp_path):
+    """A kubeconfig whose server refuses connections (a closed port on loopback): the API server check says so, and
+    the namespace, node pools and claims are "could not check", not "wrong"."""
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    config = tmp_path / "kubeconfig"
+    config.write_text(f"""apiVersion: v1
+kind: Config
+clusters: [{{name: c, cluster: {{server: "https://127.0.0.1:{port}", insecure-skip-tls-verify: true}}}}]
+users: [{{name: u, user: {{token: not-a-secret}}}}]
+contexts: [{{name: x, context: {{cluster: c, user: u}}}}]
+current-context: x
+""")
+    result = run_portaflow("site", "check", "example-cloud-gpu-k8s", "--no-probe", "--json", timeout=120, env={"KUBECONFIG": str(config)})
+    assert result.returncode == 0, result.stdout + result.stderr
+    findings = json.loads(result.stdout)["findings"]
+    assert findings[0]["what"] == "the API server answers" and "does not answer" in findings[0]["why"], findings[0]
+    keys = {f["key"] for f in findings[1:]}
+    assert {"kubernetes.namespace", "kubernetes.node_pools.standard.node_selector"} <= keys, keys
+    assert all(f["verdict"] == "could not check" for f in findings), findings
+
+
+def test_the_local_site_compares_its_partition_with_this_machine(tmp_path):
+    result = run_portaflow("site", "check", "local", "--no-probe", "--json", "--site-set", "partitions.local.cores_per_node=100000",
+                           timeout=60)
+    assert result.returncode == 1, result.stdout + result.stderr
+    report = json.loads(result.stdout)
+    [wrong] = [f for f in report["findings"] if f["verdict"] == "wrong"]
+    assert wrong["key"] == "partitions.local.cores_per_node" and wrong["profile"] == "100000", wrong
+    assert wrong["text"].startswith("wrong: profile says 100000, site says ") and report["partitions"] == [], wrong
 
 
 def test_an_unknown_partition_is_bad_input(tmp_path):
@@ -104,3 +149,39 @@ def test_the_probe_script_is_valid_bash_with_the_sites_set_up_and_container(tmp_
     script.write_text(text)
     assert subprocess.run(["bash", "-n", str(script)], capture_output=True).returncode == 0
     assert "echo one\necho two" in text and "podman run --rm" in text and "/dev/tcp/$1/$2" in text
+
+
+def test_the_probe_writes_to_the_storage_directories(tmp_path):
+    """`storage.scratch_dir` (expanded by the job's shell, as a step's is) is created and written; a `storage.work_dir`
+    no job can create is a problem at its key."""
+    result = run_portaflow("site", "check", "local", "--json", "--workdir", str(tmp_path / "check"),
+                           "--site-set", "storage.scratch_dir=$PF_TEST_BASE/scratch", "--site-set", "storage.work_dir=/proc/portaflow-nowhere",
+                           timeout=60, env={"PF_TEST_BASE": str(tmp_path)})
+    assert result.returncode == 1, result.stdout + result.stderr
+    [part] = json.loads(result.stdout)["partitions"]
+    assert (tmp_path / "scratch").is_dir() and not list((tmp_path / "scratch").iterdir())
+    assert part["directories"] == (f"scratch_dir {tmp_path}/scratch: writable; work_dir /proc/portaflow-nowhere: NOT writable"), part
+    [problem] = part["problems"]
+    assert problem.startswith("storage.work_dir: /proc/portaflow-nowhere cannot be created or written on "), problem
+
+
+def test_htcondor_comparisons_read_what_condor_q_and_condor_status_answer(tmp_path):
+    """HTCondor is not installed here, so stand-ins for condor_q and condor_status (first on PATH) answer as a pool
+    whose schedd answers, whose collector does not, and whose slots' START reads MaxRuntime only: the schedd passes,
+    the collector is wrong at its key, MaxRuntime passes and RequestRuntime (which a job transform might still read)
+    is "could not check", never wrong."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "condor_q").write_text('#!/bin/sh\necho "Total for query: 0 jobs"\n')
+    (bin_dir / "condor_status").write_text('#!/bin/sh\ncase "$*" in\n'
+                                           '  *-collector*) echo "Error: Failed to connect to collector" >&2; exit 1 ;;\n'
+                                           "  *START*) echo '(TARGET.MaxRuntime <= 86400) && (TARGET.RequestMemory < 4096)' ;;\nesac\n")
+    for tool in bin_dir.iterdir():
+        tool.chmod(0o755)
+    result = run_portaflow("site", "check", "example-cern-htcondor", "--no-probe", "--json",
+                           "--site-set", "htcondor.runtime_attribute=[MaxRuntime, RequestRuntime]",
+                           env={"PATH": f"{bin_dir}:{os.environ['PATH']}"}, timeout=60)
+    assert result.returncode == 1, result.stdout + result.stderr
+    findings = [(f["key"], f["verdict"]) for f in json.loads(result.stdout)["findings"]]
+    assert findings == [("htcondor.schedd", "passed"), ("htcondor.collector", "wrong"), ("htcondor.runtime_attribute", "passed"),
+                        ("htcondor.runtime_attribute", "could not check")], findings

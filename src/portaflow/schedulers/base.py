@@ -58,6 +58,35 @@ class ProbeJob:
     submitted_at: float
 
 
+PASSED, WRONG, UNCHECKED = "passed", "wrong", "could not check"
+"""The verdicts of one comparison of a profile with its site (`SiteFinding.verdict`)."""
+
+
+@dataclass(frozen=True)
+class SiteFinding:
+    """One comparison of the profile with the site (`Scheduler.compare_profile`, read by `portaflow site check`):
+    passed, wrong (the profile says `profile`, the site says `site`; change `key`), or could not check (`why`).
+
+    Why a record rather than a message: the check's table and its `--json` both need the key to change and the two
+    values side by side, and CI asserts on the key."""
+
+    what: str
+    verdict: str
+    key: str | None = None
+    profile: str | None = None
+    site: str | None = None
+    why: str = ""
+
+    @property
+    def text(self) -> str:
+        """The finding as one line: 'wrong: profile says X, site says Y, key K', or 'could not check: why'."""
+        if self.verdict == WRONG:
+            return f"wrong: profile says {self.profile}, site says {self.site}, key {self.key}" + (f" ({self.why})" if self.why else "")
+        if self.verdict == UNCHECKED:
+            return f"could not check: {self.why}"
+        return "passed" + (f": {self.site}" if self.site else "")
+
+
 class ProbeUnavailable(InputError):
     """This scheduler's adapter cannot submit a probe job from here (exit 2: nothing was submitted)."""
 
@@ -274,6 +303,14 @@ class Scheduler:
         """Why jobs cannot be submitted from this machine now (empty: the scheduler answers). Asked before a
         run submits anything, and by the matrix to decide between running and rendering a cell."""
         return []
+
+    def compare_profile(self, partitions: list[str]) -> list[SiteFinding]:
+        """Compare what the profile says of these partitions (their existence and limits, accounts, QOS, the scheduler's
+        servers) with what the scheduler itself reports, without submitting anything. Why an adapter method: only the
+        adapter knows which tool answers and how to read it (`portaflow site check` only prints the findings). The
+        default cannot compare: one finding saying so."""
+        return [SiteFinding("the profile against the scheduler", UNCHECKED,
+                            why=f"the {self.name} adapter has no comparison of a profile with its site")]
 
     def submit_probe(self, partition: str, request: TaskResources, script: Path, output: Path, tag: str) -> ProbeJob:
         """Submit `script` (bash, written by `portaflow site check`) as one job of size `request` on `partition`, its

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from portaflow.commands import run_command
 from portaflow.plan.model import Task, TaskResources
-from portaflow.schedulers.base import ProbeJob, Scheduler
+from portaflow.schedulers.base import PASSED, WRONG, ProbeJob, Scheduler, SiteFinding
 from portaflow.schedulers.parsl_blocks import worker_init
+from portaflow.units import describe_memory
 
 GPU_LOCK_DIR = '"${XDG_RUNTIME_DIR:-/tmp}/portaflow-gpus-$(id -u)"'
 """Where a local task's shell locks the GPUs it uses (one file per device): machine-wide for the user, so that tasks
@@ -90,6 +92,22 @@ class LocalScheduler(Scheduler):
 
     def snakemake_resources(self, ctx: RunContext, task: Task) -> dict[str, Any]:
         return {**super().snakemake_resources(ctx, task), "portaflow_tasks": 1}
+
+    def compare_profile(self, partitions: list[str]) -> list[SiteFinding]:
+        """Each partition's cores and memory against this machine's (its CPUs, its physical memory): the local site's
+        one node. ('auto' reads them when the profile is loaded, so it passes.)"""
+        cores = os.cpu_count() or 1
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // (1024 * 1024)
+        found = []
+        for name in partitions:
+            part = self.site.partitions[name]
+            for what, field, promised, given, show in (
+                    ("cores", "cores_per_node", part.cores_per_node, cores, str),
+                    ("memory", "memory_per_node", part.memory_per_node, memory, describe_memory)):
+                verdict = WRONG if promised > given else PASSED
+                found.append(SiteFinding(f"partition {name}: {what} of this machine", verdict, f"partitions.{name}.{field}",
+                                         show(promised), f"{show(given)} on this machine"))
+        return found
 
     def probe_unavailable(self) -> str | None:
         return None

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from portaflow.commands import CommandError, run_command
 from portaflow.errors import InputError, PlanError, PortaflowError, Problem, SpecError
 from portaflow.plan.model import Task, TaskResources
-from portaflow.schedulers.base import Scheduler, common_rule_resources
+from portaflow.schedulers.base import PASSED, UNCHECKED, WRONG, Scheduler, SiteFinding, common_rule_resources
 from portaflow.schedulers.htcondor.commands import is_documented_command
 from portaflow.units import describe_walltime
 
@@ -250,6 +250,49 @@ class HTCondorScheduler(Scheduler):
         except CommandError as exc:
             return [f"site {self.site.name}: HTCondor does not answer (condor_q: {(exc.stderr.strip() or exc.reason)[:300]})"]
         return []
+
+    def compare_profile(self, partitions: list[str]) -> list[SiteFinding]:
+        """The pool against the profile: the schedd answers (`condor_q -totals`, with the profile's schedd, collector and
+        credentials), the collector answers (`condor_status -collector`), and each runtime attribute the profile sets
+        is read by the pool (named in some slot's START expression, `condor_status -af START`). Without condor_q and
+        condor_status here (not a submit node of the pool), each is "could not check". A runtime attribute no START
+        names may still be read by the schedd's job transforms, which condor_status does not show: "could not check"
+        then, never "wrong"."""
+        h = self.settings
+        attributes = [h.runtime_attribute] if isinstance(h.runtime_attribute, str) else list(h.runtime_attribute or [])
+        checks = [("the schedd answers", "htcondor.schedd", h.schedd or "the local schedd"),
+                  ("the collector answers", "htcondor.collector", h.collector or "the configured collector")]
+        checks += [(f"runtime attribute {a} is read by the pool", "htcondor.runtime_attribute", a) for a in attributes]
+        missing = [tool for tool in ("condor_q", "condor_status") if shutil.which(tool) is None]
+        if missing:
+            why = f"{' and '.join(missing)} not on PATH here (run site check on a submit node of the pool)"
+            return [SiteFinding(what, UNCHECKED, key, value, why=why) for what, key, value in checks]
+        try:
+            env = {**os.environ, **self.client_environment()}
+        except InputError as exc:
+            return [SiteFinding(what, UNCHECKED, key, value, why=str(exc)) for what, key, value in checks]
+        found = []
+        for (what, key, value), argv in zip(checks[:2], (["condor_q", "-totals"], ["condor_status", "-collector", "-af", "Name"]), strict=True):
+            try:
+                run_command(argv, env=env, timeout=60)
+                found.append(SiteFinding(what, PASSED, key, value, f"{argv[0]} answers"))
+            except CommandError as exc:
+                reason = (exc.stderr.strip().splitlines() or [exc.reason])[-1][:300]
+                found.append(SiteFinding(what, WRONG, key, value, f"no answer ({argv[0]}: {reason})"))
+        if not attributes:
+            return found
+        try:
+            starts = run_command(["condor_status", "-af", "START"], env=env, timeout=60).stdout
+        except CommandError as exc:
+            return found + [SiteFinding(what, UNCHECKED, key, value, why=f"condor_status -af START: {exc.reason}")
+                            for what, key, value in checks[2:]]
+        for what, key, value in checks[2:]:
+            if re.search(rf"\b{re.escape(value)}\b", starts, re.IGNORECASE):
+                found.append(SiteFinding(what, PASSED, key, value, "named in the slots' START expressions"))
+            else:
+                found.append(SiteFinding(what, UNCHECKED, key, value, why=f"no slot's START names {value}; the schedd's job transforms "
+                                         "may still read it (condor_status cannot show them): ask the pool's admins"))
+        return found
 
     def check_rendered(self, files: list[Path]) -> list[str]:
         """Each rendered submit description (`*.sub`) parsed by HTCondor's own parser (htcondor2.Submit), and

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from portaflow.errors import InputError, Problem, SpecError
 from portaflow.plan.model import Task, TaskResources
-from portaflow.schedulers.base import Scheduler
+from portaflow.schedulers.base import Scheduler, SiteFinding
 from portaflow.schedulers.kubernetes import dask as kube_dask, parsl as kube_parsl, snakemake as kube_snakemake
 from portaflow.schedulers.kubernetes.manifests import (
     KUBERNETES_VERSION,
@@ -317,6 +317,13 @@ class KubernetesScheduler(Scheduler):
                              "choose a work directory under one (--workdir or storage.work_dir)")
 
     # -- talking to the cluster ----------------------------------------------------------------
+    def compare_profile(self, partitions: list[str]) -> list[SiteFinding]:
+        """The namespace, service account, volume claims and node labels the profile names, read from the API server
+        (schedulers/kubernetes/compare.py)."""
+        from portaflow.schedulers.kubernetes.compare import compare_profile
+
+        return compare_profile(self.site, partitions)
+
     def connection_problems(self) -> list[str]:
         """A Kubernetes configuration (kubeconfig or in-cluster) that both engines will use."""
         try:

@@ -8,6 +8,7 @@ so Parsl's job scripts and the Snakemake plugin's sbatch line ask for the same j
 
 from __future__ import annotations
 
+import getpass
 import logging
 import math
 import re
@@ -20,7 +21,18 @@ from typing import TYPE_CHECKING, Any
 from portaflow.commands import CommandError, run_command
 from portaflow.errors import InputError, PortaflowError, SpecError
 from portaflow.plan.model import Task, TaskResources
-from portaflow.schedulers.base import PARTITION_SETTINGS, JobUsage, ProbeJob, Scheduler, run_tag, snakemake_jobname_prefix
+from portaflow.schedulers.base import (
+    PARTITION_SETTINGS,
+    PASSED,
+    UNCHECKED,
+    WRONG,
+    JobUsage,
+    ProbeJob,
+    Scheduler,
+    SiteFinding,
+    run_tag,
+    snakemake_jobname_prefix,
+)
 from portaflow.spec.slurm import gpu_template_fields
 from portaflow.units import format_walltime, walltime_minutes
 
@@ -360,6 +372,80 @@ class SlurmScheduler(Scheduler):
     def probe_unavailable(self) -> str | None:
         return None
 
+    def compare_profile(self, partitions: list[str]) -> list[SiteFinding]:
+        """The profile's partitions, limits, accounts and QOS against SLURM's own answers: `sinfo --clusters` for each
+        cluster the profile names, `scontrol show partition -o` and `scontrol show node -o` (per cluster), `sacctmgr show
+        assoc` for the user. The rules are in schedulers/slurm/compare.py; a command that does not answer makes its
+        findings "could not check" with its message."""
+        from portaflow.schedulers.slurm import compare
+
+        found: list[SiteFinding] = []
+        silent: set[str] = set()
+        groups: dict[str | None, list[str]] = {}
+        for name in partitions:
+            for cluster in (self.clusters(name) or "").split(",") if self.clusters(name) else [None]:
+                groups.setdefault(cluster, []).append(name)
+        for cluster, names in groups.items():
+            where = [f"--clusters={cluster}"] if cluster else []
+            if cluster:
+                try:
+                    run_command(["sinfo", *where, "--noheader", "--format=%P"], timeout=30)
+                    found.append(SiteFinding(f"cluster {cluster} answers", PASSED, f"partitions.{names[0]}.clusters", cluster, "sinfo answers"))
+                except CommandError as exc:
+                    found.append(SiteFinding(f"cluster {cluster} answers", WRONG, f"partitions.{names[0]}.clusters", f"cluster {cluster}",
+                                             f"it does not answer (sinfo --clusters={cluster}: {_last_line(exc)})"))
+                    silent.add(cluster)
+                    found += [SiteFinding(f"partition {n} on cluster {cluster}", UNCHECKED, f"partitions.{n}",
+                                          why=f"cluster {cluster} does not answer") for n in names]
+                    continue
+            try:
+                part_text = run_command(["scontrol", *where, "show", "partition", "-o"], timeout=30).stdout
+                node_text = run_command(["scontrol", *where, "show", "node", "-o"], timeout=30).stdout
+            except CommandError as exc:
+                found += [SiteFinding(f"partition {n}", UNCHECKED, f"partitions.{n}", why=f"scontrol does not answer: {_last_line(exc)}")
+                          for n in names]
+                continue
+            records = {r["PartitionName"]: r for r in compare.parse_records(part_text) if "PartitionName" in r}
+            nodes = [r for r in compare.parse_records(node_text) if "NodeName" in r]
+            for name in names:
+                slurm_names = self.partition_name(name).split(",")
+                found += compare.compare_partition(name, self.site.partitions[name], slurm_names, records, nodes)
+                for use in compare.account_uses(self.site, [name], None):
+                    found += compare.compare_allowed(name, slurm_names, records, use)
+        found += self._compare_associations(partitions, silent)
+        return found
+
+    def _compare_associations(self, partitions: list[str], silent: set[str]) -> list[SiteFinding]:
+        """The accounts and QOS the profile names, against the user's associations (`sacctmgr show assoc`); those on
+        clusters that do not answer (`silent`, already reported wrong) are "could not check"."""
+        from portaflow.schedulers.slurm import compare
+
+        local = self.local_cluster()
+        uses = [u for u in compare.account_uses(self.site, partitions, local) if u.account or u.qos]
+        unasked = [u for u in uses if u.clusters and set(u.clusters) <= silent]
+        uses = [u for u in uses if u not in unasked]
+        skipped = [SiteFinding(f"account {u.account}" if u.account else "QOS", UNCHECKED, u.account_key if u.account else next(iter(u.qos.values())),
+                               why=f"cluster {','.join(u.clusters)} does not answer") for u in unasked]
+        if not uses:
+            return skipped
+        user = getpass.getuser()
+        try:
+            rows = run_command(["sacctmgr", "-nP", "show", "assoc", f"user={user}", "format=cluster,account,qos"], timeout=30).stdout
+        except CommandError as exc:
+            return skipped + [SiteFinding(f"account {u.account}" if u.account else "QOS", UNCHECKED,
+                                          u.account_key if u.account else next(iter(u.qos.values())),
+                                          why=f"sacctmgr does not answer (no accounting database?): {_last_line(exc)}") for u in uses]
+        return skipped + compare.compare_associations(user, uses, compare.parse_associations(rows))
+
+    def local_cluster(self) -> str | None:
+        """This machine's cluster (`scontrol show config`'s ClusterName): the associations a job without --clusters uses."""
+        try:
+            config = run_command(["scontrol", "show", "config"], timeout=30).stdout
+        except CommandError:
+            return None
+        found = re.search(r"^ClusterName\s*=\s*(\S+)", config, re.MULTILINE)
+        return found.group(1) if found else None
+
     def submit_probe(self, partition: str, request: TaskResources, script: Path, output: Path, tag: str) -> ProbeJob:
         """`sbatch` the probe with the directives every job of this size on this partition gets (so a wrong account, QOS,
         constraint or GPU syntax is refused here as it would be in a run), named `portaflow-check`, tagged `tag`."""
@@ -464,6 +550,11 @@ def parse_sacct(text: str) -> dict[str, JobUsage]:
             elapsed_s=float(row["ElapsedRaw"]) if row.get("ElapsedRaw", "").isdigit() else None,
             cpu_s=_slurm_duration(row.get("TotalCPU", "")), cores=cores, max_rss_mib=peak.get(job), memory_mib=memory)
     return out
+
+
+def _last_line(exc: CommandError) -> str:
+    """A failed command's last line of error output (SLURM's message), else why it failed."""
+    return (exc.stderr.strip().splitlines() or [exc.reason])[-1]
 
 
 def _slurm_time(value: str | None) -> str | None:
