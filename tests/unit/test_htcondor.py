@@ -435,7 +435,9 @@ def wrapped(tmp_path_factory) -> dict[str, Path]:
     out = {}
     for site, engine in ((CERN, "parsl"), (CERN, "snakemake"), (INFN, "snakemake")):
         out_dir = tmp_path_factory.mktemp(f"wrapped-{site}-{engine}") / "render"
-        result = run_portaflow("render", str(RESOURCES), "--site", site, "--site-set", f"htcondor.job_wrapper={WRAPPER}",
+        # with DESY NAF's other settings of issue 16 (two runtime attributes, getenv names), for the engines' comparison
+        desy = ["--site-set", "htcondor.runtime_attribute=[RequestRuntime, MaxRuntime]", "--site-set", "htcondor.getenv=[X509_USER_PROXY]"]
+        result = run_portaflow("render", str(RESOURCES), "--site", site, "--site-set", f"htcondor.job_wrapper={WRAPPER}", *desy,
                                "--engine", engine, "-o", str(out_dir), "--workdir", WORKDIR, cwd=ROOT)
         assert result.returncode == 0, result.stderr
         out[f"{site}--{engine}"] = out_dir
@@ -483,3 +485,21 @@ def test_a_bad_job_wrapper_is_refused_at_validate(tmp_path, value):
     result = run_portaflow("validate", str(profile), cwd=ROOT)
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stdout + result.stderr
     assert "pool.yaml:4:16: htcondor.job_wrapper: " in result.stderr and "expected the absolute path of a script" in result.stderr
+
+
+def test_both_engines_send_the_same_wrapper_runtimes_and_getenv(wrapped, monkeypatch):
+    """Issue 16's HTCondor fields (job wrapper, several runtime attributes, getenv names) in the job ClassAds condor_submit
+    would build from each engine's description: equal for every task."""
+    if reason := _job_ads_available():
+        pytest.skip(reason)
+    compared = ("Cmd", "RequestRuntime", "MaxRuntime", "JobFlavour", "RequestCpus", "RequestMemory", "RequestGPUs")
+    monkeypatch.setenv("X509_USER_PROXY", "/tmp/x509up_u1000")  # getenv copies it from the submitting shell into Environment
+    _, plan = plan_for(RESOURCES, CERN)
+    ads = {engine: job_ads([description_for(wrapped[f"{CERN}--{engine}"], engine, task).read_text() for task in plan.tasks])
+           for engine in ("parsl", "snakemake")}
+    for task, parsl_ad, snakemake_ad in zip(plan.tasks, ads["parsl"], ads["snakemake"], strict=True):
+        parsl, snakemake = ({k: ad.get(k) for k in compared} for ad in (parsl_ad, snakemake_ad))
+        assert parsl == snakemake, task.id
+        assert parsl["Cmd"] == WRAPPER and parsl["RequestRuntime"] == parsl["MaxRuntime"] == task.resources.walltime_s
+        for ad in (parsl_ad, snakemake_ad):
+            assert "X509_USER_PROXY=/tmp/x509up_u1000" in str(ad.get("Environment")), ad.get("Environment")
