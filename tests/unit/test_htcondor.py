@@ -273,7 +273,7 @@ def test_cancel_run_removes_the_runs_jobs(tmp_path, monkeypatch):
     removed = HTCondorScheduler(load_site(INFN)).cancel_run("20260101-000000-snakemake-abcd", ["43", "41"])
     assert removed == ["41.0", "42.0", "43"]
     lines = calls.read_text().splitlines()
-    assert lines[0] == ('condor_q -allusers -constraint PortaflowRun == "20260101-000000-snakemake-abcd" -af ClusterId ProcId '
+    assert lines[0] == ('condor_q -constraint PortaflowRun == "20260101-000000-snakemake-abcd" -af ClusterId ProcId '
                         "schedd=CHANGEME-schedd.cr.cnaf.infn.it")
     assert lines[1] == "condor_rm 41.0 42.0 43 schedd=CHANGEME-schedd.cr.cnaf.infn.it"
 

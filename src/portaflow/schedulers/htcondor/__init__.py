@@ -324,7 +324,8 @@ class HTCondorScheduler(Scheduler):
 
     def _queued(self, run_id: str, env: dict[str, str]) -> list[str]:
         """`cluster.proc` of each job condor_q lists for the run (one condor_q call)."""
-        queue = run_command(["condor_q", "-allusers", "-constraint", run_constraint(run_id), "-af", "ClusterId", "ProcId"], env=env)
+        # condor_q lists the submitting user's jobs only (its default without -allusers): never another user's
+        queue = run_command(["condor_q", "-constraint", run_constraint(run_id), "-af", "ClusterId", "ProcId"], env=env)
         return [".".join(line.split()) for line in queue.stdout.splitlines() if line.strip()]
 
     def _cancel_environment(self) -> dict[str, str]:
