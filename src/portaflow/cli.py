@@ -451,6 +451,7 @@ def _task_json(task: Any) -> dict[str, Any]:
 
 def _plan_table(plan: Any, loaded: LoadedSite, to_run: set[str] | None, not_requested: set[str] = frozenset()) -> None:
     from portaflow.schedulers import adapter_for
+    from portaflow.schedulers.parsl_blocks import partition_limit_notes
     from portaflow.units import format_walltime
 
     scheduler = adapter_for(loaded)
@@ -468,6 +469,8 @@ def _plan_table(plan: Any, loaded: LoadedSite, to_run: set[str] | None, not_requ
             row.append("yes" if t.id in to_run else "not requested" if t.id in not_requested else "up to date")
         table.add_row(*row)
     console.print(table)
+    for note in partition_limit_notes(loaded.site, plan.tasks, scheduler.parsl_blocks_hold_one_image(), scheduler.blocks_are_jobs):
+        console.print(escape(note), soft_wrap=True, highlight=False)
     # Why each step's tasks went where they did: one line per step (its tasks share a request), not per partition.
     seen: set[str] = set()
     for t in plan.tasks:

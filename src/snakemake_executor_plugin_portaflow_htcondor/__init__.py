@@ -10,6 +10,13 @@ What differs from the upstream plugin (whose Executor and settings this one exte
   upstream `run_job` builds, taken at the last step it takes before building `htcondor2.Submit` from it
   (`_log_resource_requests(submit_dict)`, a method of its own): written against snakemake-executor-plugin-htcondor
   0.3.0, which pyproject.toml pins.
+- Each job's executable follows portaflow's rule (`portaflow.schedulers.htcondor.job_executable`, which Parsl's jobs
+  follow too): a program on the execute node (the driver's Python only where the filesystem is shared, else
+  `/usr/bin/env python`), never a transferred copy of the driver's venv Python, run through the site's job wrapper
+  (`--portaflow-htcondor-job-wrapper`) where the profile names one. Set in the same `_log_resource_requests` step.
+- `--portaflow-htcondor-drop-storage-settings` (pools without an object store): jobs get no storage plugin settings,
+  neither the `--storage-*` arguments nor the `SNAKEMAKE_STORAGE_*` variables Snakemake passes for every installed
+  storage plugin (through the public `envvars()` and `format_job_exec()`).
 
 Snakemake finds the plugin by its module name (`snakemake_executor_plugin_<name>`, the registry of
 snakemake-interface-executor-plugins); portaflow puts its folder on Snakemake's PYTHONPATH. Where the upstream plugin
@@ -43,6 +50,17 @@ else:
                               "instead of submitting it (nothing contacts a schedd)"},
         )
 
+        job_wrapper: Optional[str] = field(  # noqa: UP045
+            default=None,
+            metadata={"help": "the site's job wrapper (htcondor.job_wrapper): each job's executable, called with the job's "
+                              "command as its arguments (portaflow.schedulers.htcondor.job_executable)"},
+        )
+        drop_storage_settings: bool = field(
+            default=False,
+            metadata={"help": "a pool without an object store: jobs get none of the installed storage plugins' settings "
+                              "(no --storage-* arguments, no SNAKEMAKE_STORAGE_* variables)"},
+        )
+
     common_settings: CommonSettings = replace(upstream.common_settings, auto_deploy_default_storage_provider=False)
 
     class _Described(Exception):
@@ -72,10 +90,47 @@ else:
             raise WorkflowError("portaflow-htcondor: the htcondor plugin's run_job no longer calls _log_resource_requests "
                                 "with its finished submit description (written against 0.3.0)")
 
+        def envvars(self) -> dict:
+            """Snakemake's variables for a job, without the storage plugins' (SNAKEMAKE_STORAGE_S3_REGION...) where the
+            pool has no object store: they would be written into every submit description's `environment`."""
+            envvars = dict(super().envvars())
+            if self.workflow.executor_settings.drop_storage_settings:
+                for name in self.workflow.spawned_job_args_factory.get_storage_provider_envvars():
+                    envvars.pop(name, None)
+            return envvars
+
+        def format_job_exec(self, job: Any) -> str:
+            """The job's Snakemake command, without the storage plugins' arguments (`--storage-s3-retries 5`) where the
+            pool has no object store. Each removed argument is the exact text Snakemake's own factory formats for the
+            job's command line (`get_storage_provider_args`), so nothing else can be cut."""
+            command = super().format_job_exec(job)
+            if self.workflow.executor_settings.drop_storage_settings:
+                for argument in self.workflow.spawned_job_args_factory.get_storage_provider_args():
+                    command = command.replace(f" {argument}", "", 1)
+            return command
+
         def _log_resource_requests(self, submit_dict: dict) -> None:
+            self._run_through_site(submit_dict)
             super()._log_resource_requests(submit_dict)
             if self.workflow.executor_settings.capture:
                 raise _Described(submit_dict)
+
+        def _run_through_site(self, submit_dict: dict) -> None:
+            """The job's executable by portaflow's rule (`portaflow.schedulers.htcondor.job_executable`, as Parsl's jobs):
+            upstream makes the driver's `sys.executable` the executable, which HTCondor then transfers; on a pool
+            without a shared filesystem that copy of a venv's Python cannot run, so the job runs the node's `python`
+            (Snakemake's own choice for such jobs, `get_python_executable`) through /usr/bin/env; with a job wrapper,
+            the wrapper runs either. Taken at `_log_resource_requests`, when the description is complete."""
+            from snakemake_interface_executor_plugins.settings import SharedFSUsage
+
+            from portaflow.schedulers.htcondor import job_executable
+
+            arguments = submit_dict["arguments"]
+            if SharedFSUsage.SOFTWARE_DEPLOYMENT in self.workflow.storage_settings.shared_fs_usage:
+                program = submit_dict["executable"]  # the driver's Python, which the execute nodes see
+            else:
+                program, arguments = "/usr/bin/env", f"{self.get_python_executable()} {arguments}"
+            submit_dict.update(job_executable(program, arguments, self.workflow.executor_settings.job_wrapper))
 
         def _write(self, out_dir: Path, submit_dict: dict) -> None:
             """The description as the plugin hands it to `Schedd.submit` (`htcondor2.Submit(submit_dict)`), as text."""

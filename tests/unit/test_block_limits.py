@@ -163,3 +163,51 @@ def test_slot_names_are_identifiers_and_distinct():
 
     names = [job_slot_resource(p) for p in ("gpu-l40s", "gpu_l40s", "gpu.l40s", "normal")]
     assert all(n.isidentifier() for n in names) and len(set(names)) == 4 and names[3] == "portaflow_jobs_normal"
+
+
+def _more_classes_than_the_limit(write, tmp_path) -> RunContext:
+    """Three resource classes (steps a, b, c: 1, 2 and 4 cores) on `normal`, which allows two jobs per user."""
+    text = FRONTERA.replace("max_jobs_per_user: 3", "max_jobs_per_user: 2")
+    return _context(write, tmp_path, text, {"a": _step("1h", 1, 3), "b": _step("1h", 2, 2, name="b"), "c": _step("1h", 4, 1, name="c")})
+
+
+def test_parsl_executors_beyond_the_limit_take_turns(write, tmp_path):
+    """Each executor keeps one block, but all of a partition's executors share one gate: the third waits until a block
+    ends (it used to queue a third job beside the two the site allows, with a warning in the log)."""
+    from parsl.jobs.states import JobState, JobStatus
+
+    ctx = _more_classes_than_the_limit(write, tmp_path)
+    config = ParslEngine().config(ctx, resolve_address=False)
+    executors = [e for e in config.executors if classes(ctx)[e.label][0].partition == "normal"]
+    assert len(executors) == 3 and all(e.provider.max_blocks == 1 for e in executors)
+    assert len({id(e.partition_gate) for e in executors}) == 1 and executors[0].partition_gate.limit == 2
+    for executor in executors:  # the scheduler stand-in: a block's job id, nothing submitted
+        executor._launch_block = lambda block_id, label=executor.label: f"{label}-{block_id}"
+    first, second, third = executors
+    assert len(first.scale_out_facade(1)) == 1 and len(second.scale_out_facade(1)) == 1
+    assert third.scale_out_facade(1) == []  # the partition is full
+    [block] = first.status_facade
+    first._status[block] = JobStatus(JobState.COMPLETED)  # first's job ends
+    assert len(third.scale_out_facade(1)) == 1
+    assert first.scale_out_facade(1) == []
+
+
+def test_plan_says_how_each_limited_partition_is_shared(write, tmp_path):
+    """`portaflow plan` shows each used partition's per-user limit, what Snakemake and Parsl do under it, and which
+    classes' tasks wait where Parsl has more executors than the limit."""
+    from testlib import ROOT, run_portaflow
+
+    site = write("site.yaml", FRONTERA.replace("max_jobs_per_user: 3", "max_jobs_per_user: 2"))
+    workflow = write("w.yaml", yaml.safe_dump({"name": "w", "steps": {
+        "a": _step("1h", 1, 3), "b": _step("1h", 2, 2, name="b"), "c": _step("1h", 4, 1, name="c"),
+        "g": _step("1h", 4, 1, gpus=1, name="g")}}))
+    result = run_portaflow("plan", str(workflow), "--site", str(site), cwd=ROOT, env={"COLUMNS": "300"})
+    assert result.returncode == 0, result.stderr
+    lines = [line for line in result.stdout.splitlines() if line.startswith("partition ")]
+    assert lines == [
+        "partition normal: at most 2 of this run's jobs at once (max_jobs_per_user 2); 6 task(s) here. Snakemake: 2 at once, "
+        "the other 4 wait for a job to end. Parsl: 3 executors (resource classes: a; b; c) for 2 job(s): they take turns, one "
+        "block each, so the tasks of one class wait while the others' blocks hold the partition",
+        "partition rtx: at most 15 of this run's jobs at once (max_jobs_per_user 15); 1 task(s) here. Snakemake: all at once. "
+        "Parsl: 1 executor(s), up to 10 block(s) each",
+    ]

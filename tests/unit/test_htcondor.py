@@ -273,7 +273,7 @@ def test_cancel_run_removes_the_runs_jobs(tmp_path, monkeypatch):
     removed = HTCondorScheduler(load_site(INFN)).cancel_run("20260101-000000-snakemake-abcd", ["43", "41"])
     assert removed == ["41.0", "42.0", "43"]
     lines = calls.read_text().splitlines()
-    assert lines[0] == ('condor_q -allusers -constraint PortaflowRun == "20260101-000000-snakemake-abcd" -af ClusterId ProcId '
+    assert lines[0] == ('condor_q -constraint PortaflowRun == "20260101-000000-snakemake-abcd" -af ClusterId ProcId '
                         "schedd=CHANGEME-schedd.cr.cnaf.infn.it")
     assert lines[1] == "condor_rm 41.0 42.0 43 schedd=CHANGEME-schedd.cr.cnaf.infn.it"
 
@@ -384,3 +384,122 @@ def test_parsl_and_snakemake_ask_the_pool_for_the_same_jobs(rendered):
                 assert group == ad["AcctGroup"] and user, ad
             assert parsl == snakemake, f"{workflow.stem}, task {task.id}"
             assert parsl["RequestCpus"] == task.resources.cores  # and the comparison is of something
+
+
+# -- what a job runs: the node's program, the site's job wrapper; no storage settings without an object store ---------
+WRAPPER = "/afs/desy.de/user/j/jdoe/naf-wrapper.sh"
+
+
+def test_job_executable_is_one_rule_for_both_engines():
+    from portaflow.schedulers.htcondor import job_executable
+
+    assert job_executable("/bin/bash", "block.sh", None) == {"executable": "/bin/bash", "arguments": "block.sh",
+                                                             "transfer_executable": "false"}
+    assert job_executable("/usr/bin/env", "python -m snakemake --x", WRAPPER) == {
+        "executable": WRAPPER, "arguments": "/usr/bin/env python -m snakemake --x", "transfer_executable": "true"}
+
+
+def test_snakemake_jobs_on_a_pool_without_shared_filesystem_run_the_nodes_python(rendered):
+    """The upstream plugin made the driver's venv Python the executable, which HTCondor transferred alone to a node
+    without its venv; the job now runs the node's `python` and nothing of the driver's environment is shipped."""
+    for case in (f"resources--{INFN}--snakemake", f"wordfreq--{INFN}--snakemake"):
+        for path in submit_files(rendered[case]):
+            parsed = htcondor2.Submit(path.read_text())
+            assert parsed["executable"] == "/usr/bin/env", path.name
+            assert parsed["arguments"].startswith("python -m snakemake "), path.name
+            assert parsed["transfer_executable"] == "false", path.name
+            assert sys.executable not in path.read_text() and str(Path(sys.executable).parent) not in path.read_text()
+
+
+@pytest.mark.parametrize("case", [c for c in CASE_IDS if c.endswith("--snakemake")])
+def test_no_storage_plugin_settings_reach_a_pool_without_an_object_store(rendered, case):
+    """Snakemake passes every installed storage plugin's settings to each job (`--storage-s3-retries 5`, the default
+    region as SNAKEMAKE_STORAGE_S3_REGION in `environment`); no HTCondor pool of portaflow's has an object store."""
+    for path in submit_files(rendered[case]):
+        parsed = htcondor2.Submit(path.read_text())
+        assert "--storage-" not in parsed["arguments"] and "--default-storage" not in parsed["arguments"], path.name
+        assert "SNAKEMAKE_STORAGE" not in parsed.get("environment", ""), path.name
+
+
+def test_parsl_blocks_carry_no_storage_settings_either(rendered):
+    """The same rule on Parsl (which never passed any: this guards it)."""
+    for case in (c for c in CASE_IDS if c.endswith("--parsl")):
+        for path in submit_files(rendered[case]):
+            assert "STORAGE" not in path.read_text() and "storage-s3" not in path.read_text(), path.name
+
+
+@pytest.fixture(scope="module")
+def wrapped(tmp_path_factory) -> dict[str, Path]:
+    """resources.yaml rendered with a job wrapper: on the shared-filesystem pool by both engines, and by Snakemake on
+    the pool without one."""
+    out = {}
+    for site, engine in ((CERN, "parsl"), (CERN, "snakemake"), (INFN, "snakemake")):
+        out_dir = tmp_path_factory.mktemp(f"wrapped-{site}-{engine}") / "render"
+        # with DESY NAF's other settings of issue 16 (two runtime attributes, getenv names), for the engines' comparison
+        desy = ["--site-set", "htcondor.runtime_attribute=[RequestRuntime, MaxRuntime]", "--site-set", "htcondor.getenv=[X509_USER_PROXY]"]
+        result = run_portaflow("render", str(RESOURCES), "--site", site, "--site-set", f"htcondor.job_wrapper={WRAPPER}", *desy,
+                               "--engine", engine, "-o", str(out_dir), "--workdir", WORKDIR, cwd=ROOT)
+        assert result.returncode == 0, result.stderr
+        out[f"{site}--{engine}"] = out_dir
+    return out
+
+
+def test_every_job_of_both_engines_runs_through_the_job_wrapper(wrapped):
+    """The wrapper is each job's executable (transferred), the engine's own command its arguments: Parsl's
+    `/bin/bash <block script>`, Snakemake's Python (the driver's on a shared filesystem, the node's without one)."""
+    _, plan = plan_for(RESOURCES, CERN)
+    for key, out_dir in wrapped.items():
+        engine = key.rsplit("--", 1)[1]
+        texts = []
+        for task in plan.tasks:
+            path = description_for(out_dir, engine, task)
+            parsed = htcondor2.Submit(path.read_text())
+            assert parsed["executable"] == WRAPPER and parsed["transfer_executable"] == "true", (key, path.name)
+            arguments = parsed["arguments"]
+            if engine == "parsl":
+                assert arguments == "/bin/bash $Fnx(transfer_input_files)", key
+            elif key.startswith(INFN):
+                assert arguments.startswith("/usr/bin/env python -m snakemake "), key
+            else:
+                assert arguments.startswith(f"{sys.executable} -m snakemake "), key
+            texts.append(path.read_text())
+        if _job_ads_available():
+            continue
+        for task, ad in zip(plan.tasks, job_ads(texts), strict=True):  # as condor_submit's own code expands them
+            assert ad["Cmd"] == WRAPPER and "TransferExecutable" not in ad, key  # absent: transferred (the default)
+            if engine == "parsl":
+                script = description_for(out_dir, engine, task).with_suffix(".sh").name
+                assert ad["Args"] == f"/bin/bash {script}", key
+
+
+def test_the_job_wrapper_is_checked_when_a_run_starts(tmp_path):
+    missing = HTCondorScheduler(load_site(CERN, {"htcondor.job_wrapper": str(tmp_path / "nowhere.sh")}))
+    assert missing.connection_problems() == [f"site example-cern-htcondor: htcondor.job_wrapper {tmp_path / 'nowhere.sh'} is not "
+                                             "an executable file on this host (condor_submit transfers it from here as every job's "
+                                             "executable)"]
+
+
+@pytest.mark.parametrize("value", ["wrap.sh", "$HOME/wrap.sh", "~/wrap.sh", "/a b/wrap.sh", "/opt/x/", "/opt/../wrap.sh", "/a,b.sh"])
+def test_a_bad_job_wrapper_is_refused_at_validate(tmp_path, value):
+    profile = _profile(tmp_path, f"htcondor:\n  job_wrapper: '{value}'\n")
+    result = run_portaflow("validate", str(profile), cwd=ROOT)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stdout + result.stderr
+    assert "pool.yaml:4:16: htcondor.job_wrapper: " in result.stderr and "expected the absolute path of a script" in result.stderr
+
+
+def test_both_engines_send_the_same_wrapper_runtimes_and_getenv(wrapped, monkeypatch):
+    """Issue 16's HTCondor fields (job wrapper, several runtime attributes, getenv names) in the job ClassAds condor_submit
+    would build from each engine's description: equal for every task."""
+    if reason := _job_ads_available():
+        pytest.skip(reason)
+    compared = ("Cmd", "RequestRuntime", "MaxRuntime", "JobFlavour", "RequestCpus", "RequestMemory", "RequestGPUs")
+    monkeypatch.setenv("X509_USER_PROXY", "/tmp/x509up_u1000")  # getenv copies it from the submitting shell into Environment
+    _, plan = plan_for(RESOURCES, CERN)
+    ads = {engine: job_ads([description_for(wrapped[f"{CERN}--{engine}"], engine, task).read_text() for task in plan.tasks])
+           for engine in ("parsl", "snakemake")}
+    for task, parsl_ad, snakemake_ad in zip(plan.tasks, ads["parsl"], ads["snakemake"], strict=True):
+        parsl, snakemake = ({k: ad.get(k) for k in compared} for ad in (parsl_ad, snakemake_ad))
+        assert parsl == snakemake, task.id
+        assert parsl["Cmd"] == WRAPPER and parsl["RequestRuntime"] == parsl["MaxRuntime"] == task.resources.walltime_s
+        for ad in (parsl_ad, snakemake_ad):
+            assert "X509_USER_PROXY=/tmp/x509up_u1000" in str(ad.get("Environment")), ad.get("Environment")

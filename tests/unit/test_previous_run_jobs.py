@@ -54,7 +54,7 @@ def test_slurm_finds_a_killed_runs_jobs_by_comment_and_by_snakemake_job_name(slu
     assert scheduler.jobs_of_run(RUN) == ["101", "102", "103"]
     assert scheduler.cancel_previous_run(RUN, wait_s=10, poll_s=0.01) == ["101", "102", "103"]
     lines = calls.read_text().splitlines()
-    assert lines[0] == "squeue --noheader --format=%i|%j|%k"
+    assert lines[0] == "squeue --me --noheader --format=%i|%j|%k"
     assert "scancel 101 102 103" in lines
     # cancel_previous_run returned only once squeue no longer listed them: the rerun submits after that
     assert lines[-1].startswith("squeue") and lines.index("scancel 101 102 103") < len(lines) - 1
@@ -110,7 +110,7 @@ def test_htcondor_lists_the_runs_jobs_with_condor_q(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
     scheduler = scheduler_for("htcondor")(load_site("example-infn-htcondor"))
     assert scheduler.jobs_of_run(RUN) == ["41.0", "41.1"]
-    assert calls.read_text().strip() == f'condor_q -allusers -constraint PortaflowRun == "{RUN}" -af ClusterId ProcId'
+    assert calls.read_text().strip() == f'condor_q -constraint PortaflowRun == "{RUN}" -af ClusterId ProcId'
 
 
 def test_kubernetes_lists_the_runs_jobs_and_pods_by_label(tmp_path, monkeypatch):

@@ -105,5 +105,5 @@ def test_cancel_asks_each_cluster(write, tmp_path, monkeypatch):
     scheduler = adapter_for(load_site(str(write("site.yaml", text)), environ={}))
     assert scheduler.cancel_run("r1", ["5"]) == ["5", "77"]  # 5: a job id portaflow recorded; 77 on wice: the run's comment
     assert calls.read_text().splitlines() == [
-        "squeue --clusters=genius --noheader --format=%i|%j|%k", "scancel --clusters=genius 5",
-        "squeue --clusters=wice --noheader --format=%i|%j|%k", "scancel --clusters=wice 77"]
+        "squeue --clusters=genius --me --noheader --format=%i|%j|%k", "scancel --clusters=genius 5",
+        "squeue --clusters=wice --me --noheader --format=%i|%j|%k", "scancel --clusters=wice 77"]

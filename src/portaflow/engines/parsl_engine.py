@@ -20,7 +20,7 @@ from typing import Any
 
 from portaflow.engines.base import Engine, RunContext, TaskOutcome, failure_message, not_run_message, remove_outputs
 from portaflow.plan.model import Task, TaskResources
-from portaflow.schedulers.base import SubmitWindow, submit_rate
+from portaflow.schedulers.base import PartitionJobs, SubmitWindow, parsl_partition_gates, submit_rate
 from portaflow.schedulers.parsl_blocks import (
     block_sizing,
     resource_classes as resource_classes,  # where tests and benchmarks look
@@ -38,16 +38,33 @@ def classes(ctx: RunContext) -> dict[str, list[Task]]:
 
 @functools.cache
 def paced_executor_class() -> type:
-    """A HighThroughputExecutor whose scaling out keeps the site's submission pace (`polling.submit_rate`): each time
-    Parsl's strategy asks for blocks, only as many go as the run's shared `SubmitWindow` grants; the strategy asks
-    again at its next round (every `polling.interval`). The same pace Snakemake gets as --max-jobs-per-timespan."""
+    """A HighThroughputExecutor whose scaling out keeps the site's limits, shared with the run's other executors:
+    - the partition's per-user job limit (`partition_gate`, a `PartitionJobs`): only as many new blocks as the partition
+      has room for beside the live blocks of every executor there, so executors beyond the limit take turns;
+    - the submission pace (`polling.submit_rate`): only as many as the run's shared `SubmitWindow` grants, the same pace
+      Snakemake gets as --max-jobs-per-timespan.
+    What is not granted now, Parsl's strategy asks for again at its next round (every `polling.interval`)."""
     from parsl.executors import HighThroughputExecutor
 
     class PacedHighThroughputExecutor(HighThroughputExecutor):
-        submit_window: SubmitWindow
+        submit_window: SubmitWindow | None = None
+        partition_gate: PartitionJobs | None = None
+
+        def live_blocks(self) -> int:
+            """This executor's blocks that are queued or running (Parsl's own record of them)."""
+            return sum(1 for status in self.status_facade.values() if not status.terminal)
 
         def scale_out_facade(self, n: int) -> list[str]:
-            granted = self.submit_window.take(n)
+            if self.partition_gate is None:
+                return self._paced(n)
+            started = self.partition_gate.admit(n, self._paced)
+            if len(started) < n:
+                log.info("Parsl executor %s: %d of %d block(s) wait for room on partition %s (%d job(s) per user)", self.label,
+                         n - len(started), n, self.partition_gate.partition, self.partition_gate.limit)
+            return started
+
+        def _paced(self, n: int) -> list[str]:
+            granted = self.submit_window.take(n) if self.submit_window else n
             if granted < n:
                 log.info("Parsl executor %s: %d of %d block(s) wait for the site's submit rate", self.label, n - granted, n)
             return super().scale_out_facade(granted) if granted else []
@@ -73,7 +90,10 @@ class ParslEngine(Engine):
         address = self._address(ctx, resolve_address)
         rate = submit_rate(ctx.site)
         window = SubmitWindow(rate) if rate else None  # one window for all executors: the pace is the site's, per run
-        executors = [self._executor(ctx, label, tasks, address, resolve_address, window) for label, tasks in groups.items()]
+        # one gate per limited partition, shared by its executors (blocks on the local site are not jobs: no limit applies)
+        gates = parsl_partition_gates(ctx.site) if ctx.scheduler.blocks_are_jobs else {}
+        executors = [self._executor(ctx, label, tasks, address, resolve_address, window, gates.get(tasks[0].partition))
+                     for label, tasks in groups.items()]
         return Config(
             executors=executors,
             run_dir=str(ctx.run_dir / "parsl"),
@@ -86,12 +106,12 @@ class ParslEngine(Engine):
         )
 
     def _executor(self, ctx: RunContext, label: str, tasks: list[Task], address: str, resolve_address: bool,
-                  window: SubmitWindow | None = None) -> Any:
+                  window: SubmitWindow | None = None, gate: PartitionJobs | None = None) -> Any:
         from parsl.executors import HighThroughputExecutor
         from parsl.jobs.error_handlers import simple_error_handler, windowed_error_handler
 
         site = ctx.site
-        executor_class = paced_executor_class() if window else HighThroughputExecutor
+        executor_class = paced_executor_class() if window or gate else HighThroughputExecutor
         provider = ctx.scheduler.parsl_provider(ctx, label, tasks, offline=not resolve_address)
         sizing = block_sizing(ctx, tasks)
         if resolve_address:
@@ -119,6 +139,9 @@ class ParslEngine(Engine):
         )
         if window:
             executor.submit_window = window
+        if gate:
+            executor.partition_gate = gate
+            gate.join(executor.live_blocks)
         return executor
 
     def _address(self, ctx: RunContext, resolve: bool) -> str:

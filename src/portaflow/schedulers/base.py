@@ -478,6 +478,40 @@ class SubmitWindow:
             return granted
 
 
+class PartitionJobs:
+    """A partition's per-user job limit kept by all of a run's Parsl executors on it together: each executor's blocks
+    are jobs there, and an executor scales out only into the room its partition has left. Why: each executor needs at
+    least one block to run its tasks, so with more executors (resource classes) than the limit, `max_blocks` shares
+    alone would queue more jobs than the site allows (sbatch refuses them past MaxSubmitJobsPerUser); with this gate
+    the executors take turns, as Snakemake's rules do under the same limit (`job_slot_resources`).
+    Each member is a callable that counts one executor's live (not finished) blocks, so the count is always Parsl's own."""
+
+    def __init__(self, partition: str, limit: int):
+        self.partition, self.limit = partition, limit
+        self._members: list[Callable[[], int]] = []
+        self._lock = threading.Lock()
+
+    def join(self, live_blocks: Callable[[], int]) -> None:
+        """Count one more executor's live blocks against the limit."""
+        self._members.append(live_blocks)
+
+    def room(self) -> int:
+        """How many more blocks fit under the limit now."""
+        return max(0, self.limit - sum(count() for count in self._members))
+
+    def admit(self, wanted: int, submit: Callable[[int], list[str]]) -> list[str]:
+        """Submit (`submit(n)`, the executor's own scale-out) as many of `wanted` blocks as fit; the lock is held until
+        they are recorded, so two executors never both take the last room."""
+        with self._lock:
+            granted = min(wanted, self.room())
+            return submit(granted) if granted > 0 else []
+
+
+def parsl_partition_gates(site: Any) -> dict[str, PartitionJobs]:
+    """One gate per limited partition (`partition_job_limits`), shared by that partition's Parsl executors of a run."""
+    return {name: PartitionJobs(name, limit) for name, limit in partition_job_limits(site).items()}
+
+
 def partition_job_limits(site: Any) -> dict[str, int]:
     """Partition -> how many of a run's jobs may be queued or running there at once: its `max_jobs_per_user` (the
     site's QOS MaxSubmitJobsPerUser / MaxJobsPerUser), never above the site's `polling.max_queued_jobs`. Both engines

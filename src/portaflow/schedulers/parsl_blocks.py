@@ -111,12 +111,12 @@ def block_sizing(ctx: RunContext, tasks: list[Task]) -> BlockSizing:
         labels = [label for label, group in run_classes(ctx).items() if group[0].partition == partition]
         mine = next((i for i, label in enumerate(labels) if {t.id for t in run_classes(ctx)[label]} & {t.id for t in tasks}), 0)
         share = split_limit(limit, len(labels))[mine]
-        if share < max_blocks:
+        if len(labels) > limit:  # each keeps one block; the partition's gate (base.PartitionJobs) lets `limit` of them hold one at once
+            max_blocks = 1
+            shared = f"; partition {partition} allows {limit} job(s) at once for its {len(labels)} executors, which take turns"
+        elif share < max_blocks:
             max_blocks = share
             shared = f"; {share} of partition {partition}'s {limit} jobs at once"
-        if len(labels) > limit:
-            log.warning("partition %s allows %d job(s) per user and the run has %d Parsl executors there: each keeps at least one "
-                        "block, so up to %d may be queued at once", partition, limit, len(labels), len(labels))
     longest = walltimes[0]
     in_sequence = math.ceil(len(tasks) / max_blocks)
     if in_sequence == 1:
@@ -133,6 +133,37 @@ def block_sizing(ctx: RunContext, tasks: list[Task]) -> BlockSizing:
     return BlockSizing(max_blocks, walltime, drain,
                        f"{len(tasks)} tasks, up to {max_blocks} block(s){shared}: a block may run {in_sequence} in sequence, so it "
                        f"asks for {describe_walltime(walltime)}{capped}; workers stop taking tasks after {describe_walltime(drain)}")
+
+
+def partition_limit_notes(site: Any, tasks: list[Task], by_container: bool, blocks_are_jobs: bool = True) -> list[str]:
+    """For each partition the tasks use that has a per-user job limit (`base.partition_job_limits`), one line for
+    `portaflow plan`: the limit, how many of its tasks Snakemake runs at once, how Parsl's executors (resource classes)
+    share it, and, where there are more executors than the limit, that they take turns and whose tasks wait."""
+    limits = partition_job_limits(site)
+    groups = resource_classes(tasks, by_container)
+    notes = []
+    for partition in dict.fromkeys(t.partition for t in tasks):
+        if partition not in limits:
+            continue
+        limit, mine = limits[partition], [t for t in tasks if t.partition == partition]
+        labels = [label for label, group in groups.items() if group[0].partition == partition]
+        of = f"max_jobs_per_user {site.partitions[partition].max_jobs_per_user}" + (
+            f", polling.max_queued_jobs {site.polling.max_queued_jobs}" if limit < site.partitions[partition].max_jobs_per_user else "")
+        line = f"partition {partition}: at most {limit} of this run's jobs at once ({of}); {len(mine)} task(s) here. "
+        line += ("Snakemake: all at once. " if len(mine) <= limit else
+                 f"Snakemake: {limit} at once, the other {len(mine) - limit} wait for a job to end. ")
+        if not blocks_are_jobs:
+            line += "Parsl: its blocks are processes here, not jobs"
+        elif len(labels) <= limit:
+            most = max_jobs_at_once(site, site.parsl.max_blocks)
+            shares = [min(share, most) for share in split_limit(limit, len(labels))]
+            line += f"Parsl: {len(labels)} executor(s), up to {', '.join(map(str, shares))} block(s) each"
+        else:
+            steps = [sorted(dict.fromkeys(t.step for t in groups[label])) for label in labels]
+            line += (f"Parsl: {len(labels)} executors (resource classes: {'; '.join(', '.join(s) for s in steps)}) for {limit} job(s): "
+                     f"they take turns, one block each, so the tasks of one class wait while the others' blocks hold the partition")
+        notes.append(line)
+    return notes
 
 
 def split_limit(limit: int, parts: int) -> list[int]:

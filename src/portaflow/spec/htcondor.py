@@ -7,12 +7,28 @@ The pool's limits stay in `partitions` (a pool is usually one partition); see do
 
 from __future__ import annotations
 
-from typing import Literal
+import re
+from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import AfterValidator, Field, WithJsonSchema
 
 from portaflow.spec.types import AttributeName, EnvName, MemoryMiB, OneLine, SchedulerWord, WalltimeSeconds
 from portaflow.spec.workflow import Strict
+
+_WRAPPER_PATH = re.compile(r"/[A-Za-z0-9_.+@%:=/-]*[A-Za-z0-9_.+@%:=-]")
+
+
+def _job_wrapper(value: str) -> str:
+    if not _WRAPPER_PATH.fullmatch(value) or "/../" in f"{value}/" or "/./" in f"{value}/":
+        raise ValueError(f"{value!r}: expected the absolute path of a script on the submitting host, e.g. "
+                         "/afs/desy.de/user/j/jdoe/naf-wrapper.sh (letters, digits and _ . + @ % : = - /, no '..'; no spaces, quotes, "
+                         "commas, $ or ~: it is written into every submit description as the job's executable)")
+    return value
+
+
+JobWrapperPath = Annotated[str, AfterValidator(_job_wrapper),
+                           WithJsonSchema({"type": "string", "pattern": "^/[A-Za-z0-9_.+@%:=/-]*[A-Za-z0-9_.+@%:=-]$"})]
+"""The absolute path of a job wrapper script on the submitting host (written into submit descriptions as `executable`)."""
 
 
 class HTCondorCredentials(Strict):
@@ -46,4 +62,8 @@ class HTCondorSettings(Strict):
         description="wrap: portaflow runs the container inside the job; attribute: the pool starts the job in the image named by image_attribute; universe: container universe with container_image",
     )
     image_attribute: AttributeName = Field("SingularityImage", description="job attribute naming the image when container_mode is attribute")
+    job_wrapper: JobWrapperPath | None = Field(
+        None, description="a script every job runs through, on both engines: it is each job's executable (transferred from the "
+                          "submitting host), called with the job's command as its arguments, and ends with `exec \"$@\"` (e.g. to set up "
+                          "the site's software or a grid proxy first); absolute path on the submitting host")
     credentials: HTCondorCredentials = Field(default_factory=HTCondorCredentials)

@@ -46,6 +46,21 @@ def run_constraint(run_id: str) -> str:
     return f"{RUN_ATTRIBUTE} == {classad_string(run_id)}"
 
 
+def job_executable(program: str, arguments: str, wrapper: str | None) -> dict[str, str]:
+    """The submit commands that run a job's command `program arguments` (both engines: Parsl's CondorProvider through
+    `HTCondorScheduler.job_executable`, the portaflow-htcondor Snakemake plugin directly).
+
+    Why one rule: the job's program is always a path on the execute node (Parsl's /bin/bash; Snakemake's Python,
+    the driver's where the filesystem is shared, else `/usr/bin/env python`), so it is never transferred: a copy of
+    the driver's venv Python alone cannot run on a node without its venv. With the profile's `htcondor.job_wrapper`,
+    the wrapper is the executable (transferred from the submitting host, as condor_submit does by default) and the
+    command its arguments, so the site's set-up runs first in every job of either engine.
+    """
+    if wrapper:
+        return {"executable": wrapper, "arguments": f"{program} {arguments}".strip(), "transfer_executable": "true"}
+    return {"executable": program, "arguments": arguments, "transfer_executable": "false"}
+
+
 def split_command(line: str) -> tuple[str, str]:
     """'request_memory = 4GB' -> ('request_memory', '4GB'); 'MY.Foo = 1' -> ('+Foo', '1')."""
     key, sep, value = line.partition("=")
@@ -204,6 +219,10 @@ class HTCondorScheduler(Scheduler):
             return {f"+{h.image_attribute}": classad_string(image)}
         return {"universe": "container", "container_image": image}
 
+    def job_executable(self, program: str, arguments: str) -> dict[str, str]:
+        """`job_executable` with this profile's `htcondor.job_wrapper`."""
+        return job_executable(program, arguments, self.settings.job_wrapper)
+
     def runs_containers(self) -> bool:
         return self.settings.container_mode != "wrap"
 
@@ -238,8 +257,12 @@ class HTCondorScheduler(Scheduler):
         return env
 
     def connection_problems(self) -> list[str]:
-        """condor_submit and condor_q on PATH, and the schedule daemon answering condor_q (with the profile's
-        schedd, collector and credentials, as the engines will use them)."""
+        """The job wrapper an executable file here, condor_submit and condor_q on PATH, and the schedule daemon answering
+        condor_q (with the profile's schedd, collector and credentials, as the engines will use them)."""
+        wrapper = self.settings.job_wrapper
+        if wrapper and not (os.path.isfile(wrapper) and os.access(wrapper, os.X_OK)):
+            return [f"site {self.site.name}: htcondor.job_wrapper {wrapper} is not an executable file on this host (condor_submit "
+                    "transfers it from here as every job's executable)"]
         missing = [tool for tool in ("condor_submit", "condor_q") if shutil.which(tool) is None]
         if missing:
             return [f"site {self.site.name} uses HTCondor but {' and '.join(missing)} {'are' if len(missing) > 1 else 'is'} not on PATH"]
@@ -344,7 +367,8 @@ class HTCondorScheduler(Scheduler):
 
     def _queued(self, run_id: str, env: dict[str, str]) -> list[str]:
         """`cluster.proc` of each job condor_q lists for the run (one condor_q call)."""
-        queue = run_command(["condor_q", "-allusers", "-constraint", run_constraint(run_id), "-af", "ClusterId", "ProcId"], env=env)
+        # condor_q lists the submitting user's jobs only (its default without -allusers): never another user's
+        queue = run_command(["condor_q", "-constraint", run_constraint(run_id), "-af", "ClusterId", "ProcId"], env=env)
         return [".".join(line.split()) for line in queue.stdout.splitlines() if line.strip()]
 
     def _cancel_environment(self) -> dict[str, str]:

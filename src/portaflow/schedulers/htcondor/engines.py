@@ -26,6 +26,11 @@ PLUGIN_RAW = frozenset({"request_memory", "request_disk", "request_gpus", "requi
 """Submit commands the htcondor plugin takes from resources of the same name and writes unchanged."""
 
 
+PARSL_JOB_COMMAND = ("/bin/bash", "$Fnx(transfer_input_files)")
+"""What CondorProvider's template runs (`executable = /bin/bash`, `arguments = <block script's name>`, untransferred): the
+script's name is the file name of its one transfer input (`$Fnx`, condor_submit's macro), known only when Parsl submits."""
+
+
 def condor_provider(ctx: RunContext, label: str, tasks: list[Task], offline: bool = False, recording: bool = False) -> Any:
     """A CondorProvider whose blocks are jobs of exactly this resource class's size.
 
@@ -48,6 +53,10 @@ def condor_provider(ctx: RunContext, label: str, tasks: list[Task], offline: boo
     request, walltime = dataclasses.replace(tasks[0].resources, walltime_s=sizing.walltime_s), sizing.walltime_s
     call = container_call(site, tasks[0].container) if scheduler.runs_containers() else None
     commands = scheduler.commands(request, tasks[0].partition, run_id=ctx.run_id, image=call.image if call else None)
+    if site.htcondor.job_wrapper:
+        # Parsl's template runs `/bin/bash <block script>` (its script travels in transfer_input_files, alone: this provider
+        # adds none); the same commands after it, through the wrapper (later commands win in a submit description)
+        commands.update(scheduler.job_executable(*PARSL_JOB_COMMAND))
     if recording:
         cls = parsl_blocks.recording(CondorProvider, "condor_submit", reply="1 job(s) submitted to cluster 0.")
     else:
@@ -136,11 +145,16 @@ def rule_resources(ctx: RunContext, task: Task) -> dict[str, Any]:
 
 
 def executor_profile(ctx: RunContext) -> dict[str, Any]:
-    """The htcondor plugin's settings: its job logs go with the run's record; file transfer where nothing is shared."""
+    """The htcondor plugin's settings: its job logs go with the run's record; file transfer where nothing is shared; the
+    site's job wrapper; no storage plugin settings in jobs where the pool has no object store."""
     cfg = ctx.scheduler.plugin_settings(ctx)
     cfg[f"{ctx.scheduler.snakemake_executor}-jobdir"] = str(ctx.run_dir / "htcondor")  # job logs go with the run's record
     if ctx.scheduler.transfers_files():
         cfg["shared-fs-usage"] = "none"  # the plugin then transfers each rule's inputs and outputs
+    if ctx.site.htcondor.job_wrapper:
+        cfg[f"{ctx.scheduler.snakemake_executor}-job-wrapper"] = ctx.site.htcondor.job_wrapper
+    if not ctx.scheduler.uses_object_store():
+        cfg[f"{ctx.scheduler.snakemake_executor}-drop-storage-settings"] = True  # no --storage-s3-*, no SNAKEMAKE_STORAGE_*
     return cfg
 
 

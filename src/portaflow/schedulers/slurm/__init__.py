@@ -347,11 +347,12 @@ class SlurmScheduler(Scheduler):
             raise PortaflowError(f"could not list the SLURM queue to find the jobs of the killed run {run_id}: {exc}") from None
 
     def _run_queue(self, run_id: str, where: list[str]) -> list[tuple[str, bool]]:
-        """Every job squeue lists (its id), each with whether it carries the run's tag: Parsl blocks and Dask worker
+        """Every job of the user's that squeue lists (its id), each with whether it carries the run's tag: Parsl blocks and Dask worker
         jobs carry it as their comment (`--comment=portaflow:<run id>`); the Snakemake plugin writes its own comment
         and names its jobs `<jobname prefix>_<uuid>`, the prefix being `snakemake_jobname_prefix(run_id)`."""
         tag, prefix = run_tag(run_id), snakemake_jobname_prefix(run_id) + "_"
-        queue = run_command(["squeue", *where, "--noheader", "--format=%i|%j|%k"])
+        # --me: only the user's own jobs (another user's job can never be cancelled by a tag or id that looks like ours)
+        queue = run_command(["squeue", *where, "--me", "--noheader", "--format=%i|%j|%k"])
         out = []
         for line in queue.stdout.splitlines():  # with --clusters, squeue heads each cluster's list with "CLUSTER: name"
             job_id, _, rest = line.strip().partition("|")
