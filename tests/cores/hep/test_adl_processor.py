@@ -3,9 +3,9 @@ against an independent plain-Python event loop written here.
 
 Real data: the CMS HEP tutorial ntuple (uproot-HZZ.root, 2012 open data simulation, from the pinned
 scikit-hep-testdata 0.3.12 wheel) has muons, electrons, jets with a b-tag and MET as four-vectors: every query
-Q1-Q8 runs on it. No pinned wheel carries a real NanoAOD with negative `genWeight` (the 2015 ttbar NanoAOD is
-only in scikit-hep-testdata's GitHub collection, fetched at run time by that package), so normalisation with
-negative weights is checked on generated NanoAOD-like files.
+Q1-Q8 runs on it. Real NanoAOD with negative `genWeight` (from the coffea sdist) is in test_nanoaod_real.py,
+which reuses this file's loop; here normalisation with negative weights and the weight variation are checked on
+generated NanoAOD-like files (the real ones have no scale-factor branches).
 
 The loops read with uproot into Python lists and compute everything with `math`: four-vector sums in
 (E, px, py, pz), Delta phi with math.remainder, the trijet and Z-pair choices by explicit loops over index
