@@ -19,6 +19,7 @@ import json
 import math
 from pathlib import Path
 
+import hist
 import numpy as np
 import pytest
 import uproot
@@ -214,3 +215,23 @@ def test_data_and_drell_yan_simulation_stacked_through_the_process_step(nano, lo
     steps.plot_samples(inputs={"histograms": out["histograms_json"]}, outputs={"zpeak": str(tmp_path / "z.png")},
                        args={"histograms": {"zpeak": "dimuon_mass"}})
     assert (tmp_path / "z.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_reduce_fills_weight_storage_histograms_from_the_signed_genweight(nano, loops, rows):
+    """The `reduce` path (NanoAOD default schema, weight `genWeight` when present) on nano_dy: the dimuon mass of
+    every opposite-charge pair and the MET of every event as hist Weight storage, sum w and sum w^2 per bin equal
+    to the loop's (unscaled), entries per bin equal to the unweighted loop's."""
+    from portaflow.cores.hep.products import histograms
+    from portaflow.cores.hep.reduce import reduce_files
+
+    result = reduce_files([nano["dy"]])
+    hists = histograms(result.counts)
+    unweighted = loops_for(rows["dy"][0], [1.0] * 40)["nominal"]
+    for ours, theirs in (("dimuon_mass", "dimuon_mass"), ("met_all", "met")):
+        h = hists[ours]
+        assert h.storage_type is hist.storage.Weight, ours
+        loop = loops["dy"]["nominal"][theirs]
+        assert h.values().tolist() == pytest.approx(loop.sumw, rel=1e-9, abs=1e-9), ours
+        assert h.variances().tolist() == pytest.approx(loop.sumw2, rel=1e-9, abs=1e-9), ours
+        assert result.counts[ours][1:-1].tolist() == unweighted[theirs].sumw, ours
+    assert sum(1 for w in rows["dy"][1] if w < 0) == 9 and min(hists["met_all"].values()) < 0
