@@ -11,8 +11,11 @@ of workers gives bit-identical float sums for a given chunking.
 Samples and normalisation (docs/cores/hep.md, "Samples and normalisation"):
 - a data sample is unweighted (weight 1) and never scaled;
 - a simulated sample's events carry the weight branch (`genWeight`, with its sign); its sum of generator weights
-  is the sum over **every** event of its files (negative ones included), read in the same pass, or the `sumw`
-  the workflow gives (e.g. from the unskimmed dataset's `Runs/genEventSumw`);
+  (the denominator of the normalisation) is, in this order: the `sumw` the workflow gives; else, when every file
+  has a NanoAOD `Runs` tree with `genEventSumw` (or `genEventSumw_`, the older NanoAOD name), the sum of that
+  branch over the files' Runs entries: the sum over every *produced* event, which a skim's own events understate;
+  else the sum over every event of its files (negative ones included), read in the same pass. Which one was used
+  is reported (`sumw_source`);
 - each simulated histogram is scaled by cross-section [pb] x luminosity [pb^-1] / sum of weights (values by the
   factor, variances by its square), then every histogram gets a `sample` category axis in front.
 """
@@ -35,6 +38,10 @@ from portaflow.cores.hep.schema import SchemaError, expand_paths
 
 log = logging.getLogger(__name__)
 
+RUNS_SUMW_BRANCHES = ("genEventSumw", "genEventSumw_")
+"""NanoAOD's per-run sum of generator weights over the produced events, in the `Runs` tree (older NanoAOD
+versions spell it with a trailing underscore)."""
+
 Processor = Callable[[ak.Array, "ChunkContext"], Mapping[str, hist.Hist]]
 
 
@@ -44,7 +51,7 @@ class Sample:
 
     `xsec`: cross-section in pb (simulation); `weight`: the per-event generator weight branch of simulation
     ("genWeight" in NanoAOD; None: every event weighs 1); `sumw`: the sum of generator weights to normalise by
-    (None: the sum over the events of `files`)."""
+    (None: the Runs trees' genEventSumw when every file has one, else the sum over the events of `files`)."""
 
     name: str
     files: tuple[str, ...]
@@ -134,6 +141,8 @@ class SampleResult:
     events: int = 0
     sumw: float = 0.0
     negative: int = 0
+    sumw_used: float | None = None  # the normalisation's denominator (simulation), see choose_sumw
+    sumw_source: str | None = None  # 'sumw argument', 'Runs/genEventSumw[_]' or 'events'
 
 
 def add_into(total: dict[str, hist.Hist], part: Mapping[str, hist.Hist], where: str) -> None:
@@ -180,19 +189,56 @@ class ProcessorRun:
 
     def summary(self) -> dict[str, Any]:
         return {name: {"events": r.events, "sumw": r.sumw, "negative_weight_events": r.negative,
-                       "scale": self.scale[name]} for name, r in self.samples.items()}
+                       "scale": self.scale[name]}
+                | ({"sumw_used": r.sumw_used, "sumw_source": r.sumw_source} if r.sumw_source else {})
+                for name, r in self.samples.items()}
+
+
+def runs_sumw(paths: Sequence[str]) -> tuple[float, str] | None:
+    """(sum of `Runs/genEventSumw` over every file's Runs entries, 'Runs/<branch>') when every file has it;
+    None otherwise (a file without it is logged: a sample is normalised by one rule, never half by each).
+
+    Why: a NanoAOD file (or a skim of it) keeps in its Runs tree the sum of generator weights of every event
+    *produced*, before any filter or skim; that, not the sum over the events the file kept, is the denominator of
+    xsec x luminosity / sum of weights."""
+    total, names = 0.0, set()
+    for path in paths:
+        with uproot.open(path) as file:
+            runs = file["Runs"] if "Runs" in file else None
+            branch = None if runs is None else next((b for b in RUNS_SUMW_BRANCHES if b in runs.keys()), None)
+            if branch is None:
+                log.info("%s has no Runs/genEventSumw: normalising by the sum of weights over the events", path)
+                return None
+            total += float(np.sum(runs[branch].array(library="np"), dtype=np.float64))
+            names.add(f"Runs/{branch}")
+    return (total, " + ".join(sorted(names))) if names else None
 
 
 def normalisation(sample: Sample, result: SampleResult, luminosity: float | None) -> float:
-    """cross-section x luminosity / sum of generator weights (1 for data)."""
+    """cross-section x luminosity / sum of generator weights (1 for data); the sum is result.sumw_used."""
     if sample.is_data:
         return 1.0
     if luminosity is None:
         raise SchemaError(f"sample {sample.name}: simulation needs a luminosity (pb^-1) to be normalised")
-    sumw = sample.sumw if sample.sumw is not None else result.sumw
+    sumw = result.sumw_used if result.sumw_used is not None else result.sumw
     if sumw == 0:
         raise SchemaError(f"sample {sample.name}: its sum of generator weights is 0; cannot normalise")
     return float(sample.xsec) * float(luminosity) / sumw
+
+
+def choose_sumw(sample: Sample, result: SampleResult) -> None:
+    """Set the denominator of a simulated sample and say where it came from: the workflow's `sumw`, else the
+    Runs tree's genEventSumw (every file has it), else the sum over the events read."""
+    if sample.is_data:
+        return
+    if sample.sumw is not None:
+        result.sumw_used, result.sumw_source = sample.sumw, "sumw argument"
+        return
+    from_runs = runs_sumw(sample.files) if sample.weight is not None else None
+    if from_runs is not None:
+        result.sumw_used, result.sumw_source = from_runs
+    else:
+        result.sumw_used, result.sumw_source = result.sumw, "events"
 
 
 def scaled(h: hist.Hist, factor: float) -> hist.Hist:
@@ -267,11 +313,13 @@ def run_processor(samples: Sequence[Sample], spec: ProcessorSpec, *, luminosity:
         total.events += part.events
         total.sumw += part.sumw
         total.negative += part.negative
+    for s in samples:
+        choose_sumw(s, results[s.name])
     scale = {s.name: normalisation(s, results[s.name], luminosity) for s in samples}
     per_sample = {s.name: {n: scaled(h, scale[s.name]) for n, h in results[s.name].histograms.items()} for s in samples}
     for s in samples:
         r = results[s.name]
-        log.info("sample %s: %d events, sum of weights %.6g (%d negative), scale %.6g", s.name, r.events, r.sumw,
-                 r.negative, scale[s.name])
+        log.info("sample %s: %d events, sum of weights %.6g (%d negative), normalised by %s %.6g, scale %.6g", s.name,
+                 r.events, r.sumw, r.negative, r.sumw_source or "nothing (data)", r.sumw_used or 0.0, scale[s.name])
     return ProcessorRun(results, scale, with_sample_axis(per_sample, [s.name for s in samples]), luminosity,
                         {s.name: list(s.files) for s in samples})

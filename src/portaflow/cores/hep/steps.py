@@ -164,8 +164,9 @@ def fit_and_plot(*, inputs: Mapping[str, Any], outputs: Mapping[str, str], args:
 def process(*, inputs: Mapping[str, Any], outputs: Mapping[str, str], args: Mapping[str, Any], client: Any) -> None:
     """Run a processor (default: the ADL queries, portaflow.cores.hep.adl:process) over several samples on the
     Dask client; normalise simulation to `luminosity`; write outputs["histograms_json"] (every histogram with its
-    dataset and systematic axes, and per sample its events, sum of weights, negative-weight events and scale)
-    and, if asked, outputs["histograms"] (ROOT: one TH1D per histogram, dataset and systematic).
+    dataset and systematic axes, and per sample its events, sum of weights, negative-weight events and scale,
+    and for simulation the normalisation's sum of weights and its source: the `sumw` given, the files' NanoAOD
+    Runs/genEventSumw, or the events' own sum) and, if asked, outputs["histograms"] (ROOT: one TH1D per histogram, dataset and systematic).
 
     args: `samples` {name: {files, kind: data|mc, xsec [pb], weight, sumw}} (a sample without `files` takes
     inputs[name]), `luminosity` [pb^-1], `processor` ('module:function'), `processor_args` (its args),
