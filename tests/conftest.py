@@ -82,3 +82,18 @@ def _session_run_crates_hold_together(tmp_path_factory: pytest.TempPathFactory):
     problems = _crate_problems(tmp_path_factory.getbasetemp())
     if problems:
         pytest.fail("a run wrote an unsound RO-Crate:\n" + "\n".join(problems), pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def fault_reference(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The undisturbed run of tests/data/workflows/faults.yaml that the local and the SLURM fault-injection tests
+    compare with, made once per session (and once across xdist workers: they share the base temporary directory's
+    parent, and tests/faultinjection.py's `shared_reference` holds a lock while one worker makes it)."""
+    import os
+
+    from faultinjection import shared_reference
+
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent
+    return shared_reference(root)
