@@ -49,15 +49,22 @@ def podman() -> str:
 
 
 @pytest.fixture(scope="session")
-def core_images(podman) -> dict[str, str]:
+def base_image(podman) -> str:
+    """The local Debian base (`portaflow containers base`), built if absent: the small image with bash that tests
+    needing just some container run, and the base of the cores' images."""
+    if subprocess.run(["podman", "image", "exists", BASE]).returncode != 0:
+        result = run_portaflow("containers", "base", "--tag", BASE, timeout=900)
+        assert result.returncode == 0, result.stderr
+    return BASE
+
+
+@pytest.fixture(scope="session")
+def core_images(base_image) -> dict[str, str]:
     """Build the base (if absent) and both cores' images from this checkout; return name -> image id.
 
     PORTAFLOW_REUSE_IMAGES=1 (for a developer re-running these tests; CI never sets it) keeps images that
     exist: they then hold the portaflow of their last build, not necessarily this checkout's.
     """
-    if subprocess.run(["podman", "image", "exists", BASE]).returncode != 0:
-        result = run_portaflow("containers", "base", "--tag", BASE, timeout=900)
-        assert result.returncode == 0, result.stderr
     built = {}
     for name in CORES:
         image = f"localhost/portaflow-{name}:latest"
