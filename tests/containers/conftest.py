@@ -8,6 +8,7 @@ PORTAFLOW_CI=1, where CI installs it on purpose).
 
 from __future__ import annotations
 
+import fcntl
 import functools
 import os
 import shutil
@@ -49,12 +50,19 @@ def podman() -> str:
 
 
 @pytest.fixture(scope="session")
-def base_image(podman) -> str:
+def base_image(podman, tmp_path_factory) -> str:
     """The local Debian base (`portaflow containers base`), built if absent: the small image with bash that tests
-    needing just some container run, and the base of the cores' images."""
-    if subprocess.run(["podman", "image", "exists", BASE]).returncode != 0:
-        result = run_portaflow("containers", "base", "--tag", BASE, timeout=900)
-        assert result.returncode == 0, result.stderr
+    needing just some container run, and the base of the cores' images. Tests that need only the base may run on
+    another xdist worker than the images' (test_podman_leftovers.py): a lock in the directory the workers share
+    makes one build it while the others wait (two builds of one tag at once would race)."""
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent
+    with open(root / "podman-base.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if subprocess.run(["podman", "image", "exists", BASE]).returncode != 0:
+            result = run_portaflow("containers", "base", "--tag", BASE, timeout=900)
+            assert result.returncode == 0, result.stderr
     return BASE
 
 

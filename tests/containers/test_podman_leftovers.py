@@ -4,7 +4,7 @@ interrupted (by the run itself), found by the label `portaflow.run-id=<run id>` 
 Why a test with a real container: a container runs under podman's monitor (conmon), outside the run's processes;
 its first process (`bash -c '... sleep ...'`, PID 1 of its namespace) ignores SIGTERM. Without the label the rerun
 stopped the `podman run` client and nothing else: the container went on and wrote the output the rerun wrote.
-Each case takes about 15-30 s (the small base image, no build when it exists)."""
+Each case takes about 20-40 s (the small base image, no build when it exists)."""
 
 from __future__ import annotations
 
@@ -23,6 +23,10 @@ from faultinjection import kill_all, processes_of_run
 from testlib import ROOT, run_portaflow
 
 WORKFLOW = ROOT / "tests" / "data" / "workflows" / "container_then_sleep.yaml"
+
+# Not with the images' tests (the group tests/conftest.py gives tests/containers/): these need only the base, and
+# the worker that builds the cores' images is the suite's longest already.
+pytestmark = pytest.mark.xdist_group("podman-leftovers")
 
 
 def labelled(run_id: str) -> list[str]:
@@ -87,8 +91,9 @@ def test_kill_9_leaves_a_container_running_and_the_rerun_stops_it_before_it_runs
             subprocess.run(["podman", "rm", "--force", *[line.split()[0] for line in labelled(run_id)]], capture_output=True)
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-def test_an_interrupted_run_stops_its_containers(tmp_path, base_image, sig):
+def test_an_interrupted_run_stops_its_containers(tmp_path, base_image):
+    """SIGTERM only: SIGINT and SIGHUP end a run through the same path (driver.py, the KeyboardInterrupt clean-up)."""
+    sig = signal.SIGTERM
     workdir = tmp_path / "work"
     proc = start(workdir, base_image)
     run_id = ""
