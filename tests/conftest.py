@@ -105,3 +105,18 @@ def science_on_local(tmp_path_factory: pytest.TempPathFactory):
         return made[core]
 
     return run
+
+
+@pytest.fixture(scope="session")
+def fault_reference(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The undisturbed run of tests/data/workflows/faults.yaml that the local and the SLURM fault-injection tests
+    compare with, made once per session (and once across xdist workers: they share the base temporary directory's
+    parent, and tests/faultinjection.py's `shared_reference` holds a lock while one worker makes it)."""
+    import os
+
+    from faultinjection import shared_reference
+
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent
+    return shared_reference(root)

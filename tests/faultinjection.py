@@ -7,20 +7,30 @@ waiting on the task records the driver writes (never on sleeps):
 
 - `start`: the run directory exists, no task is recorded yet;
 - `fan-out`: at least two shards recorded by this run;
-- `dask`: the gather is recorded (the Dask step is next, or running);
+- `dask`: the Dask step runs: its log in this run's directory says its process has started making its Dask cluster
+  (`dask cluster: ...`, written by portaflow.runtime.dask_cluster before the cluster starts, so the step is running
+  whatever the site; waiting for it is bounded by the case's timeout);
 - `end`: the final task is recorded (every task finished; the driver is ending).
 
 Why a *segment* shares work: the run after a killed one is itself killed at the next point, so one segment of
 five runs tests four (signal, point) cases, each case checked on the run that follows it (nothing it had recorded
 is recomputed; the killed run's processes and scheduler jobs are gone), and the segment's last run must succeed
 and leave the outputs of an undisturbed run. A segment starts with a new `salt` parameter, which makes every task
-stale without changing any output. Three segments with the signals rotated cover every (signal, point) pair.
+stale without changing any output.
+
+Which cases run (`rotated_plans`, `covering_plans`): three segments with the signals rotated cover every (signal,
+point) pair for one engine (the full grid, 12 cases, 15 runs). By default the local tests run a seeded covering
+design instead: four segments of three kills (segment k leaves out point k), two per engine, so that each engine
+runs half of the grid (6 cases, 8 runs) and the two engines together cover all 3 signals x 4 points.
+PORTAFLOW_FAULTS_FULL=1 runs the full grid on every engine; PORTAFLOW_FAULTS_SEED=N changes the seed.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -109,8 +119,22 @@ def reached(point: str, workdir: Path, run_id: str) -> bool:
     if point == "fan-out":
         return sum(1 for task, run in recs.items() if task.startswith("shard") and run == run_id) >= 2
     if point == "dask":
-        return "gather" in recs
+        return dask_step_started(workdir, run_id)
     return "final" in recs
+
+
+DASK_STARTED = "portaflow: dask cluster:"
+"""The step log's line that portaflow.runtime.dask_cluster writes when the Dask step's process starts its cluster."""
+
+
+def dask_step_started(workdir: Path, run_id: str) -> bool:
+    """Whether this run's Dask step (`survey`) is running: its log in this run's directory has the line the step's
+    own process writes before it starts its Dask cluster, and the step is not recorded yet (still running)."""
+    try:
+        text = (workdir / ".portaflow" / "runs" / run_id / "logs" / "survey.log").read_text(errors="replace")
+    except OSError:
+        return False
+    return DASK_STARTED in text and "survey" not in records(workdir)
 
 
 def processes_of_run(run_id: str, session: int | None = None) -> list[int]:
@@ -197,6 +221,20 @@ def reference(workdir: Path, site: str, engine: str = "snakemake") -> Path:
     return workdir
 
 
+def shared_reference(root: Path) -> Path:
+    """The undisturbed run of the whole pytest session, made once under `root` (the session's base temporary
+    directory's parent, which every xdist worker shares): the local and the SLURM fault tests compare with the
+    same one. A lock file makes the other workers wait for it instead of making their own; a finished run is
+    marked by `done`, so an interrupted one is made again."""
+    workdir = root / "faults-reference"
+    with open(root / "faults-reference.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (workdir / "done").exists():
+            reference(workdir, "local")
+            (workdir / "done").write_text("")
+    return workdir
+
+
 def differing(reference_dir: Path, workdir: Path, site: str) -> list[str]:
     plan = make_plan(load_workflow(WORKFLOW).workflow, load_site(site, environ={}).site)
     return [f"{path}: {verdict}" for path, verdict in compare_workdirs(plan, reference_dir, workdir) if not verdict.same]
@@ -250,6 +288,29 @@ def segment(engine: str, site: str, workdir: Path, salt: int, pause: float, plan
 def rotated_plans() -> list[list[tuple[signal.Signals, str]]]:
     """Three segments; in segment j, point p gets signal (j + p) mod 3: every (signal, point) pair once."""
     return [[(SIGNALS[(j + p) % 3], point) for p, point in enumerate(POINTS)] for j in range(3)]
+
+
+def covering_plans(engines: tuple[str, str], seed: int) -> dict[str, list[list[tuple[signal.Signals, str]]]]:
+    """A covering design: four segments of three kills, two for each engine, together covering every (signal, point)
+    pair once. Segment k leaves out point k; its point p gets signal perm[(p - k) mod 4 - 1], so the three segments
+    that have point p give it three different signals. The seed permutes the signals and shuffles which segments each
+    engine gets (and in which order)."""
+    rng = random.Random(seed)
+    perm = rng.sample(SIGNALS, len(SIGNALS))
+    segments = [[(perm[(p - k) % 4 - 1], point) for p, point in enumerate(POINTS) if p != k] for k in range(len(POINTS))]
+    rng.shuffle(segments)
+    return {engines[0]: segments[:2], engines[1]: segments[2:]}
+
+
+def plans_for(engines: tuple[str, str]) -> tuple[dict[str, list[list[tuple[signal.Signals, str]]]], str]:
+    """The segments each engine runs (the full grid with PORTAFLOW_FAULTS_FULL=1, else the seeded covering design),
+    and a line that says which, with the seed and how to run the other."""
+    if os.environ.get("PORTAFLOW_FAULTS_FULL") == "1":
+        return {engine: rotated_plans() for engine in engines}, "full grid (PORTAFLOW_FAULTS_FULL=1): every signal at every point on every engine"
+    seed = int(os.environ.get("PORTAFLOW_FAULTS_SEED", "14"))
+    return covering_plans(engines, seed), (f"covering design, seed {seed} (PORTAFLOW_FAULTS_SEED=N for another): each engine half of the "
+                                           "3 signals x 4 points, both together all of them; PORTAFLOW_FAULTS_FULL=1 runs the full grid "
+                                           "on every engine")
 
 
 def failures(cases: list[Case]) -> list[str]:

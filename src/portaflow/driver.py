@@ -25,6 +25,7 @@ import yaml
 
 from portaflow.containers import container_call
 from portaflow.containers.images import image_digest
+from portaflow.containers.running import stop_run_containers
 from portaflow.crate import write_crate
 from portaflow.engines import engine_for
 from portaflow.engines.base import Engine, RunContext, TaskOutcome, remove_outputs
@@ -342,9 +343,11 @@ def _take_over(workdir: Path, holder: dict, loaded: LoadedSite) -> dict[str, Any
     output; then correct its manifest. Returns what was done, for this run's manifest (`previous_run`)."""
     killed = str(holder.get("run_id", "?"))
     stopped = stop_previous_run(holder)
+    # its steps' podman/docker containers run under the runtime's monitor, not its processes: found by their label
+    containers = stop_run_containers(loaded.site, killed, f"run {killed} (killed)")
     cancelled = adapter_for(loaded).cancel_previous_run(killed)  # logged there (warnings reach the console)
     settle_killed_run(workdir, killed)
-    return {"run_id": killed, "processes_stopped": len(stopped), "jobs_cancelled": cancelled}
+    return {"run_id": killed, "processes_stopped": len(stopped), "containers_stopped": containers, "jobs_cancelled": cancelled}
 
 
 def settle_killed_run(workdir: Path, run_id: str, write: bool = True) -> dict[str, Any] | None:
@@ -422,6 +425,7 @@ def _run_locked(plan: Plan, loaded: LoadedSite, engine_name: str, workdir: Path,
             log.info("cancelled %d job(s)%s", len(cancelled), f": {', '.join(cancelled)}" if cancelled else "")
         except PortaflowError as exc:  # clean-up and the manifest still happen; the person learns what is left
             log.error("run %s: could not cancel every job (%s); known jobs: %s", run_id, exc, ", ".join(ctx.jobs) or "none")
+        stop_run_containers(loaded.site, run_id, f"run {run_id} (interrupted)")  # a container's PID 1 may ignore the signal
         outcomes = recorder.finished_outcomes()
         _clean_unfinished(ctx, todo, recorder.recorded)
         _report_interrupted(plan, todo, recorder.recorded)

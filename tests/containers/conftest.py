@@ -8,7 +8,9 @@ PORTAFLOW_CI=1, where CI installs it on purpose).
 
 from __future__ import annotations
 
+import fcntl
 import functools
+import os
 import shutil
 import subprocess
 
@@ -45,16 +47,30 @@ def podman() -> str:
 
 
 @pytest.fixture(scope="session")
-def core_images(podman) -> dict[str, str]:
+def base_image(podman, tmp_path_factory) -> str:
+    """The local Debian base (`portaflow containers base`), built if absent: the small image with bash that tests
+    needing just some container run, and the base of the cores' images. Tests that need only the base may run on
+    another xdist worker than the images' (test_podman_leftovers.py): a lock in the directory the workers share
+    makes one build it while the others wait (two builds of one tag at once would race)."""
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent
+    with open(root / "podman-base.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if subprocess.run(["podman", "image", "exists", BASE]).returncode != 0:
+            result = run_portaflow("containers", "base", "--tag", BASE, timeout=900)
+            assert result.returncode == 0, result.stderr
+    return BASE
+
+
+@pytest.fixture(scope="session")
+def core_images(base_image) -> dict[str, str]:
     """Build the base (if absent) and both cores' images from this checkout; return name -> image id.
 
     `containers build` keeps an image already built from the same recipe, base and wheels (this checkout's
     portaflow wheel among them), so a rerun on an unchanged checkout builds nothing; any change to the sources
     rebuilds. Which of the two happened is printed (pytest -s shows it; CI's log has the fixture's time).
     """
-    if subprocess.run(["podman", "image", "exists", BASE]).returncode != 0:
-        result = run_portaflow("containers", "base", "--tag", BASE, timeout=900)
-        assert result.returncode == 0, result.stderr
     built = {}
     for name in CORES:
         result = run_portaflow("containers", "build", name, "--runtime", "podman", "--base", BASE, timeout=1200)

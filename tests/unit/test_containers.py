@@ -66,3 +66,17 @@ def test_cache_dir_is_not_given_to_podman():
     s = site("podman", cache_dir="/scratch/cache")
     line = wrap("true", container_call(s, "hep"), s, "/w", gpus=0, env_names=[])
     assert "CACHEDIR" not in line and shlex.split(line)[0] == "podman"
+
+
+def test_podman_and_docker_containers_carry_the_run_id_as_a_label_the_shell_fills_in():
+    """A rerun after `kill -9` finds the killed run's containers by this label (containers.running); the job's shell
+    expands the run id, which every process of a run has in its environment."""
+    for runtime in ("podman", "docker"):
+        s = site(runtime)
+        line = wrap("true", container_call(s, "hep"), s, "/w", gpus=0, env_names=[])
+        out = subprocess.run(["bash", "-c", f"printf '%s\\n' {line.split(' localhost/')[0]}"], capture_output=True, text=True,
+                             env={"PORTAFLOW_RUN_ID": "20261204-000000-parsl-abcd", "PATH": "/usr/bin:/bin"})
+        words = out.stdout.split("\n")
+        assert words[words.index("--label") + 1] == "portaflow.run-id=20261204-000000-parsl-abcd", words
+    s = site("apptainer")
+    assert "--label" not in wrap("true", container_call(s, "hep"), s, "/w", gpus=0, env_names=[])

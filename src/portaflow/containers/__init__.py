@@ -69,7 +69,8 @@ def wrap(command: str, call: ContainerCall | None, site: SiteProfile, workdir: s
     """The shell line that runs `command` in the container (or `command` itself without one).
 
     The work directory is bound at the same path so relative paths mean the same inside; GPUs are
-    exposed only to steps that ask for them; environment variables are passed by name, explicitly.
+    exposed only to steps that ask for them; environment variables are passed by name, explicitly; a podman/docker
+    container is labelled with the run's id (containers.running says why).
     """
     if call is None:
         return command
@@ -92,7 +93,11 @@ def wrap(command: str, call: ContainerCall | None, site: SiteProfile, workdir: s
         # Apptainer needs NAME=value; the value is expanded by the job's shell, in double quotes.
         words += [f'--env {name}="${{{name}}}"' for name in passed]
     else:
-        words = [q(call.executable), "run", "--rm", "--workdir", q(workdir)]
+        # Labelled with the run's id: the container runs under the runtime's monitor, not the step's shell, and a rerun
+        # after `kill -9` (or an interrupted run) finds it by the label to stop it (containers.running).
+        from portaflow.containers.running import label_options
+
+        words = [q(call.executable), "run", "--rm", *label_options(), "--workdir", q(workdir)]
         words += [f"--volume {q(f'{workdir}:{workdir}')}"] + [f"--volume {shell_word(b if ':' in b else f'{b}:{b}')}" for b in binds]
         words += [f"--env {q(name)}" for name in passed]
     words += [q(a) for a in (*gpu_flags, *settings.run_options)]
