@@ -163,6 +163,7 @@ def crate_metadata(run_dir: Path, manifest: dict[str, Any], plan: Plan, cwl_expo
             if entity_id.startswith("file:"):  # outside the crate: rocrate's File would mangle the URI into a relative id
                 files[path] = crate.add(ContextEntity(crate, entity_id, properties={
                     "@type": "Dataset" if path in directories else "File", **props}))
+                root.append_to("hasPart", files[path])  # a data entity, linked from the root as RO-Crate 1.1 requires
             else:
                 cls = Dataset if path in directories else File
                 files[path] = crate.add(cls(crate, None, entity_id, properties=props))
