@@ -128,6 +128,8 @@ def test_one_element_and_gather_are_cwltools_scatter_cut_and_joined():
     assert one_element(dot, {"word": ["a", "b"], "count": [1, 2]}, 1) == {"word": ["b"], "count": [2]}
     with pytest.raises(ValueError):
         one_element(step, inputs, 6)
+    with pytest.raises(ValueError, match="3 when the plan was made"):  # the values changed since: no element left out
+        one_element(dot, {"word": ["a", "b"], "count": [1, 2]}, 0, expected=3)
 
 
 def test_gather_joins_the_elements_outputs_in_order(tmp_path):

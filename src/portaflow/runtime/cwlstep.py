@@ -22,6 +22,7 @@ import argparse
 import io
 import json
 import logging
+import math
 import sys
 import tempfile
 from pathlib import Path
@@ -161,7 +162,7 @@ def run_step(payload: dict[str, Any], obj: Path, outdir: Path, element: int | No
         return 1
     if element is not None:
         try:
-            inputs = one_element(step.tool, inputs, element)
+            inputs = one_element(step.tool, inputs, element, payload.get("elements"))
         except ValueError as exc:
             log.error("step %s: %s", payload["step"], exc)
             return 1
@@ -192,11 +193,13 @@ def run_step(payload: dict[str, Any], obj: Path, outdir: Path, element: int | No
     return 0
 
 
-def one_element(step: dict[str, Any], inputs: dict[str, Any], element: int) -> dict[str, Any]:
+def one_element(step: dict[str, Any], inputs: dict[str, Any], element: int, expected: int | None = None) -> dict[str, Any]:
     """The step's input object with each scattered input cut down to the one value of `element` (a one-element list):
     cwltool then runs the step's scatter over that element alone (valueFrom and `when` per element, as the spec has them),
     and its outputs are one-element arrays, which `gather` joins in element order. dotproduct: the element-th value of
-    each input; flat_crossproduct: the first input outermost, as cwltool orders the flat arrays."""
+    each input; flat_crossproduct: the first input outermost, as cwltool orders the flat arrays. `expected`: the number
+    of elements the plan made tasks for; a scatter of another size (the values are not what the loader read) is an
+    error rather than elements silently left out."""
     from cwltool.process import shortname
 
     scattered = step["scatter"] if isinstance(step["scatter"], list) else [step["scatter"]]
@@ -205,10 +208,13 @@ def one_element(step: dict[str, Any], inputs: dict[str, Any], element: int) -> d
     if not all(isinstance(value, list) for value in lists):
         raise ValueError("a scattered input is not a list")
     cut = dict(inputs)
-    if step.get("scatterMethod") == "flat_crossproduct":
-        size = 1
-        for value in lists:
-            size *= len(value)
+    flat = step.get("scatterMethod") == "flat_crossproduct"
+    if not flat and len({len(value) for value in lists}) > 1:
+        raise ValueError("a dotproduct of lists of unequal lengths")
+    size = math.prod(len(value) for value in lists) if flat else min(len(value) for value in lists)
+    if expected is not None and size != expected:
+        raise ValueError(f"its scatter has {size} elements here, {expected} when the plan was made")
+    if flat:
         if not 0 <= element < size:
             raise ValueError(f"element {element} of a scatter of {size}")
         for key, value in reversed(list(zip(keys, lists, strict=True))):

@@ -280,7 +280,7 @@ def load_cwl(path: str | Path, job: str | Path | None = None, container: Contain
         element_object = f"cwl/{own}/scatter/{{{var}}}/outputs.json"
         steps[element_step] = Step(
             description=f"CWL step {step.id.rpartition('#')[2]}, one element of its scatter",
-            command=_command("step", payload, ["--element", f"{{{var}}}", "{outputs.object}", "{outputs.outdir}"]),
+            command=_command("step", {**payload, "elements": elements}, ["--element", f"{{{var}}}", "{outputs.object}", "{outputs.outdir}"]),
             scatter={var: list(range(elements))},
             inputs={**externals, **after},
             outputs={"object": Output(path=element_object, compare="exists"),
@@ -339,10 +339,10 @@ def scatter_elements(step: Any, tool: Any, values: dict[str, Any]) -> int | None
     by_id = {inp["id"]: inp for inp in step.tool["inputs"]}
     lengths = []
     for key in scattered:
-        sources = _sources(by_id.get(key, {}))
-        if len(sources) != 1 or sources[0] not in values or not isinstance(values[sources[0]], list):
+        source = by_id.get(key, {}).get("source")  # one source, not a list of them (linkMerge would nest it)
+        if not isinstance(source, str) or source not in values or not isinstance(values[source], list):
             return None
-        lengths.append(len(values[sources[0]]))
+        lengths.append(len(values[source]))
     if step.tool.get("scatterMethod") == "flat_crossproduct":
         count = math.prod(lengths)
     elif len(set(lengths)) == 1:
