@@ -31,6 +31,38 @@ def param_args(params: list[str]) -> list[str]:
     return [word for p in params for word in ("--param", p)]
 
 
+def export_outputs_agree(objects: dict, workdir: Path, workflow: Path, args: list[str]) -> list[str]:
+    """Each output of a portaflow run of `workflow` (on the local site, with `args`: --preset/--param) in `workdir`
+    against the file a run of its CWL export gave for it (`objects`: the CWL output object, whose arrays follow the
+    export's scatter order), under the output's comparator. Returns the disagreements; every output is checked."""
+    from portaflow.compare import compare
+    from portaflow.driver import load_plan
+    from portaflow.exchange import cwl_export
+    from portaflow.spec.loading import load_workflow
+
+    params: dict = {}
+    loaded = load_workflow(workflow)
+    if "--preset" in args:
+        params.update(loaded.workflow.preset(args[args.index("--preset") + 1]))
+    params.update(dict(a.split("=", 1) for a in args[1::2] if "=" in a))
+    loaded_wf, _, plan = load_plan(loaded, "local", {}, params)
+    checked, problems = 0, []
+    for name, step in loaded_wf.workflow.steps.items():
+        tasks = cwl_export.scatter_order(plan, loaded_wf, name)
+        for key in step.outputs:
+            value = objects[cwl_export.output_id(name, key)]
+            files = value if isinstance(value, list) else [value]
+            assert len(files) == len(tasks), (name, key)
+            for task, cwl_file in zip(tasks, files, strict=True):
+                out = task.outputs[key]
+                verdict = compare(workdir / out.path, cwl_file["path"], out.compare)
+                checked += 1
+                if not verdict.same:
+                    problems.append(f"{out.path}: {verdict.detail}")
+    assert checked == sum(len(t.outputs) for t in plan.tasks)
+    return problems
+
+
 def run_portaflow(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
     """Run the real `portaflow` command in a subprocess (exit codes and stderr as a user sees them)."""
     full_env = {**os.environ, **(env or {})}

@@ -47,7 +47,9 @@ FORMAL_PARAMETER_PROFILE = "https://bioschemas.org/profiles/FormalParameter/1.0-
 COMPUTATIONAL_WORKFLOW_PROFILE = "https://bioschemas.org/profiles/ComputationalWorkflow/1.0-RELEASE"
 WORKFLOW_COPY = "workflow.yaml"
 PLAN_COPY = "plan.json"
-CWL_COPY = "workflow.cwl"
+CWL_DIR = "cwl"
+"""The workflow's CWL export in the run directory (exchange.cwl_export.RUN_EXPORT_DIR)."""
+CWL_MAIN = "workflow.cwl"
 LICENSE = "not stated: a portaflow workflow description names no license (state one before publishing this crate)"
 PORTAFLOW_URL = "https://pypi.org/project/portaflow/"
 ENGINE_URLS = {"parsl": "https://parsl-project.org/", "snakemake": "https://snakemake.github.io/"}
@@ -61,9 +63,10 @@ RUN_STATUS = {"succeeded": "CompletedActionStatus", "failed": "FailedActionStatu
 def write_crate(run_dir: Path, manifest: dict[str, Any], plan: Plan, cwl_export: Path | None = None) -> Path:
     """Write `run_dir/ro-crate-metadata.json` for a run that has ended (succeeded, failed or interrupted).
 
-    `cwl_export`: the workflow exported as CWL (`portaflow export cwl`), when the run has one: it is copied into the
-    run directory (`workflow.cwl`) and described as the main workflow's abstract CWL description (`subjectOf`, as
-    Workflow RO-Crate links a workflow to its CWL). Written to a temporary name and renamed: whole or absent."""
+    `cwl_export`: a folder holding the workflow exported as CWL (`portaflow export cwl`), when the run has one: it is
+    copied into the run directory (`cwl/`, unless it is that folder) and its workflow.cwl described as the main
+    workflow's abstract CWL description (`subjectOf`, as Workflow RO-Crate links a workflow to its CWL). Written to a
+    temporary name and renamed: whole or absent."""
     data = crate_metadata(run_dir, manifest, plan, cwl_export)
     path = run_dir / CRATE_FILE
     tmp = path.with_name(f".{CRATE_FILE}.tmp")
@@ -101,11 +104,14 @@ def crate_metadata(run_dir: Path, manifest: dict[str, Any], plan: Plan, cwl_expo
 
     # The workflow: a copy of its file (or, for a plan made in code, of the plan's tasks), its steps as tools.
     workflow = _add_workflow(crate, run_dir, plan)
-    language = add("#portaflow-workflow-language", {
-        "@type": "ComputerLanguage", "name": "portaflow workflow description", "alternateName": "portaflow",
-        "url": ref(PORTAFLOW_URL), "version": tools.get("portaflow", "unknown"),
-    })
-    workflow["programmingLanguage"] = ref(language)
+    if workflow.id == CWL_MAIN:  # a run of an imported CWL document: the document is the workflow, in CWL
+        workflow["programmingLanguage"] = ref(_cwl_language(crate))
+    else:
+        language = add("#portaflow-workflow-language", {
+            "@type": "ComputerLanguage", "name": "portaflow workflow description", "alternateName": "portaflow",
+            "url": ref(PORTAFLOW_URL), "version": tools.get("portaflow", "unknown"),
+        })
+        workflow["programmingLanguage"] = ref(language)
     if cwl_export is not None:
         workflow["subjectOf"] = ref(_add_cwl(crate, run_dir, cwl_export))
 
@@ -157,6 +163,7 @@ def crate_metadata(run_dir: Path, manifest: dict[str, Any], plan: Plan, cwl_expo
             if entity_id.startswith("file:"):  # outside the crate: rocrate's File would mangle the URI into a relative id
                 files[path] = crate.add(ContextEntity(crate, entity_id, properties={
                     "@type": "Dataset" if path in directories else "File", **props}))
+                root.append_to("hasPart", files[path])  # a data entity, linked from the root as RO-Crate 1.1 requires
             else:
                 cls = Dataset if path in directories else File
                 files[path] = crate.add(cls(crate, None, entity_id, properties=props))
@@ -260,8 +267,9 @@ def _add_workflow(crate: Any, run_dir: Path, plan: Plan) -> Any:
     from rocrate.model import ComputationalWorkflow
 
     if plan.source and Path(plan.source).is_file():
-        shutil.copyfile(plan.source, run_dir / WORKFLOW_COPY)
-        name, description = WORKFLOW_COPY, f"the workflow description the run used (a copy of {plan.source})"
+        name = CWL_MAIN if Path(plan.source).suffix == ".cwl" else WORKFLOW_COPY  # as spec.cwl.is_cwl tells them apart
+        shutil.copyfile(plan.source, run_dir / name)
+        description = f"the workflow description the run used (a copy of {plan.source})"
     else:  # a plan made in code: its tasks stand for the workflow
         (run_dir / PLAN_COPY).write_text(json.dumps(_plan_outline(plan), indent=2, sort_keys=True) + "\n")
         name, description = PLAN_COPY, "the run's plan (made in code, from no workflow file): its tasks and their files"
@@ -277,18 +285,52 @@ def _add_workflow(crate: Any, run_dir: Path, plan: Plan) -> Any:
 
 
 def _add_cwl(crate: Any, run_dir: Path, cwl_export: Path) -> Any:
-    """The workflow's CWL export as its abstract description (Workflow RO-Crate's `subjectOf`), copied in if need be."""
-    from rocrate.model import ContextEntity, File
+    """The workflow's CWL export as its abstract description (Workflow RO-Crate's `subjectOf`): the folder `cwl/` of the
+    run directory (copied there if it is elsewhere) with the exported workflow.cwl, one CommandLineTool per step, the
+    JavaScript library they include and the job file of the run's parameters. Returns the workflow.cwl entity."""
+    from rocrate.model import Dataset, File
 
-    target = run_dir / CWL_COPY
+    target = run_dir / CWL_DIR
     if cwl_export.resolve() != target.resolve():
-        shutil.copyfile(cwl_export, target)
-    cwl = crate.add(ContextEntity(crate, "https://w3id.org/workflowhub/workflow-ro-crate#cwl", properties={
+        shutil.rmtree(target, ignore_errors=True)
+        shutil.copytree(cwl_export, target)
+    cwl = _cwl_language(crate)
+    parts = []
+    main = None
+    for path in sorted(p for p in target.iterdir() if p.is_file()):
+        name = f"{CWL_DIR}/{path.name}"
+        props: dict[str, Any] = {"name": path.name, "sha256": _sha256(path)}
+        if path.name == CWL_MAIN:
+            props.update({"@type": ["File", "SoftwareSourceCode", "HowTo"], "programmingLanguage": {"@id": cwl.id},
+                          "name": "the workflow exported as CWL (portaflow export cwl)", "encodingFormat": _media_type(name)})
+        elif path.suffix == ".cwl":
+            props.update({"@type": ["File", "SoftwareSourceCode"], "programmingLanguage": {"@id": cwl.id},
+                          "description": "a step of the workflow as a CWL CommandLineTool", "encodingFormat": _media_type(name)})
+        elif path.suffix == ".js":
+            props.update({"description": "the JavaScript the exported tools include (fills portaflow's templates)",
+                          "encodingFormat": "text/javascript"})
+        else:
+            props.update({"description": "the run's parameter values as a CWL input object (cwltool cwl/workflow.cwl cwl/job.yml)",
+                          **({"encodingFormat": _media_type(name)} if _media_type(name) else {})})
+        entity = crate.add(File(crate, None, name, properties=props))
+        parts.append({"@id": entity.id})
+        if path.name == CWL_MAIN:
+            main = entity
+    crate.add(Dataset(crate, None, f"{CWL_DIR}/", properties={
+        "name": "the workflow exported as CWL v1.2", "description": "what `portaflow export cwl` writes for this run's workflow, "
+        "site and parameters: run it with cwltool cwl/workflow.cwl cwl/job.yml", "hasPart": parts}))
+    if main is None:
+        raise ValueError(f"{cwl_export}: no {CWL_MAIN} in the CWL export")
+    return main
+
+
+def _cwl_language(crate: Any) -> Any:
+    """CWL as Workflow RO-Crate names it (its own id for the language)."""
+    from rocrate.model import ContextEntity
+
+    return crate.add(ContextEntity(crate, "https://w3id.org/workflowhub/workflow-ro-crate#cwl", properties={
         "@type": "ComputerLanguage", "name": "Common Workflow Language", "alternateName": "CWL",
         "identifier": {"@id": "https://w3id.org/cwl/v1.2/"}, "url": {"@id": "https://www.commonwl.org/"}, "version": "v1.2"}))
-    return crate.add(File(crate, None, CWL_COPY, properties={
-        "@type": ["File", "SoftwareSourceCode", "HowTo"], "name": "the workflow exported as CWL (portaflow export cwl)",
-        "programmingLanguage": {"@id": cwl.id}, "sha256": _sha256(target)}))
 
 
 def _workflow_version(path: Path) -> str | None:

@@ -26,12 +26,13 @@ import yaml
 from portaflow.containers import container_call
 from portaflow.containers.images import image_digest
 from portaflow.containers.running import stop_run_containers
-from portaflow.crate import write_crate
+from portaflow.crate import CWL_DIR, write_crate
 from portaflow.engines import engine_for
 from portaflow.engines.base import Engine, RunContext, TaskOutcome, remove_outputs
 from portaflow.engines.leftovers import RUN_ENV, stop_previous_run
 from portaflow.engines.state import Signature, StateStore, WorkdirLock, produced_inputs, signature_details, staleness
 from portaflow.errors import InputError, Interrupted, PortaflowError, SpecError
+from portaflow.exchange.cwl_export import export_for_run
 from portaflow.plan import make_plan
 from portaflow.plan.model import Plan, Task
 from portaflow.plan.planner import LocatedPlanError, located
@@ -587,8 +588,8 @@ class RunRecord:
     previous_run: dict[str, Any] | None = None
     """A killed run this one took over: its id, its processes stopped, its scheduler jobs cancelled (`_take_over`)."""
     cwl_export: Path | None = None
-    """The workflow exported as CWL, for the run's RO-Crate (crate.write_crate): None until `portaflow export cwl` is
-    wired into runs."""
+    """A folder holding the workflow exported as CWL, for the run's RO-Crate (crate.write_crate); None (the default):
+    the crate's export is made when the crate is written (`_cwl_export`)."""
 
     def write(self, outcomes: dict[str, TaskOutcome], jobs: list[str], status: str, driver_address: dict[str, str] | None = None,
               times: dict[str, dict[str, str]] | None = None) -> dict[str, Any]:
@@ -639,7 +640,7 @@ class RunRecord:
         run's record or exit code: the reason is logged."""
         began = time.monotonic()
         try:
-            write_crate(self.run_dir, manifest, self.plan, cwl_export=self.cwl_export)
+            write_crate(self.run_dir, manifest, self.plan, cwl_export=self.cwl_export or self._cwl_export())
         except Exception as exc:  # noqa: BLE001 (see the docstring)
             if isinstance(exc, ModuleNotFoundError) and (exc.name or "").startswith("rocrate"):
                 log.warning("run %s: no RO-Crate written: the rocrate library is not installed (pip install 'portaflow[exchange]')",
@@ -649,6 +650,16 @@ class RunRecord:
                           exc_info=log.isEnabledFor(logging.DEBUG))
             return
         log.debug("run %s: RO-Crate written in %.2f s", self.run_id, time.monotonic() - began)
+
+    def _cwl_export(self) -> Path | None:
+        """The workflow's CWL export in the run directory (`cwl/`), for the crate; None for a run of an imported CWL
+        document or a plan made in code, and where the workflow has what CWL cannot say (a multi-node step: logged,
+        the crate goes without it)."""
+        try:
+            return export_for_run(self.loaded, self.plan, self.run_dir / CWL_DIR, self.workdir)
+        except (PortaflowError, OSError) as exc:
+            log.info("run %s: its RO-Crate holds no CWL export: %s", self.run_id, exc)
+            return None
 
 
 def task_times(outcome: TaskOutcome | None) -> dict[str, Any]:

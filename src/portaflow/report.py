@@ -77,6 +77,8 @@ class Try:
     ended: dt.datetime
     exit: int
     cpu_s: float | None
+    max_rss_mib: float | None = None
+    """Peak resident memory of the step's processes, where its shell ran it under `runtime.peak` (the local site)."""
 
 
 @dataclass
@@ -103,11 +105,14 @@ class TaskView:
             where = f"scheduler accounting, job {self.usage.job_id}" + (
                 f" (shared by {self.job_shared_by} tasks)" if self.job_shared_by > 1 else "")
             return _percent(self.usage.cpu_efficiency), _percent(self.usage.memory_efficiency), where
-        if self.tries and self.tries[-1].cpu_s is not None and self.cores:
-            last = self.tries[-1]
+        last = self.tries[-1] if self.tries else None
+        if last is not None and (last.cpu_s is not None and self.cores or last.max_rss_mib is not None and self.memory_mib):
             wall = (last.ended - last.started).total_seconds()
-            cpu = last.cpu_s / (wall * self.cores) if wall > 0 else None
-            return _percent(cpu), "not measured", "the step's shell (CPU time of its processes)"
+            cpu = last.cpu_s / (wall * self.cores) if last.cpu_s is not None and self.cores and wall > 0 else None
+            memory = last.max_rss_mib / self.memory_mib if last.max_rss_mib is not None and self.memory_mib else None
+            where = "the step's shell (CPU time of its processes)" + (
+                f"; peak resident memory {last.max_rss_mib:.0f} MiB (runtime.peak)" if memory is not None else "")
+            return _percent(cpu), _percent(memory), where
         return "not measured", "not measured", ""
 
 
@@ -129,7 +134,7 @@ def read_tasks(manifest: dict[str, Any]) -> list[TaskView]:
         for t in rec.get("tries", []):
             started, ended = _time(t.get("started")), _time(t.get("ended"))
             if started and ended:
-                tries.append(Try(started, ended, int(t.get("exit", 0)), t.get("cpu_s")))
+                tries.append(Try(started, ended, int(t.get("exit", 0)), t.get("cpu_s"), t.get("max_rss_mib")))
         res = rec.get("resources") or {}
         status = rec.get("status", "?")
         if status == "failed" and not tries and str(rec.get("error", "")).startswith("not "):  # "not run: ...", "not started: ..."
@@ -145,7 +150,8 @@ def add_accounting(tasks: list[TaskView], run_dir: Path) -> str:
     from, in words, for the report."""
     jobs = sorted({t.job for t in tasks if t.job})
     if not jobs:
-        return "no scheduler jobs recorded (CPU from the step's shell where noted; memory not measured)"
+        return ("no scheduler jobs recorded (CPU time from the step's shell where noted; peak memory where the step ran under "
+                "runtime.peak, as on the local site)")
     try:
         from portaflow.schedulers import adapter_for
         from portaflow.spec.loading import load_site

@@ -19,12 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from portaflow.compare import compare
-from portaflow.driver import load_plan
-from portaflow.exchange import cwl_export
-from portaflow.spec.loading import load_workflow
-
-from testlib import ROOT, SCIENCE_CASES, WORKFLOWS, param_args
+import cratecheck
+from testlib import ROOT, SCIENCE_CASES, WORKFLOWS, export_outputs_agree, param_args
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("science-local")]  # shares science_on_local with the podman tests
 
@@ -60,14 +56,20 @@ CASES = {
 }
 
 
+IMPORT_ENGINES = ("parsl", "snakemake")
+"""wordfreq's export also goes through portaflow's CWL import with each engine (the round trip: portaflow -> CWL ->
+portaflow); the other cases through cwltool only (the import's machinery is the same for every document)."""
+
+
 def _env() -> dict[str, str]:
     return {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
             "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), *filter(None, [os.environ.get("PYTHONPATH")])])}
 
 
-def _both(workflow: Path, args: list[str], base: Path, portaflow_run: Path | None = None) -> dict:
+def _both(workflow: Path, args: list[str], base: Path, portaflow_run: Path | None = None, imports: tuple[str, ...] = ()) -> dict:
     """Export, then run the export under cwltool and the workflow under portaflow at the same time (or compare with
-    `portaflow_run`, a work directory where portaflow already ran the workflow with these arguments)."""
+    `portaflow_run`, a work directory where portaflow already ran the workflow with these arguments), and the export
+    through portaflow's CWL import with each engine in `imports`."""
     export = base / "cwl"
     env = _env()
     made = subprocess.run([sys.executable, "-m", "portaflow", "export", "cwl", str(workflow), *args, "-o", str(export)],
@@ -80,42 +82,23 @@ def _both(workflow: Path, args: list[str], base: Path, portaflow_run: Path | Non
     if portaflow_run is None:
         pf = subprocess.Popen([sys.executable, "-m", "portaflow", "-q", "run", str(workflow), *args, "-w", str(base / "pf")],
                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    imported = {engine: subprocess.Popen([sys.executable, "-m", "portaflow", "-q", "run", str(export / "workflow.cwl"), str(export / "job.yml"),
+                                          "--engine", engine, "-w", str(base / f"import-{engine}")],
+                                         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for engine in imports}
     cwl_out, cwl_err = cwl.communicate(timeout=600)
     if portaflow_run is None:
         pf_out, pf_err = pf.communicate(timeout=600)
         assert pf.returncode == 0, pf_out + pf_err
     assert cwl.returncode == 0, cwl_err[-4000:]
-    return {"objects": json.loads(cwl_out), "workdir": portaflow_run or base / "pf", "workflow": workflow, "args": args}
-
-
-def _plan(workflow: Path, args: list[str]):
-    params: dict = {}
-    loaded = load_workflow(workflow)
-    if "--preset" in args:
-        params.update(loaded.workflow.preset(args[args.index("--preset") + 1]))
-    params.update(dict(a.split("=", 1) for a in args[1::2] if "=" in a))
-    loaded_wf, _, plan = load_plan(loaded, "local", {}, params)
-    return loaded_wf, plan
+    for engine, proc in imported.items():
+        out, err = proc.communicate(timeout=600)
+        assert proc.returncode == 0, f"import with {engine}: " + (out + err)[-4000:]
+    return {"objects": json.loads(cwl_out), "workdir": portaflow_run or base / "pf", "workflow": workflow, "args": args, "export": export,
+            "imports": {engine: base / f"import-{engine}" for engine in imports}}
 
 
 def _agree(result: dict) -> list[str]:
-    """Each output of the portaflow run against cwltool's file for it (the export's output order), by its comparator."""
-    loaded_wf, plan = _plan(result["workflow"], result["args"])
-    checked, problems = 0, []
-    for name, step in loaded_wf.workflow.steps.items():
-        tasks = cwl_export.scatter_order(plan, loaded_wf, name)
-        for key in step.outputs:
-            value = result["objects"][cwl_export.output_id(name, key)]
-            files = value if isinstance(value, list) else [value]
-            assert len(files) == len(tasks), (name, key)
-            for task, cwl_file in zip(tasks, files, strict=True):
-                out = task.outputs[key]
-                verdict = compare(result["workdir"] / out.path, cwl_file["path"], out.compare)
-                checked += 1
-                if not verdict.same:
-                    problems.append(f"{out.path}: {verdict.detail}")
-    assert checked == sum(len(t.outputs) for t in plan.tasks)
-    return problems
+    return export_outputs_agree(result["objects"], result["workdir"], result["workflow"], result["args"])
 
 
 @pytest.fixture(scope="module", params=list(CASES) + ["shell"])
@@ -127,11 +110,30 @@ def exported_run(request, tmp_path_factory, science_on_local):
         return _both(path, [], base)
     workflow, args = CASES[request.param]
     # the science workflows' portaflow runs are the ones tests/containers/test_podman.py compares with too
-    return _both(workflow, args, base, science_on_local(request.param) if request.param in SCIENCE_CASES else None)
+    return _both(workflow, args, base, science_on_local(request.param) if request.param in SCIENCE_CASES else None,
+                 imports=IMPORT_ENGINES if request.param == "wordfreq" else ())
 
 
 def test_cwltool_outputs_equal_portaflow_outputs(exported_run):
+    """cwltool's outputs of the export equal the portaflow run's; for wordfreq, so do those of the export run through
+    portaflow's CWL import with each engine (whose run's RO-Crate has the CWL document as its workflow and passes
+    roc-validator)."""
     assert _agree(exported_run) == []
+    for engine, workdir in exported_run["imports"].items():
+        objects = json.loads((workdir / "output.json").read_text())
+        assert set(objects) == set(exported_run["objects"]), engine
+        assert _agree({**exported_run, "objects": objects}) == [], engine
+        manifest = json.loads((workdir / ".portaflow" / "runs" / "latest" / "manifest.json").read_text())
+        assert manifest["engine"] == engine and manifest["status"] == "succeeded"
+    if exported_run["imports"]:
+        run_dir = (exported_run["imports"]["snakemake"] / ".portaflow" / "runs" / "latest").resolve()
+        passed, issues = cratecheck.validate(run_dir)
+        assert passed, issues
+        graph = {e["@id"]: e for e in json.loads((run_dir / "ro-crate-metadata.json").read_text())["@graph"]}
+        assert graph["./"]["mainEntity"]["@id"] == "workflow.cwl" and "subjectOf" not in graph["workflow.cwl"]
+    native = (exported_run["workdir"] / ".portaflow" / "runs" / "latest").resolve()  # the native run's crate holds the export
+    for name in ("workflow.cwl", "job.yml"):  # the same as `portaflow export cwl` wrote for the same workflow and parameters
+        assert (native / "cwl" / name).read_text() == (exported_run["export"] / name).read_text(), name
     assert not (exported_run["workdir"] / "pwned").exists()
     for value in exported_run["objects"].values():
         for item in value if isinstance(value, list) else [value]:

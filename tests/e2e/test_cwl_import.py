@@ -3,7 +3,8 @@ object plain `cwltool` gives for the same document and job (locations aside: por
 
 features.cwl holds in one Workflow what cwltool does inside portaflow's tasks (scatter dotproduct, flat and nested
 crossproduct, a subworkflow, `when` with pickValue, valueFrom, JavaScript expressions), so one run per engine covers
-them; wc-tool.cwl goes through `portaflow-cwl-runner`, the cwl-runner entry point cwltest drives.
+them (the dotproduct and flat_crossproduct over the job's lists as one task per element, gathered); wc-tool.cwl goes
+through `portaflow-cwl-runner`, the cwl-runner entry point cwltest drives.
 """
 
 from __future__ import annotations
@@ -56,7 +57,11 @@ def test_features_through_portaflow_equal_cwltool(features_reference, tmp_path, 
     for entry in [*out["files"], out["shouted"]]:  # the files are in the run's output directory
         assert Path(entry["path"]).parent == tmp_path / "output" and Path(entry["path"]).is_file()
     manifest = json.loads((tmp_path / ".portaflow" / "runs" / "latest" / "manifest.json").read_text())
-    assert {t for t, info in manifest["tasks"].items() if info["status"] == "ran"} == set(manifest["tasks"]) and len(manifest["tasks"]) == 8
+    assert {t for t, info in manifest["tasks"].items() if info["status"] == "ran"} == set(manifest["tasks"])
+    # 7 steps and the collector; the dotproduct (2) and the flat_crossproduct (2 x 2) over the job's lists are one task
+    # per element and one that gathers them, equal to cwltool's scatter above
+    assert len(manifest["tasks"]) == 8 + 2 + 4
+    assert len([t for t in manifest["tasks"] if t.startswith("label_flat_element")]) == 4
     if engine == "parsl":  # staleness is portaflow's as for its own workflows: nothing changed, nothing reruns
         again = run_portaflow("run", str(CWL / "features.cwl"), str(CWL / "features-job.yml"), "--workdir", str(tmp_path))
         assert again.returncode == 0 and "nothing to do" in again.stdout, again.stdout + again.stderr

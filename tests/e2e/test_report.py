@@ -77,8 +77,9 @@ def test_successful_run_renders_with_dag_and_timeline(good_run):
     # Every output linked relative to the report, and those links lead to the files.
     hrefs = re.findall(r'<a href="([^"]+)">', good_run["html"])
     assert len(hrefs) == len(manifest["outputs"]) and all((good_run["page"].parent / h).resolve().is_file() for h in hrefs)
-    # The local site has no accounting: CPU from the step's shell, memory said to be not measured.
-    assert "the step&#x27;s shell" in good_run["html"] and "not measured" in good_run["html"]
+    # The local site has no scheduler accounting: CPU from the step's shell, peak memory as runtime.peak noted it.
+    assert "the step&#x27;s shell" in good_run["html"] and "peak resident memory" in good_run["html"]
+    assert all(info["tries"][-1]["max_rss_mib"] > 5 for info in manifest["tasks"].values())  # a Python step's, at least
 
 
 def test_failed_run_shows_failure_retry_and_the_task_never_run(failed_run):

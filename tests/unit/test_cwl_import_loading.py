@@ -57,18 +57,92 @@ def test_an_invalid_document_is_reported_with_file_line_and_exit_2(tmp_path):
 
 
 def test_a_workflow_is_one_task_per_top_level_step_wired_by_its_sources():
+    """One task per top-level step, except a scatter over values the job gives (dotproduct, flat_crossproduct): one
+    task per element and one that gathers them, under the step's name (what downstream steps wait for). A
+    nested_crossproduct stays one task."""
     loaded = load_cwl(CWL / "features.cwl", CWL / "features-job.yml")
     plan = make_plan(loaded.workflow, load_site("local", environ={}).site)
     depends = {t.id: set(t.depends) for t in plan.tasks}
+    repeat = {f"repeat_element__repeat_n_{i}" for i in range(2)}       # words x counts, dotproduct: 2
+    flat = {f"label_flat_element__label_flat_n_{i}" for i in range(4)}  # flat_crossproduct: 2 x 2
     assert depends == {
-        "repeat": set(), "label_flat": set(), "label_nested": set(), "sum": set(),
+        **{t: set() for t in repeat | flat},
+        "repeat": repeat, "label_flat": flat, "label_nested": set(), "sum": set(),
         "sub": {"repeat"},                      # a subworkflow: one task, cwltool runs its steps
         "big": {"sum"}, "small": {"sum"},       # `when` conditions: evaluated by cwltool in the task
         "cwl_outputs": {"repeat", "label_flat", "label_nested", "sum", "sub", "big", "small"},
     }
+    assert "--element 3 " in plan.by_id["label_flat_element__label_flat_n_3"].command
     # The document, the files it runs and the job are inputs of every task: editing one reruns the workflow.
-    inputs = set(plan.by_id["repeat"].input_paths())
-    assert {str(CWL / n) for n in ("features.cwl", "features-job.yml", "echo-times.cwl")} <= inputs
+    inputs = set(plan.by_id["label_nested"].input_paths())
+    assert {str(CWL / n) for n in ("features.cwl", "features-job.yml", "label.cwl")} <= inputs
+
+
+def test_a_scatter_is_split_only_where_its_length_is_known_when_the_plan_is_made(tmp_path):
+    """Over an upstream step's output, a nested_crossproduct, a dotproduct of unequal lengths: one task."""
+    (tmp_path / "job.yml").write_text("words: [a, b, c]\ncounts: [1, 2]\n")
+    loaded = load_cwl(CWL / "features.cwl", tmp_path / "job.yml")
+    steps = set(loaded.workflow.steps)
+    assert "repeat_element" not in steps and "label_flat_element" in steps  # unequal dotproduct: cwltool's error, one task
+    assert loaded.workflow.steps["label_flat_element"].scatter == {"label_flat_n": list(range(6))}
+    doc = tmp_path / "chain.cwl"
+    chain = """cwlVersion: v1.2
+class: Workflow
+requirements:
+  ScatterFeatureRequirement: {}
+inputs:
+  words: string[]
+outputs:
+  labels:
+    type: string[]
+    outputSource: again/label
+steps:
+  first:
+    run: LABEL
+    scatter: word
+    in: {word: words, count: {default: 1}}
+    out: [label]
+  again:
+    run: LABEL
+    scatter: word
+    in: {word: first/label, count: {default: 2}}
+    out: [label]
+"""
+    doc.write_text(chain.replace("LABEL", str(CWL / "label.cwl")))
+    (tmp_path / "chain.yml").write_text("words: [x, y, z]\n")
+    steps = load_cwl(doc, tmp_path / "chain.yml").workflow.steps
+    assert steps["first_element"].scatter == {"first_n": [0, 1, 2]} and "again_element" not in steps
+
+
+def test_one_element_and_gather_are_cwltools_scatter_cut_and_joined():
+    """The input object of element N (dotproduct: the N-th of each; flat_crossproduct: the first input outermost, as
+    cwltool's flat arrays are ordered), and the gathered arrays in element order."""
+    from portaflow.runtime.cwlstep import one_element
+
+    step = {"scatter": ["#s/word", "#s/count"], "scatterMethod": "flat_crossproduct"}
+    inputs = {"word": ["a", "b"], "count": [1, 2, 3], "fixed": "x"}
+    cut = [one_element(step, inputs, n) for n in range(6)]
+    assert [(c["word"][0], c["count"][0]) for c in cut] == [("a", 1), ("a", 2), ("a", 3), ("b", 1), ("b", 2), ("b", 3)]
+    assert all(c["fixed"] == "x" and len(c["word"]) == len(c["count"]) == 1 for c in cut)
+    dot = {"scatter": ["#s/word", "#s/count"], "scatterMethod": "dotproduct"}
+    assert one_element(dot, {"word": ["a", "b"], "count": [1, 2]}, 1) == {"word": ["b"], "count": [2]}
+    with pytest.raises(ValueError):
+        one_element(step, inputs, 6)
+    with pytest.raises(ValueError, match="3 when the plan was made"):  # the values changed since: no element left out
+        one_element(dot, {"word": ["a", "b"], "count": [1, 2]}, 0, expected=3)
+
+
+def test_gather_joins_the_elements_outputs_in_order(tmp_path):
+    from portaflow.runtime.cwlstep import gather
+
+    parts = []
+    for n, label in enumerate(["a-1", None, "b-2"]):
+        parts.append(tmp_path / f"{n}.json")
+        parts[-1].write_text(json.dumps({"label": [label]}))
+    assert gather({"elements": [str(p) for p in parts]}, tmp_path / "out.json", tmp_path / "out") == 0
+    assert json.loads((tmp_path / "out.json").read_text()) == {"label": ["a-1", None, "b-2"]}
+    parts[1].write_text(json.dumps({"label": "not a list"}))
+    assert gather({"elements": [str(p) for p in parts]}, tmp_path / "bad.json", tmp_path / "out") == 1
 
 
 def test_a_command_line_tool_is_one_task_and_its_job_files_are_inputs():

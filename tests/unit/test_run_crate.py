@@ -15,6 +15,7 @@ import socket
 from pathlib import Path
 
 import pytest
+import yaml
 
 from portaflow.crate import CRATE_FILE, PROFILES, write_crate
 from portaflow.driver import RunRecord, load_plan, tool_versions
@@ -210,17 +211,56 @@ def test_container_image_and_digest(tmp_path, write):
     assert structural_problems(run.run_dir) == []
 
 
+def test_crate_holds_the_workflows_cwl_export_made_when_it_is_written(tmp_path, write):
+    """Issue 19: the crate holds the workflow's CWL export (`cwl/`, as `portaflow export cwl` writes it for the run's
+    site and parameters), its workflow.cwl the main workflow's `subjectOf` in the CWL language; a given export folder
+    (the RunRecord hook) is copied in instead; a run of a CWL document (no export of its own) has none."""
+    from portaflow.exchange.cwl_export import build
+
+    run = Run(tmp_path, write)
+    run.finish("make__shard_0", 0)
+    manifest = run.write("failed")
+    g = graph(run.run_dir)
+    described = g[g["workflow.yaml"]["subjectOf"]["@id"]]
+    assert described["@id"] == "cwl/workflow.cwl" and described["sha256"] == sha(run.run_dir / "cwl" / "workflow.cwl")
+    assert g[described["programmingLanguage"]["@id"]]["alternateName"] == "CWL"
+    assert "SoftwareSourceCode" in described["@type"]
+    folder = g["cwl/"]
+    exported = {p.name for p in (run.run_dir / "cwl").iterdir()}
+    assert exported == {"workflow.cwl", "job.yml", "portaflow-lib.js", "step-make.cwl", "step-merge.cwl"}
+    assert {i.removeprefix("cwl/") for i in ids(folder["hasPart"])} == exported
+    assert all(g[f"cwl/{name}"]["sha256"] == sha(run.run_dir / "cwl" / name) for name in exported)
+    # what `portaflow export cwl` makes of this workflow, on this site, with the run's parameters
+    expected = build(load_workflow(run.source), run.loaded, run.plan, run.workdir)
+    job = yaml.safe_load((run.run_dir / "cwl" / "job.yml").read_text())
+    assert job == expected.job and job["input_data_seed_txt"]["path"].endswith("wd/data/seed.txt")
+    assert yaml.safe_load((run.run_dir / "cwl" / "workflow.cwl").read_text()) == expected.workflow
+    assert structural_problems(run.run_dir) == []
+    # The hook: an export made elsewhere (a folder with workflow.cwl) is copied in instead.
+    given = tmp_path / "exported"
+    given.mkdir()
+    (given / "workflow.cwl").write_text("cwlVersion: v1.2\nclass: Workflow\ninputs: []\noutputs: []\nsteps: []\n")
+    write_crate(run.run_dir, manifest, run.plan, cwl_export=given)
+    g = graph(run.run_dir)
+    assert {p.name for p in (run.run_dir / "cwl").iterdir()} == {"workflow.cwl"}
+    assert g["cwl/workflow.cwl"]["sha256"] == sha(given / "workflow.cwl") and "cwl/step-make.cwl" not in g
+    # A run of a CWL document: the document is the main workflow; nothing is exported.
+    cwl_doc = write("tool.cwl", "cwlVersion: v1.2\nclass: CommandLineTool\nbaseCommand: true\ninputs: []\noutputs: []\n")
+    other = run.run_dir.with_name("r2")
+    other.mkdir()
+    record = dataclasses.replace(run.record, run_dir=other, plan=dataclasses.replace(run.plan, source=str(cwl_doc)))
+    record.write(run.outcomes, [], status="failed")
+    g = graph(other)
+    main = g[g["./"]["mainEntity"]["@id"]]
+    assert main["@id"] == "workflow.cwl" and (other / "workflow.cwl").read_text() == cwl_doc.read_text()
+    assert g[main["programmingLanguage"]["@id"]]["alternateName"] == "CWL"
+    assert "subjectOf" not in main and not (other / "cwl").exists() and not (other / "workflow.yaml").exists()
+
+
 def test_cwl_export_hook_and_plan_made_in_code(tmp_path, write):
     run = Run(tmp_path, write)
     run.finish("make__shard_0", 0)
     manifest = run.write("failed")
-    cwl = tmp_path / "exported.cwl"
-    cwl.write_text("cwlVersion: v1.2\nclass: Workflow\ninputs: []\noutputs: []\nsteps: []\n")
-    write_crate(run.run_dir, manifest, run.plan, cwl_export=cwl)
-    g = graph(run.run_dir)
-    described = g[g["workflow.yaml"]["subjectOf"]["@id"]]
-    assert described["@id"] == "workflow.cwl" and (run.run_dir / "workflow.cwl").read_text() == cwl.read_text()
-    assert g[described["programmingLanguage"]["@id"]]["alternateName"] == "CWL" and described["sha256"] == sha(cwl)
     # A plan made in code (no workflow file): its outline stands for the workflow.
     plan = dataclasses.replace(run.plan, source=None)
     write_crate(run.run_dir, manifest, plan)

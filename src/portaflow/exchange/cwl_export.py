@@ -40,7 +40,8 @@ from portaflow.errors import InputError, Problem, SpecError
 from portaflow.plan.model import DaskPlan, Plan, Task, TaskResources
 from portaflow.plan.planner import scatter_values, with_in_allocation_workers
 from portaflow.plan.templates import TemplateError, fields
-from portaflow.spec.loading import LoadedSite, LoadedWorkflow
+from portaflow.spec.cwl import is_cwl
+from portaflow.spec.loading import LoadedSite, LoadedWorkflow, load_workflow
 from portaflow.spec.templates import scan
 from portaflow.spec.workflow import Step
 
@@ -554,10 +555,25 @@ def export_cwl(loaded_wf: LoadedWorkflow, loaded_site: LoadedSite, plan: Plan, o
     return files
 
 
+def export_for_run(loaded_site: LoadedSite, plan: Plan, out_dir: Path, workdir: Path) -> Path | None:
+    """The CWL export of the workflow a run ran, written into `out_dir` (the run directory's `cwl/`), for its RO-Crate.
+    Returns the folder, or None where there is nothing to export: a plan made in code (no workflow
+    file), or a run of an imported CWL document (the document itself is in the crate).
+
+    Why here and at crate-writing time: the export is pure (the workflow file, the plan, the site profile), so making
+    it costs milliseconds and no run pays for a separate `portaflow export cwl`. The workflow file is read again from
+    `plan.source` (what `driver.load_plan` made the plan from; presets and --param live in the plan's parameters). What
+    CWL cannot say (multi-node steps) raises SpecError, as `export cwl` does."""
+    if plan.source is None or is_cwl(plan.source):
+        return None
+    write(build(load_workflow(plan.source), loaded_site, plan, workdir), out_dir)
+    return out_dir
+
+
 def scatter_order(plan: Plan, loaded_wf: LoadedWorkflow, step_name: str) -> list[Task]:
     """A step's tasks in the order of its exported outputs' arrays (the order cwltool returns them in)."""
     workflow = loaded_wf.workflow
     return _step_tasks(plan, step_name, workflow.steps[step_name], scatter_values(workflow, plan.parameters))
 
 
-__all__ = ["Export", "build", "export_cwl", "scatter_order", "write"]
+__all__ = ["Export", "build", "export_cwl", "export_for_run", "scatter_order", "write"]

@@ -1,11 +1,14 @@
-"""`python3 -m portaflow.runtime.cwlstep tool|step|collect OBJECT OUTDIR '<json>'`: one task of an imported CWL document.
+"""`python3 -m portaflow.runtime.cwlstep tool|step|gather|collect OBJECT OUTDIR '<json>'`: one task of an imported CWL
+document.
 
 Everything CWL means is done by cwltool's own code here; this module only wires portaflow's tasks together:
 
 - `tool`: a CommandLineTool/ExpressionTool document with its job, run by `cwltool.main.main` (outputs in OUTDIR);
 - `step`: one top-level step of a Workflow, run by `cwltool --single-step` (scatter, `when`, valueFrom, subworkflows
   are its business). Its input object is built as cwltool's WorkflowJob builds it (`object_from_state`: sources,
-  linkMerge, defaults) from the job and the upstream tasks' output objects; `pickValue` is left to the step itself;
+  linkMerge, defaults) from the job and the upstream tasks' output objects; `pickValue` is left to the step itself.
+  `--element N`: one element of its scatter (the loader splits a scatter over values the job gives);
+- `gather`: a split scatter's output object, its elements' outputs joined in order;
 - `collect`: the workflow's output object (`object_from_state` over `outputSource`, as cwltool's WorkflowJob does),
   its files copied into OUTDIR with cwltool's `relocateOutputs`, as `cwltool --outdir` leaves them.
 
@@ -19,6 +22,7 @@ import argparse
 import io
 import json
 import logging
+import math
 import sys
 import tempfile
 from pathlib import Path
@@ -121,8 +125,9 @@ def _step_dir(step: Any, tool: Any) -> str:
     return step_names(tool)[step.id]
 
 
-def run_step(payload: dict[str, Any], obj: Path, outdir: Path) -> int:
-    """One top-level Workflow step, as `cwltool --single-step` runs it, its input object from the job and upstream objects.
+def run_step(payload: dict[str, Any], obj: Path, outdir: Path, element: int | None = None) -> int:
+    """One top-level Workflow step, as `cwltool --single-step` runs it, its input object from the job and upstream objects;
+    with `element`, one element of its scatter (`one_element`).
 
     Why not `cwltool --single-step` itself: it declares each of the step's inputs `Any`, which excludes null, so a step
     fed by a skipped (`when`) step or an in-port with only `valueFrom` is refused. The step is extracted by the same
@@ -155,6 +160,12 @@ def run_step(payload: dict[str, Any], obj: Path, outdir: Path) -> int:
     if inputs is None:
         log.error("step %s: an upstream output it needs is missing", payload["step"])
         return 1
+    if element is not None:
+        try:
+            inputs = one_element(step.tool, inputs, element, payload.get("elements"))
+        except ValueError as exc:
+            log.error("step %s: %s", payload["step"], exc)
+            return 1
     extracted = get_step(tool, step.id, loading)
     for inp in extracted["inputs"]:
         inp["type"] = ["null", "Any"]
@@ -177,6 +188,57 @@ def run_step(payload: dict[str, Any], obj: Path, outdir: Path) -> int:
         log.error("step %s: cwltool finished with status %s", payload["step"], status)
         return 1
     visit_class(out, ("File", "Directory"), location_to_path)
+    obj.parent.mkdir(parents=True, exist_ok=True)
+    obj.write_text(json.dumps(out, indent=4, ensure_ascii=False, default=str))
+    return 0
+
+
+def one_element(step: dict[str, Any], inputs: dict[str, Any], element: int, expected: int | None = None) -> dict[str, Any]:
+    """The step's input object with each scattered input cut down to the one value of `element` (a one-element list):
+    cwltool then runs the step's scatter over that element alone (valueFrom and `when` per element, as the spec has them),
+    and its outputs are one-element arrays, which `gather` joins in element order. dotproduct: the element-th value of
+    each input; flat_crossproduct: the first input outermost, as cwltool orders the flat arrays. `expected`: the number
+    of elements the plan made tasks for; a scatter of another size (the values are not what the loader read) is an
+    error rather than elements silently left out."""
+    from cwltool.process import shortname
+
+    scattered = step["scatter"] if isinstance(step["scatter"], list) else [step["scatter"]]
+    keys = [shortname(key) for key in scattered]
+    lists = [inputs.get(key) for key in keys]
+    if not all(isinstance(value, list) for value in lists):
+        raise ValueError("a scattered input is not a list")
+    cut = dict(inputs)
+    flat = step.get("scatterMethod") == "flat_crossproduct"
+    if not flat and len({len(value) for value in lists}) > 1:
+        raise ValueError("a dotproduct of lists of unequal lengths")
+    size = math.prod(len(value) for value in lists) if flat else min(len(value) for value in lists)
+    if expected is not None and size != expected:
+        raise ValueError(f"its scatter has {size} elements here, {expected} when the plan was made")
+    if flat:
+        if not 0 <= element < size:
+            raise ValueError(f"element {element} of a scatter of {size}")
+        for key, value in reversed(list(zip(keys, lists, strict=True))):
+            element, index = divmod(element, len(value))
+            cut[key] = [value[index]]
+        return cut
+    if any(not 0 <= element < len(value) for value in lists):
+        raise ValueError(f"element {element} of a scatter of {min(len(value) for value in lists)}")
+    for key, value in zip(keys, lists, strict=True):
+        cut[key] = [value[element]]
+    return cut
+
+
+def gather(payload: dict[str, Any], obj: Path, outdir: Path) -> int:
+    """A scattered step's output object from its elements' (`payload["elements"]`, in element order): each output the
+    concatenation of the elements' one-element arrays, the array cwltool's scatter makes."""
+    out: dict[str, Any] = {}
+    for path in payload["elements"]:
+        for key, value in json.loads(Path(path).read_text()).items():
+            if not isinstance(value, list):
+                log.error("%s: output %s is not an array (a scatter's outputs are)", path, key)
+                return 1
+            out.setdefault(key, []).extend(value)
+    outdir.mkdir(parents=True, exist_ok=True)
     obj.parent.mkdir(parents=True, exist_ok=True)
     obj.write_text(json.dumps(out, indent=4, ensure_ascii=False, default=str))
     return 0
@@ -220,18 +282,21 @@ def location_to_path(entry: dict[str, Any]) -> None:
         entry["path"] = uri_file_path(entry["location"])
 
 
-MODES = {"tool": run_tool, "step": run_step, "collect": collect}
+MODES = {"tool": run_tool, "step": run_step, "gather": gather, "collect": collect}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python3 -m portaflow.runtime.cwlstep")
     parser.add_argument("mode", choices=sorted(MODES))
+    parser.add_argument("--element", type=int, help="step: run only this element of its scatter (`one_element`)")
     parser.add_argument("object", type=Path, help="where the CWL output object goes (JSON)")
     parser.add_argument("outdir", type=Path, help="where output files go")
     parser.add_argument("payload", help="JSON: document, job, flags, step, upstream")
     args = parser.parse_args(argv)
     payload = json.loads(args.payload)
     try:
+        if args.element is not None:
+            return run_step(payload, args.object, args.outdir, args.element)
         return MODES[args.mode](payload, args.object, args.outdir)
     except Exception as exc:
         from cwltool.errors import UnsupportedRequirement

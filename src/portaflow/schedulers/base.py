@@ -164,6 +164,12 @@ class Scheduler:
         that hands each job its own devices (SLURM's GRES) needs none."""
         return [], []
 
+    def step_launcher(self, ctx: RunContext, task: Task) -> list[str]:
+        """Words put before the step's command in the job's shell (`RunContext.shell_line`): a program that starts it
+        and waits for it. None by default; the local adapter notes the step's peak memory so (`runtime.peak`), where no
+        scheduler's accounting does."""
+        return []
+
     # -- Parsl -----------------------------------------------------------------------------------
     def parsl_provider(self, ctx: RunContext, label: str, tasks: list[Task], offline: bool = False) -> Any:
         """The Parsl provider for one executor (resource class). `offline`: rendering, contact nothing."""

@@ -109,8 +109,9 @@ class RunContext:
         # several tasks; SLURM checks limits only every ~30 s): exit 124 means it ran out of time.
         # `timeout` runs the step in a process group of its own (so a timeout stops all of it); signals
         # sent to this shell (an engine cancelling, Ctrl-C) are passed on to it, and so reach the step.
+        launcher = "".join(f"{shlex.quote(word)} " for word in self.scheduler.step_launcher(self, task))
         lines += [
-            f"timeout --kill-after=10 {task.resources.walltime_s} bash -c {shlex.quote(command)} &",
+            f"{launcher}timeout --kill-after=10 {task.resources.walltime_s} bash -c {shlex.quote(command)} &",
             "pf_step=$!",
             "trap 'kill -TERM \"$pf_step\" 2>/dev/null' TERM INT HUP",
             # `wait` first: a step that already ended (a fast failure on a loaded machine) has been reaped, so `kill -0`
@@ -162,7 +163,9 @@ def usage_line(path: Path) -> str:
 
 def read_tries(run_dir: Path, task_id: str) -> list[dict[str, Any]]:
     """A task's tries as its shell noted them (`usage_line`): started and ended (seconds since the epoch), the exit
-    status, and the CPU seconds (user + system) its processes used. Empty when nothing was noted."""
+    status, the CPU seconds (user + system) its processes used, and, where the step ran under `runtime.peak` (the
+    local site), their peak resident memory (`max_rss_mib`, from its `rss KiB` line just before the try's). Empty when
+    nothing was noted."""
     try:
         lines = usage_path(run_dir, task_id).read_text(errors="replace").splitlines()
     except OSError:
@@ -178,7 +181,11 @@ def read_tries(run_dir: Path, task_id: str) -> list[dict[str, Any]]:
         except ValueError:
             continue
         cpu = _times_seconds(lines[n + 2]) if n + 2 < len(lines) else None
-        tries.append({"started": started, "ended": ended, "exit": status, "cpu_s": cpu})
+        note: dict[str, Any] = {"started": started, "ended": ended, "exit": status, "cpu_s": cpu}
+        before = lines[n - 1].split() if n else []
+        if len(before) == 2 and before[0] == "rss" and before[1].isdigit():
+            note["max_rss_mib"] = round(int(before[1]) / 1024, 1)
+        tries.append(note)
     return tries
 
 

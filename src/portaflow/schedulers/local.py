@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from portaflow.commands import run_command
 from portaflow.plan.model import Task, TaskResources
+from portaflow.runtime.peak import ENTRY as PEAK_ENTRY
 from portaflow.schedulers.base import PASSED, WRONG, ProbeJob, Scheduler, SiteFinding
 from portaflow.schedulers.parsl_blocks import worker_init
 from portaflow.units import describe_memory
@@ -77,6 +79,12 @@ class LocalScheduler(Scheduler):
             return [], []
         devices = self.site.partitions[task.partition].gpus_per_node
         return gpu_claim_lines(task.resources.gpus, devices), ["CUDA_VISIBLE_DEVICES"]
+
+    def step_launcher(self, ctx: RunContext, task: Task) -> list[str]:
+        """The step runs under `runtime.peak`, which notes its processes' peak resident memory in the task's usage note:
+        on this machine no scheduler's accounting measures it (the report's memory efficiency). The driver's Python
+        runs it: the machine's `python3` need not have portaflow for a shell step."""
+        return [sys.executable, "-m", PEAK_ENTRY, str(ctx.usage_path(task)), "--"]
 
     def partition_hosts(self, partitions: list[str]) -> list[str]:
         """Workers are processes on this machine: loopback is right here."""

@@ -258,17 +258,41 @@ def load_cwl(path: str | Path, job: str | Path | None = None, container: Contain
     names = step_names(tool)
     taken = set(names.values())
     objects = {names[s.id]: f"cwl/{names[s.id]}/outputs.json" for s in tool.steps}
+    values = _job_values(tool, job_path)
     for step in tool.steps:
         own = names[step.id]
         upstream = sorted({names[src.rpartition("/")[0]] for inp in step.tool["inputs"] for src in _sources(inp)
                            if src.rpartition("/")[0] in names})
         payload = {**base, "step": step_ref(tool.tool["id"], step.id), "upstream": [objects[u] for u in upstream]}
-        steps[own] = Step(
-            description=f"CWL step {step.id.rpartition('#')[2]}",
-            command=_command("step", payload, ["{outputs.object}", "{outputs.outdir}"]),
-            inputs={**externals, **{f"after_{u}": objects[u] for u in upstream}},
-            outputs={"object": Output(path=objects[own], compare="exists"), "outdir": Output(path=f"cwl/{own}/out", directory=True)},
+        after = {f"after_{u}": objects[u] for u in upstream}
+        elements = scatter_elements(step, tool, values)
+        if elements is None:
+            steps[own] = Step(
+                description=f"CWL step {step.id.rpartition('#')[2]}",
+                command=_command("step", payload, ["{outputs.object}", "{outputs.outdir}"]),
+                inputs={**externals, **after},
+                outputs={"object": Output(path=objects[own], compare="exists"), "outdir": Output(path=f"cwl/{own}/out", directory=True)},
+                resources=_resources(step.embedded_tool), env=env)
+            continue
+        # A scatter over values the job gives: one task per element, then one that gathers their outputs in order.
+        element_step = _name(f"{own}_element", taken)
+        var = f"{own}_n"  # a scatter variable of this step alone (portaflow's variables are the workflow's)
+        element_object = f"cwl/{own}/scatter/{{{var}}}/outputs.json"
+        steps[element_step] = Step(
+            description=f"CWL step {step.id.rpartition('#')[2]}, one element of its scatter",
+            command=_command("step", {**payload, "elements": elements}, ["--element", f"{{{var}}}", "{outputs.object}", "{outputs.outdir}"]),
+            scatter={var: list(range(elements))},
+            inputs={**externals, **after},
+            outputs={"object": Output(path=element_object, compare="exists"),
+                     "outdir": Output(path=f"cwl/{own}/scatter/{{{var}}}/out", directory=True)},
             resources=_resources(step.embedded_tool), env=env)
+        parts = [element_object.replace(f"{{{var}}}", str(i)) for i in range(elements)]
+        steps[own] = Step(
+            description=f"CWL step {step.id.rpartition('#')[2]}: its scatter's outputs gathered",
+            command=_command("gather", {"elements": parts}, ["{outputs.object}", "{outputs.outdir}"]),
+            inputs={f"element_{i}": part for i, part in enumerate(parts)},
+            outputs={"object": Output(path=objects[own], compare="exists"), "outdir": Output(path=f"cwl/{own}/out", directory=True)},
+            resources=Resources(cores=1, memory=f"{CWLTOOL_OVERHEAD_MIB}MiB"))
     collect = _name("cwl_outputs", taken)
     steps[collect] = Step(
         description="the workflow's CWL output object, its files copied into output/",
@@ -277,6 +301,55 @@ def load_cwl(path: str | Path, job: str | Path | None = None, container: Contain
         outputs={"object": Output(path=OUTPUT_OBJECT, compare="exists"), "outdir": Output(path=OUTPUT_DIR, directory=True)},
         resources=Resources(cores=1, memory=f"{CWL_DEFAULT_RAM_MIB + CWLTOOL_OVERHEAD_MIB}MiB"))
     return LoadedWorkflow(Workflow(name=name, description=f"CWL workflow {path.name}", steps=steps), document)
+
+
+SPLIT_SCATTER = (None, "dotproduct", "flat_crossproduct")
+"""The scatter methods whose elements become tasks of their own: each element's outputs are one entry of the step's
+output arrays, in element order. A nested_crossproduct (arrays of arrays) runs as one task."""
+
+
+def _job_values(tool: Any, job: Path | None) -> dict[str, Any]:
+    """The Workflow's input values known when the plan is made: the job's, else the inputs' defaults (by input id)."""
+    from cwltool.process import shortname
+
+    from portaflow.spec.yamlfile import to_plain
+
+    given = to_plain(read_yaml(job).data) if job is not None else {}
+    given = given if isinstance(given, dict) else {}
+    out = {}
+    for inp in tool.tool["inputs"]:
+        key = shortname(inp["id"])
+        if key in given:
+            out[inp["id"]] = given[key]
+        elif "default" in inp:
+            out[inp["id"]] = inp["default"]
+    return out
+
+
+def scatter_elements(step: Any, tool: Any, values: dict[str, Any]) -> int | None:
+    """How many elements a top-level step's scatter has, where each becomes a task of its own; None where the step runs
+    as one task. Split: a dotproduct or flat_crossproduct whose every scattered input has exactly one source, a
+    Workflow input whose value (the job's, or its default) is a list known now. Not split: a scatter over an upstream
+    step's output (its length is known only when that step has run), a nested_crossproduct, a dotproduct of lists of
+    different lengths (cwltool's own error, in one task), an empty scatter."""
+    scattered = step.tool.get("scatter")
+    if not scattered or step.tool.get("scatterMethod") not in SPLIT_SCATTER:
+        return None
+    scattered = [scattered] if isinstance(scattered, str) else list(scattered)
+    by_id = {inp["id"]: inp for inp in step.tool["inputs"]}
+    lengths = []
+    for key in scattered:
+        source = by_id.get(key, {}).get("source")  # one source, not a list of them (linkMerge would nest it)
+        if not isinstance(source, str) or source not in values or not isinstance(values[source], list):
+            return None
+        lengths.append(len(values[source]))
+    if step.tool.get("scatterMethod") == "flat_crossproduct":
+        count = math.prod(lengths)
+    elif len(set(lengths)) == 1:
+        count = lengths[0]
+    else:
+        return None
+    return count or None
 
 
 def step_ref(workflow_id: str, step_id: str) -> str:

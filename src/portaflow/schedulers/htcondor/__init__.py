@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from portaflow.commands import CommandError, run_command
 from portaflow.errors import InputError, PlanError, PortaflowError, Problem, SpecError
 from portaflow.plan.model import Task, TaskResources
-from portaflow.schedulers.base import PASSED, UNCHECKED, WRONG, Scheduler, SiteFinding, common_rule_resources
+from portaflow.schedulers.base import PASSED, UNCHECKED, WRONG, JobUsage, Scheduler, SiteFinding, common_rule_resources
 from portaflow.schedulers.htcondor.commands import is_documented_command
 from portaflow.units import describe_walltime
 
@@ -356,6 +356,23 @@ class HTCondorScheduler(Scheduler):
                 log.error("condor_rm could not remove every job of run %s (%s): %s", run_id, " ".join(mine), exc)
         return mine
 
+    def accounting(self, job_ids: list[str]) -> dict[str, JobUsage]:
+        """One `condor_history -json` for all the run's jobs (by ClusterId: the Snakemake plugin records cluster ids,
+        Parsl's provider `cluster.proc`): the job ClassAd's own record of what each used (`parse_condor_history`).
+        Jobs still in the queue are not in the history, and are left out; nothing (logged) when the schedd does not
+        answer."""
+        clusters = sorted({j.split(".")[0] for j in job_ids if j and j.split(".")[0].isdigit()}, key=int)
+        if not clusters:
+            return {}
+        constraint = " || ".join(f"ClusterId == {c}" for c in clusters)
+        try:
+            result = run_command(["condor_history", "-json", "-attributes", ",".join(CONDOR_HISTORY_ATTRIBUTES),
+                                  "-constraint", constraint], env=self._cancel_environment(), timeout=120)
+        except CommandError as exc:
+            log.warning("condor_history does not answer, so the report has no accounting for job(s) %s: %s", ", ".join(job_ids), exc)
+            return {}
+        return parse_condor_history(result.stdout, job_ids)
+
     def jobs_of_run(self, run_id: str) -> list[str]:
         """The run's jobs still in the queue (idle, running or held), by the +PortaflowRun attribute every job of the
         run carries, both engines alike (`commands`). A queue that does not answer is an error: a rerun must not
@@ -464,3 +481,62 @@ def _resolved_token(scheduler: HTCondorScheduler) -> dict[str, str]:
     """The token file for cancelling, when its variable is set (a cancel never fails for want of it)."""
     name = scheduler.settings.credentials.token_file_env
     return {"_CONDOR_SCITOKENS_FILE": os.environ[name]} if name and os.environ.get(name) else {}
+
+
+CONDOR_HISTORY_ATTRIBUTES = ("ClusterId", "ProcId", "JobStatus", "QDate", "JobCurrentStartDate", "JobStartDate", "CompletionDate",
+                             "EnteredCurrentStatus", "RemoteWallClockTime", "RemoteUserCpu", "RemoteSysCpu", "RequestCpus",
+                             "RequestMemory", "ResidentSetSize_RAW")
+"""The job ClassAd attributes `accounting` asks condor_history for (HTCondor manual, "Job ClassAd Attributes"): times
+are seconds since the epoch; RemoteUserCpu and RemoteSysCpu CPU seconds; RemoteWallClockTime the wall seconds of all
+its runs; RequestMemory MiB; ResidentSetSize_RAW the largest resident memory observed, in KiB."""
+CONDOR_JOB_STATUS = {1: "IDLE", 2: "RUNNING", 3: "REMOVED", 4: "COMPLETED", 5: "HELD", 6: "TRANSFERRING_OUTPUT", 7: "SUSPENDED"}
+
+
+def parse_condor_history(text: str, job_ids: list[str]) -> dict[str, JobUsage]:
+    """`condor_history -json` (a JSON array of job ClassAds; an empty answer when no job matched) -> one JobUsage per
+    recorded id: `cluster.proc` is that job; a bare cluster id (the Snakemake plugin's) is its cluster's jobs together
+    (their CPU and wall time summed, the largest memory). A value that is an expression, not a number (RequestMemory
+    may be one), is left out."""
+    import datetime as dt
+    import json
+
+    try:
+        ads = json.loads(text) if text.strip() else []
+    except ValueError as exc:
+        log.warning("condor_history -json printed what is not JSON (%s); no accounting", exc)
+        return {}
+    by_job: dict[str, dict[str, Any]] = {}
+    for ad in ads if isinstance(ads, list) else []:
+        if isinstance(ad, dict) and isinstance(ad.get("ClusterId"), int):
+            by_job[f"{ad['ClusterId']}.{ad.get('ProcId', 0)}"] = ad
+
+    def number(ad: dict[str, Any], key: str) -> float | None:
+        value = ad.get(key)
+        return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+    def when(ad: dict[str, Any], *keys: str) -> str | None:
+        for key in keys:
+            value = number(ad, key)
+            if value:  # 0: not (yet) happened
+                return dt.datetime.fromtimestamp(value).isoformat(timespec="seconds")
+        return None
+
+    def total(ads: list[dict[str, Any]], *keys: str) -> float | None:
+        values = [number(ad, key) for ad in ads for key in keys]
+        return sum(v for v in values if v is not None) if any(v is not None for v in values) else None
+
+    out = {}
+    for job in dict.fromkeys(j for j in job_ids if j):
+        ads = [by_job[job]] if job in by_job else [ad for key, ad in sorted(by_job.items()) if key.split(".")[0] == job]
+        if not ads:
+            continue
+        first, last = ads[0], ads[-1]
+        rss = [v for v in (number(ad, "ResidentSetSize_RAW") for ad in ads) if v is not None]
+        cores = number(first, "RequestCpus")
+        out[job] = JobUsage(
+            job_id=job, state=CONDOR_JOB_STATUS.get(int(number(last, "JobStatus") or 0)),
+            submitted=when(first, "QDate"), started=when(first, "JobCurrentStartDate", "JobStartDate"),
+            ended=when(last, "CompletionDate", "EnteredCurrentStatus"), elapsed_s=total(ads, "RemoteWallClockTime"),
+            cpu_s=total(ads, "RemoteUserCpu", "RemoteSysCpu"), cores=int(cores) if cores else None,
+            max_rss_mib=max(rss) / 1024 if rss else None, memory_mib=number(first, "RequestMemory"))
+    return out

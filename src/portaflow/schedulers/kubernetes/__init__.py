@@ -11,13 +11,14 @@ that would be refused is refused here, before anything is submitted. Every objec
 
 from __future__ import annotations
 
+import logging
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from portaflow.errors import InputError, Problem, SpecError
 from portaflow.plan.model import Task, TaskResources
-from portaflow.schedulers.base import Scheduler, SiteFinding
+from portaflow.schedulers.base import JobUsage, Scheduler, SiteFinding
 from portaflow.schedulers.kubernetes import dask as kube_dask, parsl as kube_parsl, snakemake as kube_snakemake
 from portaflow.schedulers.kubernetes.manifests import (
     KUBERNETES_VERSION,
@@ -40,6 +41,8 @@ from portaflow.schedulers.kubernetes.manifests import (
     schema_problems,
     write_manifests,
 )
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from portaflow.schedulers.context import RunContext
@@ -405,6 +408,36 @@ class KubernetesScheduler(Scheduler):
             ignore_missing(lambda n=name: custom.delete_namespaced_custom_object("kubernetes.dask.org", "v1", namespace, "daskclusters", n))
         return names
 
+    def accounting(self, job_ids: list[str]) -> dict[str, JobUsage]:
+        """The pods of the run's jobs (a Snakemake Job's pods by their `job-name` label, a Parsl pod by its name) as the
+        API server describes them (`parse_pod_accounting`): when each was created, started and ended, and the cores and
+        memory it asked for. Kubernetes keeps no CPU time or peak memory of a finished pod (metrics-server holds only
+        the current usage of running ones), so those stay "not measured". Nothing where no cluster is configured, or
+        (logged) where the API server refuses."""
+        from kubernetes.client.rest import ApiException
+
+        apis = self.apis()
+        ids = sorted({j for j in job_ids if j})
+        if apis is None or not ids:
+            return {}
+        core = apis[1]
+        namespace = self.site.kubernetes.namespace
+        try:
+            labelled = [j for j in ids if LABEL_VALUE.fullmatch(j)]
+            pods = core.list_namespaced_pod(namespace, label_selector=f"job-name in ({','.join(labelled)})").items if labelled else []
+            named = {pod.metadata.name for pod in pods}
+            for name in ids:
+                if name not in named and not any((pod.metadata.labels or {}).get("job-name") == name for pod in pods):
+                    try:
+                        pods.append(core.read_namespaced_pod(name, namespace))
+                    except ApiException as exc:
+                        if exc.status != 404:
+                            raise
+        except ApiException as exc:
+            log.warning("the Kubernetes API refused to list the run's pods, so the report has no accounting: %s", exc.reason)
+            return {}
+        return parse_pod_accounting([core.api_client.sanitize_for_serialization(pod) for pod in pods], ids)
+
     def apis(self) -> tuple[Any, Any] | None:
         """BatchV1Api and CoreV1Api on the configured cluster, or None where no configuration exists."""
         from kubernetes import client
@@ -414,3 +447,53 @@ class KubernetesScheduler(Scheduler):
         except InputError:
             return None
         return client.BatchV1Api(), client.CoreV1Api()
+
+
+LABEL_VALUE = re.compile(r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?")
+"""A valid label value (a Job's name as its pods' `job-name` label holds it); other ids are looked up as pod names."""
+POD_STATES = {"Succeeded": "COMPLETED", "Failed": "FAILED", "Running": "RUNNING", "Pending": "PENDING", "Unknown": "UNKNOWN"}
+
+
+def parse_pod_accounting(pods: list[dict[str, Any]], job_ids: list[str]) -> dict[str, JobUsage]:
+    """Pods as the API server returns them (`kubectl get pod -o json`: metadata.creationTimestamp, spec.containers[]
+    .resources.requests, status.phase, status.containerStatuses[].state.terminated.startedAt/finishedAt, RFC 3339 in
+    UTC) -> one JobUsage per id: a Job's pods by their `job-name` label (its last pod: a Job retries in new pods), or
+    the pod of that name. Times become the local time without an offset, as the report reads sacct's. Requests are
+    Kubernetes quantities (`500m`, `2`, `1Gi`)."""
+    import datetime as dt
+    import math
+
+    def local(stamp: Any) -> dt.datetime | None:
+        if not stamp:
+            return None
+        try:
+            return dt.datetime.fromisoformat(str(stamp).replace("Z", "+00:00")).astimezone().replace(tzinfo=None)
+        except ValueError:
+            return None
+
+    def iso(when: dt.datetime | None) -> str | None:
+        return when.isoformat(timespec="seconds") if when else None
+
+    out = {}
+    for job in dict.fromkeys(job_ids):
+        mine = [p for p in pods if ((p.get("metadata") or {}).get("labels") or {}).get("job-name") == job
+                or (p.get("metadata") or {}).get("name") == job]
+        if not mine:
+            continue
+        pod = max(mine, key=lambda p: str((p.get("metadata") or {}).get("creationTimestamp") or ""))
+        status = pod.get("status") or {}
+        ran = [(cs.get("state") or {}).get("terminated") or (cs.get("state") or {}).get("running") or {}
+               for cs in status.get("containerStatuses") or []]
+        starts = [t for t in (local(r.get("startedAt")) for r in ran) if t]
+        ends = [t for t in (local(r.get("finishedAt")) for r in ran) if t]
+        started, ended = (min(starts) if starts else None), (max(ends) if ends and len(ends) == len(ran) else None)
+        cpu = mem = 0.0
+        for container in (pod.get("spec") or {}).get("containers") or []:
+            requests = ((container.get("resources") or {}).get("requests")) or {}
+            cpu += float(parse_quantity(requests["cpu"])) if "cpu" in requests else 0.0
+            mem += float(parse_quantity(requests["memory"])) / 2 ** 20 if "memory" in requests else 0.0
+        out[job] = JobUsage(job_id=job, state=POD_STATES.get(str(status.get("phase")), status.get("phase")),
+                            submitted=iso(local((pod.get("metadata") or {}).get("creationTimestamp"))), started=iso(started),
+                            ended=iso(ended), elapsed_s=(ended - started).total_seconds() if started and ended else None,
+                            cores=math.ceil(cpu) if cpu else None, memory_mib=mem or None)
+    return out

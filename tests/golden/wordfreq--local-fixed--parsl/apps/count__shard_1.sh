@@ -1,7 +1,7 @@
 set -eo pipefail
 pf_t0=${EPOCHREALTIME:-$(date +%s.%N)}
 cd /work/portaflow-golden
-timeout --kill-after=10 300 bash -c 'tr -s '"'"' '"'"' '"'"'\n'"'"' < text/shard_1.txt | sort | uniq -c | sort -k2 | awk '"'"'{print $2"\t"$1}'"'"' > counts/shard_1.tsv' &
+<PYTHON_BIN>/python -m portaflow.runtime.peak <RENDER_DIR>/logs/count__shard_1.usage -- timeout --kill-after=10 300 bash -c 'tr -s '"'"' '"'"' '"'"'\n'"'"' < text/shard_1.txt | sort | uniq -c | sort -k2 | awk '"'"'{print $2"\t"$1}'"'"' > counts/shard_1.tsv' &
 pf_step=$!
 trap 'kill -TERM "$pf_step" 2>/dev/null' TERM INT HUP
 pf_status=0

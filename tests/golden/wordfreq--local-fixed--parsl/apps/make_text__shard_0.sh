@@ -1,7 +1,7 @@
 set -eo pipefail
 pf_t0=${EPOCHREALTIME:-$(date +%s.%N)}
 cd /work/portaflow-golden
-timeout --kill-after=10 300 bash -c 'python3 -m portaflow.runtime.call '"'"'{"args":{"seed":7,"shard":0,"words":2000},"dask":false,"inputs":{},"outputs":{"text":"text/shard_0.txt"},"target":"portaflow.examples.wordfreq:make_text"}'"'"'' &
+<PYTHON_BIN>/python -m portaflow.runtime.peak <RENDER_DIR>/logs/make_text__shard_0.usage -- timeout --kill-after=10 300 bash -c 'python3 -m portaflow.runtime.call '"'"'{"args":{"seed":7,"shard":0,"words":2000},"dask":false,"inputs":{},"outputs":{"text":"text/shard_0.txt"},"target":"portaflow.examples.wordfreq:make_text"}'"'"'' &
 pf_step=$!
 trap 'kill -TERM "$pf_step" 2>/dev/null' TERM INT HUP
 pf_status=0

@@ -1,7 +1,7 @@
 set -eo pipefail
 pf_t0=${EPOCHREALTIME:-$(date +%s.%N)}
 cd /work/portaflow-golden
-timeout --kill-after=10 300 bash -c 'python3 -m portaflow.runtime.call '"'"'{"args":{"top":10},"dask":false,"inputs":{"counts":["counts/shard_0.tsv","counts/shard_1.tsv"]},"outputs":{"table":"results/top_words.json"},"target":"portaflow.examples.wordfreq:merge"}'"'"'' &
+<PYTHON_BIN>/python -m portaflow.runtime.peak <RENDER_DIR>/logs/merge.usage -- timeout --kill-after=10 300 bash -c 'python3 -m portaflow.runtime.call '"'"'{"args":{"top":10},"dask":false,"inputs":{"counts":["counts/shard_0.tsv","counts/shard_1.tsv"]},"outputs":{"table":"results/top_words.json"},"target":"portaflow.examples.wordfreq:merge"}'"'"'' &
 pf_step=$!
 trap 'kill -TERM "$pf_step" 2>/dev/null' TERM INT HUP
 pf_status=0
