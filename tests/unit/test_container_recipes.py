@@ -86,3 +86,19 @@ def test_the_build_key_follows_the_wheels_contents_not_their_timestamps(tmp_path
                                                            {"portaflow-1.0-py3-none-any.whl": "v1", "numpy-2.0-cp311.whl": "n"}))
     assert len({one, changed, more, build_key("FROM y", "base sha256:1", tmp_path / "a"), build_key("FROM x", "base sha256:2", tmp_path / "a")}) == 5
     assert build_command("podman", "podman", tmp_path, "img:1", None, key=one)[6:8] == ["--label", f"io.portaflow.build-key={one}"]
+
+
+def test_the_build_key_ignores_the_wheels_metadata(tmp_path):
+    """portaflow's METADATA carries the README: an edited README must not rebuild the images; a code change must."""
+    import zipfile
+
+    from portaflow.containers.build import build_key
+
+    def key(folder: str, metadata_hash: str, code_hash: str) -> str:
+        (tmp_path / folder).mkdir()
+        with zipfile.ZipFile(tmp_path / folder / "portaflow-1.0-py3-none-any.whl", "w") as archive:
+            archive.writestr("portaflow-1.0.dist-info/RECORD", f"portaflow/a.py,sha256={code_hash},1\n"
+                                                               f"portaflow-1.0.dist-info/METADATA,sha256={metadata_hash},9\n")
+        return build_key("FROM x", "base", tmp_path / folder)
+
+    assert key("a", "m1", "c1") == key("b", "m2", "c1") != key("c", "m1", "c2")

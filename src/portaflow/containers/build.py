@@ -11,7 +11,8 @@ person is watching); a failure raises CommandError quoting the end of the tool's
 
 Why a build can be skipped: a podman/docker image carries a label with the digest of everything that went into it
 (`build_key`: the recipe as built, the base image's id, and each wheel of the wheelhouse by name and by the file
-hashes its RECORD lists, so portaflow's own wheel counts by its contents, not by its zip's timestamps). When the
+hashes its RECORD lists but METADATA's, so portaflow's own wheel counts by its contents, not by its zip's
+timestamps nor its README). When the
 image under that name already carries the key of this build's inputs, building again would make the same image, and
 it is kept (`--force` rebuilds). The wheelhouse is always built: it is what says whether anything changed.
 """
@@ -76,7 +77,13 @@ def build_key(recipe_text: str, base: str, wheel_dir: Path) -> str:
         with zipfile.ZipFile(wheel) as archive:
             records = [n for n in archive.namelist() if n.endswith(".dist-info/RECORD")]
             # a wheel without a RECORD is not a valid wheel; its bytes then stand for its contents
-            digest.update(archive.read(records[0]) if records else wheel.read_bytes())
+            if not records:
+                digest.update(wheel.read_bytes())
+                continue
+            # METADATA is left out: it holds the project's README (portaflow's long description), which changes
+            # nothing in the image; its requirements show in the wheelhouse's other wheels, its version in the name
+            lines = archive.read(records[0]).decode().splitlines()
+            digest.update("\n".join(line for line in lines if not line.split(",", 1)[0].endswith(".dist-info/METADATA")).encode())
     return digest.hexdigest()
 
 
