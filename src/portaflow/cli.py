@@ -252,10 +252,11 @@ def _apply_verbosity(sub_verbose: int, sub_quiet: bool) -> CliOptions:
               help="after a task fails, start no more tasks (default: keep running those that do not depend on it)")
 @click.option("--cores", "-c", type=click.IntRange(min=1), default=None, help="local site: use at most N cores (default: all)")
 @click.option("--jobs", "-j", type=click.IntRange(min=1), default=None, help="local site: run at most N tasks at once")
+@click.option("--unlock", is_flag=True, help="only clear the lock a run left on the work directory (`portaflow unlock`); run nothing")
 @verbosity_options
 def run(workflow: str, targets: tuple[str, ...], site: str, site_set: tuple[str, ...], engine: str, params: tuple[str, ...],
         params_file: str | None, preset: str | None, workdir: str | None, dry_run: bool, until: tuple[str, ...], force: tuple[str, ...],
-        force_all: bool, fail_fast: bool, cores: int | None, jobs: int | None, sub_verbose: int, sub_quiet: bool) -> None:
+        force_all: bool, fail_fast: bool, cores: int | None, jobs: int | None, unlock: bool, sub_verbose: int, sub_quiet: bool) -> None:
     """Run WORKFLOW on a site with an engine; only stale tasks run (TARGETs: only what they need).
 
     WORKFLOW may be a CWL document (.cwl), its input object (JOB.yml) the first argument after it."""
@@ -265,6 +266,9 @@ def run(workflow: str, targets: tuple[str, ...], site: str, site_set: tuple[str,
     job, targets = _cwl_job(workflow, targets)
     _, loaded_site, plan = _load(workflow, site, site_set, params, params_file, preset, cores, jobs, job)
     wd = Path(workdir) if workdir else driver.default_workdir(plan, loaded_site)
+    if unlock:
+        _unlock(wd)
+        return
     selection = driver.Selection(until=tuple(until) + tuple(targets), force=tuple(force), force_all=force_all)
     driver.select(plan, selection.until, "--until")  # an unknown name: exit 2 before the work directory is touched
     driver.select(plan, selection.force, "--force")
@@ -382,6 +386,29 @@ def report_cmd(run: str | None, workdir: str, output: str | None) -> None:
 
     path = report.write_report(report.find_run(Path(workdir), run), Path(output) if output else None)
     click.echo(str(path))
+
+
+@cli.command("unlock")
+@click.argument("workflow", required=False, type=click.Path())
+@click.option("--workdir", "-w", type=click.Path(file_okay=False), help="the work directory (default: WORKFLOW's, as run chooses it)")
+@site_option
+@site_set_option
+def unlock_cmd(workflow: str | None, workdir: str | None, site: str, site_set: tuple[str, ...]) -> None:
+    """Clear the lock of a run that did not release the work directory (a run on another host, killed or lost).
+
+    Refused while a run on this host holds it, or while the run it names still runs on this host."""
+    _unlock(_workdir_of(workflow, workdir, site, site_set))
+
+
+def _unlock(workdir: Path) -> None:
+    from portaflow.engines.state import WorkdirLock
+
+    holder = WorkdirLock(workdir.resolve()).unlock()
+    if holder:
+        console.print(f"unlocked {workdir}: cleared run {holder.get('run_id', '?')} (pid {holder.get('pid', '?')} on host "
+                      f"{holder.get('host', '?')}, since {holder.get('started', '?')})", markup=False)
+    else:
+        console.print(f"{workdir} was not locked", markup=False)
 
 
 @cli.command("clean")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import socket
 import subprocess
 import sys
@@ -67,3 +68,55 @@ def test_a_clean_end_leaves_nothing_to_take_over(tmp_path, caplog):
         second.acquire("run-2")
         second.release()
     assert "taking over" not in caplog.text
+
+
+def _left_by(tmp_path, host: str, pid: int) -> str:
+    (tmp_path / LOCK_FILE).parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps({"run_id": "run-elsewhere", "pid": pid, "host": host, "started": "2026-01-01T00:00:00"})
+    (tmp_path / LOCK_FILE).write_text(text)
+    return text
+
+
+def test_a_lock_left_by_another_host_stops_the_run_until_unlocked(tmp_path):
+    """On a shared filesystem whose locks stay per host, a free flock says nothing about a run on another login node:
+    the run stops with exit 2 and how to check and unlock; `unlock` clears it, then a run takes the lock."""
+    text = _left_by(tmp_path, "login-other.example", 4242)
+    with pytest.raises(WorkdirBusy) as info:
+        WorkdirLock(tmp_path).acquire("run-here")
+    message = str(info.value)
+    assert "run-elsewhere" in message and "pid 4242 on host login-other.example" in message and "portaflow unlock" in message
+    assert info.value.exit_code == 2 and (tmp_path / LOCK_FILE).read_text() == text, "the refused run changed the lock"
+    assert WorkdirLock(tmp_path).unlock()["run_id"] == "run-elsewhere"
+    assert WorkdirLock(tmp_path).unlock() == {}  # nothing left
+    lock = WorkdirLock(tmp_path)
+    lock.acquire("run-here")
+    lock.release()
+
+
+def test_unlock_refuses_a_held_lock_and_a_holder_still_running_here(tmp_path):
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        with pytest.raises(WorkdirBusy, match="right now: not unlocked"):
+            WorkdirLock(tmp_path).unlock()
+    finally:
+        holder.kill()
+        holder.wait()
+    _left_by(tmp_path, socket.gethostname(), os.getpid())  # a holder on this host that still runs (this test)
+    with pytest.raises(WorkdirBusy, match="still runs on this host"):
+        WorkdirLock(tmp_path).unlock()
+
+
+def test_portaflow_unlock_command(tmp_path):
+    _left_by(tmp_path, "login-other.example", 4242)
+    result = subprocess.run([sys.executable, "-m", "portaflow", "unlock", "-w", str(tmp_path)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "cleared run run-elsewhere (pid 4242 on host login-other.example" in result.stdout
+    assert (tmp_path / LOCK_FILE).read_text() == ""
+    _left_by(tmp_path, "login-other.example", 4243)
+    from testlib import WORKFLOWS
+
+    result = subprocess.run([sys.executable, "-m", "portaflow", "run", str(WORKFLOWS / "examples" / "wordfreq.yaml"), "-w", str(tmp_path),
+                             "--unlock"], capture_output=True, text=True)
+    assert result.returncode == 0 and "cleared run run-elsewhere (pid 4243" in result.stdout, result.stderr
+    assert not (tmp_path / ".portaflow" / "runs").exists(), "--unlock ran something"

@@ -39,9 +39,11 @@ class WorkdirLock:
 
     Why flock: the kernel releases it when the holder dies, however it dies (kill -9 included), so a lock can
     never outlive its run; the file's content (run id, pid, host, start) is only for messages. A second run
-    fails at once with who holds the directory; a run that finds the content of a holder that is gone takes
-    the lock over with a warning (its processes, if any survive it, no longer hold the directory). The
-    descriptor is not inherited by the engines' processes (Python opens it close-on-exec)."""
+    fails at once with who holds the directory; a run that finds the content of a holder on this host that is gone
+    takes the lock over with a warning (its processes, if any survive it, no longer hold the directory). A holder
+    named on another host is not taken over: on shared filesystems whose locks stay per host, a free flock proves
+    nothing about a run there, so the run stops (exit 2) until `portaflow unlock` clears it. The descriptor is not
+    inherited by the engines' processes (Python opens it close-on-exec)."""
 
     def __init__(self, workdir: Path):
         self.workdir = workdir
@@ -63,6 +65,16 @@ class WorkdirLock:
                 f"{holder.get('host', '?')}, since {holder.get('started', '?')}); wait for it to end or stop it, or use another "
                 "--workdir. Nothing was changed") from None
         previous = _read_holder(fd)
+        if previous.get("pid") and previous.get("host") != socket.gethostname():
+            # The flock was free here, but on many shared filesystems (Lustre's localflock, NFS without its lock
+            # service) locks do not reach across hosts: that run may still be writing from its own host.
+            os.close(fd)
+            raise WorkdirBusy(
+                f"work directory {self.workdir} was taken by run {previous.get('run_id', '?')} (pid {previous['pid']} on host "
+                f"{previous.get('host', '?')}, since {previous.get('started', '?')}), which has not released it; from this host "
+                f"portaflow cannot tell whether it still runs there (locks may not reach across hosts on this filesystem). "
+                f"If it has ended (on {previous.get('host', '?')}: ps -p {previous['pid']}), clear it with `portaflow unlock` "
+                "(or `portaflow run ... --unlock`) and run again. Nothing was changed")
         self.previous = previous if previous.get("pid") else {}
         if previous.get("pid"):
             log.warning("work directory %s: taking over the lock of run %s (pid %s on host %s, since %s), %s", self.workdir,
@@ -74,6 +86,32 @@ class WorkdirLock:
         os.pwrite(fd, (json.dumps(holder, sort_keys=True) + "\n").encode(), 0)
         os.fsync(fd)
         self.fd = fd
+
+    def unlock(self) -> dict:
+        """Clear what a run that did not release the lock left (`--unlock`); return it ({} when there was nothing).
+
+        The check first: no process on this host holds the lock (else WorkdirBusy), and a holder named on this host is
+        no longer running (else WorkdirBusy). A holder on another host cannot be checked from here: the person
+        running `--unlock` has done that (the refusal says how)."""
+        if not self.path.exists():
+            return {}
+        fd = os.open(self.path, os.O_RDWR)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = _read_holder(fd)
+                raise WorkdirBusy(f"work directory {self.workdir} is in use by run {holder.get('run_id', '?')} (pid {holder.get('pid', '?')} "
+                                  f"on host {holder.get('host', '?')}) right now: not unlocked") from None
+            holder = _read_holder(fd)
+            if holder.get("pid") and holder.get("host") == socket.gethostname() and _alive(int(holder["pid"])):
+                raise WorkdirBusy(f"work directory {self.workdir}: run {holder.get('run_id', '?')} (pid {holder['pid']}) still runs on "
+                                  "this host: stop it first; not unlocked")
+            os.ftruncate(fd, 0)
+            os.fsync(fd)
+            return holder if holder.get("pid") else {}
+        finally:
+            os.close(fd)
 
     def holder(self) -> dict | None:
         """Who holds the lock now (its content), or None when no run holds it. Asks without taking it for long: a shared
@@ -117,6 +155,16 @@ def _read_holder(fd: int) -> dict:
     except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # it exists (another user's)
+    return True
 
 
 def _gone(holder: dict) -> str:
