@@ -20,6 +20,9 @@ import pytest
 
 from testlib import ROOT, run_portaflow
 
+# The module-scoped fixtures render or run once per test process: one xdist worker takes the whole module.
+pytestmark = pytest.mark.xdist_group("cwl-import")
+
 CWL = ROOT / "tests" / "data" / "cwl"
 CWLTOOL = Path(sys.executable).parent / "cwltool"
 PLACE = ("location", "path")

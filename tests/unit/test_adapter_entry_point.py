@@ -15,6 +15,9 @@ import pytest
 
 from testlib import ROOT, run_portaflow
 
+# The module-scoped fixtures render or run once per test process: one xdist worker takes the whole module.
+pytestmark = pytest.mark.xdist_group("adapter-entry-point")
+
 PACKAGE = ROOT / "tests" / "data" / "adapter_pkg"
 WORDFREQ = ROOT / "workflows" / "examples" / "wordfreq.yaml"
 SITE = """\

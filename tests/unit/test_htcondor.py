@@ -30,6 +30,9 @@ from portaflow.schedulers.htcondor import HTCondorScheduler  # noqa: E402
 from portaflow.schedulers.htcondor.commands import is_documented_command  # noqa: E402
 from portaflow.spec.loading import load_site, load_workflow  # noqa: E402
 
+# The module-scoped fixtures render or run once per test process: one xdist worker takes the whole module.
+pytestmark = pytest.mark.xdist_group("htcondor-renders")
+
 RESOURCES = ROOT / "tests" / "data" / "workflows" / "resources.yaml"
 WORDFREQ = WORKFLOWS / "examples" / "wordfreq.yaml"
 CERN, INFN = "example-cern-htcondor", "example-infn-htcondor"

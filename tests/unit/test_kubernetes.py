@@ -27,6 +27,9 @@ from portaflow.spec.loading import load_site  # noqa: E402
 from test_golden_render import GOLDEN, normalise  # noqa: E402
 from testlib import ROOT, WORKFLOWS, run_portaflow  # noqa: E402
 
+# The module-scoped fixtures render or run once per test process: one xdist worker takes the whole module.
+pytestmark = pytest.mark.xdist_group("kubernetes-renders")
+
 RESOURCES = ROOT / "tests" / "data" / "workflows" / "resources.yaml"
 WORDFREQ = WORKFLOWS / "examples" / "wordfreq.yaml"
 PVC_WORKDIR = "/data/portaflow/golden"

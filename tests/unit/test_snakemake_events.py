@@ -18,6 +18,9 @@ from snakemake_interface_logger_plugins.tests import TestLogHandlerBase
 import snakemake_logger_plugin_portaflow as plugin
 from portaflow.engines.snakemake_events import EventFile, RunEvents, exit_status, logger_args, read_events
 
+# The module-scoped fixtures render or run once per test process: one xdist worker takes the whole module.
+pytestmark = pytest.mark.xdist_group("snakemake-events")
+
 SNAKEFILE = textwrap.dedent("""\
     rule all:
         input: "b.txt", "after_c.txt", "d.txt", "retried.txt"
