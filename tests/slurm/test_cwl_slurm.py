@@ -15,6 +15,9 @@ import pytest
 
 from testlib import ROOT, export_outputs_agree, run_portaflow
 
+# The module-scoped fixtures (cwltool and native reference runs) run once per test process: one worker takes the module.
+pytestmark = pytest.mark.xdist_group("cwl-slurm")
+
 CWL = ROOT / "tests" / "data" / "cwl"
 PLACE = ("location", "path")
 
