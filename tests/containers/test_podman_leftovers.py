@@ -84,11 +84,7 @@ def test_kill_9_leaves_a_container_running_and_the_rerun_stops_it_before_it_runs
         assert (workdir / "slow.txt").read_text() == "fast\npartial\ndone\n"
         assert processes_of_run(run_id) == []
     finally:
-        if proc.poll() is None:
-            proc.kill()
-        if run_id:
-            kill_all(run_id)
-            subprocess.run(["podman", "rm", "--force", *[line.split()[0] for line in labelled(run_id)]], capture_output=True)
+        _clean_up(proc, run_id)
 
 
 def test_an_interrupted_run_stops_its_containers(tmp_path, base_image):
@@ -105,8 +101,13 @@ def test_an_interrupted_run_stops_its_containers(tmp_path, base_image):
         assert labelled(run_id) == [], "a container of the interrupted run is left"
         assert not (workdir / "slow.txt").exists() and (workdir / "fast.txt").exists()
     finally:
-        if proc.poll() is None:
-            proc.kill()
-        if run_id:
-            kill_all(run_id)
-            subprocess.run(["podman", "rm", "--force", *[line.split()[0] for line in labelled(run_id)]], capture_output=True)
+        _clean_up(proc, run_id)
+
+
+def _clean_up(proc: subprocess.Popen, run_id: str) -> None:
+    """Whatever a test left (pass or fail): its driver, the run's processes and its labelled containers."""
+    if proc.poll() is None:
+        proc.kill()
+    if run_id:
+        kill_all(run_id)
+        subprocess.run(["podman", "rm", "--force", *[line.split()[0] for line in labelled(run_id)]], capture_output=True)
