@@ -168,15 +168,14 @@ def _alive(pid: int) -> bool:
 
 
 def _gone(holder: dict) -> str:
-    """Why the lock could be taken although its content names a holder: the words for the warning."""
-    if holder.get("host") != socket.gethostname():
-        return "which ran on another host and no longer holds the lock"
+    """Why the lock could be taken although its content names a holder on this host: the words for the warning.
+    (A holder on another host is never taken over: `WorkdirLock.acquire` refuses it.)"""
     try:
-        os.kill(int(holder["pid"]), 0)
-    except ProcessLookupError:
+        running = _alive(int(holder["pid"]))
+    except (TypeError, ValueError):
+        running = True  # an unreadable pid: say only what is sure
+    if not running:
         return "which is no longer running (killed?); processes it started may have been left running"
-    except (OSError, ValueError):
-        pass
     return "whose pid exists but no longer holds the lock (a reused pid, or the run was killed)"
 
 
