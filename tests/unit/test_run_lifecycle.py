@@ -199,7 +199,7 @@ def test_verbosity_after_the_subcommand_and_dry_run_reasons(tmp_path):
 
 KILLED_DRIVER = """
 import json, os, socket, subprocess, time
-from portaflow.engines.state import this_process
+from portaflow.engines.leftovers import this_process
 env = {**os.environ, "PORTAFLOW_RUN_ID": "run-killed", "SPT_NOENV": "1"}
 kids = [subprocess.Popen(["sleep", "61"], env=env),
         subprocess.Popen(["bash", "-c", "sleep 62 & wait"], env=env, process_group=0),

@@ -81,6 +81,12 @@ def _command(pid: int) -> str:
     return text if len(text) <= 100 else text[:97] + "..."
 
 
+def this_process() -> dict:
+    """What tells this driver's processes from others on this host after it is gone: its session, the boot it runs in,
+    and its start time (clock ticks since boot, as /proc says); the work directory's lock records it."""
+    return {"sid": os.getsid(0), "boot_id": boot_id(), "start_ticks": start_ticks(os.getpid())}
+
+
 def find_leftovers(holder: dict) -> list[Leftover]:
     """The processes of the run named by a lock's content (`WorkdirLock.previous`) still running on this host."""
     run_id = holder.get("run_id")
@@ -154,4 +160,16 @@ def stop_previous_run(holder: dict, grace_s: float = 10.0) -> list[Leftover]:
     stopped, left = stop_leftovers(found, grace_s)
     log.warning("stopped %d process(es) of run %s%s", len(stopped), holder["run_id"],
                 f"; {len(left)} could not be stopped: {', '.join(p.describe() for p in left)}" if left else "")
+    return stopped
+
+
+def stop_run_processes(run_id: str, grace_s: float = 10.0) -> list[Leftover]:
+    """Stop the processes of this driver's own run on this host (not this process): where the engine has no process
+    group of its own to stop (Parsl's bash apps in threads of the driver). Found as after `kill -9` (`find_leftovers`),
+    by the run id in their environment, this driver's session, started after it."""
+    found = find_leftovers({"run_id": run_id, "host": socket.gethostname(), **this_process()})
+    log.debug("run %s: stopping its %d process(es) on this host: %s", run_id, len(found), ", ".join(p.describe() for p in found))
+    stopped, left = stop_leftovers(found, grace_s)
+    if left:
+        log.warning("run %s: %d process(es) could not be stopped: %s", run_id, len(left), ", ".join(p.describe() for p in left))
     return stopped

@@ -19,10 +19,12 @@ from pathlib import Path
 from typing import Any
 
 from portaflow.engines.base import Engine, RunContext, TaskOutcome, failure_message, not_run_message, remove_outputs
+from portaflow.engines.leftovers import stop_run_processes
 from portaflow.plan.model import Task, TaskResources
 from portaflow.schedulers.base import PartitionJobs, SubmitWindow, parsl_partition_gates, submit_rate
 from portaflow.schedulers.parsl_blocks import (
     block_sizing,
+    driver_path_line,
     resource_classes as resource_classes,  # where tests and benchmarks look
     run_classes,
 )
@@ -72,6 +74,38 @@ def paced_executor_class() -> type:
     return PacedHighThroughputExecutor
 
 
+@functools.cache
+def thread_executor_class() -> type:
+    """Parsl's ThreadPoolExecutor that, when the run is being stopped, stops the run's step processes first.
+
+    Why: a thread cannot be cancelled, and Parsl's shutdown waits for every running bash app, that is for its step to
+    end (a worker pool is instead stopped with its process group). The run's processes on this host carry its run id
+    (`engines.leftovers`): SIGTERM reaches each step's shell, the step ends, its thread returns, the shutdown ends.
+    A run that ends normally has no task running when it shuts down, so nothing is stopped then."""
+    from parsl.executors import ThreadPoolExecutor
+
+    class StoppingThreadPoolExecutor(ThreadPoolExecutor):
+        portaflow_run_id: str | None = None  # (Parsl sets `run_id`: its own)
+
+        def start(self) -> None:
+            super().start()
+            self.running: set[Future] = set()
+
+        def submit(self, func: Any, resource_specification: dict, *args: Any, **kwargs: Any) -> Future:
+            future = super().submit(func, resource_specification, *args, **kwargs)
+            self.running.add(future)
+            future.add_done_callback(self.running.discard)
+            return future
+
+        def shutdown(self, block: bool = True) -> None:
+            if self.running and self.portaflow_run_id:
+                log.info("Parsl executor %s: stopping the %d step(s) still running", self.label, len(self.running))
+                stop_run_processes(self.portaflow_run_id)
+            super().shutdown(block=block)
+
+    return StoppingThreadPoolExecutor
+
+
 INTERCHANGE_LAUNCH = [sys.executable, "-c", "import os, runpy; os.setpgid(0, 0); "
                       "runpy.run_module('parsl.executors.high_throughput.interchange', run_name='__main__', alter_sys=True)"]
 """`python -m parsl.executors.high_throughput.interchange`, in a process group of its own."""
@@ -111,6 +145,10 @@ class ParslEngine(Engine):
         from parsl.jobs.error_handlers import simple_error_handler, windowed_error_handler
 
         site = ctx.site
+        if ctx.scheduler.parsl_threads:
+            executor = thread_executor_class()(label=label, max_threads=ctx.scheduler.parsl_executor_options(ctx, tasks)["max_workers_per_node"])
+            executor.portaflow_run_id = ctx.run_id
+            return executor
         executor_class = paced_executor_class() if window or gate else HighThroughputExecutor
         provider = ctx.scheduler.parsl_provider(ctx, label, tasks, offline=not resolve_address)
         sizing = block_sizing(ctx, tasks)
@@ -202,6 +240,8 @@ class ParslEngine(Engine):
         groups = classes(ctx)
         label_of = {t.id: label for label, tasks in groups.items() for t in tasks}
         dfk = parsl.load(self.config(ctx))
+        # in threads, a task's shell starts from the driver's environment, not from a block's set-up (`worker_init`)
+        prelude = driver_path_line() + "\n" if ctx.scheduler.parsl_threads else ""
         apps = {label: bash_app(_run_line, executors=[label], data_flow_kernel=dfk) for label in groups}
         futures: dict[str, Future] = {}
         outcomes: dict[str, TaskOutcome] = {}
@@ -211,7 +251,7 @@ class ParslEngine(Engine):
                 log = ctx.log_path(task)
                 log.parent.mkdir(parents=True, exist_ok=True)
                 future = apps[label_of[task.id]](
-                    ctx.shell_line(task), inputs=deps, stdout=str(log), stderr=str(log), portaflow_retries=task.retries,
+                    prelude + ctx.shell_line(task), inputs=deps, stdout=str(log), stderr=str(log), portaflow_retries=task.retries,
                     portaflow_block_file=str(_block_file(ctx, task)),
                     portaflow_stop_file=None if ctx.keep_going else str(_stop_file(ctx)),
                 )
@@ -233,6 +273,8 @@ class ParslEngine(Engine):
 
     def _finished(self, ctx: RunContext, task: Task, future: Future, outcomes: dict[str, TaskOutcome], executor: Any = None) -> None:
         exc = future.exception()
+        if exc is not None and ctx.stop_signal is not None:  # stopped by the run's own interrupt: not run, not failed
+            return
         if exc is None:  # the job it ran in, for the report's accounting
             outcome = TaskOutcome(task.id, True, 0, job_id=_block_job(ctx, executor, _ran_in_block(ctx, task)))
         else:

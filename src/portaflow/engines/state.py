@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from portaflow.engines.leftovers import this_process
 from portaflow.errors import InputError
 from portaflow.hashing import sha256_path, stat_key
 from portaflow.plan.model import Plan, Task
@@ -139,14 +140,6 @@ class WorkdirLock:
         finally:
             os.close(self.fd)  # closing the descriptor releases the flock
             self.fd = None
-
-
-def this_process() -> dict:
-    """What tells this driver's processes from others on this host after it is gone: its session, the boot it runs in,
-    and its start time (clock ticks since boot, as /proc says), for `engines.leftovers`."""
-    from portaflow.engines.leftovers import boot_id, start_ticks
-
-    return {"sid": os.getsid(0), "boot_id": boot_id(), "start_ticks": start_ticks(os.getpid())}
 
 
 def _read_holder(fd: int) -> dict:

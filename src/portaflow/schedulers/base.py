@@ -138,6 +138,11 @@ class Scheduler:
     managed_flags: ClassVar[frozenset[str]] = frozenset()
     blocks_are_jobs: ClassVar[bool] = True
     """Whether a Parsl block is a scheduler job with an id (False where a block is a process on this machine)."""
+    parsl_threads: ClassVar[bool] = False
+    """Whether Parsl runs the bash apps in threads of the driver (a ThreadPoolExecutor per resource class, sized by
+    `parsl_executor_options`' max_workers_per_node) instead of HighThroughputExecutor worker pools. Where a block would
+    only be more processes on the driver's own machine, a pool adds nothing but its start-up: an interchange, a pool
+    manager and a spawned worker per slot, each importing Parsl again (~8 s of CPU per run on a laptop)."""
     snakemake_executor: ClassVar[str | None] = None
     """The Snakemake executor plugin's name (None: Snakemake's own local executor)."""
     snakemake_submission: ClassVar[re.Pattern[str] | None] = None

@@ -54,6 +54,7 @@ if TYPE_CHECKING:
 class LocalScheduler(Scheduler):
     name = "local"
     blocks_are_jobs = False
+    parsl_threads = True  # each step is a process of its own anyway (a bash app); a worker pool would only add start-up
 
     def parsl_provider(self, ctx: RunContext, label: str, tasks: list[Task], offline: bool = False) -> Any:
         """One block on this machine; its workers share the partition's cores (the executor sets how many)."""

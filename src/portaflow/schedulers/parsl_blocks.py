@@ -41,8 +41,14 @@ def worker_init(ctx: RunContext, driver_path: bool = True, partition: str | None
     site = ctx.site
     lines = module_lines(site, partition) + init_lines(site, partition)
     if driver_path and not site.environment.worker_init:
-        lines.append(f"export PATH={Path(sys.executable).parent}:$PATH")
+        lines.append(driver_path_line())
     return "\n".join(lines)
+
+
+def driver_path_line() -> str:
+    """The driver's Python environment first on PATH: where a step's `python3` and portaflow's helpers are found on
+    a machine that shares the driver's file system (a block's set-up; each task's shell where Parsl runs threads)."""
+    return f"export PATH={Path(sys.executable).parent}:$PATH"
 
 
 log = logging.getLogger(__name__)
@@ -102,7 +108,10 @@ def block_sizing(ctx: RunContext, tasks: list[Task]) -> BlockSizing:
     site = ctx.site
     partition = tasks[0].partition
     walltimes = sorted((t.resources.walltime_s for t in tasks), reverse=True)
-    if not ctx.scheduler.blocks_are_jobs:  # the local site: a block is a process here, with no time limit to size
+    if ctx.scheduler.parsl_threads:  # the local site: no blocks; the driver's threads, as many as the class fits here
+        workers = ctx.scheduler.parsl_executor_options(ctx, tasks)["max_workers_per_node"]
+        return BlockSizing(1, walltimes[0], None, f"no blocks: {workers} thread(s) of the driver, a task's shell each")
+    if not ctx.scheduler.blocks_are_jobs:  # a block is a process here, with no time limit to size
         return BlockSizing(1, walltimes[0], None, "one block on this machine (no time limit)")
     max_blocks = max_jobs_at_once(site, site.parsl.max_blocks)
     shared = ""
