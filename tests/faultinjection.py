@@ -18,11 +18,11 @@ is recomputed; the killed run's processes and scheduler jobs are gone), and the 
 and leave the outputs of an undisturbed run. A segment starts with a new `salt` parameter, which makes every task
 stale without changing any output.
 
-Which cases run (`rotated_plans`, `covering_plans`): three segments with the signals rotated cover every (signal,
-point) pair for one engine (the full grid, 12 cases, 15 runs). By default the local tests run a seeded covering
-design instead: four segments of three kills (segment k leaves out point k), two per engine, so that each engine
-runs half of the grid (6 cases, 8 runs) and the two engines together cover all 3 signals x 4 points.
-PORTAFLOW_FAULTS_FULL=1 runs the full grid on every engine; PORTAFLOW_FAULTS_SEED=N changes the seed.
+Which cases run: on the local site the full grid for each engine (`rotated_plans`: three segments with the signals
+rotated, every (signal, point) pair once, 12 cases in 15 runs). On the SLURM test cluster, where a run costs minutes,
+one segment per engine kills a run at every point (`every_point_plans`): each engine meets every signal and every
+point, and the two engines never repeat a pair (8 of the 12); PORTAFLOW_FAULTS_FULL=1 runs the full grid there too,
+PORTAFLOW_FAULTS_SEED=N changes the seed.
 """
 
 from __future__ import annotations
@@ -290,27 +290,22 @@ def rotated_plans() -> list[list[tuple[signal.Signals, str]]]:
     return [[(SIGNALS[(j + p) % 3], point) for p, point in enumerate(POINTS)] for j in range(3)]
 
 
-def covering_plans(engines: tuple[str, str], seed: int) -> dict[str, list[list[tuple[signal.Signals, str]]]]:
-    """A covering design: four segments of three kills, two for each engine, together covering every (signal, point)
-    pair once. Segment k leaves out point k; its point p gets signal perm[(p - k) mod 4 - 1], so the three segments
-    that have point p give it three different signals. The seed permutes the signals and shuffles which segments each
-    engine gets (and in which order)."""
-    rng = random.Random(seed)
-    perm = rng.sample(SIGNALS, len(SIGNALS))
-    segments = [[(perm[(p - k) % 4 - 1], point) for p, point in enumerate(POINTS) if p != k] for k in range(len(POINTS))]
-    rng.shuffle(segments)
-    return {engines[0]: segments[:2], engines[1]: segments[2:]}
+def every_point_plans(engines: tuple[str, str], seed: int) -> dict[str, list[list[tuple[signal.Signals, str]]]]:
+    """One segment per engine that kills a run at every point, for the SLURM test cluster (where a run costs minutes):
+    engine i's point p gets signal perm[(p + i) mod 3], so each engine meets every signal and every point, and the two
+    engines never repeat a (signal, point) pair (8 of the 12; SIGKILL while a job runs is also its own test). The seed
+    permutes the signals."""
+    perm = random.Random(seed).sample(SIGNALS, len(SIGNALS))
+    return {engine: [[(perm[(p + i) % 3], point) for p, point in enumerate(POINTS)]] for i, engine in enumerate(engines)}
 
 
-def plans_for(engines: tuple[str, str]) -> tuple[dict[str, list[list[tuple[signal.Signals, str]]]], str]:
-    """The segments each engine runs (the full grid with PORTAFLOW_FAULTS_FULL=1, else the seeded covering design),
-    and a line that says which, with the seed and how to run the other."""
+def slurm_plans_for(engines: tuple[str, str]) -> tuple[dict[str, list[list[tuple[signal.Signals, str]]]], str]:
+    """The segments each engine runs on SLURM (the full grid with PORTAFLOW_FAULTS_FULL=1), and a line that says which."""
     if os.environ.get("PORTAFLOW_FAULTS_FULL") == "1":
         return {engine: rotated_plans() for engine in engines}, "full grid (PORTAFLOW_FAULTS_FULL=1): every signal at every point on every engine"
     seed = int(os.environ.get("PORTAFLOW_FAULTS_SEED", "14"))
-    return covering_plans(engines, seed), (f"covering design, seed {seed} (PORTAFLOW_FAULTS_SEED=N for another): each engine half of the "
-                                           "3 signals x 4 points, both together all of them; PORTAFLOW_FAULTS_FULL=1 runs the full grid "
-                                           "on every engine")
+    return every_point_plans(engines, seed), (f"seed {seed} (PORTAFLOW_FAULTS_SEED=N for another): each engine every signal and every "
+                                              "point, 8 distinct pairs together; PORTAFLOW_FAULTS_FULL=1 runs the full grid")
 
 
 def failures(cases: list[Case]) -> list[str]:

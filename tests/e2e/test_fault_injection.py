@@ -1,13 +1,11 @@
 """Fault injection on the local site (issue 14): both engines, the driver killed with SIGKILL, SIGTERM and SIGINT at
 every point (before any task finished, mid-fan-out, during the Dask step, after all finished), then rerun.
 
-By default a seeded covering design runs (tests/faultinjection.py, `covering_plans`): each engine gets a different
-half of the 3 signals x 4 points (two segments of three kills and a rerun), and the two engines together cover every
-(signal, point) pair. PORTAFLOW_FAULTS_FULL=1 runs every combination on both engines (three segments of five runs
-per engine); PORTAFLOW_FAULTS_SEED=N draws another design. The figures are printed as a table with the seed (`-s`
-shows it; it is also written to $PORTAFLOW_FAULT_TABLE when set) and asserted: finished tasks recomputed 0, outputs
-differing from the undisturbed run (one per session, shared with the SLURM tests) 0, processes of the killed run
-left 0, the rerun succeeds. docs/failures.md records them."""
+Every (signal, point) pair runs on each engine (tests/faultinjection.py, `rotated_plans`: three segments of four
+kills and a rerun, side by side). The figures are printed as a table (`-s` shows it; it is also written to
+$PORTAFLOW_FAULT_TABLE when set) and asserted: finished tasks recomputed 0, outputs differing from the undisturbed run
+(one per session, shared with the SLURM tests) 0, processes of the killed run left 0, the rerun succeeds.
+docs/failures.md records them."""
 
 from __future__ import annotations
 
@@ -20,28 +18,38 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from faultinjection import POINTS, SIGNALS, failures, plans_for, report, segment
+from faultinjection import POINTS, SIGNALS, every_point_plans, failures, report, rotated_plans, segment
 from testlib import ROOT, run_portaflow
 
 ENGINES = ("parsl", "snakemake")
-PLANS, WHICH = plans_for(ENGINES)
 
 
-def test_the_engines_together_cover_every_signal_at_every_point():
-    """The sample is a covering design, whatever the seed: no (signal, point) pair is left out, none twice."""
-    cases = [case for plans in PLANS.values() for plan in plans for case in plan]
-    grid = [(sig, point) for sig in SIGNALS for point in POINTS]
-    assert sorted(cases) == sorted(grid * (len(ENGINES) if os.environ.get("PORTAFLOW_FAULTS_FULL") == "1" else 1))
-    for plans in PLANS.values():  # within a segment, each kill point is further on than the one before
-        for plan in plans:
-            assert [POINTS.index(p) for _, p in plan] == sorted({POINTS.index(p) for _, p in plan})
+def test_each_engine_runs_every_signal_at_every_point():
+    """The local plan is the full grid: every (signal, point) pair once, and within a segment each kill point further
+    on than the one before (a run after a kill must be able to reach the next point)."""
+    plans = rotated_plans()
+    assert sorted(pair for plan in plans for pair in plan) == sorted((sig, point) for sig in SIGNALS for point in POINTS)
+    for plan in plans:
+        assert [point for _, point in plan] == list(POINTS)
+
+
+def test_on_slurm_each_engine_meets_every_signal_and_every_point_and_no_pair_twice():
+    """The SLURM design (tests/slurm/test_fault_injection_slurm.py), for several seeds: one segment per engine in
+    kill-point order, every signal and every point per engine, no (signal, point) pair on both engines."""
+    for seed in range(20):
+        plans = every_point_plans(ENGINES, seed)
+        pairs = [pair for engine in ENGINES for plan in plans[engine] for pair in plan]
+        assert len(pairs) == len(set(pairs)) == 2 * len(POINTS), (seed, pairs)
+        for engine in ENGINES:
+            assert [point for plan in plans[engine] for _, point in plan] == list(POINTS)
+            assert {sig for plan in plans[engine] for sig, _ in plan} == set(SIGNALS)
 
 
 @pytest.mark.parametrize("engine", ENGINES)
 def test_every_signal_at_every_point_loses_no_finished_work(tmp_path, engine, fault_reference):
     began = time.monotonic()
     cases = []
-    plans = PLANS[engine]
+    plans = rotated_plans()
     try:  # the segments side by side, each in a work directory of its own: much of a run's time is waiting
         with ThreadPoolExecutor(max_workers=len(plans)) as pool:
             futures = [pool.submit(segment, engine, "local", tmp_path / f"work{salt}", salt, 1.0, plan, fault_reference)
@@ -49,7 +57,7 @@ def test_every_signal_at_every_point_loses_no_finished_work(tmp_path, engine, fa
             for future in futures:
                 cases += future.result()
     finally:  # the figures, also of a failed try
-        report(cases, f"{engine} on local: {len(cases)} cases in {time.monotonic() - began:.0f} s; {WHICH}")
+        report(cases, f"{engine} on local: {len(cases)} cases (every signal at every point) in {time.monotonic() - began:.0f} s")
     assert len(cases) == sum(len(plan) for plan in plans)
     assert not failures(cases), "\n".join(failures(cases))
 

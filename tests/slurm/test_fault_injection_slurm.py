@@ -5,33 +5,32 @@
    after any new job's submit time), says so (its output and its manifest's `previous_run`), recomputes no finished
    task, and succeeds. Both engines (Parsl's blocks carry the tag as their comment, the Snakemake plugin's jobs as
    their name prefix).
-2. A seeded sample of the (signal, point) combinations of tests/faultinjection.py (every combination runs on the
-   local site, tests/e2e/test_fault_injection.py): one case per engine, SIGTERM for one and SIGINT for the other
-   while the run's jobs run, with scheduler jobs of the interrupted run left counted by the adapter's own
-   `jobs_of_run`. Figures are printed as a table. PORTAFLOW_FAULTS_SEED=N draws another sample.
+2. Every signal and every kill point of tests/faultinjection.py for each engine: one segment per engine that kills
+   a run at start, mid-fan-out, during the Dask step and at the end, the signals seeded so that each engine meets
+   SIGKILL, SIGTERM and SIGINT and the two engines never repeat a (signal, point) pair (8 of the 12;
+   PORTAFLOW_FAULTS_FULL=1 runs all 12 on each engine). Scheduler jobs of a killed run left are counted by the
+   adapter's own `jobs_of_run`. Figures are printed as a table. PORTAFLOW_FAULTS_SEED=N draws another design.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import random
-import signal
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from portaflow.schedulers import scheduler_for
 from portaflow.spec.loading import load_site
 
-from faultinjection import failures, kill_all, processes_of_run, report, segment
+from faultinjection import failures, kill_all, processes_of_run, report, segment, slurm_plans_for
 from testlib import ROOT, run_portaflow
 
 FAST_THEN_SLOW = ROOT / "tests" / "data" / "workflows" / "fast_then_slow.yaml"
 SITE = "slurm-local"
-SAMPLE_SEED = int(os.environ.get("PORTAFLOW_FAULTS_SEED", "14"))
 ENGINES = ("parsl", "snakemake")
 
 
@@ -105,28 +104,22 @@ def test_kill_9_while_a_step_runs_as_a_slurm_job_cancels_it_before_the_rerun_sub
             adapter.cancel_run(run_id, [])
 
 
-def sampled_plan(engine: str) -> list[tuple[signal.Signals, str]]:
-    """One (signal, point) case per engine, seeded: SIGTERM for one engine and SIGINT for the other (which gets which
-    is drawn), each while the run's jobs run (mid-fan-out or during the Dask step, drawn), where an interrupted run
-    must cancel its own jobs. SIGKILL while jobs run is test_kill_9_..., for both engines: a sampled SIGKILL case
-    repeated it (and cost a third SLURM run per engine)."""
-    rng = random.Random(SAMPLE_SEED)
-    signals = rng.sample([signal.SIGTERM, signal.SIGINT], 2)
-    points = rng.sample(["fan-out", "dask"], 2)
-    index = ENGINES.index(engine)
-    return [(signals[index], points[index])]
+PLANS, WHICH = slurm_plans_for(ENGINES)
 
 
 @pytest.mark.parametrize("engine", ENGINES)
-def test_a_sample_of_signals_and_points_on_slurm_loses_no_finished_work(slurm_cluster, tmp_path, engine, fault_reference):
+def test_every_signal_and_every_point_on_slurm_loses_no_finished_work(slurm_cluster, tmp_path, engine, fault_reference):
     adapter = slurm()
     began = time.monotonic()
     cases = []
-    try:
-        cases = segment(engine, SITE, tmp_path / "work", 1, 1.0, sampled_plan(engine), fault_reference, jobs_left=adapter.jobs_of_run,
-                        timeout=400)
+    plans = PLANS[engine]
+    try:  # segments side by side (more than one with PORTAFLOW_FAULTS_FULL=1), each in a work directory of its own
+        with ThreadPoolExecutor(max_workers=len(plans)) as pool:
+            futures = [pool.submit(segment, engine, SITE, tmp_path / f"work{salt}", salt, 1.0, plan, fault_reference,
+                                   jobs_left=adapter.jobs_of_run, timeout=400) for salt, plan in enumerate(plans, start=1)]
+            for future in futures:
+                cases += future.result()
     finally:
-        report(cases, f"{engine} on {SITE}: {len(cases)} sampled cases (seed {SAMPLE_SEED}) in {time.monotonic() - began:.0f} s")
+        report(cases, f"{engine} on {SITE}: {len(cases)} cases in {time.monotonic() - began:.0f} s; {WHICH}")
+    assert len(cases) == sum(len(plan) for plan in plans)
     assert not failures(cases), "\n".join(failures(cases))
-
-
