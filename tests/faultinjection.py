@@ -36,6 +36,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -316,3 +317,21 @@ def failures(cases: list[Case]) -> list[str]:
             bad.append(f"{what}: recomputed {c.recomputed}, processes left {c.processes_left}, jobs left {c.jobs_left}, "
                        f"outputs differing {c.differing}, rerun ok {c.rerun_ok}; {' | '.join(c.notes)}")
     return bad
+
+
+def check_segments(engine: str, site: str, root: Path, plans: list[list[tuple[signal.Signals, str]]], reference_dir: Path,
+                   which: str, **options: object) -> None:
+    """Run the segments side by side, each in a work directory of its own under `root` with a salt of its own (much
+    of a run's time is waiting), print the figures (also of a failed try), and fail on any case that lost work."""
+    began = time.monotonic()
+    cases: list[Case] = []
+    try:
+        with ThreadPoolExecutor(max_workers=len(plans)) as pool:
+            futures = [pool.submit(segment, engine, site, root / f"work{salt}", salt, 1.0, plan, reference_dir, **options)
+                       for salt, plan in enumerate(plans, start=1)]
+            for future in futures:
+                cases += future.result()
+    finally:
+        report(cases, f"{engine} on {site}: {len(cases)} cases in {time.monotonic() - began:.0f} s; {which}")
+    assert len(cases) == sum(len(plan) for plan in plans), f"{len(cases)} cases measured of {sum(len(plan) for plan in plans)}"
+    assert not failures(cases), "\n".join(failures(cases))

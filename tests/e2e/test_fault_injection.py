@@ -13,12 +13,10 @@ import json
 import os
 import subprocess
 import sys
-import time
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from faultinjection import POINTS, SIGNALS, every_point_plans, failures, report, rotated_plans, segment
+from faultinjection import POINTS, SIGNALS, check_segments, every_point_plans, rotated_plans
 from testlib import ROOT, run_portaflow
 
 ENGINES = ("parsl", "snakemake")
@@ -47,19 +45,7 @@ def test_on_slurm_each_engine_meets_every_signal_and_every_point_and_no_pair_twi
 
 @pytest.mark.parametrize("engine", ENGINES)
 def test_every_signal_at_every_point_loses_no_finished_work(tmp_path, engine, fault_reference):
-    began = time.monotonic()
-    cases = []
-    plans = rotated_plans()
-    try:  # the segments side by side, each in a work directory of its own: much of a run's time is waiting
-        with ThreadPoolExecutor(max_workers=len(plans)) as pool:
-            futures = [pool.submit(segment, engine, "local", tmp_path / f"work{salt}", salt, 1.0, plan, fault_reference)
-                       for salt, plan in enumerate(plans, start=1)]
-            for future in futures:
-                cases += future.result()
-    finally:  # the figures, also of a failed try
-        report(cases, f"{engine} on local: {len(cases)} cases (every signal at every point) in {time.monotonic() - began:.0f} s")
-    assert len(cases) == sum(len(plan) for plan in plans)
-    assert not failures(cases), "\n".join(failures(cases))
+    check_segments(engine, "local", tmp_path, rotated_plans(), fault_reference, "every signal at every point")
 
 
 FAILS_HALFWAY = ROOT / "tests" / "data" / "workflows" / "fails_halfway.yaml"

@@ -19,14 +19,13 @@ import os
 import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from portaflow.schedulers import scheduler_for
 from portaflow.spec.loading import load_site
 
-from faultinjection import failures, kill_all, processes_of_run, report, segment, slurm_plans_for
+from faultinjection import check_segments, kill_all, processes_of_run, slurm_plans_for
 from testlib import ROOT, run_portaflow
 
 FAST_THEN_SLOW = ROOT / "tests" / "data" / "workflows" / "fast_then_slow.yaml"
@@ -109,17 +108,4 @@ PLANS, WHICH = slurm_plans_for(ENGINES)
 
 @pytest.mark.parametrize("engine", ENGINES)
 def test_every_signal_and_every_point_on_slurm_loses_no_finished_work(slurm_cluster, tmp_path, engine, fault_reference):
-    adapter = slurm()
-    began = time.monotonic()
-    cases = []
-    plans = PLANS[engine]
-    try:  # segments side by side (more than one with PORTAFLOW_FAULTS_FULL=1), each in a work directory of its own
-        with ThreadPoolExecutor(max_workers=len(plans)) as pool:
-            futures = [pool.submit(segment, engine, SITE, tmp_path / f"work{salt}", salt, 1.0, plan, fault_reference,
-                                   jobs_left=adapter.jobs_of_run, timeout=400) for salt, plan in enumerate(plans, start=1)]
-            for future in futures:
-                cases += future.result()
-    finally:
-        report(cases, f"{engine} on {SITE}: {len(cases)} cases in {time.monotonic() - began:.0f} s; {WHICH}")
-    assert len(cases) == sum(len(plan) for plan in plans)
-    assert not failures(cases), "\n".join(failures(cases))
+    check_segments(engine, SITE, tmp_path, PLANS[engine], fault_reference, WHICH, jobs_left=slurm().jobs_of_run, timeout=400)
